@@ -1,0 +1,136 @@
+#include "lclstream/buffer_pool.hpp"
+
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "lclstream/error.hpp"
+
+namespace lclstream {
+
+namespace {
+constexpr std::size_t kAlign = 4096;
+
+struct FreeDeleter {
+  void operator()(std::byte* p) const noexcept { std::free(p); }
+};
+using Storage = std::unique_ptr<std::byte, FreeDeleter>;
+
+Storage allocate_touched(std::size_t bytes) {
+  const std::size_t rounded = ((bytes == 0 ? 1 : bytes) + kAlign - 1) / kAlign * kAlign;
+  Storage s(static_cast<std::byte*>(std::aligned_alloc(kAlign, rounded)));
+  if (!s) throw CapacityError("BufferPool: cannot allocate " + std::to_string(rounded) + " bytes");
+  std::memset(s.get(), 0, rounded);  // fault every page in now, not on the hot path
+  return s;
+}
+}  // namespace
+
+struct PoolState {
+  std::size_t buffer_bytes;
+  std::size_t capacity;
+  mutable std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Storage> owned;    // every buffer ever created
+  std::vector<std::byte*> free;  // those not borrowed
+  std::size_t acquires = 0;
+  std::size_t waits = 0;
+
+  void give_back(std::byte* p) noexcept {
+    {
+      std::lock_guard lock(mu);
+      free.push_back(p);
+    }
+    cv.notify_one();
+  }
+};
+
+PooledBuffer::PooledBuffer(PooledBuffer&& other) noexcept
+    : state_(std::move(other.state_)), data_(other.data_), size_(other.size_) {
+  other.data_ = nullptr;
+  other.size_ = 0;
+}
+
+PooledBuffer& PooledBuffer::operator=(PooledBuffer&& other) noexcept {
+  if (this != &other) {
+    reset();
+    state_ = std::move(other.state_);
+    data_ = other.data_;
+    size_ = other.size_;
+    other.data_ = nullptr;
+    other.size_ = 0;
+  }
+  return *this;
+}
+
+PooledBuffer::~PooledBuffer() { reset(); }
+
+void PooledBuffer::reset() noexcept {
+  if (data_ != nullptr && state_) static_cast<PoolState*>(state_.get())->give_back(data_);
+  state_.reset();
+  data_ = nullptr;
+  size_ = 0;
+}
+
+BufferPool::BufferPool(std::size_t buffer_bytes, std::size_t count, bool prefault)
+    : state_(std::make_shared<PoolState>()) {
+  if (count == 0) throw ValueError("BufferPool: count must be at least 1");
+  state_->buffer_bytes = buffer_bytes;
+  state_->capacity = count;
+  state_->owned.reserve(count);
+  state_->free.reserve(count);
+  if (prefault) {
+    for (std::size_t i = 0; i < count; ++i) {
+      state_->owned.push_back(allocate_touched(buffer_bytes));
+      state_->free.push_back(state_->owned.back().get());
+    }
+  }
+}
+
+BufferPool::~BufferPool() = default;
+
+PooledBuffer BufferPool::acquire(std::optional<std::chrono::milliseconds> timeout) {
+  std::unique_lock lock(state_->mu);
+  if (state_->free.empty() && state_->owned.size() < state_->capacity) {
+    state_->owned.push_back(allocate_touched(state_->buffer_bytes));
+    state_->free.push_back(state_->owned.back().get());
+  }
+  if (state_->free.empty()) {
+    ++state_->waits;
+    auto ready = [&] { return !state_->free.empty(); };
+    if (timeout) {
+      if (!state_->cv.wait_for(lock, *timeout, ready)) {
+        throw TimeoutError("BufferPool: no free buffer of " + std::to_string(state_->buffer_bytes) +
+                           " bytes within " + std::to_string(timeout->count()) + " ms (all " +
+                           std::to_string(state_->capacity) + " in use)");
+      }
+    } else {
+      state_->cv.wait(lock, ready);
+    }
+  }
+  std::byte* p = state_->free.back();
+  state_->free.pop_back();
+  ++state_->acquires;
+  return PooledBuffer(state_, p, state_->buffer_bytes);
+}
+
+PooledBuffer BufferPool::try_acquire() {
+  try {
+    return acquire(std::chrono::milliseconds(0));
+  } catch (const TimeoutError&) {
+    return {};
+  }
+}
+
+std::size_t BufferPool::buffer_bytes() const noexcept { return state_->buffer_bytes; }
+std::size_t BufferPool::capacity() const noexcept { return state_->capacity; }
+
+BufferPoolStats BufferPool::stats() const {
+  std::lock_guard lock(state_->mu);
+  return {state_->buffer_bytes, state_->capacity, state_->owned.size(), state_->free.size(),
+          state_->acquires,     state_->waits};
+}
+
+}  // namespace lclstream

@@ -1,0 +1,36 @@
+"""lclstream: stream science-ready X-ray detector data from LCLS to wherever it is analysed.
+
+Events are read, calibrated, reduced, batched into pooled contiguous buffers, compressed
+losslessly by the C++ core and streamed over ZeroMQ as HDF5 file images, DECTRIS SIMPLON
+stream2 or raw batches. See DESIGN.md in the repository for the contracts.
+"""
+
+from __future__ import annotations
+
+from lclstream import _core
+from lclstream.batch import Batch, BufferPool, pool_for
+from lclstream.errors import (
+    CapacityError,
+    ConfigError,
+    CorruptDataError,
+    FormatError,
+    LclstreamError,
+    SourceError,
+    TransportError,
+)
+
+__version__: str = _core.__version__
+
+__all__ = [
+    "Batch",
+    "BufferPool",
+    "CapacityError",
+    "ConfigError",
+    "CorruptDataError",
+    "FormatError",
+    "LclstreamError",
+    "SourceError",
+    "TransportError",
+    "__version__",
+    "pool_for",
+]

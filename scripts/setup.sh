@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what lclstream needs on a fresh Debian machine, idempotently: Debian packages for
+# the C++ core, a project-local virtualenv (.venv) with the Python dependencies. Quick when
+# everything is already there (it checks before it installs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEB_PACKAGES=(build-essential pkg-config libzmq3-dev liblz4-dev libzstd-dev catch2)
+missing=()
+for p in "${DEB_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$PY" -m venv .venv
+fi
+# Python requirements: build backend + runtime + test/bench/dev tools. Installed only when
+# requirements.txt changed since the last successful install.
+stamp=.venv/.lclstream-requirements
+if [ ! -f "$stamp" ] || ! cmp -s requirements.txt "$stamp"; then
+  echo "setup: installing Python packages into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -r requirements.txt
+  cp requirements.txt "$stamp"
+fi
