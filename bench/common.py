@@ -1,0 +1,100 @@
+"""Shared helpers for benchmarks: timing (warm-up discarded, best/median/max of repeats),
+result records, and a main() that prints a table and writes JSON.
+
+Every benchmark module exposes ``run(quick: bool = False) -> list[dict]``; each record is
+made by :func:`record` so that the harness (``lclstream bench``) can merge and tabulate them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def time_it(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1) -> dict[str, float]:
+    """Seconds per call: min, median and max over ``repeats`` after ``warmup`` discarded runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return {"min": min(times), "median": statistics.median(times), "max": max(times)}
+
+
+def record(
+    benchmark: str,
+    case: str,
+    *,
+    nbytes: float,
+    t: dict[str, float],
+    baseline: str,
+    baseline_t: dict[str, float],
+    threads: int = 1,
+    target: float | None = None,
+    target_text: str = "",
+    **extra: Any,
+) -> dict[str, Any]:
+    """One result: our throughput against a baseline on the same bytes, as a ratio of best times."""
+    gbps = nbytes / t["min"] / 1e9
+    base_gbps = nbytes / baseline_t["min"] / 1e9
+    ratio = baseline_t["min"] / t["min"]
+    rec: dict[str, Any] = {
+        "benchmark": benchmark,
+        "case": case,
+        "threads": threads,
+        "bytes": nbytes,
+        "seconds": t,
+        "gbps": gbps,
+        "baseline": baseline,
+        "baseline_seconds": baseline_t,
+        "baseline_gbps": base_gbps,
+        "ratio": ratio,
+        "target": target,
+        "target_text": target_text,
+        "met": None if target is None else ratio >= target,
+    }
+    rec.update(extra)
+    return rec
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
+
+
+def print_table(records: list[dict[str, Any]]) -> None:
+    print(f"{'benchmark':<14} {'case':<34} {'thr':>3} {'GB/s':>8} {'baseline':<22} {'GB/s':>8} {'ratio':>7} target")
+    for r in records:
+        tgt = "" if r.get("target") is None else f"≥{r['target']:g} {'ok' if r['met'] else 'MISSED'}"
+        print(
+            f"{r['benchmark']:<14} {r['case']:<34} {r['threads']:>3} {r['gbps']:>8.2f} "
+            f"{r['baseline']:<22} {r['baseline_gbps']:>8.2f} {r['ratio']:>7.2f} {tgt}"
+        )
+
+
+def main(run: Callable[[bool], list[dict[str, Any]]]) -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--json", dest="json_out", default=None)
+    args = ap.parse_args()
+    records = run(args.quick)
+    print_table(records)
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump({"machine": machine(), "results": records}, f, indent=1)
