@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import gc
 
+import lclstream
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import lclstream
-from lclstream import Batch, pool_for
-from lclstream import _core
+from lclstream import Batch, _core, pool_for
 
 DTYPES = [np.uint16, np.int16, np.uint32, np.int32, np.float32]
 
