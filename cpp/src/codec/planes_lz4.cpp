@@ -102,15 +102,25 @@ struct Emitter {
     op += ll;
   }
 
-  // [s, e) holds only the byte c.
+  // [s, e) holds only the byte c. The match also takes in the run of c that ends the pending
+  // literals (e.g. the zero tail of a sparse plane) and the c bytes that follow e.
   void run(std::size_t s, std::size_t e, std::uint8_t c) {
-    if (len < kMfLimit || e > len - kMfLimit) e = len < kMfLimit ? 0 : len - kMfLimit;
-    const std::size_t m = (s > 0 && in[s - 1] == c) ? s : s + 1;
-    if (e >= m + 4 && m >= lit) sequence(m, 1, e - m);
+    if (len < kMfLimit + 5) return;
+    const std::size_t limit = len - kMfLimit;
+    if (s < lit) s = lit;
+    while (e < limit && in[e] == c) ++e;
+    if (e > limit) e = limit;
+    if (s >= e) return;
+    std::size_t r = s;
+    while (r > lit && in[r - 1] == c) --r;
+    const std::size_t m = (r > 0 && in[r - 1] == c) ? r : r + 1;  // in[m - 1] == c
+    if (e >= m + 4) sequence(m, 1, e - m);
   }
 
   // [a, b) through liblz4; its sequences become ours.
   void lz4(std::size_t a, std::size_t b, void* state, std::uint8_t* tmp, std::size_t tmp_cap) {
+    if (a < lit) a = lit;  // a preceding run may already cover the region's first bytes
+    if (b <= a + kMfLimit) return;
     // extState resets the whole table: the output must not depend on what this thread
     // compressed before (LZ4_resetStream_fast keeps stale entries that change the parse).
     const int r = LZ4_compress_fast_extState(state, reinterpret_cast<const char*>(in + a), reinterpret_cast<char*>(tmp),
