@@ -272,3 +272,18 @@ def test_unknown_codec_and_non_contiguous() -> None:
         codec.compress(np.zeros(8, np.uint16), "gzip9")
     with pytest.raises(ValueError, match="contiguous"):
         codec.compress(np.zeros((8, 8), np.uint16)[:, ::2])
+
+
+def test_compress_frames_into_a_pool_buffer() -> None:
+    frames = np.stack([photons_like(4096 * 3, seed=s) for s in range(4)])
+    need = codec.compress_frames_bound(4, frames[0].nbytes, 2)
+    pool = _core.BufferPool(need, 1)
+    res = codec.compress_frames_pooled(frames, pool, threads=2)
+    assert pool.stats()["available"] == 0
+    buf = res.buffer()
+    for i in range(4):
+        assert res.chunk(i).tobytes() == codec.compress(frames[i]).tobytes()
+    back = codec.decompress_frames(buf, res.offsets, res.sizes, dtype="u2", frame_shape=(4096 * 3,))
+    assert np.array_equal(back, frames)
+    del buf, res
+    assert pool.stats()["available"] == 1

@@ -183,7 +183,7 @@ struct CompressorState {
     std::byte* t = block_buf(bytes);
     bit_transpose(src, t, elems, elem_size);
     if (c == Codec::bszstd) {
-      const std::size_t r = ZSTD_compressCCtx(zc(), dst, cap, t, bytes, level > 0 ? level : kZstdDefaultLevel);
+      const std::size_t r = ZSTD_compressCCtx(zc(), dst, cap, t, bytes, level != 0 ? level : kZstdDefaultLevel);
       if (ZSTD_isError(r)) throw ValueError(std::string("zstd compression failed: ") + ZSTD_getErrorName(r));
       return r;
     }
