@@ -287,3 +287,13 @@ def test_compress_frames_into_a_pool_buffer() -> None:
     assert np.array_equal(back, frames)
     del buf, res
     assert pool.stats()["available"] == 1
+
+
+@pytest.mark.parametrize("name", ["bslz4", "bszstd"])
+def test_dectris_compression_decodes_our_chunks(name: str) -> None:
+    from dectris.compression import decompress as dectris_decompress
+
+    for a in [photons_like(3 * 4096 + 5), jungfrau_like(5000), sample("f4", 2049), sample("u4", 7)]:
+        ch = codec.compress(a, name).tobytes()
+        got = np.frombuffer(dectris_decompress(ch, name, elem_size=a.itemsize), a.dtype)
+        assert np.array_equal(got, a)
