@@ -304,3 +304,27 @@ def test_dectris_compression_decodes_our_chunks(name: str) -> None:
         ch = codec.compress(a, name).tobytes()
         got = np.frombuffer(dectris_decompress(ch, name, elem_size=a.itemsize), a.dtype)
         assert np.array_equal(got, a)
+
+
+_CORRUPT_SOURCE = {
+    name: codec.compress(photons_like(2 * 4096 + 77), name).tobytes() for name in codec.CODECS
+}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    name=st.sampled_from(codec.CODECS),
+    edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=6),
+    cut=st.integers(0, 10**6),
+)
+def test_corrupt_input_generated(name: str, edits: list[tuple[int, int]], cut: int) -> None:
+    """Overwritten bytes and truncation: a clean CorruptDataError or a decoded array."""
+    bad = bytearray(_CORRUPT_SOURCE[name])
+    for pos, value in edits:
+        bad[pos % len(bad)] = value
+    bad = bad[: max(0, len(bad) - cut % 64)]
+    try:
+        out = codec.decompress(bytes(bad), name, dtype="u2", shape=(2 * 4096 + 77,))
+        assert out.shape == (2 * 4096 + 77,)
+    except CorruptDataError:
+        pass
