@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
 from common import main, record, time_it
 from lclstream import _core, calib
 
@@ -105,7 +104,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 )
                 out = np.empty(raw.shape, dtype)
                 cal(raw, out)  # touch out once
-                t = time_it(lambda: cal(raw, out), repeats=reps)
+                t = time_it(lambda cal=cal, out=out: cal(raw, out), repeats=reps)
                 case = f"jungfrau4M {output} {isa}"
                 if threads == 1:
                     records.append(
