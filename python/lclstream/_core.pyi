@@ -89,6 +89,17 @@ class Calibrator:
         photon_energy_keV: float = 0.0,
     ) -> Calibrator: ...
     def apply(self, raw: np.ndarray, out: np.ndarray, threads: int = 0) -> int: ...
+    def set_common_mode(
+        self,
+        method: str,
+        module_rows: int,
+        module_cols: int,
+        bank_rows: int,
+        bank_cols: int,
+        threshold: float,
+        cormax: float,
+        min_pixels: int,
+    ) -> None: ...
     @property
     def frame_pixels(self) -> int: ...
     @property

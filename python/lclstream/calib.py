@@ -79,6 +79,55 @@ def _mask(
     return np.ascontiguousarray(m != 0, dtype=np.uint8)  # psana: nonzero = good pixel
 
 
+#: Common-mode defaults per detector (ADU): Jungfrau per row within 64-column banks (G0
+#: pixels), ePix10ka per 176 x 48 bank (high/medium gain pixels), as in psana.
+COMMON_MODE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "jungfrau": {"bank_rows": 1, "bank_cols": 64},
+    "epix10ka": {"bank_rows": 176, "bank_cols": 48},
+    "generic": {"bank_rows": 1, "bank_cols": 64},
+}
+_CM_KEYS = ("method", "bank_rows", "bank_cols", "threshold", "cormax", "min_pixels")
+
+
+def _set_common_mode(
+    core: _core.Calibrator,
+    spec: bool | Mapping[str, Any] | None,
+    frame: tuple[int, ...],
+    detector: str,
+) -> None:
+    """Validates a ``common_mode=`` argument (True or a dict of _CM_KEYS) and enables it."""
+    if spec is None or spec is False:
+        return
+    opts: dict[str, Any] = {
+        "method": "median",
+        "threshold": 100.0,
+        "cormax": 100.0,
+        "min_pixels": 10,
+    }
+    opts.update(COMMON_MODE_DEFAULTS[detector])
+    if spec is not True:
+        if not isinstance(spec, Mapping):
+            raise ValueError(f"common_mode must be None, True or a dict, got {type(spec).__name__}")
+        unknown = sorted(set(spec) - set(_CM_KEYS))
+        if unknown:
+            raise ValueError(
+                f"common_mode: unknown keys {unknown} (allowed: {', '.join(_CM_KEYS)})"
+            )
+        opts.update(spec)
+    if len(frame) < 2:
+        raise ValueError("common_mode needs frames of at least 2 dimensions (rows, columns)")
+    core.set_common_mode(
+        str(opts["method"]),
+        int(frame[-2]),
+        int(frame[-1]),
+        int(opts["bank_rows"]),
+        int(opts["bank_cols"]),
+        float(opts["threshold"]),
+        float(opts["cormax"]),
+        int(opts["min_pixels"]),
+    )
+
+
 class _Calibration:
     """Shared call path: shape checks, output allocation or validation, the kernel call."""
 
@@ -161,6 +210,7 @@ class Jungfrau(_Calibration):
         output: str = "keV",
         photon_energy_keV: float | None = None,
         dtype: npt.DTypeLike | None = None,
+        common_mode: bool | Mapping[str, Any] | None = None,
     ) -> None:
         out_dtype = _output_dtype(output, dtype, photon_energy_keV)
         ped = np.asarray(pedestal)
@@ -177,6 +227,7 @@ class Jungfrau(_Calibration):
         m = _mask(mask, frame, "Jungfrau mask")
         n = int(np.prod(frame))
         core = _core.Calibrator.jungfrau(p, g, o, m, n, output, float(photon_energy_keV or 0.0))
+        _set_common_mode(core, common_mode, frame, "jungfrau")
         super().__init__(core, frame, output, out_dtype, threads)
 
 
@@ -199,6 +250,7 @@ class Epix10ka(_Calibration):
         output: str = "keV",
         photon_energy_keV: float | None = None,
         dtype: npt.DTypeLike | None = None,
+        common_mode: bool | Mapping[str, Any] | None = None,
     ) -> None:
         out_dtype = _output_dtype(output, dtype, photon_energy_keV)
         ped = np.asarray(pedestal)
@@ -220,6 +272,7 @@ class Epix10ka(_Calibration):
         m = _mask(mask, frame, "Epix10ka mask")
         n = int(np.prod(frame))
         core = _core.Calibrator.epix10ka(p, g, cbits, m, n, output, float(photon_energy_keV or 0.0))
+        _set_common_mode(core, common_mode, frame, "epix10ka")
         super().__init__(core, frame, output, out_dtype, threads)
 
 
@@ -244,6 +297,7 @@ class Generic(_Calibration):
         output: str = "keV",
         photon_energy_keV: float | None = None,
         dtype: npt.DTypeLike | None = None,
+        common_mode: bool | Mapping[str, Any] | None = None,
     ) -> None:
         out_dtype = _output_dtype(output, dtype, photon_energy_keV)
         if frame_shape is None:
@@ -259,6 +313,7 @@ class Generic(_Calibration):
         m = _mask(mask, frame)
         n = int(np.prod(frame))
         core = _core.Calibrator.generic(p, g, m, n, output, float(photon_energy_keV or 0.0))
+        _set_common_mode(core, common_mode, frame, "generic")
         super().__init__(core, frame, output, out_dtype, threads)
 
 
@@ -273,6 +328,7 @@ def jungfrau(
     output: str = "keV",
     photon_energy_keV: float | None = None,
     dtype: npt.DTypeLike | None = None,
+    common_mode: bool | Mapping[str, Any] | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     """One-off ``Jungfrau(...)(raw)``; prepare a :class:`Jungfrau` to calibrate many frames."""
@@ -285,6 +341,7 @@ def jungfrau(
         output=output,
         photon_energy_keV=photon_energy_keV,
         dtype=dtype,
+        common_mode=common_mode,
     )
     return cal(raw, out)
 
@@ -300,6 +357,7 @@ def epix10ka(
     output: str = "keV",
     photon_energy_keV: float | None = None,
     dtype: npt.DTypeLike | None = None,
+    common_mode: bool | Mapping[str, Any] | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     """One-off ``Epix10ka(...)(raw)``."""
@@ -312,6 +370,7 @@ def epix10ka(
         output=output,
         photon_energy_keV=photon_energy_keV,
         dtype=dtype,
+        common_mode=common_mode,
     )
     return cal(raw, out)
 

@@ -2,6 +2,7 @@
 // of the calibration kernels.
 #include "lclstream/calib.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <string>
@@ -120,6 +121,8 @@ Calibrator Calibrator::jungfrau(std::span<const float> pedestal, std::span<const
   c.slow_bits_ = 0xc000;
   c.poff_.resize(3 * F);
   c.gfac_.resize(3 * F);
+  c.cm_flags_.assign(3 * F, 0);
+  for (std::size_t i = 0; i < F; ++i) c.cm_flags_[i] = mask_of(mask, i) != 0.0F ? 3 : 1;  // G0 only
   for (std::size_t i = 0; i < 3 * F; ++i) {
     const float m = mask_of(mask, i % F);
     c.poff_[i] = offset.empty() ? pedestal[i] : pedestal[i] + offset[i];
@@ -151,6 +154,7 @@ Calibrator Calibrator::epix10ka(std::span<const float> pedestal, std::span<const
   c.slow_bits_ = 0x4000;
   c.poff_.resize(2 * F);
   c.gfac_.resize(2 * F);
+  c.cm_flags_.assign(2 * F, 0);
   for (std::size_t p = 0; p < F; ++p) {
     const float m = mask_of(mask, p);
     for (unsigned b14 = 0; b14 < 2; ++b14) {
@@ -161,6 +165,8 @@ Calibrator Calibrator::epix10ka(std::span<const float> pedestal, std::span<const
         ped = pedestal[static_cast<std::size_t>(r) * F + p];
         fac = reciprocal(gain[static_cast<std::size_t>(r) * F + p]);
       }
+      // Common mode uses the high and medium gain ranges (FH, FM, AHL_H, AML_M).
+      if (r == 0 || r == 1 || r == 3 || r == 4) c.cm_flags_[b14 * F + p] = m != 0.0F ? 3 : 1;
       c.poff_[b14 * F + p] = ped;
       c.gfac_[b14 * F + p] = output == Output::adu ? 1.0F * m : fac * m;
     }
@@ -185,18 +191,116 @@ Calibrator Calibrator::generic(std::span<const float> pedestal, std::span<const 
   c.slow_bits_ = 0;
   c.poff_.resize(F);
   c.gfac_.resize(F);
+  c.cm_flags_.assign(F, 0);
   for (std::size_t p = 0; p < F; ++p) {
     const float m = mask_of(mask, p);
+    c.cm_flags_[p] = m != 0.0F ? 3 : 1;
     c.poff_[p] = pedestal.empty() ? 0.0F : pedestal[p];
     c.gfac_[p] = (output == Output::adu || gain.empty()) ? 1.0F * m : reciprocal(gain[p]) * m;
   }
   return c;
 }
 
+void Calibrator::set_common_mode(const CommonMode& cm) {
+  const std::size_t rows = cm.module_rows, cols = cm.module_cols;
+  if (rows == 0 || cols == 0 || frame_pixels_ % (rows * cols) != 0) {
+    throw ValueError("common mode: module shape " + std::to_string(rows) + "x" + std::to_string(cols) +
+                     " does not divide a frame of " + std::to_string(frame_pixels_) + " pixels");
+  }
+  if (cm.bank_rows == 0 || cm.bank_cols == 0 || rows % cm.bank_rows != 0 || cols % cm.bank_cols != 0) {
+    throw ValueError("common mode: banks of " + std::to_string(cm.bank_rows) + "x" +
+                     std::to_string(cm.bank_cols) + " do not tile modules of " + std::to_string(rows) +
+                     "x" + std::to_string(cols));
+  }
+  if (!(cm.cormax > 0.0F)) throw ValueError("common mode: cormax must be > 0");
+  cm_ = cm;
+  cm_enabled_ = true;
+}
+
+template <class Out>
+std::uint64_t Calibrator::apply_cm(std::span<const std::uint16_t> raw, std::span<Out> out,
+                                   int threads) const {
+  const std::size_t F = frame_pixels_, R = cm_.module_rows, C = cm_.module_cols;
+  const std::size_t BR = cm_.bank_rows, BC = cm_.bank_cols;
+  const std::size_t modules = F / (R * C), bands = R / BR;
+  const std::size_t frames = raw.size() / F;
+  std::atomic<std::uint64_t> invalid_total{0};
+  parallel_for(frames * modules * bands, threads, [&](std::size_t task) {
+    thread_local std::vector<float> xbuf, cand;
+    thread_local std::vector<std::uint8_t> sbuf;
+    xbuf.resize(BR * BC);
+    sbuf.resize(BR * BC);
+    cand.reserve(BR * BC);
+    const std::size_t frame = task / (modules * bands);
+    const std::size_t module = (task / bands) % modules;
+    const std::size_t r0 = (task % bands) * BR;
+    const std::uint16_t* fr = raw.data() + frame * F;
+    Out* fo = out.data() + frame * F;
+    std::uint64_t invalid = 0;
+    for (std::size_t c0 = 0; c0 < C; c0 += BC) {
+      cand.clear();
+      for (std::size_t r = 0; r < BR; ++r) {
+        const std::size_t base = module * R * C + (r0 + r) * C + c0;
+        for (std::size_t c = 0; c < BC; ++c) {
+          const std::size_t p = base + c, k = r * BC + c;
+          const std::uint16_t w = fr[p];
+          const std::uint8_t s = stage_of_code_[w >> 14];
+          sbuf[k] = s;
+          if (s == kInvalidStage) continue;
+          const float x = static_cast<float>(w & data_mask_) - poff_[s * F + p];
+          xbuf[k] = x;
+          if ((cm_flags_[s * F + p] & 2U) != 0 && x < cm_.threshold) cand.push_back(x);
+        }
+      }
+      float cm = 0.0F;
+      const std::size_t n = cand.size();
+      if (n > 0 && n >= cm_.min_pixels) {
+        if (cm_.method == CommonMode::Method::median) {
+          const auto mid = cand.begin() + static_cast<std::ptrdiff_t>(n / 2);
+          std::nth_element(cand.begin(), mid, cand.end());
+          cm = *mid;
+          if (n % 2 == 0) cm = (*std::max_element(cand.begin(), mid) + cm) / 2.0F;
+        } else {
+          double sum = 0.0;
+          for (float v : cand) sum += v;
+          cm = static_cast<float>(sum / static_cast<double>(n));
+        }
+        if (!(std::fabs(cm) < cm_.cormax)) cm = 0.0F;
+      }
+      const bool apply = cm != 0.0F;
+      for (std::size_t r = 0; r < BR; ++r) {
+        const std::size_t base = module * R * C + (r0 + r) * C + c0;
+        for (std::size_t c = 0; c < BC; ++c) {
+          const std::size_t p = base + c, k = r * BC + c;
+          const std::uint8_t s = sbuf[k];
+          float v = 0.0F;
+          if (s == kInvalidStage) {
+            ++invalid;
+          } else {
+            float x = xbuf[k];
+            if (apply && (cm_flags_[s * F + p] & 1U) != 0) x = x - cm;
+            v = x * gfac_[s * F + p];
+          }
+          if constexpr (std::is_same_v<Out, float>) {
+            fo[p] = v;
+          } else if constexpr (std::is_same_v<Out, std::uint16_t>) {
+            fo[p] = static_cast<std::uint16_t>(detail::photons_of(v, photon_energy_, detail::kLimitU16, 0xffffU));
+          } else {
+            fo[p] = detail::photons_of(v, photon_energy_, detail::kLimitU32, 0xffffffffU);
+          }
+        }
+      }
+    }
+    invalid_total.fetch_add(invalid, std::memory_order_relaxed);
+  });
+  return invalid_total.load();
+}
+
 template <class Out>
 std::uint64_t Calibrator::apply_u16(std::span<const std::uint16_t> raw, std::span<Out> out,
                                     int threads) const {
   check_output<Out>(output_, frame_pixels_, raw.size(), out.size());
+  if (cm_enabled_) return apply_cm(raw, out, threads);
   const Kernel<Out> kernel = pick<Out>();
   std::atomic<std::uint64_t> invalid{0};
   for_segments(raw.size(), frame_pixels_, threads,
@@ -220,6 +324,7 @@ std::uint64_t Calibrator::apply_u16(std::span<const std::uint16_t> raw, std::spa
 template <class In, class Out>
 void Calibrator::apply_other(std::span<const In> raw, std::span<Out> out, int threads) const {
   if (stages_ != 1) throw ValueError("calibration: int16/float32 input needs a Generic calibrator");
+  if (cm_enabled_) throw ValueError("calibration: common mode needs uint16 input");
   check_output<Out>(output_, frame_pixels_, raw.size(), out.size());
   const float e = photon_energy_;
   for_segments(raw.size(), frame_pixels_, threads,
