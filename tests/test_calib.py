@@ -421,3 +421,47 @@ def test_common_mode_misuse() -> None:
     with pytest.raises(ValueError, match="median"):
         calib.Jungfrau(ped, gain, common_mode={"method": "mode"})
     assert calib.Jungfrau(ped, gain, common_mode=True)(make_raw((1, 16, 128))).shape == (1, 16, 128)
+
+
+# ---- reduction helpers -------------------------------------------------------------------
+
+
+def test_zero_below() -> None:
+    rng = np.random.default_rng(5)
+    f = rng.normal(0, 2, (3, 40, 50)).astype(np.float32)
+    f[0, 0, 0] = np.nan
+    want = np.where(f < 1.5, np.float32(0), f)
+    n = calib.zero_below(f, 1.5, threads=2)
+    np.testing.assert_array_equal(f, want)
+    assert n == int((want == 0).sum())
+    u = rng.integers(0, 10, (2, 30, 30), dtype=np.uint16)
+    want_u = np.where(u < 2.5, 0, u)
+    calib.zero_below(u, 2.5)
+    np.testing.assert_array_equal(u, want_u)
+    w = rng.integers(0, 1 << 20, 1000, dtype=np.uint32).reshape(10, 100)
+    calib.zero_below(w, 1e12)
+    assert not w.any()
+    with pytest.raises(ValueError, match="float32, uint16 or uint32"):
+        calib.zero_below(np.ones((4, 4), np.int8), 1)
+
+
+def test_crop_and_bin() -> None:
+    rng = np.random.default_rng(6)
+    x = rng.integers(0, 65535, (3, 2, 64, 96), dtype=np.uint16)
+    c = calib.crop(x, (5, 37), (10, 90), threads=2)
+    np.testing.assert_array_equal(c, x[..., 5:37, 10:90])
+    with pytest.raises(ValueError, match="outside"):
+        calib.crop(x, (5, 70), (0, 10))
+    b = calib.bin_pixels(x, 4, 8)
+    assert b.dtype == np.uint32
+    np.testing.assert_array_equal(
+        b, x.reshape(3, 2, 16, 4, 12, 8).sum(axis=(3, 5), dtype=np.uint32)
+    )
+    f = rng.integers(-100, 100, (2, 32, 32)).astype(np.float32)  # exact sums in float32
+    np.testing.assert_array_equal(
+        calib.bin_pixels(f, 2), f.reshape(2, 16, 2, 16, 2).sum(axis=(2, 4))
+    )
+    sat = np.full((1, 2, 2), 0xFFFFFFFF, np.uint32)
+    assert calib.bin_pixels(sat, 2)[0, 0, 0] == 0xFFFFFFFF
+    with pytest.raises(ValueError, match="do not tile"):
+        calib.bin_pixels(x, 5)

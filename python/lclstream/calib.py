@@ -23,9 +23,12 @@ __all__ = [
     "Epix10ka",
     "Generic",
     "Jungfrau",
+    "bin_pixels",
+    "crop",
     "epix10ka",
     "jungfrau",
     "load_constants",
+    "zero_below",
 ]
 
 OUTPUTS = ("keV", "adu", "photons")
@@ -493,4 +496,81 @@ def load_constants(
             out[key] = np.ascontiguousarray(a != 0 if key == "mask" else a, dtype=np.uint8)
         else:
             out[key] = np.ascontiguousarray(a, dtype=np.float32)
+    return out
+
+
+# ---- reduction helpers ------------------------------------------------------------------
+
+
+def zero_below(data: np.ndarray, threshold: float, *, threads: int = 0) -> int:
+    """In place: values below ``threshold`` become 0 (float32, uint16, uint32); returns how many.
+
+    Zeroing the noise floor is what makes calibrated frames compress: runs of zeros are
+    constant bit planes for bitshuffle.
+    """
+    if not isinstance(data, np.ndarray):
+        raise ValueError("zero_below: data must be a numpy array (it is changed in place)")
+    return int(_core.zero_below(data, float(threshold), threads))
+
+
+def crop(
+    data: np.ndarray,
+    rows: tuple[int, int],
+    cols: tuple[int, int],
+    *,
+    out: np.ndarray | None = None,
+    threads: int = 0,
+) -> np.ndarray:
+    """The region rows [r0, r1) x cols [c0, c1) of every frame (last two axes), contiguous."""
+    a = np.asarray(data)
+    if a.ndim < 2:
+        raise ValueError(f"crop: data shape {_shape_text(a.shape)} has no (rows, cols) axes")
+    r0, r1 = (int(v) for v in rows)
+    c0, c1 = (int(v) for v in cols)
+    if not (0 <= r0 < r1 <= a.shape[-2] and 0 <= c0 < c1 <= a.shape[-1]):
+        raise ValueError(
+            f"crop: rows {rows} cols {cols} is empty or outside frames of "
+            f"{a.shape[-2]} x {a.shape[-1]}"
+        )
+    shape = (*a.shape[:-2], r1 - r0, c1 - c0)
+    if out is None:
+        out = np.empty(shape, a.dtype)
+    elif out.shape != shape or out.dtype != a.dtype:
+        raise ValueError(
+            f"crop: out is {out.dtype} {_shape_text(out.shape)}, "
+            f"expected {a.dtype} {_shape_text(shape)}"
+        )
+    _core.crop(a, out, r0, r1, c0, c1, threads)
+    return out
+
+
+def bin_pixels(
+    data: np.ndarray,
+    by: int,
+    bx: int | None = None,
+    *,
+    out: np.ndarray | None = None,
+    threads: int = 0,
+) -> np.ndarray:
+    """Sums ``by`` x ``bx`` pixel blocks of every frame (last two axes).
+
+    float32 sums in float32 (row-major order within a block); uint16 / uint32 counts sum
+    into uint32, saturating.
+    """
+    a = np.asarray(data)
+    bx = by if bx is None else bx
+    if a.ndim < 2 or by <= 0 or bx <= 0 or a.shape[-2] % by or a.shape[-1] % bx:
+        raise ValueError(
+            f"bin_pixels: {by} x {bx} bins do not tile data shaped {_shape_text(a.shape)}"
+        )
+    odt = np.dtype(np.float32) if a.dtype == np.float32 else np.dtype(np.uint32)
+    shape = (*a.shape[:-2], a.shape[-2] // by, a.shape[-1] // bx)
+    if out is None:
+        out = np.empty(shape, odt)
+    elif out.shape != shape or out.dtype != odt:
+        raise ValueError(
+            f"bin_pixels: out is {out.dtype} {_shape_text(out.shape)}, "
+            f"expected {odt} {_shape_text(shape)}"
+        )
+    _core.bin(a, out, int(by), int(bx), threads)
     return out
