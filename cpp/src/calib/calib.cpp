@@ -225,68 +225,94 @@ std::uint64_t Calibrator::apply_cm(std::span<const std::uint16_t> raw, std::span
   const std::size_t modules = F / (R * C), bands = R / BR;
   const std::size_t frames = raw.size() / F;
   std::atomic<std::uint64_t> invalid_total{0};
+  float (*median_fn)(float*, std::size_t) = &detail::scalar::median_of;
+  if (active_isa() == Isa::avx512) median_fn = &detail::avx512::median_of;
+  if (active_isa() == Isa::avx2) median_fn = &detail::avx2::median_of;
   parallel_for(frames * modules * bands, threads, [&](std::size_t task) {
-    thread_local std::vector<float> xbuf, cand;
-    thread_local std::vector<std::uint8_t> sbuf;
-    xbuf.resize(BR * BC);
-    sbuf.resize(BR * BC);
-    cand.reserve(BR * BC);
+    // Scratch for one bank (cache-sized), reused by this thread for every bank and call.
+    thread_local std::vector<float> xbuf_v, cand_v;
+    thread_local std::vector<std::uint8_t> sbuf_v;
+    if (xbuf_v.size() < BR * BC) {
+      xbuf_v.resize(BR * BC);
+      cand_v.resize(BR * BC);
+      sbuf_v.resize(BR * BC);
+    }
+    // Locals, so stores to the byte scratch cannot make the compiler reload member pointers.
+    float* const xbuf = xbuf_v.data();
+    float* const cand = cand_v.data();
+    std::uint8_t* const sbuf = sbuf_v.data();
+    const float* poff[3] = {nullptr, nullptr, nullptr};
+    const float* gfac[3] = {nullptr, nullptr, nullptr};
+    const std::uint8_t* flags[3] = {nullptr, nullptr, nullptr};
+    for (int st = 0; st < stages_; ++st) {
+      poff[st] = poff_.data() + static_cast<std::size_t>(st) * F;
+      gfac[st] = gfac_.data() + static_cast<std::size_t>(st) * F;
+      flags[st] = cm_flags_.data() + static_cast<std::size_t>(st) * F;
+    }
+    std::uint8_t stage_of[4];
+    for (int k = 0; k < 4; ++k) stage_of[k] = stage_of_code_[k];
+    const std::uint16_t dmask = data_mask_;
+    const float threshold = cm_.threshold, cormax = cm_.cormax, energy = photon_energy_;
+    const std::size_t min_pixels = cm_.min_pixels;
+    const bool median = cm_.method == CommonMode::Method::median;
+
     const std::size_t frame = task / (modules * bands);
     const std::size_t module = (task / bands) % modules;
     const std::size_t r0 = (task % bands) * BR;
-    const std::uint16_t* fr = raw.data() + frame * F;
-    Out* fo = out.data() + frame * F;
+    const std::uint16_t* const fr = raw.data() + frame * F;
+    Out* const fo = out.data() + frame * F;
     std::uint64_t invalid = 0;
     for (std::size_t c0 = 0; c0 < C; c0 += BC) {
-      cand.clear();
+      std::size_t n = 0;
       for (std::size_t r = 0; r < BR; ++r) {
         const std::size_t base = module * R * C + (r0 + r) * C + c0;
+        const std::uint16_t* const w = fr + base;
+        float* const xb = xbuf + r * BC;
+        std::uint8_t* const sb = sbuf + r * BC;
         for (std::size_t c = 0; c < BC; ++c) {
-          const std::size_t p = base + c, k = r * BC + c;
-          const std::uint16_t w = fr[p];
-          const std::uint8_t s = stage_of_code_[w >> 14];
-          sbuf[k] = s;
-          if (s == kInvalidStage) continue;
-          const float x = static_cast<float>(w & data_mask_) - poff_[s * F + p];
-          xbuf[k] = x;
-          if ((cm_flags_[s * F + p] & 2U) != 0 && x < cm_.threshold) cand.push_back(x);
+          const std::uint8_t st = stage_of[w[c] >> 14];
+          sb[c] = st;
+          if (st == kInvalidStage) {
+            xb[c] = 0.0F;
+            continue;
+          }
+          const float x = static_cast<float>(w[c] & dmask) - poff[st][base + c];
+          xb[c] = x;
+          cand[n] = x;
+          n += ((flags[st][base + c] & 2U) != 0) & (x < threshold);
         }
       }
       float cm = 0.0F;
-      const std::size_t n = cand.size();
-      if (n > 0 && n >= cm_.min_pixels) {
-        if (cm_.method == CommonMode::Method::median) {
-          const auto mid = cand.begin() + static_cast<std::ptrdiff_t>(n / 2);
-          std::nth_element(cand.begin(), mid, cand.end());
-          cm = *mid;
-          if (n % 2 == 0) cm = (*std::max_element(cand.begin(), mid) + cm) / 2.0F;
+      if (n > 0 && n >= min_pixels) {
+        if (median) {
+          cm = median_fn(cand, n);
         } else {
           double sum = 0.0;
-          for (float v : cand) sum += v;
+          for (std::size_t k = 0; k < n; ++k) sum += cand[k];
           cm = static_cast<float>(sum / static_cast<double>(n));
         }
-        if (!(std::fabs(cm) < cm_.cormax)) cm = 0.0F;
+        if (!(std::fabs(cm) < cormax)) cm = 0.0F;
       }
-      const bool apply = cm != 0.0F;
       for (std::size_t r = 0; r < BR; ++r) {
         const std::size_t base = module * R * C + (r0 + r) * C + c0;
+        const float* const xb = xbuf + r * BC;
+        const std::uint8_t* const sb = sbuf + r * BC;
+        Out* const o = fo + base;
         for (std::size_t c = 0; c < BC; ++c) {
-          const std::size_t p = base + c, k = r * BC + c;
-          const std::uint8_t s = sbuf[k];
+          const std::uint8_t st = sb[c];
           float v = 0.0F;
-          if (s == kInvalidStage) {
+          if (st == kInvalidStage) {
             ++invalid;
           } else {
-            float x = xbuf[k];
-            if (apply && (cm_flags_[s * F + p] & 1U) != 0) x = x - cm;
-            v = x * gfac_[s * F + p];
+            const float x = (flags[st][base + c] & 1U) != 0 ? xb[c] - cm : xb[c];
+            v = x * gfac[st][base + c];
           }
           if constexpr (std::is_same_v<Out, float>) {
-            fo[p] = v;
+            o[c] = v;
           } else if constexpr (std::is_same_v<Out, std::uint16_t>) {
-            fo[p] = static_cast<std::uint16_t>(detail::photons_of(v, photon_energy_, detail::kLimitU16, 0xffffU));
+            o[c] = static_cast<std::uint16_t>(detail::photons_of(v, energy, detail::kLimitU16, 0xffffU));
           } else {
-            fo[p] = detail::photons_of(v, photon_energy_, detail::kLimitU32, 0xffffffffU);
+            o[c] = detail::photons_of(v, energy, detail::kLimitU32, 0xffffffffU);
           }
         }
       }

@@ -24,7 +24,10 @@ struct Tables {
   std::uint64_t calib_u16(const Tables& t, const std::uint16_t* raw, std::uint16_t* out,         \
                           std::size_t n, bool stream);                                           \
   std::uint64_t calib_u32(const Tables& t, const std::uint16_t* raw, std::uint32_t* out,         \
-                          std::size_t n, bool stream);
+                          std::size_t n, bool stream);                                           \
+  /* numpy's median of v[0..n), n > 0 (mean of the two middle values when n is even); may     \
+     reorder v. Exact selection, so every ISA returns the same bits. */                        \
+  float median_of(float* v, std::size_t n);
 
 namespace scalar {
 LCLS_CALIB_KERNELS
