@@ -120,7 +120,7 @@ std::uint64_t calib_u32(const Tables& t, const std::uint16_t* raw, std::uint32_t
 
 // Branch-free selection (see the AVX-512 version), 8 candidates at a time.
 float median_of(float* v, std::size_t n) {
-  if (n > 256) return scalar::median_of(v, n);
+  if (n > 128) return scalar::median_of(v, n);  // O(n^2) ranks lose to introselect beyond this
   const std::size_t k_hi = n / 2, k_lo = (n - 1) / 2;
   const std::size_t full = n / 8, rest = n % 8;
   alignas(32) float pad[8];

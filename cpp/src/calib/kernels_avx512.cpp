@@ -144,7 +144,7 @@ std::uint64_t calib_u32(const Tables& t, const std::uint16_t* raw, std::uint32_t
 // Branch-free selection for a bank's few candidates: the k-th smallest is the x with
 // count(< x) <= k < count(<= x); each candidate is ranked against all of them 16 at a time.
 float median_of(float* v, std::size_t n) {
-  if (n > 256) return scalar::median_of(v, n);
+  if (n > 128) return scalar::median_of(v, n);  // O(n^2) ranks lose to introselect beyond this
   const std::size_t k_hi = n / 2, k_lo = (n - 1) / 2;
   const std::size_t full = n / 16;
   const __mmask16 tail = static_cast<__mmask16>((1U << (n % 16)) - 1U);
