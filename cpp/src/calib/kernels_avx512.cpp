@@ -6,8 +6,10 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
+#include <vector>
 
 #include "calib/kernels.hpp"
 
@@ -141,38 +143,89 @@ std::uint64_t calib_u32(const Tables& t, const std::uint16_t* raw, std::uint32_t
   return run<Kind::u32>(t, raw, out, n, stream);
 }
 
-// Branch-free selection for a bank's few candidates: the k-th smallest is the x with
-// count(< x) <= k < count(<= x); each candidate is ranked against all of them 16 at a time.
-float median_of(float* v, std::size_t n) {
-  if (n > 128) return scalar::median_of(v, n);  // O(n^2) ranks lose to introselect beyond this
-  const std::size_t k_hi = n / 2, k_lo = (n - 1) / 2;
-  const std::size_t full = n / 16;
-  const __mmask16 tail = static_cast<__mmask16>((1U << (n % 16)) - 1U);
-  float lo = 0.0F, hi = 0.0F;
-  bool have_lo = false, have_hi = false;
-  for (std::size_t i = 0; i < n && !(have_lo && have_hi); ++i) {
-    const __m512 x = _mm512_set1_ps(v[i]);
-    std::size_t lt = 0, le = 0;
-    for (std::size_t b = 0; b < full; ++b) {
-      const __m512 y = _mm512_loadu_ps(v + 16 * b);
-      lt += static_cast<std::size_t>(__builtin_popcount(_mm512_cmp_ps_mask(y, x, _CMP_LT_OQ)));
-      le += static_cast<std::size_t>(__builtin_popcount(_mm512_cmp_ps_mask(y, x, _CMP_LE_OQ)));
+namespace {
+
+/// k-th smallest of at most 16 values: rank of each against all, in one vector.
+float kth_small(const float* a, std::size_t n, std::size_t k) {
+  const __mmask16 m = static_cast<__mmask16>((1U << n) - 1U);
+  const __m512 y = _mm512_maskz_loadu_ps(m, a);
+  for (std::size_t i = 0; i + 1 < n; ++i) {
+    const __m512 x = _mm512_set1_ps(a[i]);
+    const auto lt = static_cast<std::size_t>(__builtin_popcount(_mm512_mask_cmp_ps_mask(m, y, x, _CMP_LT_OQ)));
+    const auto le = static_cast<std::size_t>(__builtin_popcount(_mm512_mask_cmp_ps_mask(m, y, x, _CMP_LE_OQ)));
+    if (lt <= k && k < le) return a[i];
+  }
+  return a[n - 1];
+}
+
+/// k-th smallest of a[0..n) by quickselect with three-way vector partitions: the "less"
+/// side is compressed in place (the write position never passes the read position), the
+/// "greater" side into `other`; the two buffers swap roles as the search narrows. Both
+/// buffers need 16 floats of slack past n (compress to a register, then a full store: the
+/// memory form of vcompressps is microcoded and slow on AMD Zen).
+float kth(float* a, float* other, std::size_t n, std::size_t k) {
+  while (n > 16) {
+    const float p0 = a[0], p1 = a[n / 2], p2 = a[n - 1];
+    const float pivot = std::max(std::min(p0, p1), std::min(std::max(p0, p1), p2));  // median of 3
+    const __m512 pv = _mm512_set1_ps(pivot);
+    std::size_t nl = 0, ng = 0, i = 0;
+    for (; i + 16 <= n; i += 16) {
+      const __m512 v = _mm512_loadu_ps(a + i);
+      const __mmask16 lt = _mm512_cmp_ps_mask(v, pv, _CMP_LT_OQ);
+      const __mmask16 gt = _mm512_cmp_ps_mask(v, pv, _CMP_GT_OQ);
+      _mm512_storeu_ps(a + nl, _mm512_maskz_compress_ps(lt, v));  // full stores: buffers have
+      _mm512_storeu_ps(other + ng, _mm512_maskz_compress_ps(gt, v));  // 16 floats of slack
+      nl += static_cast<std::size_t>(__builtin_popcount(lt));
+      ng += static_cast<std::size_t>(__builtin_popcount(gt));
     }
-    if (tail != 0) {
-      const __m512 y = _mm512_maskz_loadu_ps(tail, v + 16 * full);
-      lt += static_cast<std::size_t>(__builtin_popcount(_mm512_mask_cmp_ps_mask(tail, y, x, _CMP_LT_OQ)));
-      le += static_cast<std::size_t>(__builtin_popcount(_mm512_mask_cmp_ps_mask(tail, y, x, _CMP_LE_OQ)));
+    if (i < n) {
+      const __mmask16 m = static_cast<__mmask16>((1U << (n - i)) - 1U);
+      const __m512 v = _mm512_maskz_loadu_ps(m, a + i);
+      const __mmask16 lt = _mm512_mask_cmp_ps_mask(m, v, pv, _CMP_LT_OQ);
+      const __mmask16 gt = _mm512_mask_cmp_ps_mask(m, v, pv, _CMP_GT_OQ);
+      _mm512_storeu_ps(a + nl, _mm512_maskz_compress_ps(lt, v));  // full stores: buffers have
+      _mm512_storeu_ps(other + ng, _mm512_maskz_compress_ps(gt, v));  // 16 floats of slack
+      nl += static_cast<std::size_t>(__builtin_popcount(lt));
+      ng += static_cast<std::size_t>(__builtin_popcount(gt));
     }
-    if (lt <= k_lo && k_lo < le) {
-      lo = v[i];
-      have_lo = true;
-    }
-    if (lt <= k_hi && k_hi < le) {
-      hi = v[i];
-      have_hi = true;
+    const std::size_t neq = n - nl - ng;
+    if (k < nl) {
+      n = nl;
+    } else if (k < nl + neq) {
+      return pivot;
+    } else {
+      k -= nl + neq;
+      n = ng;
+      std::swap(a, other);
     }
   }
-  return n % 2 != 0 ? hi : (lo + hi) / 2.0F;
+  return kth_small(a, n, k);
+}
+
+}  // namespace
+
+float median_of(float* v, std::size_t n) {
+  thread_local std::vector<float> work, scratch;
+  if (work.size() < n + 16) {
+    work.resize(n + 16);
+    scratch.resize(n + 16);
+  }
+  std::copy(v, v + n, work.data());
+  const float hi = kth(work.data(), scratch.data(), n, n / 2);
+  if (n % 2 != 0) return hi;
+  // Lower middle: the largest value below hi if at least n/2 values are below it, else hi.
+  const __m512 hv = _mm512_set1_ps(hi);
+  __m512 mx = _mm512_set1_ps(-__builtin_inff());
+  std::size_t below = 0;
+  for (std::size_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1U << (n - i)) - 1U);
+    const __m512 x = _mm512_maskz_loadu_ps(m, v + i);
+    const __mmask16 lt = _mm512_mask_cmp_ps_mask(m, x, hv, _CMP_LT_OQ);
+    below += static_cast<std::size_t>(__builtin_popcount(lt));
+    mx = _mm512_mask_max_ps(mx, lt, mx, x);
+  }
+  const float lo = below >= n / 2 ? _mm512_reduce_max_ps(mx) : hi;
+  return (lo + hi) / 2.0F;
 }
 
 }  // namespace lclstream::calib::detail::avx512
