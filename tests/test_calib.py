@@ -94,6 +94,12 @@ def test_jungfrau_kev_bit_exact(isa: str, frame: tuple[int, ...]) -> None:
     # a single frame (no events axis) and one thread give the same bits
     one = calib.Jungfrau(ped, gain, off, mask, threads=1)(raw[1])
     np.testing.assert_array_equal(one.view(np.uint32), want[1].view(np.uint32))
+    # photons through the same path (large outputs take the streaming-store loop)
+    for dt in (np.uint16, np.uint32):
+        ph = calib.Jungfrau(
+            ped, gain, off, mask, threads=2, output="photons", photon_energy_keV=0.3, dtype=dt
+        )(raw)
+        np.testing.assert_array_equal(ph, photons_ref(want, 0.3, dt))
 
 
 def test_jungfrau_every_stage_and_edge_pixel(isa: str) -> None:

@@ -153,4 +153,22 @@ float median_of(float* v, std::size_t n) {
   return n % 2 != 0 ? hi : (lo + hi) / 2.0F;
 }
 
+// Common-mode passes: the scalar code (compiled in the scalar file) serves AVX2 too.
+std::size_t cm_gather(const Tables& t, const CmFlags& f, const std::uint16_t* raw, std::size_t n,
+                      float threshold, float* x, std::uint8_t* stage, float* cand) {
+  return scalar::cm_gather(t, f, raw, n, threshold, x, stage, cand);
+}
+std::uint64_t cm_apply_f32(const Tables& t, const CmFlags& f, const float* x, const std::uint8_t* stage,
+                           std::size_t n, float cm, float* out) {
+  return scalar::cm_apply_f32(t, f, x, stage, n, cm, out);
+}
+std::uint64_t cm_apply_u16(const Tables& t, const CmFlags& f, const float* x, const std::uint8_t* stage,
+                           std::size_t n, float cm, std::uint16_t* out) {
+  return scalar::cm_apply_u16(t, f, x, stage, n, cm, out);
+}
+std::uint64_t cm_apply_u32(const Tables& t, const CmFlags& f, const float* x, const std::uint8_t* stage,
+                           std::size_t n, float cm, std::uint32_t* out) {
+  return scalar::cm_apply_u32(t, f, x, stage, n, cm, out);
+}
+
 }  // namespace lclstream::calib::detail::avx2

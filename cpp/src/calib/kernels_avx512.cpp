@@ -228,4 +228,83 @@ float median_of(float* v, std::size_t n) {
   return (lo + hi) / 2.0F;
 }
 
+// Common-mode passes: groups of 16 pixels all in stage 0 (the common case) are vector code;
+// any other group goes lane by lane through the shared scalar helpers.
+std::size_t cm_gather(const Tables& t, const CmFlags& f, const std::uint16_t* raw, std::size_t n,
+                      float threshold, float* x, std::uint8_t* stage, float* cand) {
+  const __m256i slow = _mm256_set1_epi16(static_cast<short>(t.slow_bits));
+  const __m256i dmask = _mm256_set1_epi16(static_cast<short>(t.data_mask));
+  const __m512 thr = _mm512_set1_ps(threshold);
+  const __m128i two = _mm_set1_epi8(2);
+  std::size_t nc = 0, i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256i r = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(raw + i));
+    if (_mm256_test_epi16_mask(r, slow) != 0) {
+      for (std::size_t k = i; k < i + 16; ++k) cm_gather_one(t, f, raw[k], k, threshold, x, stage, cand, nc);
+      continue;
+    }
+    const __m512 d = _mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(_mm256_and_si256(r, dmask)));
+    const __m512 v = _mm512_sub_ps(d, _mm512_loadu_ps(t.poff[0] + i));
+    _mm512_storeu_ps(x + i, v);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(stage + i), _mm_setzero_si128());
+    const __m128i fl = _mm_loadu_si128(reinterpret_cast<const __m128i*>(f.flags[0] + i));
+    const __mmask16 c = _mm512_mask_cmp_ps_mask(_mm_test_epi8_mask(fl, two), v, thr, _CMP_LT_OQ);
+    _mm512_storeu_ps(cand + nc, _mm512_maskz_compress_ps(c, v));
+    nc += static_cast<std::size_t>(__builtin_popcount(c));
+  }
+  for (; i < n; ++i) cm_gather_one(t, f, raw[i], i, threshold, x, stage, cand, nc);
+  return nc;
+}
+
+namespace {
+
+template <Kind K>
+std::uint64_t cm_apply(const Tables& t, const CmFlags& f, const float* x, const std::uint8_t* stage,
+                       std::size_t n, float cm, OutT<K>* out) {
+  const Consts c{_mm512_setzero_si512(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                 _mm512_set1_ps(t.photon_energy)};
+  const __m512 cmv = _mm512_set1_ps(cm);
+  const __m128i one = _mm_set1_epi8(1);
+  std::uint64_t invalid = 0;
+  std::size_t i = 0;
+  auto lane = [&](std::size_t k) {
+    const float v = cm_value_one(t, f, x, stage, k, cm, invalid);
+    if constexpr (K == Kind::f32) {
+      out[k] = v;
+    } else if constexpr (K == Kind::u16) {
+      out[k] = static_cast<std::uint16_t>(photons_of(v, t.photon_energy, kLimitU16, 0xffffU));
+    } else {
+      out[k] = photons_of(v, t.photon_energy, kLimitU32, 0xffffffffU);
+    }
+  };
+  for (; i + 16 <= n; i += 16) {
+    const __m128i st = _mm_loadu_si128(reinterpret_cast<const __m128i*>(stage + i));
+    if (!_mm_testz_si128(st, st)) {
+      for (std::size_t k = i; k < i + 16; ++k) lane(k);
+      continue;
+    }
+    const __m128i fl = _mm_loadu_si128(reinterpret_cast<const __m128i*>(f.flags[0] + i));
+    __m512 v = _mm512_loadu_ps(x + i);
+    v = _mm512_mask_sub_ps(v, _mm_test_epi8_mask(fl, one), v, cmv);
+    store16<K, false>(out, i, _mm512_mul_ps(v, _mm512_loadu_ps(t.gfac[0] + i)), c);
+  }
+  for (; i < n; ++i) lane(i);
+  return invalid;
+}
+
+}  // namespace
+
+std::uint64_t cm_apply_f32(const Tables& t, const CmFlags& f, const float* x, const std::uint8_t* stage,
+                           std::size_t n, float cm, float* out) {
+  return cm_apply<Kind::f32>(t, f, x, stage, n, cm, out);
+}
+std::uint64_t cm_apply_u16(const Tables& t, const CmFlags& f, const float* x, const std::uint8_t* stage,
+                           std::size_t n, float cm, std::uint16_t* out) {
+  return cm_apply<Kind::u16>(t, f, x, stage, n, cm, out);
+}
+std::uint64_t cm_apply_u32(const Tables& t, const CmFlags& f, const float* x, const std::uint8_t* stage,
+                           std::size_t n, float cm, std::uint32_t* out) {
+  return cm_apply<Kind::u32>(t, f, x, stage, n, cm, out);
+}
+
 }  // namespace lclstream::calib::detail::avx512
