@@ -49,7 +49,11 @@ def numpy_jungfrau(raw: np.ndarray, poff: np.ndarray, gfac: np.ndarray) -> np.nd
 
 
 def copy_gbps(nbytes: int, repeats: int) -> float:
-    """Bytes moved (read + write) per second by one thread copying a large warm array."""
+    """Bytes moved (read + write) per second by one thread copying a large warm array.
+
+    Best of many repeats: a low copy speed (another process competing for memory) would
+    flatter every ratio against the bound, so the bound errs high.
+    """
     src = np.ones(nbytes // 4, np.float32)
     dst = np.zeros_like(src)
     t = time_it(lambda: _core.parallel_copy(dst, src, threads=1), repeats=repeats)
@@ -78,7 +82,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     reps = 3 if quick else 7
     nrep = 1 if quick else 3
     records: list[dict[str, Any]] = []
-    gbps = copy_gbps(64 << 20, reps)
+    gbps = copy_gbps(64 << 20, 3 * reps)
 
     # ---- Jungfrau 4M ---------------------------------------------------------------------
     c = jf_constants(JF4M, rng)
@@ -268,6 +272,17 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         )
     )
     records.append(bound_record("generic int16 keV", graw.size * 14, t_g, gbps, 1, None))
+    # Measured again at the end: the bound is the faster of the two measurements, and every
+    # bound ratio is recomputed against it.
+    gbps_end = copy_gbps(64 << 20, 3 * reps)
+    if gbps_end > gbps:
+        for r in records:
+            if r["baseline"].startswith("copy bound"):
+                r["baseline_gbps"] = gbps_end
+                r["ratio"] = r["gbps"] / gbps_end
+                if r["target"] is not None:
+                    r["met"] = r["ratio"] >= r["target"]
+        gbps = gbps_end
     for r in records:
         r["copy_gbps"] = gbps
     return records
