@@ -543,3 +543,21 @@ def test_epix10ka_common_mode(isa: str) -> None:
     got = calib.Epix10ka(ped, gain, cbits, mask, common_mode=spec)(raw)
     np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
     assert not np.array_equal(got, calib.Epix10ka(ped, gain, cbits, mask)(raw))
+
+
+def test_make_calibrator(tmp_path: Path) -> None:
+    frame = (1, 512, 1024)
+    ped, gain, off, mask = make_jf(frame)
+    np.savez(tmp_path / "jf.npz", pedestal=ped, gain=gain, offset=off, mask=mask)
+    cal = calib.make_calibrator(
+        "jungfrau4M", tmp_path / "jf.npz", output="photons", photon_energy_keV=9.5
+    )
+    assert isinstance(cal, calib.Jungfrau) and cal.dtype == np.uint16
+    raw = make_raw((1, *frame))
+    np.testing.assert_array_equal(
+        cal(raw), photons_ref(jungfrau_ref(raw, ped, gain, off, mask), 9.5, np.uint16)
+    )
+    g = calib.make_calibrator("generic", {"pedestal": ped[0, 0], "gain": gain[0, 0]})
+    assert isinstance(g, calib.Generic) and g.frame_shape == (512, 1024)
+    with pytest.raises(ValueError, match="unknown detector"):
+        calib.make_calibrator("pilatus", {})
