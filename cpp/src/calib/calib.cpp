@@ -230,7 +230,7 @@ std::uint64_t Calibrator::apply_cm(std::span<const std::uint16_t> raw, std::span
                                  std::size_t, float, float*, std::uint8_t*, float*);
   using Apply = std::uint64_t (*)(const detail::Tables&, const detail::CmFlags&, const float*,
                                   const std::uint8_t*, std::size_t, float, Out*);
-  using Median = float (*)(float*, std::size_t);
+  using Median = float (*)(float*, std::size_t, float*);
   Gather gather = &detail::scalar::cm_gather;
   Median median_fn = &detail::scalar::median_of;
   Apply apply_fn = nullptr;
@@ -257,15 +257,17 @@ std::uint64_t Calibrator::apply_cm(std::span<const std::uint16_t> raw, std::span
   parallel_for(frames * modules * bands, threads, [&](std::size_t task) {
     // Scratch for one bank (cache-sized), reused by this thread for every bank and call;
     // 16 floats of slack for full-vector stores of compressed candidates.
-    thread_local std::vector<float> xbuf_v, cand_v;
+    thread_local std::vector<float> xbuf_v, cand_v, median_v;
     thread_local std::vector<std::uint8_t> sbuf_v;
     if (xbuf_v.size() < BR * BC) {
       xbuf_v.resize(BR * BC);
       cand_v.resize(BR * BC + 16);
+      median_v.resize(2 * BR * BC + 32);
       sbuf_v.resize(BR * BC);
     }
     float* const xbuf = xbuf_v.data();
     float* const cand = cand_v.data();
+    float* const median_scratch = median_v.data();
     std::uint8_t* const sbuf = sbuf_v.data();
 
     const std::size_t frame = task / (modules * bands);
@@ -298,7 +300,7 @@ std::uint64_t Calibrator::apply_cm(std::span<const std::uint16_t> raw, std::span
       float cm = 0.0F;
       if (n > 0 && n >= cm_.min_pixels) {
         if (cm_.method == CommonMode::Method::median) {
-          cm = median_fn(cand, n);
+          cm = median_fn(cand, n, median_scratch);
         } else {
           double sum = 0.0;
           for (std::size_t k = 0; k < n; ++k) sum += cand[k];

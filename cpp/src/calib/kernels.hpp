@@ -1,6 +1,9 @@
 #pragma once
 // Per-ISA calibration kernels over one contiguous run of pixels (internal; reached only
 // through dispatch in calib.cpp). Every ISA produces the bits of scalar::pixel().
+// The ISA files instantiate no standard-library templates (vector, algorithm): an inline
+// function compiled there with AVX flags could be the copy the linker keeps for portable
+// code too. Scratch memory comes from the caller.
 #include <cstddef>
 #include <cstdint>
 
@@ -31,8 +34,9 @@ struct CmFlags {
   std::uint64_t calib_u32(const Tables& t, const std::uint16_t* raw, std::uint32_t* out,         \
                           std::size_t n, bool stream);                                           \
   /* numpy's median of v[0..n), n > 0 (mean of the two middle values when n is even); may     \
-     reorder v. Exact selection, so every ISA returns the same bits. */                        \
-  float median_of(float* v, std::size_t n);                                                      \
+     reorder v; scratch holds 2 * n + 32 floats. Exact selection, so every ISA returns the    \
+     same bits. */                                                                             \
+  float median_of(float* v, std::size_t n, float* scratch);                                                      \
   /* Common mode, pass A over n pixels of one bank row: x = data - poff (0 if invalid), the  \
      stage of each pixel, and the candidates (flag bit 1, x < threshold) appended in order to  \
      cand (16 floats of slack). Returns how many were appended. */                             \

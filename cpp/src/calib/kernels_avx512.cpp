@@ -6,10 +6,8 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
-#include <algorithm>
 #include <cstdint>
 #include <type_traits>
-#include <vector>
 
 #include "calib/kernels.hpp"
 
@@ -166,7 +164,9 @@ float kth_small(const float* a, std::size_t n, std::size_t k) {
 float kth(float* a, float* other, std::size_t n, std::size_t k) {
   while (n > 16) {
     const float p0 = a[0], p1 = a[n / 2], p2 = a[n - 1];
-    const float pivot = std::max(std::min(p0, p1), std::min(std::max(p0, p1), p2));  // median of 3
+    const float lo01 = p0 < p1 ? p0 : p1, hi01 = p0 < p1 ? p1 : p0;
+    const float m2 = hi01 < p2 ? hi01 : p2;
+    const float pivot = lo01 < m2 ? m2 : lo01;  // median of 3
     const __m512 pv = _mm512_set1_ps(pivot);
     std::size_t nl = 0, ng = 0, i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -196,7 +196,9 @@ float kth(float* a, float* other, std::size_t n, std::size_t k) {
     } else {
       k -= nl + neq;
       n = ng;
-      std::swap(a, other);
+      float* const t = a;
+      a = other;
+      other = t;
     }
   }
   return kth_small(a, n, k);
@@ -204,14 +206,11 @@ float kth(float* a, float* other, std::size_t n, std::size_t k) {
 
 }  // namespace
 
-float median_of(float* v, std::size_t n) {
-  thread_local std::vector<float> work, scratch;
-  if (work.size() < n + 16) {
-    work.resize(n + 16);
-    scratch.resize(n + 16);
-  }
-  std::copy(v, v + n, work.data());
-  const float hi = kth(work.data(), scratch.data(), n, n / 2);
+float median_of(float* v, std::size_t n, float* scratch) {
+  float* const work = scratch;             // n + 16 floats
+  float* const other = scratch + n + 16;   // n + 16 floats
+  for (std::size_t i = 0; i < n; ++i) work[i] = v[i];
+  const float hi = kth(work, other, n, n / 2);
   if (n % 2 != 0) return hi;
   // Lower middle: the largest value below hi if at least n/2 values are below it, else hi.
   const __m512 hv = _mm512_set1_ps(hi);

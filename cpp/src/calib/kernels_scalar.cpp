@@ -31,7 +31,7 @@ std::uint64_t calib_u32(const Tables& t, const std::uint16_t* raw, std::uint32_t
   return invalid;
 }
 
-float median_of(float* v, std::size_t n) {
+float median_of(float* v, std::size_t n, float* /*scratch*/) {
   float* const mid = v + n / 2;
   std::nth_element(v, mid, v + n);
   const float hi = *mid;
