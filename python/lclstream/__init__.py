@@ -7,7 +7,7 @@ stream2 or raw batches. See DESIGN.md in the repository for the contracts.
 
 from __future__ import annotations
 
-from lclstream import _core, codec
+from lclstream import _core, calib, codec
 from lclstream.batch import Batch, BufferPool, pool_for
 from lclstream.errors import (
     CapacityError,
@@ -33,5 +33,6 @@ __all__ = [
     "TransportError",
     "__version__",
     "codec",
+    "calib",
     "pool_for",
 ]

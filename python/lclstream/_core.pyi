@@ -63,6 +63,61 @@ class Batch:
     def __len__(self) -> int: ...
 
 def parallel_copy(dst: np.ndarray, src: np.ndarray, threads: int = 0) -> None: ...
+
+# ---- calib ----------------------------------------------------------------------------
+class Calibrator:
+    @staticmethod
+    def jungfrau(
+        pedestal: np.ndarray,
+        gain: np.ndarray,
+        offset: np.ndarray | None,
+        mask: np.ndarray | None,
+        frame_pixels: int,
+        output: str,
+        photon_energy_keV: float = 0.0,
+    ) -> Calibrator: ...
+    @staticmethod
+    def epix10ka(
+        pedestal: np.ndarray,
+        gain: np.ndarray,
+        config_bits: np.ndarray,
+        mask: np.ndarray | None,
+        frame_pixels: int,
+        output: str,
+        photon_energy_keV: float = 0.0,
+    ) -> Calibrator: ...
+    @staticmethod
+    def generic(
+        pedestal: np.ndarray | None,
+        gain: np.ndarray | None,
+        mask: np.ndarray | None,
+        frame_pixels: int,
+        output: str,
+        photon_energy_keV: float = 0.0,
+    ) -> Calibrator: ...
+    def apply(self, raw: np.ndarray, out: np.ndarray, threads: int = 0) -> int: ...
+    def set_common_mode(
+        self,
+        method: str,
+        module_rows: int,
+        module_cols: int,
+        bank_rows: int,
+        bank_cols: int,
+        threshold: float,
+        cormax: float,
+        min_pixels: int,
+    ) -> None: ...
+    @property
+    def frame_pixels(self) -> int: ...
+    @property
+    def photon_energy_keV(self) -> float: ...
+
+# ---- reduce ---------------------------------------------------------------------------
+def zero_below(data: np.ndarray, threshold: float, threads: int = 0) -> int: ...
+def crop(
+    data: np.ndarray, out: np.ndarray, r0: int, r1: int, c0: int, c1: int, threads: int = 0
+) -> None: ...
+def bin(data: np.ndarray, out: np.ndarray, by: int, bx: int, threads: int = 0) -> None: ...
 def __getattr__(name: str) -> Any: ...
 
 # ---- codec ----------------------------------------------------------------------------
