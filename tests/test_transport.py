@@ -298,6 +298,31 @@ def test_consumer_restart_reconnects(tmp_path: Path) -> None:
         r2.close()
 
 
+def test_consumer_restart_discards_what_was_queued_for_it(tmp_path: Path) -> None:
+    """Messages queued for a consumer that died are not re-delivered to its successor."""
+    url = ipc(tmp_path, "requeue")
+    r = Receiver(url, timeout=T, rcvhwm=1, rcvbuf=65536)
+    with Sender(url, timeout=0.3, sndhwm=4, sndbuf=65536) as s:
+        sent = 0
+        with pytest.raises(TimeoutError):
+            for i in range(50):
+                s.send(np.full(1 << 20, i, np.uint8))
+                sent += 1
+        r.close()  # dies without reading anything
+        time.sleep(0.1)
+        queued = s.stats()["in_flight"]
+        assert queued > 0  # still held for the endpoint
+        r2 = Receiver(url, timeout=T)
+        s.send(np.full(16, 255, np.uint8))
+        first = np.frombuffer(r2.recv()[0], np.uint8)
+        assert first[0] == 255  # the old queue was dropped, not re-sent
+        with pytest.raises(TimeoutError):
+            r2.recv(timeout=0.2)
+        assert s.stats()["in_flight"] == 0
+        assert s.close(1.0) == 0
+        r2.close()
+
+
 # ---- pub/sub ---------------------------------------------------------------------------------
 
 

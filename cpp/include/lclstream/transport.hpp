@@ -30,10 +30,12 @@
 // * close(timeout) waits until libzmq has handed every queued message to the kernel (or,
 //   for inproc, until the receiver released it) and returns how many messages were still
 //   queued when the timeout hit (they are discarded).
-// * A consumer that restarts: messages already written to the dead peer's TCP connection
-//   are lost with it (the format's sequence numbers reveal the gap); messages still in
-//   our queue for that endpoint are re-sent when it reconnects (libzmq keeps the pipe of
-//   a connecting socket across reconnects).
+// * A consumer that restarts (tests/test_transport.py::test_consumer_restart_*): what was
+//   already written to its connection is lost with it; what was still queued for it is
+//   kept until the connection comes back, then discarded, never re-delivered (so nothing
+//   arrives twice; close() counts such messages as undelivered). The format's sequence
+//   numbers reveal the gap (lclstream.completeness). With several endpoints, send() goes
+//   on with the consumers that are up.
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
