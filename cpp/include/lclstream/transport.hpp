@@ -71,6 +71,15 @@ struct CurveOptions {
   std::string server_public_key;  // client only
 };
 
+/// libzmq allocates every large received message with malloc, and glibc serves such
+/// blocks with fresh mmap()s that it unmaps again on free, so each message's pages are
+/// faulted in anew (~0.5 GB/s here; a 32 MiB stream collapses). This makes glibc serve
+/// them from its heaps and keep freed memory (no mmap for large blocks, a 1 GiB trim
+/// threshold), so received buffers are reused warm. Process-wide and idempotent; a
+/// Receiver calls it unless TransportOptions::reuse_buffers is false, or the environment
+/// variable LCLSTREAM_MALLOC_TUNING=0 is set. Returns whether it is in effect.
+bool reuse_message_buffers();
+
 /// A libzmq context. inproc:// endpoints reach only sockets of the same context.
 class Context {
  public:
@@ -106,6 +115,9 @@ struct TransportOptions {
   /// Kernel socket buffer sizes in bytes (0: the system default).
   int sndbuf = 0;
   int rcvbuf = 0;
+  /// Receiver: make glibc keep and reuse freed message buffers instead of handing them
+  /// back to the OS (see reuse_message_buffers()).
+  bool reuse_buffers = true;
   std::shared_ptr<Context> context;  // null: Context::global()
   InterruptCheck interrupt;
   std::chrono::milliseconds slice{50};
