@@ -123,7 +123,8 @@ TEST_CASE("push round-robins over several consumers; broadcast reaches each once
     m.append(std::to_string(k));
     s.send(frame_of(m));
   }
-  const OutFrame end[] = {frame_of("END")};
+  const std::string end_text = "END";
+  const OutFrame end[] = {frame_of(end_text)};
   CHECK(s.broadcast(end) == 3);
   CHECK(s.close() == 0);
   std::multiset<std::string> all;

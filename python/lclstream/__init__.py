@@ -32,5 +32,7 @@ __all__ = [
     "SourceError",
     "TransportError",
     "__version__",
+    "completeness",
     "pool_for",
+    "transport",
 ]
