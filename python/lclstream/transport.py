@@ -271,6 +271,16 @@ class Sender:
             return int(self._s.close(self.timeout if self.timeout is not None else None))
         return int(self._s.close(timeout))
 
+    def __del__(self) -> None:
+        # A Sender dropped without close() still delivers what it queued (bounded by its
+        # timeout), with the GIL released while it waits.
+        s = getattr(self, "_s", None)
+        if s is not None and not s.closed:
+            try:
+                s.close(self.timeout)
+            except Exception:  # noqa: BLE001 - never raise from a finalizer
+                pass
+
     def __enter__(self) -> Sender:
         return self
 
