@@ -218,7 +218,8 @@ LCLSTREAM_BINDING(transport) {
              return std::move(*frames);
            }, py::arg("timeout") = py::none(), py::arg("use_default") = true,
            "The next message's frames; TimeoutError when none arrives in time.")
-      .def("close", &Receiver::close)
+      .def("close", &Receiver::close, py::call_guard<py::gil_scoped_release>(),
+           "Closes now; a recv waiting on another thread raises TransportError.")
       .def("stats", [](const Receiver& r) {
              auto st = r.stats();
              py::dict d;

@@ -30,6 +30,10 @@
 // * close(timeout) waits until libzmq has handed every queued message to the kernel (or,
 //   for inproc, until the receiver released it) and returns how many messages were still
 //   queued when the timeout hit (they are discarded).
+// * Threads: a Sender or Receiver is used by one thread at a time for send/recv (calls
+//   from several threads are serialised); stats() may be called from any thread, and
+//   close() from another thread makes a send/recv that is waiting give up with
+//   TransportError within one slice (50 ms).
 // * A consumer that restarts (tests/test_transport.py::test_consumer_restart_*): what was
 //   already written to its connection is lost with it; what was still queued for it is
 //   kept until the connection comes back, then discarded, never re-delivered (so nothing

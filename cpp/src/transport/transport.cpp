@@ -282,12 +282,20 @@ struct Sender::Impl {
   Socket monitor;                        // push+bind: peer accept/disconnect events
   std::int64_t bound_peers = 0;
   std::size_t rr = 0;
-  bool is_closed = false;
-  std::size_t undelivered = 0;
-  SenderStats st;
   std::vector<zmq_pollitem_t> items;
+  // Threads: one thread sends at a time (sock_mu); stats() may run on any thread and
+  // close() may come from another thread (it makes a blocked send give up).
+  std::mutex sock_mu;   // sockets, rr, items, monitor, bound_peers
+  std::mutex close_mu;  // one close at a time
+  mutable std::mutex st_mu;
+  SenderStats st;       // guarded by st_mu
+  std::atomic<std::uint64_t> peers_cache{0};
+  std::atomic<bool> closing{false};
+  std::atomic<bool> is_closed{false};
+  std::atomic<std::size_t> undelivered{0};
 
   void check_interrupt() const {
+    if (closing.load()) throw TransportError("Sender closed while a send was waiting (" + join(endpoints) + ")");
     if (opt.interrupt) opt.interrupt();
   }
 
@@ -332,6 +340,7 @@ struct Sender::Impl {
   }
 
   void count(std::span<const OutFrame> frames) {
+    std::lock_guard<std::mutex> lock(st_mu);
     ++st.messages;
     for (const auto& f : frames) st.bytes += f.bytes.size();
   }
@@ -358,6 +367,7 @@ struct Sender::Impl {
       const long wait = slice_ms(deadline, opt.slice);
       if (wait < 0) timeout_error("send", *opt.timeout);
       if (poll_out(wait) && try_each(frames)) {
+        std::lock_guard<std::mutex> lock(st_mu);
         st.blocked_ns += static_cast<std::uint64_t>(
             std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
         return true;
@@ -370,6 +380,7 @@ struct Sender::Impl {
       count(frames);
       return true;
     }
+    std::lock_guard<std::mutex> lock(st_mu);
     ++st.dropped;
     return false;
   }
@@ -425,7 +436,8 @@ Sender::~Sender() {
 
 bool Sender::send(std::span<const OutFrame> frames) {
   Impl& im = *impl_;
-  if (im.is_closed) throw TransportError("send on a closed Sender (" + join(im.endpoints) + ")");
+  std::lock_guard<std::mutex> lock(im.sock_mu);
+  if (im.is_closed || im.closing) throw TransportError("send on a closed Sender (" + join(im.endpoints) + ")");
   if (frames.empty()) throw ValueError("send: a message needs at least one frame");
   if (im.opt.socket_type == SocketType::pub) return im.send_pub(frames);
   return im.send_push(frames);
@@ -433,9 +445,13 @@ bool Sender::send(std::span<const OutFrame> frames) {
 
 std::size_t Sender::broadcast(std::span<const OutFrame> frames) {
   Impl& im = *impl_;
-  if (im.is_closed) throw TransportError("broadcast on a closed Sender (" + join(im.endpoints) + ")");
+  std::lock_guard<std::mutex> lock(im.sock_mu);
+  if (im.is_closed || im.closing) throw TransportError("broadcast on a closed Sender (" + join(im.endpoints) + ")");
   if (frames.empty()) throw ValueError("broadcast: a message needs at least one frame");
-  ++im.st.broadcasts;
+  {
+    std::lock_guard<std::mutex> st_lock(im.st_mu);
+    ++im.st.broadcasts;
+  }
   if (im.opt.socket_type == SocketType::pub) return im.send_pub(frames) ? 1 : 0;
   if (im.monitor) {  // push + bind: one copy per connected peer, through the load balancer
     im.drain_monitor();
@@ -473,7 +489,9 @@ std::size_t Sender::broadcast(std::span<const OutFrame> frames) {
 
 std::size_t Sender::close(std::optional<milliseconds> timeout) {
   Impl& im = *impl_;
+  std::lock_guard<std::mutex> close_lock(im.close_mu);
   if (im.is_closed) return im.undelivered;
+  im.closing = true;  // a send blocked on another thread gives up at its next slice
   const auto deadline = deadline_of(timeout ? timeout : im.opt.timeout);
   {
     std::unique_lock<std::mutex> lock(im.tracker->mu);
@@ -484,12 +502,13 @@ std::size_t Sender::close(std::optional<milliseconds> timeout) {
       im.tracker->cv.wait_for(lock, milliseconds(wait));
       if (im.opt.interrupt) {
         lock.unlock();
-        im.check_interrupt();
+        im.opt.interrupt();
         lock.lock();
       }
     }
   }
   im.undelivered = static_cast<std::size_t>(im.tracker->in_flight.load(std::memory_order_acquire));
+  std::lock_guard<std::mutex> lock(im.sock_mu);
   if (im.monitor) {
     zmq_socket_monitor(im.socks[0].get(), nullptr, 0);
     im.monitor.reset();
@@ -501,17 +520,26 @@ std::size_t Sender::close(std::optional<milliseconds> timeout) {
 
 SenderStats Sender::stats() const {
   Impl& im = *impl_;
-  SenderStats s = im.st;
+  SenderStats s;
+  {
+    std::lock_guard<std::mutex> lock(im.st_mu);
+    s = im.st;
+  }
   s.in_flight = im.tracker->in_flight.load(std::memory_order_acquire);
-  if (!im.is_closed) {
+  // Refresh the peer count only when no send holds the sockets (else: the last value).
+  std::unique_lock<std::mutex> lock(im.sock_mu, std::try_to_lock);
+  if (lock.owns_lock() && !im.is_closed) {
+    std::uint64_t peers = 0;
     if (im.monitor) {
       im.drain_monitor();
-      s.peers = static_cast<std::uint64_t>(im.bound_peers);
+      peers = static_cast<std::uint64_t>(im.bound_peers);
     } else if (im.opt.socket_type == SocketType::push) {
       im.poll_out(0);
-      for (const auto& it : im.items) s.peers += (it.revents & ZMQ_POLLOUT) ? 1 : 0;
+      for (const auto& it : im.items) peers += (it.revents & ZMQ_POLLOUT) ? 1 : 0;
     }
+    im.peers_cache = peers;
   }
+  s.peers = im.peers_cache;
   return s;
 }
 
@@ -536,9 +564,12 @@ std::span<const std::byte> Frame::bytes() const noexcept {
 struct Receiver::Impl {
   TransportOptions opt;
   std::shared_ptr<Context> ctx;
-  Socket sock;
+  Socket sock;  // guarded by sock_mu: one recv at a time; close() may come from any thread
   std::vector<std::string> endpoints;
-  ReceiverStats st;
+  std::mutex sock_mu;
+  std::atomic<bool> closing{false};
+  std::atomic<std::uint64_t> messages{0};
+  std::atomic<std::uint64_t> bytes{0};
 };
 
 Receiver::Receiver(std::vector<std::string> endpoints, TransportOptions options)
@@ -564,13 +595,15 @@ Receiver::~Receiver() { close(); }
 
 std::optional<std::vector<Frame>> Receiver::try_recv(std::optional<milliseconds> timeout) {
   Impl& im = *impl_;
-  if (!im.sock) throw TransportError("recv on a closed Receiver (" + join(im.endpoints) + ")");
+  std::lock_guard<std::mutex> lock(im.sock_mu);
+  if (!im.sock || im.closing) throw TransportError("recv on a closed Receiver (" + join(im.endpoints) + ")");
   const auto deadline = deadline_of(timeout);
   std::vector<Frame> frames;
   auto msg = std::make_shared<Frame::Msg>();
   // Try first, poll only when nothing is there (saves a system call per message).
   while (zmq_msg_recv(&msg->m, im.sock.get(), ZMQ_DONTWAIT) < 0) {
     if (zmq_errno() != EAGAIN && zmq_errno() != EINTR) throw TransportError(zerr("recv on " + join(im.endpoints)));
+    if (im.closing) throw TransportError("Receiver closed while a recv was waiting (" + join(im.endpoints) + ")");
     if (im.opt.interrupt) im.opt.interrupt();
     const long wait = slice_ms(deadline, im.opt.slice);
     if (wait < 0) return std::nullopt;
@@ -579,13 +612,13 @@ std::optional<std::vector<Frame>> Receiver::try_recv(std::optional<milliseconds>
   }
   for (;;) {
     const bool more = zmq_msg_more(&msg->m) != 0;
-    im.st.bytes += zmq_msg_size(&msg->m);
+    im.bytes += zmq_msg_size(&msg->m);
     frames.push_back(Frame(std::move(msg)));
     if (!more) break;
     msg = std::make_shared<Frame::Msg>();
     if (zmq_msg_recv(&msg->m, im.sock.get(), 0) < 0) throw TransportError(zerr("recv on " + join(im.endpoints)));
   }
-  ++im.st.messages;
+  ++im.messages;
   return frames;
 }
 
@@ -598,9 +631,14 @@ std::vector<Frame> Receiver::recv(std::optional<milliseconds> timeout) {
   return std::move(*r);
 }
 
-void Receiver::close() noexcept { impl_->sock.reset(0); }
-ReceiverStats Receiver::stats() const { return impl_->st; }
+void Receiver::close() noexcept {
+  impl_->closing = true;  // a recv waiting on another thread gives up at its next slice
+  std::lock_guard<std::mutex> lock(impl_->sock_mu);
+  impl_->sock.reset(0);
+}
+
+ReceiverStats Receiver::stats() const { return {impl_->messages.load(), impl_->bytes.load()}; }
 const std::vector<std::string>& Receiver::endpoints() const noexcept { return impl_->endpoints; }
-bool Receiver::closed() const noexcept { return !impl_->sock; }
+bool Receiver::closed() const noexcept { return impl_->closing.load(); }
 
 }  // namespace lclstream
