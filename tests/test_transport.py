@@ -464,6 +464,23 @@ def test_curve_wrong_server_key_delivers_nothing() -> None:
 
 
 @needs_curve
+def test_curve_client_authentication(tmp_path: Path) -> None:
+    server = CurveKeys.generate()
+    transport.generate_keys(tmp_path / "clients", "alice")
+    _, alice_secret = tmp_path / "clients" / "alice.key", tmp_path / "clients" / "alice.key_secret"
+    alice_secret.rename(tmp_path / "alice.key_secret")  # keep only public keys in the folder
+    curve = Curve.server(server, allowed_clients=tmp_path / "clients")
+    with Receiver(tcp(), curve=curve, timeout=T) as r:
+        with Sender(r.endpoints, curve=Curve.client(server), timeout=0.5) as stranger:
+            with pytest.raises(TimeoutError):
+                stranger.send(b"x")
+        alice = Curve.client(server, tmp_path / "alice.key_secret")
+        with Sender(r.endpoints, curve=alice, timeout=T) as s:
+            s.send(b"from alice")
+            assert [bytes(f) for f in r.recv()] == [b"from alice"]
+
+
+@needs_curve
 def test_curve_interop_with_pyzmq_client() -> None:
     server = CurveKeys.generate()
     with Receiver(tcp(), curve=Curve.server(server), timeout=T) as r:

@@ -69,10 +69,14 @@ CurveKeyPair curve_keypair();
 
 /// CurveZMQ settings: the server holds its own pair; a client holds its own pair and the
 /// server's public key and refuses a server that cannot prove it holds the secret.
+/// With `allowed_clients` the server also authenticates clients: only those public keys
+/// get through (a ZAP handler in the socket's Context checks them); empty = any client
+/// that knows the server's public key.
 struct CurveOptions {
   bool server = false;
   CurveKeyPair keys;
-  std::string server_public_key;  // client only
+  std::string server_public_key;             // client only
+  std::vector<std::string> allowed_clients;  // server only: Z85 public keys
 };
 
 /// libzmq allocates every large received message with malloc, and glibc serves such
@@ -96,10 +100,12 @@ class Context {
   void* handle() const noexcept { return ctx_; }
 
  private:
+  friend struct ContextAccess;
   struct Global {};
   Context(Global, void* ctx) : ctx_(ctx), owned_(false) {}
   void* ctx_ = nullptr;
   bool owned_ = true;
+  std::shared_ptr<void> zap_;  // the context's ZAP handler, started on first need
 };
 
 /// Called between the slices of every blocking wait; it throws to abort the wait (the

@@ -9,7 +9,10 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
+#include <set>
+#include <thread>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -159,7 +162,97 @@ bool send_now(void* sock, std::span<const OutFrame> frames, const std::shared_pt
   return true;
 }
 
-void apply_common(Socket& s, const TransportOptions& o, bool sending) {
+std::atomic<std::uint64_t> g_zap_domain_id{0};
+
+/// ZeroMQ authentication handler (ZAP, RFC 27) for one context: CURVE clients of a
+/// socket whose ZAP domain is registered get through only with an allowed public key.
+/// Requests for other domains are accepted (their sockets asked for no client check).
+class ZapHandler {
+ public:
+  explicit ZapHandler(void* ctx) : rep_(ctx, ZMQ_REP) {
+    rep_.set(ZMQ_LINGER, 0);
+    rep_.attach("inproc://zeromq.zap.01", true);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~ZapHandler() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  ZapHandler(const ZapHandler&) = delete;
+  ZapHandler& operator=(const ZapHandler&) = delete;
+
+  /// A fresh domain whose clients must hold one of `keys` (Z85 public keys).
+  std::string add_domain(const std::vector<std::string>& keys) {
+    std::set<std::string> binary;
+    for (const auto& k : keys) {
+      if (k.size() != 40) throw ValueError("CURVE allowed_clients: '" + k + "' is not a 40-character Z85 public key");
+      std::string b(32, '\0');
+      if (zmq_z85_decode(reinterpret_cast<std::uint8_t*>(b.data()), k.c_str()) == nullptr) {
+        throw ValueError("CURVE allowed_clients: '" + k + "' is not valid Z85");
+      }
+      binary.insert(std::move(b));
+    }
+    std::string domain = "lclstream-" + std::to_string(g_zap_domain_id.fetch_add(1));
+    std::lock_guard<std::mutex> lock(mu_);
+    allowed_[domain] = std::move(binary);
+    return domain;
+  }
+
+ private:
+  void run() {
+    while (!stop_) {
+      zmq_pollitem_t item{rep_.get(), 0, ZMQ_POLLIN, 0};
+      if (zmq_poll(&item, 1, 50) <= 0) continue;
+      std::vector<std::string> req;
+      for (;;) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, rep_.get(), 0) < 0) {
+          zmq_msg_close(&m);
+          break;
+        }
+        req.emplace_back(static_cast<const char*>(zmq_msg_data(&m)), zmq_msg_size(&m));
+        const bool more = zmq_msg_more(&m) != 0;
+        zmq_msg_close(&m);
+        if (!more) break;
+      }
+      // version, request id, domain, address, routing id, mechanism, credentials...
+      bool ok = req.size() >= 6 && req[0] == "1.0";
+      if (ok) {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = allowed_.find(req[2]);
+        if (it != allowed_.end()) ok = req[5] == "CURVE" && req.size() >= 7 && it->second.count(req[6]) > 0;
+      }
+      const std::string parts[] = {"1.0", req.size() > 1 ? req[1] : std::string(), ok ? "200" : "400",
+                                   ok ? "OK" : "client key not allowed", "", ""};
+      for (std::size_t i = 0; i < 6; ++i) {
+        zmq_send(rep_.get(), parts[i].data(), parts[i].size(), i + 1 < 6 ? ZMQ_SNDMORE : 0);
+      }
+    }
+  }
+
+  Socket rep_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::map<std::string, std::set<std::string>> allowed_;
+};
+
+std::mutex g_zap_mu;
+
+}  // namespace
+
+struct ContextAccess {
+  static ZapHandler& zap(Context& c) {
+    std::lock_guard<std::mutex> lock(g_zap_mu);
+    if (!c.zap_) c.zap_ = std::make_shared<ZapHandler>(c.ctx_);
+    return *static_cast<ZapHandler*>(c.zap_.get());
+  }
+};
+
+namespace {
+
+void apply_common(Socket& s, const TransportOptions& o, bool sending, Context& ctx) {
   s.set(sending ? ZMQ_SNDHWM : ZMQ_RCVHWM, o.hwm);
   if (o.sndbuf > 0) s.set(ZMQ_SNDBUF, o.sndbuf);
   if (o.rcvbuf > 0) s.set(ZMQ_RCVBUF, o.rcvbuf);
@@ -167,6 +260,7 @@ void apply_common(Socket& s, const TransportOptions& o, bool sending) {
     if (!has_curve()) throw TransportError("CurveZMQ requested but this libzmq was built without CURVE");
     const CurveOptions& c = *o.curve;
     if (c.server) {
+      if (!c.allowed_clients.empty()) s.set(ZMQ_ZAP_DOMAIN, ContextAccess::zap(ctx).add_domain(c.allowed_clients));
       s.set(ZMQ_CURVE_SERVER, 1);
       s.set(ZMQ_CURVE_SECRETKEY, c.keys.secret_key);
     } else {
@@ -256,6 +350,7 @@ Context::Context(int io_threads) : ctx_(zmq_ctx_new()) {
 }
 
 Context::~Context() {
+  zap_.reset();  // stops the ZAP thread and closes its socket before the context ends
   if (owned_ && ctx_ != nullptr) zmq_ctx_term(ctx_);
 }
 
@@ -400,7 +495,7 @@ Sender::Sender(std::vector<std::string> endpoints, TransportOptions options) : i
   if (per_endpoint) {
     for (const auto& e : endpoints) {
       Socket s(im.ctx->handle(), ZMQ_PUSH);
-      apply_common(s, im.opt, true);
+      apply_common(s, im.opt, true, *im.ctx);
       s.set(ZMQ_IMMEDIATE, 1);  // queue only for peers that are connected
       im.endpoints.push_back(s.attach(e, false));
       im.sock_names.push_back(im.endpoints.back());
@@ -408,7 +503,7 @@ Sender::Sender(std::vector<std::string> endpoints, TransportOptions options) : i
     }
   } else {
     Socket s(im.ctx->handle(), zmq_type(t));
-    apply_common(s, im.opt, true);
+    apply_common(s, im.opt, true, *im.ctx);
     if (t == SocketType::pub) s.set(ZMQ_XPUB_NODROP, 1);  // full queue -> EAGAIN, which we count
     if (!im.opt.bind) s.set(ZMQ_IMMEDIATE, 1);
     if (t == SocketType::push && im.opt.bind) {
@@ -584,7 +679,7 @@ Receiver::Receiver(std::vector<std::string> endpoints, TransportOptions options)
   if (endpoints.empty()) throw ValueError("Receiver: no endpoint given");
   if (im.opt.reuse_buffers) reuse_message_buffers();
   im.sock = Socket(im.ctx->handle(), zmq_type(t));
-  apply_common(im.sock, im.opt, false);
+  apply_common(im.sock, im.opt, false, *im.ctx);
   if (t == SocketType::sub) {
     for (const auto& prefix : im.opt.subscribe) im.sock.set(ZMQ_SUBSCRIBE, prefix);
   }
