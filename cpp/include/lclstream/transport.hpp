@@ -154,7 +154,7 @@ struct SenderStats {
   std::uint64_t dropped = 0;     // pub only: messages dropped because a queue was full
   std::uint64_t broadcasts = 0;  // broadcast() calls
   std::uint64_t in_flight = 0;   // messages libzmq still holds
-  std::uint64_t peers = 0;       // connected peers (connect: endpoints up; bind: monitor count)
+  std::uint64_t peers = 0;       // connect: endpoints that can take a message now; bind: connected peers
   std::uint64_t blocked_ns = 0;  // time send() spent waiting for a writable peer
 };
 
