@@ -46,7 +46,8 @@ def _cmake_dir_cb(value: bool) -> None:
 @app.callback()
 def _main(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version_cb, is_eager=True, help="Print the version.")
+        bool,
+        typer.Option("--version", callback=_version_cb, is_eager=True, help="Print the version."),
     ] = False,
     cmake_dir_: Annotated[
         bool,
@@ -99,8 +100,14 @@ def demo(
         seconds = time.perf_counter() - t0
     except LclstreamError as e:
         raise fail(str(e)) from None
-    summary = {"events": done, "bytes_in": nbytes, "bytes_out": 0, "seconds": seconds,
-               "startup_seconds": 0.0, "complete": True}
+    summary = {
+        "events": done,
+        "bytes_in": nbytes,
+        "bytes_out": 0,
+        "seconds": seconds,
+        "startup_seconds": 0.0,
+        "complete": True,
+    }
     if json_:
         emit_json(summary)
     else:
