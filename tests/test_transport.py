@@ -218,6 +218,49 @@ def test_bind_sender_broadcast_reaches_each_connected_consumer() -> None:
         assert sorted(data) == sorted(b"m%d" % k for k in range(31))
 
 
+def test_bind_sender_broadcast_with_a_slow_consumer() -> None:
+    """A slow consumer's full queue would make libzmq's load balancer skip it: broadcast
+    waits for the queues to drain, so the slow consumer still gets its end message."""
+    with Sender(tcp(), bind=True, timeout=T, sndhwm=1, sndbuf=65536) as s:
+        rs = [
+            Receiver(s.endpoints, bind=False, timeout=T, rcvhwm=1, rcvbuf=65536) for _ in range(2)
+        ]
+        wait_peers(s, 2)
+        ends = [0, 0]
+        data = [0, 0]
+
+        def consume(i: int, delay: float) -> None:
+            while True:
+                (f,) = rs[i].recv()
+                if len(f) == 3:
+                    ends[i] += 1
+                    break
+                data[i] += 1
+                time.sleep(delay)
+            try:
+                rs[i].recv(timeout=0.3)
+                ends[i] += 1  # a second END (or anything after it) is wrong
+            except TimeoutError:
+                pass
+
+        threads = [
+            threading.Thread(target=consume, args=(0, 0.0)),
+            threading.Thread(target=consume, args=(1, 0.03)),
+        ]
+        for t in threads:
+            t.start()
+        payload = np.zeros(1 << 20, np.uint8)
+        for _ in range(12):
+            s.send(payload)
+        assert s.broadcast(b"END") == 2
+        for t in threads:
+            t.join(T)
+        assert ends == [1, 1]
+        assert sum(data) == 12
+        for r in rs:
+            r.close()
+
+
 def test_slow_consumer_backpressure_blocks_without_dropping() -> None:
     """A consumer that does not read: the sender blocks at the high-water mark, then times out."""
     with Receiver(tcp(), timeout=T, rcvhwm=2, rcvbuf=65536) as r:
