@@ -199,6 +199,19 @@ def test_one_producer_several_consumers_load_balance_and_broadcast() -> None:
     assert all(len(msgs) == 10 for msgs in seen)  # round robin over ready consumers
 
 
+def test_one_consumer_down_sends_go_on_broadcast_names_it(tmp_path: Path) -> None:
+    dead = ipc(tmp_path, "dead")  # nobody binds here
+    with Receiver(tcp(), timeout=T) as r, Sender([r.endpoints[0], dead], timeout=0.5) as s:
+        wait_peers(s, 1)
+        for k in range(10):
+            s.send(b"%d" % k)  # all go to the consumer that is up; none blocks
+        assert [bytes(r.recv()[0]) for _ in range(10)] == [b"%d" % k for k in range(10)]
+        with pytest.raises(TimeoutError, match="dead.ipc"):
+            s.broadcast(b"END")
+        with pytest.raises(TimeoutError):
+            r.recv(timeout=0.2)  # broadcast sent nothing when it could not reach everyone
+
+
 def test_bind_sender_broadcast_reaches_each_connected_consumer() -> None:
     """Sender binds (LCLStreamer's role: server), consumers connect: after data messages
     spread over them, the end message reaches every consumer exactly once."""
