@@ -70,11 +70,8 @@ std::vector<OutFrame> out_frames(const py::sequence& frames, const char* what) {
                                      static_cast<std::size_t>(owner->view.len));
     std::shared_ptr<const void> keep(owner.release(), [](const PyOwner* p) {
       auto& q = release_queue();
-      {
-        std::lock_guard<std::mutex> lock(q.mu);
-        q.done.emplace_back(const_cast<PyOwner*>(p));
-      }
-      q.cv.notify_one();
+      std::lock_guard<std::mutex> lock(q.mu);
+      q.done.emplace_back(const_cast<PyOwner*>(p));
     });
     out.push_back(OutFrame{bytes, std::move(keep)});
     ++i;
@@ -151,19 +148,23 @@ LCLSTREAM_BINDING(transport) {
   m.def("transport_drain", [] { return drain_released(); },
         "Release Python owners whose bytes libzmq has finished with (returns how many).");
   m.def("transport_release_loop", [] {
-        // Run by a Python daemon thread (lclstream.transport): releases owners as soon as
-        // libzmq hands them back, so a pooled buffer returns to its pool even while every
-        // other thread is blocked (e.g. waiting on that very pool).
+        // Run by a Python daemon thread (lclstream.transport): every 10 ms it releases the
+        // owners libzmq handed back, so a pooled buffer returns to its pool even while every
+        // other thread is blocked (e.g. waiting on that very pool). It is not woken per
+        // message: while a stream runs, send()/recv() drain the queue themselves and this
+        // thread finds it empty without taking the GIL.
         auto& q = release_queue();
         for (;;) {
           bool stop = false;
+          bool pending = false;
           {
             py::gil_scoped_release nogil;
             std::unique_lock<std::mutex> lock(q.mu);
-            q.cv.wait_for(lock, std::chrono::milliseconds(200), [&q] { return !q.done.empty() || q.stop; });
+            q.cv.wait_for(lock, std::chrono::milliseconds(10), [&q] { return q.stop; });
             stop = q.stop;
+            pending = !q.done.empty();
           }
-          drain_released();
+          if (pending || stop) drain_released();
           if (stop) return;
         }
       }, "Release owners until transport_release_stop() (run on a Python thread).");
