@@ -7,7 +7,7 @@ stream2 or raw batches. See DESIGN.md in the repository for the contracts.
 
 from __future__ import annotations
 
-from lclstream import _core, calib, codec
+from lclstream import _core, calib, codec, completeness, transport
 from lclstream.batch import Batch, BufferPool, pool_for
 from lclstream.errors import (
     CapacityError,
@@ -34,5 +34,7 @@ __all__ = [
     "__version__",
     "codec",
     "calib",
+    "completeness",
     "pool_for",
+    "transport",
 ]
