@@ -110,12 +110,15 @@ class FileWriter:
             raise ConfigError(f"file name {path} escapes the write directory {self._root}")
         return path
 
-    def _next_path(self, st: _SenderState) -> Path:
-        while True:
-            p = self._path(st.info.sender, st.counter)
+    def _write_next(self, st: _SenderState, chunks: list[Any]) -> Path:
+        """Write under the next free number; the number is used up only if the write succeeds."""
+        while self._path(st.info.sender, st.counter).exists():
             st.counter += 1
-            if not p.exists():
-                return p
+        path = self._path(st.info.sender, st.counter)
+        atomic_write(path, chunks)
+        st.counter += 1
+        self.files.append(path)
+        return path
 
     def _state(self, info: StreamInfo) -> _SenderState:
         key = (info.stream_id, info.sender)
@@ -188,10 +191,7 @@ class FileWriter:
                     self.totals[(info.stream_id, info.sender)] = parsed.totals
                 return []
         st = self._state(info)
-        path = self._next_path(st)
-        atomic_write(path, [frame_bytes(frame)])
-        self.files.append(path)
-        return [path]
+        return [self._write_next(st, [frame_bytes(frame)])]
 
     def write_batch(self, batch: EventBatch, info: StreamInfo | None = None) -> list[Path]:
         """Write events (regrouped by ``img_per_file`` if set) as HDF5 files."""
@@ -213,12 +213,14 @@ class FileWriter:
                     self.compression, fields=self.fields, threads=self.threads
                 )
                 st.serializer.start(st.info)
-            image = st.serializer.serialize(batch)[0][0]
-            path = self._next_path(st)
-            atomic_write(path, [image])
-            self.files.append(path)
+            try:
+                image = st.serializer.serialize(batch)[0][0]
+                written.append(self._write_next(st, [image]))
+            except BaseException:  # keep the events: nothing accepted is lost
+                st.pending.insert(0, batch)
+                st.pending_events += len(batch)
+                raise
             self.events_written += len(batch)
-            written.append(path)
         return written
 
 
