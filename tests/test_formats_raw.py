@@ -6,7 +6,6 @@ import cbor2
 import numpy as np
 import pytest
 from fmt_helpers import batch, frames, info
-
 from lclstream.errors import ConfigError, FormatError
 from lclstream.formats import RawBatchSerializer, detect, make_serializer, parse, serializer_class
 from lclstream.protocols import StreamTotals

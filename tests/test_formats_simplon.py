@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from dectris.compression import decompress
 from fmt_helpers import batch, frames, info
-
 from lclstream.errors import FormatError
 from lclstream.formats import LclstreamerSimplonSerializer, SimplonBinarySerializer, detect, parse
 from lclstream.formats.simplon import END_KEYS, FLOAT_KEYS, IMAGE_KEYS, START_KEYS

@@ -6,12 +6,11 @@ import io
 from pathlib import Path
 
 from fmt_helpers import batch, frames, info
-from rich.console import Console
-
 from lclstream.formats import HDF5BinarySerializer, SimplonBinarySerializer
 from lclstream.inspect import inspect, render
 from lclstream.protocols import StreamTotals
 from lclstream.writer import FileWriter
+from rich.console import Console
 
 SHAPE = (2, 32, 64)
 

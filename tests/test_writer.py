@@ -10,7 +10,6 @@ import hdf5plugin  # noqa: F401
 import numpy as np
 import pytest
 from fmt_helpers import batch, frames, info
-
 from lclstream.errors import ConfigError
 from lclstream.formats import (
     HDF5BinarySerializer,
