@@ -238,3 +238,19 @@ def test_foreign_hdf5_image_parses_by_walking_datasets() -> None:
     p = parse([bio.getvalue()])
     assert p.kind == "data" and p.batch is not None
     np.testing.assert_array_equal(p.batch.arrays["/detector_data"], np.ones((2, 4, 4)))
+
+
+def test_two_open_images_do_not_alias() -> None:
+    from lclstream.formats.hdf5 import open_image
+
+    msgs = []
+    for sid in ("A", "B"):
+        ser = HDF5BinarySerializer()
+        ser.start(info(SHAPE, "uint16", stream_id=sid))
+        msgs.append(_one(ser, batch(frames(1, SHAPE, "uint16"))))
+    fa, fb = open_image(msgs[0]), open_image(msgs[1])
+    try:
+        assert (fa.attrs["stream_id"], fb.attrs["stream_id"]) == ("A", "B")
+    finally:
+        fa.close()
+        fb.close()

@@ -386,7 +386,9 @@ def open_image(frame: Any) -> h5py.File:
     fapl.set_fapl_core(backing_store=False)
     fapl.set_file_image(mv)
     try:
-        fid = h5py.h5f.open(b"lclstream-message", h5py.h5f.ACC_RDONLY, fapl=fapl)
+        # a unique name: HDF5 shares an already-open file of the same name (it would hand
+        # back the other image)
+        fid = h5py.h5f.open(f"lclstream-rx-{next(_ids)}".encode(), h5py.h5f.ACC_RDONLY, fapl=fapl)
     except Exception as exc:
         raise FormatError(
             f"HDF5 message of {len(mv)} bytes is truncated or corrupt: {exc}"
