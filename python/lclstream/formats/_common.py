@@ -167,6 +167,37 @@ def decompress_chunk(
     return arr
 
 
+def decompress_events(
+    chunks: Sequence[Any],
+    codec: str,
+    dtype: np.dtype[Any],
+    frame_shape: Sequence[int],
+    threads: int = 0,
+) -> np.ndarray:
+    """Decode one chunk per event into one (events, *frame_shape) array, events in parallel."""
+    mod = codec_module()
+    views = [frame_bytes(c) for c in chunks]
+    if not hasattr(mod, "decompress_frames"):
+        out = np.empty((len(views), *frame_shape), dtype)
+        for i, v in enumerate(views):
+            decompress_chunk(v, codec, dtype, frame_shape, out=out[i])
+        return out
+    sizes = np.array([len(v) for v in views], np.int64)
+    offsets = np.zeros(len(views), np.int64)
+    np.cumsum(sizes[:-1], out=offsets[1:])
+    packed = b"".join(views)
+    try:
+        arr: np.ndarray = mod.decompress_frames(
+            packed, offsets, sizes, codec, dtype=dtype, frame_shape=tuple(frame_shape),
+            threads=threads,
+        )  # fmt: skip
+    except Exception as exc:
+        raise FormatError(
+            f"{codec} chunks of {len(views)} events cannot be decoded: {exc}"
+        ) from exc
+    return arr
+
+
 def frame_bytes(frame: Any) -> memoryview:
     """A flat byte view of one received frame (bytes, memoryview, zmq.Frame, numpy array)."""
     if hasattr(frame, "buffer") and not isinstance(frame, (bytes, bytearray, memoryview)):

@@ -35,6 +35,7 @@ from lclstream.formats._common import (
     compress_events,
     compression,
     decompress_chunk,
+    decompress_events,
     expansion_limit,
     frame_bytes,
 )
@@ -440,6 +441,10 @@ def read_dataset(dset: h5py.Dataset, threads: int = 0, *, limit: int | None = No
                         f"the frame has {frame_nbytes}"
                     )
             chunks.append((mask, chunk))
+        if chunks and not any(m for m, _ in chunks):
+            return decompress_events(
+                [c for _, c in chunks], codec, dset.dtype, dset.shape[1:], threads
+            )
         out = np.empty(dset.shape, dset.dtype)
         for i, (mask, chunk) in enumerate(chunks):
             if mask:
