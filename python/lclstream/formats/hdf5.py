@@ -125,6 +125,8 @@ class HDF5BinarySerializer:
         self.sequence = 0
         self._layout: _Layout | None = None
         self._buffers: dict[str, ChunkBuffer] = {}
+        self._fields_json: str | None = None
+        self._detectors_json: str | None = None
         self._name = f"lclstream-{next(_ids)}".encode()
 
     # -- Serializer protocol -------------------------------------------------------------
@@ -132,6 +134,7 @@ class HDF5BinarySerializer:
         """Remember the stream facts; HDF5 streams have no start message."""
         self.info = info
         self.sequence = 0
+        self._detectors_json = None
         return []
 
     def serialize(self, batch: EventBatch) -> list[Message]:
@@ -203,6 +206,7 @@ class HDF5BinarySerializer:
             if path is not None:
                 layout.results[name] = (path, arr.dtype.str, tuple(arr.shape[1:]))
         self._layout = layout
+        self._fields_json = layout.to_json()
         return layout
 
     def _layout_from_info(self) -> _Layout:
@@ -226,19 +230,32 @@ class HDF5BinarySerializer:
                 )
 
     # -- building ---------------------------------------------------------------------------
-    def _root_attrs(self, f: h5py.File, layout: _Layout) -> None:
+    def _root_attrs(self, w: _LowLevel, layout: _Layout, end: StreamTotals | None) -> None:
         info = self.info
-        a = f.attrs
-        a["stream_id"] = info.stream_id
-        a["sequence"] = np.int64(self.sequence)
-        a["sender"] = np.int64(info.sender)
-        a["senders"] = np.int64(info.senders)
-        a["source_identifier"] = info.source_identifier
-        a["calibration"] = info.calibration
-        a["lclstream_version"] = _core.__version__
-        a["lclstream_fields"] = layout.to_json()
+        attrs: dict[str, Any] = {
+            "stream_id": info.stream_id,
+            "sequence": np.int64(self.sequence),
+            "sender": np.int64(info.sender),
+            "senders": np.int64(info.senders),
+            "source_identifier": info.source_identifier,
+            "calibration": info.calibration,
+            "lclstream_version": _core.__version__,
+            "lclstream_fields": self._fields_json or layout.to_json(),
+        }
         if info.detectors:
-            a["lclstream_detectors"] = json.dumps({k: asdict(v) for k, v in info.detectors.items()})
+            if self._detectors_json is None:
+                self._detectors_json = json.dumps({k: asdict(v) for k, v in info.detectors.items()})
+            attrs["lclstream_detectors"] = self._detectors_json
+        if end is not None:
+            attrs.update(
+                end_of_stream=np.bool_(True),
+                events_sent=np.int64(end.events_sent),
+                messages_sent=np.int64(end.messages_sent),
+                events_dropped=np.int64(end.events_dropped),
+                drop_reasons=json.dumps(end.drop_reasons, sort_keys=True),
+                cancelled=np.bool_(end.cancelled),
+            )
+        w.attrs(attrs)
 
     def _build(self, batch: EventBatch, layout: _Layout, end: StreamTotals | None) -> bytes:
         n = len(batch)
@@ -267,15 +284,7 @@ class HDF5BinarySerializer:
         block = max(65536, (est * 5 // 4 + 65535) // 65536 * 65536)
         with h5py.File(self._name, "w", driver="core", backing_store=False, block_size=block) as f:
             w = _LowLevel(f)
-            self._root_attrs(f, layout)
-            if end is not None:
-                a = f.attrs
-                a["end_of_stream"] = True
-                a["events_sent"] = np.int64(end.events_sent)
-                a["messages_sent"] = np.int64(end.messages_sent)
-                a["events_dropped"] = np.int64(end.events_dropped)
-                a["drop_reasons"] = json.dumps(end.drop_reasons, sort_keys=True)
-                a["cancelled"] = bool(end.cancelled)
+            self._root_attrs(w, layout, end)
             for name, (path, dtype, shape) in layout.arrays.items():
                 arr = batch.arrays[name]
                 if name in chunks:
@@ -394,6 +403,24 @@ class _LowLevel:
         return h5py.h5d.create(
             self.f.id, path.encode(), h5py.h5t.py_create(dtype), space, dcpl=dcpl, lcpl=self._lcpl
         )
+
+    _str_tid: Any = None
+
+    def attrs(self, values: dict[str, Any]) -> None:
+        """Root attributes: str as variable-length UTF-8 (as h5py writes them), numbers as
+        their numpy type."""
+        if _LowLevel._str_tid is None:
+            _LowLevel._str_tid = h5py.h5t.py_create(h5py.string_dtype(), logical=True)
+        scalar = h5py.h5s.create(h5py.h5s.SCALAR)
+        fid = self.f.id
+        for k, v in values.items():
+            if isinstance(v, str):
+                a = h5py.h5a.create(fid, k.encode(), self._str_tid, scalar)
+                a.write(np.array(v, dtype=h5py.string_dtype()))
+            else:
+                arr = np.asarray(v)
+                a = h5py.h5a.create(fid, k.encode(), h5py.h5t.py_create(arr.dtype), scalar)
+                a.write(arr)
 
     def soft_link(self, path: str, target: str) -> None:
         if self._claim(path, False):
