@@ -207,8 +207,31 @@ def test_layout_change_within_stream_is_refused() -> None:
 
 
 def test_unknown_compression_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="zfp"):
-        HDF5BinarySerializer(compression="zfp")
+    with pytest.raises(ConfigError, match="allowed"):
+        HDF5BinarySerializer(compression="snappy")
+
+
+def test_zfp_as_lclstreamer_uses_it() -> None:
+    data = frames(2, SHAPE, "float32")
+    ser = _started(HDF5BinarySerializer(compression="zfp"), dtype="float32")
+    with h5py.File(io.BytesIO(_one(ser, batch(data))), "r") as f:
+        d = f["/entry_1/data_1/data"]
+        assert "32013" in d._filters and d.shape == data.shape
+
+
+def test_with_fields_exactly_those_entries_are_written() -> None:
+    """LCLStreamer's consumers open the first key: nothing of ours may come first."""
+    data = frames(2, SHAPE, "uint16")
+    ser = _started(
+        HDF5BinarySerializer(fields={"detector_data": "/data", "timestamp": "/timestamp"})
+    )
+    b = batch(data, timestamp=np.array([1.5, 2.5]), photon_wavelength=np.array([1.3, 1.3]))
+    with h5py.File(io.BytesIO(_one(ser, b)), "r") as f:
+        assert list(f.keys()) == ["data", "timestamp"]
+        first = f[list(f.keys())[0]]
+        assert first[:].shape[0] == 2  # LCLStreamer's pull_script_hdf5_zmq.py
+        np.testing.assert_array_equal(f["/timestamp"][()], [1.5, 2.5])  # the data source wins
+        assert f.attrs["stream_id"] == "test-stream"
 
 
 def test_corrupt_and_truncated_messages_raise_format_error() -> None:

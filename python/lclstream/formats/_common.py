@@ -59,6 +59,7 @@ _ALIASES = {
     "zstd": "zstd",
     "gzip": "gzip",
     "gzip_with_shuffle": "gzip_with_shuffle",
+    "zfp": "zfp",
     "null": "none",
     "none": "none",
 }
@@ -72,7 +73,8 @@ def compression(name: str | None, level: int | None = None) -> Compression:
     if key is None:
         raise ConfigError(
             f"data_serializer.compression: {name!r} is not supported; allowed: "
-            "bitshuffle_with_lz4, bitshuffle_with_zstd, lz4, zstd, gzip, gzip_with_shuffle, null"
+            "bitshuffle_with_lz4, bitshuffle_with_zstd, lz4, zstd, gzip, gzip_with_shuffle, zfp, "
+            "null"
         )
     if key == "bitshuffle_with_lz4":
         return Compression(key, "bslz4", None, FILTER_BITSHUFFLE, (0, _BSHUF_LZ4))
@@ -87,6 +89,8 @@ def compression(name: str | None, level: int | None = None) -> Compression:
     if key in ("gzip", "gzip_with_shuffle"):
         lvl = 4 if level is None else int(level)
         return Compression(key, None, lvl, "gzip", lvl, h5_shuffle=key == "gzip_with_shuffle")
+    if key == "zfp":  # hdf5plugin's Zfp() as LCLStreamer uses it: h5py's filter path
+        return Compression(key, None, None, "zfp", None)
     return Compression("none", None, None, None, None)
 
 

@@ -9,8 +9,8 @@ options, so any reader with ``hdf5plugin`` decodes it.
 
 Layout (defaults in docs/formats.md): CXI — detector frames at ``/entry_1/data_1/data``,
 peaks under ``/entry_1/result_1``, per-event ids/timestamps under ``/LCLS``; stream facts
-as root attributes. ``fields`` (LCLStreamer's data source name → dataset path) overrides
-any path; a name mapped to ``None`` or ``""`` is left out.
+as root attributes. With ``fields`` (LCLStreamer's data source name → dataset path) exactly
+the listed entries are written; a name mapped to ``None`` or ``""`` is left out.
 """
 
 from __future__ import annotations
@@ -84,6 +84,7 @@ class _Layout:
         self.results: dict[str, tuple[str, str, tuple[int, ...]]] = {}
         self.event_id: str | None = EVENT_ID_PATH
         self.timestamp: str | None = TIMESTAMP_PATH
+        self.instrument = True  # CXI instrument metadata (default layout only)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -176,15 +177,26 @@ class HDF5BinarySerializer:
         return None
 
     def _layout_for(self, batch: EventBatch) -> _Layout:
+        """Fix the layout at the first batch. With ``fields`` given, exactly those entries
+        are written (LCLStreamer's rule, so its consumers see only what they asked for);
+        without, everything goes to the CXI defaults plus instrument metadata."""
         if self._layout is not None:
             self._check(batch, self._layout)
             return self._layout
         layout = _Layout()
-        layout.event_id = self._path("event_id", self._path("event_ids", EVENT_ID_PATH))
-        layout.timestamp = self._path("timestamp", self._path("timestamps", TIMESTAMP_PATH))
+        explicit = bool(self.fields)
+        layout.instrument = not explicit
         primary = self._primary_name(batch.arrays)
         det_index = 2
         used: dict[str, str] = {}
+
+        def claim(path: str, name: str) -> None:
+            if path in used:
+                raise FormatError(
+                    f"HDF5BinarySerializer: fields map both {used[path]!r} and {name!r} to {path}"
+                )
+            used[path] = name
+
         for name, arr in batch.arrays.items():
             if name == primary:
                 default: str | None = DATA_PATH
@@ -192,19 +204,28 @@ class HDF5BinarySerializer:
                 default = _default_array_path(name, arr.ndim, det_index)
                 if arr.ndim >= 3:
                     det_index += 1
-            path = self._path(name, default)
+            path = self._path(name, None if explicit else default)
             if path is None:
                 continue
-            if path in used:
-                raise FormatError(
-                    f"HDF5BinarySerializer: fields map both {used[path]!r} and {name!r} to {path}"
-                )
-            used[path] = name
+            claim(path, name)
             layout.arrays[name] = (path, arr.dtype.str, tuple(arr.shape[1:]))
         for name, arr in batch.results.items():
-            path = self._path(name, f"{RESULT_GROUP}/{name}")
+            path = self._path(name, None if explicit else f"{RESULT_GROUP}/{name}")
             if path is not None:
+                claim(path, name)
                 layout.results[name] = (path, arr.dtype.str, tuple(arr.shape[1:]))
+        # ids and timestamps, unless a data source of that name is written instead
+        layout.event_id = layout.timestamp = None
+        for names, default, attr in (
+            (_EVENT_ID_NAMES, EVENT_ID_PATH, "event_id"),
+            (_TIMESTAMP_NAMES, TIMESTAMP_PATH, "timestamp"),
+        ):
+            if any(n in layout.arrays for n in names):
+                continue
+            path = self._path(names[0], self._path(names[1], None if explicit else default))
+            if path is not None:
+                claim(path, names[0])
+                setattr(layout, attr, path)
         self._layout = layout
         self._fields_json = layout.to_json()
         return layout
@@ -316,7 +337,8 @@ class HDF5BinarySerializer:
                 if layout.timestamp == TIMESTAMP_PATH:  # psocake's split seconds / nanoseconds
                     w.put(MACHINE_TIME_PATH, (ts // 10**9).astype(np.uint32))
                     w.put(MACHINE_TIME_NS_PATH, (ts % 10**9).astype(np.uint32))
-            self._instrument(w, layout, n)
+            if layout.instrument:
+                self._instrument(w, layout, n)
             f.flush()
             image: bytes = f.id.get_file_image()
         return image
@@ -439,6 +461,8 @@ def _resolve(name: str | None, level: int | None) -> Compression:
 def _filter_kwargs(comp: Compression) -> dict[str, Any]:
     if comp.h5_filter is None:
         return {}
+    if comp.h5_filter == "zfp":
+        return dict(hdf5plugin.Zfp())
     if comp.h5_filter == "gzip":
         return {"compression": "gzip", "compression_opts": comp.h5_opts, "shuffle": comp.h5_shuffle}
     return {"compression": comp.h5_filter, "compression_opts": comp.h5_opts}
