@@ -139,18 +139,12 @@ def compress_events(
     if len(data) == 0:
         return []
     out = None
-    if buffer is not None and hasattr(mod, "compress_bound"):
+    if buffer is not None:
         frame_bytes_ = data[0].nbytes
         bound = int(mod.compress_bound(frame_bytes_, data.dtype.itemsize, codec))
         out = buffer.get(bound * len(data))
-    try:
-        res = mod.compress_frames(data, codec, level=level, threads=threads, out=out)
-    except TypeError:  # a codec without the keyword form
-        res = mod.compress_frames(data, codec, threads)
-    if isinstance(res, tuple) and len(res) == 3:
-        buf, offsets, sizes = res
-        return [buf[int(o) : int(o) + int(s)] for o, s in zip(offsets, sizes, strict=True)]
-    return list(res)
+    buf, offsets, sizes = mod.compress_frames(data, codec, level=level, threads=threads, out=out)
+    return [buf[int(o) : int(o) + int(s)] for o, s in zip(offsets, sizes, strict=True)]
 
 
 def decompress_chunk(
