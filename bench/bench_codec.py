@@ -140,7 +140,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                     isa=isa,
                 )
             )
-            frames = np.ascontiguousarray(np.broadcast_to(a[0], (8, *MODULE)))
+            frames = jungfrau_raw(8, seed=5)  # 8 distinct single-module events
             fout = np.empty(8 * codec.compress_bound(frames[0].nbytes, 2), np.uint8)
             t1f = time_it(lambda: codec.compress_frames(frames, threads=1, out=fout), repeats)
             t2f = time_it(lambda: codec.compress_frames(frames, threads=2, out=fout), repeats)

@@ -7,7 +7,7 @@ stream2 or raw batches. See DESIGN.md in the repository for the contracts.
 
 from __future__ import annotations
 
-from lclstream import _core
+from lclstream import _core, codec
 from lclstream.batch import Batch, BufferPool, pool_for
 from lclstream.errors import (
     CapacityError,
@@ -32,5 +32,6 @@ __all__ = [
     "SourceError",
     "TransportError",
     "__version__",
+    "codec",
     "pool_for",
 ]

@@ -9,8 +9,9 @@
 //  * everything else (sparse or structured planes): runs of such planes go through liblz4,
 //    and its sequences are spliced into ours (its first sequence absorbs our pending
 //    literals, its final literals become our pending literals).
-// LZ4 block rules kept: every match ends at least 12 bytes before the block end, and the
-// block ends with a literal-only sequence, so LZ4_decompress_safe/_fast read it.
+// LZ4 block rules kept: every match starts at least 12 and ends at least 5 bytes before the
+// block end, and the block ends with a literal-only sequence, so LZ4_decompress_safe and
+// LZ4_decompress_fast (hdf5plugin's LZ4 filter uses it) read it.
 #include <lz4.h>
 
 #include <bit>
@@ -49,7 +50,8 @@ void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t npl
 }
 namespace {
 
-constexpr std::size_t kMfLimit = 12;  // no match may end later than this before the block end
+constexpr std::size_t kMfLimit = 12;      // a match must start at least this far before the end
+constexpr std::size_t kLastLiterals = 5;  // and end at least this far before it
 
 struct Emitter {
   const std::uint8_t* in;
@@ -106,7 +108,7 @@ struct Emitter {
   // literals (e.g. the zero tail of a sparse plane) and the c bytes that follow e.
   void run(std::size_t s, std::size_t e, std::uint8_t c) {
     if (len < kMfLimit + 5) return;
-    const std::size_t limit = len - kMfLimit;
+    const std::size_t limit = len - kLastLiterals;
     if (s < lit) s = lit;
     while (e < limit && in[e] == c) ++e;
     if (e > limit) e = limit;
@@ -114,7 +116,7 @@ struct Emitter {
     std::size_t r = s;
     while (r > lit && in[r - 1] == c) --r;
     const std::size_t m = (r > 0 && in[r - 1] == c) ? r : r + 1;  // in[m - 1] == c
-    if (e >= m + 4) sequence(m, 1, e - m);
+    if (e >= m + 4 && m <= len - kMfLimit) sequence(m, 1, e - m);
   }
 
   // [a, b) through liblz4; its sequences become ours.
