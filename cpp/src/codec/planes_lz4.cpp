@@ -24,17 +24,17 @@
 namespace lclstream {
 namespace scalar {
 namespace {
+// Without -mpopcnt std::popcount becomes a libgcc call; this inlines.
+inline int popcnt64(std::uint64_t v) noexcept {
+  v = v - ((v >> 1) & 0x5555555555555555ULL);
+  v = (v & 0x3333333333333333ULL) + ((v >> 2) & 0x3333333333333333ULL);
+  v = (v + (v >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+  return static_cast<int>((v * 0x0101010101010101ULL) >> 56);
+}
 #include "codec/classify_body.inc"
 }  // namespace
 void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t nplanes, codec_detail::PlaneInfo* info) {
-  for (std::size_t p = 0; p < nplanes; ++p) {
-    const std::uint8_t* x = planes + p * nb;
-    const std::uint64_t pat = 0x0101010101010101ULL * x[0];
-    std::uint64_t diff = 0;
-    std::size_t flips = 0;
-    classify_tail(x, 0, nb, pat, diff, flips);
-    info[p] = decide(diff, flips, nb, x[0]);
-  }
+  classify_scalar_loop(planes, nb, nplanes, info);
 }
 }  // namespace scalar
 
@@ -58,7 +58,9 @@ struct Emitter {
   std::size_t len;
   std::uint8_t* op;
   std::uint8_t* oend;
-  std::size_t lit = 0;  // pending literals are in[lit, current position)
+  std::size_t lit = 0;   // pending literals are in[lit, current position)
+  std::size_t zpos = 0;  // the latest long run of zero bytes: in[zpos, zpos + zlen)
+  std::size_t zlen = 0;
   bool ok = true;
 
   static std::size_t ext_bytes(std::size_t v) { return v >= 15 ? 1 + (v - 15) / 255 : 0; }
@@ -117,6 +119,38 @@ struct Emitter {
     while (r > lit && in[r - 1] == c) --r;
     const std::size_t m = (r > 0 && in[r - 1] == c) ? r : r + 1;  // in[m - 1] == c
     if (e >= m + 4 && m <= len - kMfLimit) sequence(m, 1, e - m);
+    if (c == 0 && e - r > zlen) {
+      zpos = r;
+      zlen = e - r;
+    }
+  }
+
+  // [a, b) is mostly zero bytes: zero runs of 4+ bytes become matches, from an earlier zero
+  // run at least as long when one is in reach, else with offset 1 after one literal zero.
+  void sparse(std::size_t a, std::size_t b) {
+    if (a < lit) a = lit;
+    if (len < kMfLimit + 5) return;
+    const std::size_t mlimit = len - kLastLiterals, slimit = len - kMfLimit;
+    std::size_t i = a;
+    while (i < b && ok) {
+      while (i < b && in[i] != 0) ++i;
+      if (i >= b) break;
+      std::size_t j = i + 1;
+      for (std::uint64_t w; j + 8 <= b && (std::memcpy(&w, in + j, 8), w == 0);) j += 8;
+      while (j < b && in[j] == 0) ++j;
+      const std::size_t g = j - i;
+      if (g >= 4) {
+        const bool far = zlen < g || i - zpos > 65535;
+        const std::size_t m = far ? i + 1 : i;
+        const std::size_t e = j < mlimit ? j : mlimit;
+        if (m <= slimit && e >= m + 4) sequence(m, far ? 1 : i - zpos, e - m);
+        if (far) {
+          zpos = i;
+          zlen = g;
+        }
+      }
+      i = j;
+    }
   }
 
   // [a, b) through liblz4; its sequences become ours.
@@ -193,6 +227,9 @@ std::size_t encode_planes_lz4(const std::byte* planes, std::size_t plane_bytes, 
       if (info[p].kind == PlaneKind::constant) {
         while (q < nplanes && info[q].kind == PlaneKind::constant && info[q].value == info[p].value) ++q;
         em.run(p * plane_bytes, q * plane_bytes, info[p].value);
+      } else if (info[p].kind == PlaneKind::sparse) {
+        while (q < nplanes && info[q].kind == PlaneKind::sparse) ++q;
+        em.sparse(p * plane_bytes, q * plane_bytes);
       } else if (info[p].kind == PlaneKind::other) {
         while (q < nplanes && info[q].kind == PlaneKind::other) ++q;
         em.lz4(p * plane_bytes, q * plane_bytes, lz4_state, reinterpret_cast<std::uint8_t*>(tmp), tmp_cap);
