@@ -73,12 +73,7 @@ class Psana2EventSourceParameters(_Model):
 
 
 EventSourceParameters = Annotated[
-    Union[
-        InternalEventSourceParameters,
-        Hdf5EventSourceParameters,
-        Psana1EventSourceParameters,
-        Psana2EventSourceParameters,
-    ],
+    InternalEventSourceParameters | Hdf5EventSourceParameters | Psana1EventSourceParameters | Psana2EventSourceParameters,
     Field(discriminator="type"),
 ]
 
@@ -175,20 +170,7 @@ class Psana2RunInfoParameters(_Model):
 
 
 DataSourceParameters = Annotated[
-    Union[
-        SyntheticDetectorParameters,
-        GenericRandomNumpyArrayParameters,
-        IntValueParameters,
-        FloatValueParameters,
-        SourceIdentifierParameters,
-        Hdf5DatasetParameters,
-        Psana1DetectorInterfaceParameters,
-        Psana2DetectorInterfaceParameters,
-        Psana1TimestampParameters,
-        Psana2TimestampParameters,
-        Psana1RunInfoParameters,
-        Psana2RunInfoParameters,
-    ],
+    SyntheticDetectorParameters | GenericRandomNumpyArrayParameters | IntValueParameters | FloatValueParameters | SourceIdentifierParameters | Hdf5DatasetParameters | Psana1DetectorInterfaceParameters | Psana2DetectorInterfaceParameters | Psana1TimestampParameters | Psana2TimestampParameters | Psana1RunInfoParameters | Psana2RunInfoParameters,
     Field(discriminator="type"),
 ]
 
@@ -283,7 +265,7 @@ class PeaknetPreprocessingPipelineParameters(_Model):
 
 
 ProcessingPipelineParameters = Annotated[
-    Union[BatchProcessingPipelineParameters, PeaknetPreprocessingPipelineParameters],
+    BatchProcessingPipelineParameters | PeaknetPreprocessingPipelineParameters,
     Field(discriminator="type"),
 ]
 
@@ -354,12 +336,7 @@ class RawBatchSerializerParameters(_Model):
 
 
 DataSerializerParameters = Annotated[
-    Union[
-        HDF5BinarySerializerParameters,
-        SimplonBinarySerializerParameters,
-        LclstreamerSimplonSerializerParameters,
-        RawBatchSerializerParameters,
-    ],
+    HDF5BinarySerializerParameters | SimplonBinarySerializerParameters | LclstreamerSimplonSerializerParameters | RawBatchSerializerParameters,
     Field(discriminator="type"),
 ]
 
@@ -399,11 +376,7 @@ class InProcessDataHandlerParameters(_Model):
 
 
 DataHandlerParameters = Annotated[
-    Union[
-        BinaryDataStreamingDataHandlerParameters,
-        BinaryFileWritingDataHandlerParameters,
-        InProcessDataHandlerParameters,
-    ],
+    BinaryDataStreamingDataHandlerParameters | BinaryFileWritingDataHandlerParameters | InProcessDataHandlerParameters,
     Field(discriminator="type"),
 ]
 
