@@ -73,7 +73,12 @@ class Psana2EventSourceParameters(_Model):
 
 
 EventSourceParameters = Annotated[
-    InternalEventSourceParameters | Hdf5EventSourceParameters | Psana1EventSourceParameters | Psana2EventSourceParameters,
+    (
+        InternalEventSourceParameters
+        | Hdf5EventSourceParameters
+        | Psana1EventSourceParameters
+        | Psana2EventSourceParameters
+    ),
     Field(discriminator="type"),
 ]
 
@@ -170,7 +175,20 @@ class Psana2RunInfoParameters(_Model):
 
 
 DataSourceParameters = Annotated[
-    SyntheticDetectorParameters | GenericRandomNumpyArrayParameters | IntValueParameters | FloatValueParameters | SourceIdentifierParameters | Hdf5DatasetParameters | Psana1DetectorInterfaceParameters | Psana2DetectorInterfaceParameters | Psana1TimestampParameters | Psana2TimestampParameters | Psana1RunInfoParameters | Psana2RunInfoParameters,
+    (
+        SyntheticDetectorParameters
+        | GenericRandomNumpyArrayParameters
+        | IntValueParameters
+        | FloatValueParameters
+        | SourceIdentifierParameters
+        | Hdf5DatasetParameters
+        | Psana1DetectorInterfaceParameters
+        | Psana2DetectorInterfaceParameters
+        | Psana1TimestampParameters
+        | Psana2TimestampParameters
+        | Psana1RunInfoParameters
+        | Psana2RunInfoParameters
+    ),
     Field(discriminator="type"),
 ]
 
@@ -265,7 +283,7 @@ class PeaknetPreprocessingPipelineParameters(_Model):
 
 
 ProcessingPipelineParameters = Annotated[
-    BatchProcessingPipelineParameters | PeaknetPreprocessingPipelineParameters,
+    (BatchProcessingPipelineParameters | PeaknetPreprocessingPipelineParameters),
     Field(discriminator="type"),
 ]
 
@@ -336,7 +354,12 @@ class RawBatchSerializerParameters(_Model):
 
 
 DataSerializerParameters = Annotated[
-    HDF5BinarySerializerParameters | SimplonBinarySerializerParameters | LclstreamerSimplonSerializerParameters | RawBatchSerializerParameters,
+    (
+        HDF5BinarySerializerParameters
+        | SimplonBinarySerializerParameters
+        | LclstreamerSimplonSerializerParameters
+        | RawBatchSerializerParameters
+    ),
     Field(discriminator="type"),
 ]
 
@@ -376,7 +399,11 @@ class InProcessDataHandlerParameters(_Model):
 
 
 DataHandlerParameters = Annotated[
-    BinaryDataStreamingDataHandlerParameters | BinaryFileWritingDataHandlerParameters | InProcessDataHandlerParameters,
+    (
+        BinaryDataStreamingDataHandlerParameters
+        | BinaryFileWritingDataHandlerParameters
+        | InProcessDataHandlerParameters
+    ),
     Field(discriminator="type"),
 ]
 
