@@ -313,7 +313,7 @@ def test_psana_types_explain_what_is_missing() -> None:
 def test_registered_and_entry_point_sources(monkeypatch: pytest.MonkeyPatch) -> None:
     made: list[Any] = []
 
-    def factory(config: Any, totals: Any) -> Any:
+    def factory(config: Any, totals: Any, **kw: int) -> Any:
         made.append(config.source_identifier)
         return SimpleNamespace(info=dict, events=lambda: iter(()), close=lambda: None)
 
@@ -527,3 +527,25 @@ def test_demo_run_needs_no_data_root(monkeypatch: pytest.MonkeyPatch) -> None:
     src = open_source(cfg)
     assert src.info()["detector_data"].frame_shape == (8, 512, 1024)
     assert len(list(src.events())) == 3
+
+
+def test_workers_share_every_event_once(tmp_path: Path) -> None:
+    cfg = load_config(
+        {
+            "event_source": {"type": "InternalEventSource", "number_of_events_to_generate": 11},
+            "data_sources": {"v": {"type": "IntValue", "value": 1}},
+        }
+    )
+    ids = [[e.event_id for e in open_source(cfg, worker=w, workers=3).events()] for w in range(3)]
+    assert sorted(sum(ids, [])) == list(range(11)) and all(ids)
+    write_cxi(tmp_path / "a.h5", np.arange(10, dtype=np.int32).reshape(10, 1))
+    write_cxi(tmp_path / "b.h5", np.arange(10, 17, dtype=np.int32).reshape(7, 1), first_id=10)
+    h = hdf5_config([str(tmp_path / "a.h5"), str(tmp_path / "b.h5")])
+    got = []
+    for w in range(2):
+        for ev in open_source(h, worker=w, workers=2).events():
+            assert int(ev.data["detector_data"][0]) == ev.event_id
+            got.append(ev.event_id)
+    assert sorted(got) == list(range(17))
+    with pytest.raises(SourceError, match="worker 2 is not within 0..1"):
+        open_source(cfg, worker=2, workers=2)
