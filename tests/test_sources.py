@@ -578,7 +578,11 @@ def test_reads_files_lclstream_wrote(tmp_path: Path) -> None:
     with h5py.File(written[0]) as f:
         assert "32008" in f["/entry_1/data_1/data"]._filters
     src = open_source(hdf5_config([str(tmp_path / "msg_*.h5")]))
-    assert src.info()["detector_data"].photon_energy_keV == pytest.approx(9.5)
+    got_info = src.info()["detector_data"]
+    assert got_info.photon_energy_keV == pytest.approx(9.5)
+    assert got_info.pixel_size_m == pytest.approx(75e-6)
+    assert got_info.detector_distance_m == pytest.approx(0.1)
+    assert got_info.beam_center_px == pytest.approx(d.info().beam_center_px)
     got = [(ev.event_id, ev.timestamp, ev.data["detector_data"].copy()) for ev in src.events()]
     assert [g[0] for g in got] == list(range(1000, 1007))
     assert [g[1] for g in got] == [d.timestamp(i) for i in range(7)]

@@ -27,6 +27,7 @@ from lclstream.sources.synthetic import T0_NS
 
 EV_TO_J = 1.602176634e-19
 SOURCE_ENERGY_J_PATH = "/entry_1/instrument_1/source_1/energy"
+DETECTOR_GROUP = "/entry_1/instrument_1/detector_1"
 
 
 @dataclass
@@ -105,6 +106,7 @@ class Hdf5EventSource:
         self._lengths: list[int] = []
         self._energy: dict[str, float | None] = {}
         primary = next(iter(datasets))
+        self._geometry: dict[str, Any] = {}
         for path in self.files:
             with _open(path) as f:
                 for name, spec in datasets.items():
@@ -129,6 +131,8 @@ class Hdf5EventSource:
                         )
                     if name not in self._energy:
                         self._energy[name] = self._photon_energy(f, spec)
+                        if name == primary:
+                            self._geometry = self._cxi_geometry(f)
                 self._lengths.append(int(f[datasets[primary].path].shape[0]))
         self._bufs: dict[str, list[np.ndarray]] = {}
 
@@ -149,6 +153,31 @@ class Hdf5EventSource:
             return None
         return None
 
+    @staticmethod
+    def _cxi_geometry(f: h5py.File) -> dict[str, Any]:
+        """Detector facts from the CXI detector group (lclstream writes them), if present."""
+        out: dict[str, Any] = {}
+        g = f.get(DETECTOR_GROUP)
+        if not isinstance(g, h5py.Group):
+            return out
+
+        def num(key: str) -> float | None:
+            d = g.get(key)
+            try:
+                return float(np.asarray(d).reshape(-1)[0]) if isinstance(d, h5py.Dataset) else None
+            except (TypeError, ValueError, IndexError):
+                return None
+
+        out["detector_distance_m"] = num("distance")
+        out["pixel_size_m"] = num("x_pixel_size")
+        bx, by = num("beam_center_x"), num("beam_center_y")
+        if bx is not None and by is not None:
+            out["beam_center_px"] = (bx, by)
+        serial = g.attrs.get("serial")
+        if serial is not None:
+            out["serial"] = serial.decode() if isinstance(serial, bytes) else str(serial)
+        return {k: v for k, v in out.items() if v is not None}
+
     @property
     def total_events(self) -> int:
         n = max(0, sum(self._lengths) - self.first_event)
@@ -156,6 +185,7 @@ class Hdf5EventSource:
 
     def info(self) -> dict[str, DetectorInfo]:
         out: dict[str, DetectorInfo] = {}
+        primary = next(iter(self.datasets))
         for name, spec in self.datasets.items():
             shape, dtype = self._shapes[name]
             out[name] = DetectorInfo(
@@ -164,6 +194,7 @@ class Hdf5EventSource:
                 frame_shape=shape,
                 dtype=dtype.name,
                 photon_energy_keV=self._energy.get(name),
+                **(self._geometry if name == primary else {}),
             )
         for name, ds in self.others.items():
             i = ds.info()
