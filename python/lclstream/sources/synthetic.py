@@ -8,8 +8,9 @@ map so calibration can be checked against the photons that were planted:
   a pedestal per gain (G0 ≈ 1000–3000 ADU, G1 and G2 ≈ 14000–16000 ADU) and a gain per gain
   stage in ADU/keV: G0 ≈ +40, G1 ≈ −1.5, G2 ≈ −0.1. **Sign convention**: in G1 and G2 the
   Jungfrau's ADC output *falls* as charge grows (PSI's gain files hold magnitudes, and their
-  Jungfraujoch back end multiplies G1/G2 by −1); psana stores the gain constants signed, so its
-  formula ``keV = (adc − pedestal[g]) × (1/gain[g])`` needs no per-stage sign. We follow psana.
+  Jungfraujoch back end multiplies G1/G2 by −1); psana's ``DetCache`` takes ``gfac = 1/gain``
+  for every stage with no sign of its own, so ``keV = (adc − pedestal[g]) × gfac[g]`` is
+  positive in G1/G2 only with negative G1/G2 gains: psana's constants are signed. We follow it.
   A pixel leaves G0 when its ADC would pass ~15000 and leaves G1 below ~1000.
 * **ePix10ka** (ePix10k2M: 16 panels of 352×384): ``raw = switch_bit14 | adc``; the per-pixel
   configuration (trbit = 0x10: auto-ranging high→low) plus bit 14 select gain range AHL_H (4)
