@@ -660,3 +660,25 @@ def test_plugin_types_with_new_names(monkeypatch: pytest.MonkeyPatch) -> None:
     finally:
         unregister_source("XtcEventSource")
         registry_mod._REGISTERED_DATA_TYPES.discard("XtcDetector")
+
+
+def test_write_run_then_stream_it_by_exp_and_run(tmp_path: Path) -> None:
+    from lclstream.sources.runs import write_run
+
+    files = write_run(tmp_path, "mfxdemo", 7, events=5, events_per_file=2, detector="jungfrau")
+    assert [p.name for p in files] == [f"mfxdemo_r0007_{i:03d}.h5" for i in range(3)]
+    cfg = load_config(
+        {
+            "source_identifier": "exp=mfxdemo,run=7",
+            "data_root": str(tmp_path),
+            "event_source": {"type": "Hdf5EventSource"},
+            "data_sources": {"detector_data": {"type": "Hdf5Dataset", "kind": "jungfrau"}},
+        }
+    )
+    src = open_source(cfg)
+    info = src.info()["detector_data"]
+    assert info.frame_shape == (1, 512, 1024) and info.photon_energy_keV == pytest.approx(9.5)
+    ref = SyntheticDetector(detector="jungfrau", seed=1, hit_fraction=0.1, pool_frames=4)
+    for ev in src.events():
+        assert np.array_equal(ev.data["detector_data"], ref.get_data(ev.event_id))
+        assert ev.timestamp == ref.timestamp(ev.event_id)
