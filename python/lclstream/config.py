@@ -63,7 +63,7 @@ class Hdf5EventSourceParameters(_Model):
     type: Literal["Hdf5EventSource"]
     files: list[str] = Field(default_factory=list)
     #: Events to read per HDF5 call (read_direct into one reused buffer).
-    chunk_events: int = Field(16, ge=1)
+    chunk_events: int = Field(8, ge=1)
     first_event: int = Field(0, ge=0)
     number_of_events: int | None = Field(None, ge=0)
     #: Per-event ids and timestamps (ns), used when a file has them (lclstream's own do).
