@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from lclstream import _core, calib, codec, completeness, transport
 from lclstream.batch import Batch, BufferPool, pool_for
+from lclstream.config import LclstreamConfig, example_config, load_config
 from lclstream.errors import (
     CapacityError,
     ConfigError,
@@ -28,6 +29,7 @@ __all__ = [
     "ConfigError",
     "CorruptDataError",
     "FormatError",
+    "LclstreamConfig",
     "LclstreamError",
     "SourceError",
     "TransportError",
@@ -35,6 +37,8 @@ __all__ = [
     "codec",
     "calib",
     "completeness",
+    "example_config",
+    "load_config",
     "pool_for",
     "transport",
 ]
