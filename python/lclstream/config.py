@@ -149,14 +149,17 @@ else:
 
 # --------------------------------------------------------------------------- data sources
 
-DetectorModel = Literal["jungfrau4M", "jungfrau1M", "jungfrau", "epix10k2M", "epix10ka"]
+DetectorModel = Literal[
+    "jungfrau16M", "jungfrau4M", "jungfrau1M", "jungfrau", "epix10k2M", "epix10ka"
+]
 
 
 class SyntheticDetectorParameters(_Model):
     """Realistic synthetic SFX frames (raw, with gain bits) and matching calibration constants."""
 
     type: Literal["SyntheticDetector"]
-    #: jungfrau4M (8×512×1024), jungfrau1M (2 modules), jungfrau (1 module), epix10k2M (16×352×384).
+    #: jungfrau16M (32×512×1024), jungfrau4M (8×512×1024), jungfrau1M (2 modules), jungfrau
+    #: (1 module), epix10k2M (16×352×384).
     detector: DetectorModel = "jungfrau4M"
     hit_fraction: float = Field(0.1, ge=0.0, le=1.0)
     seed: int = 1

@@ -57,6 +57,7 @@ class DetectorGeometry:
 
 
 DETECTORS: dict[str, DetectorGeometry] = {
+    "jungfrau16M": DetectorGeometry("jungfrau", 32, (512, 1024), (8, 4), 75e-6, 3),
     "jungfrau4M": DetectorGeometry("jungfrau", 8, (512, 1024), (4, 2), 75e-6, 3),
     "jungfrau1M": DetectorGeometry("jungfrau", 2, (512, 1024), (2, 1), 75e-6, 3),
     "jungfrau": DetectorGeometry("jungfrau", 1, (512, 1024), (1, 1), 75e-6, 3),
