@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from lclstream import codec
 from lclstream.transport import Receiver
 
