@@ -1,0 +1,1087 @@
+"""The running pipeline: read -> calibrate -> reduce -> batch -> serialize -> handlers.
+
+Why threads and bounded queues: the expensive stages (calibration kernels, compression,
+socket sends) run in C++ with the GIL released, so three kinds of thread overlap them:
+
+* one *reader* thread pulls events from the source, calibrates each detector frame straight
+  into the next slot of a pooled :class:`lclstream.Batch` (no per-event allocation) and
+  applies the configured reductions in place;
+* ``workers`` *serializer* threads turn full batches into messages;
+* one *sender* thread hands messages to every handler in batch order (a small reorder buffer
+  keeps sequence numbers in order when several serializers finish out of order).
+
+Queues between them are bounded, so the slowest stage sets the rate and memory stays fixed:
+batches live in a :class:`lclstream.BufferPool` sized to what the queues can hold.
+
+Every event read is either sent or counted as dropped with a reason, and the totals go out in
+the end-of-stream message. An error in any stage stops reading, lets what was already
+accepted drain through the healthy stages, still sends the end message where it can and is
+then raised to the caller (the original typed exception, or :class:`PipelineError`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import inspect
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lclstream.batch import Batch, pool_for
+from lclstream.errors import ConfigError, LclstreamError, SourceError
+from lclstream.protocols import (
+    Calibration,
+    DataHandler,
+    DetectorInfo,
+    Event,
+    EventBatch,
+    EventSource,
+    Message,
+    Serializer,
+    StreamInfo,
+    StreamTotals,
+)
+
+__all__ = [
+    "IncompleteEventError",
+    "Pipeline",
+    "PipelineError",
+    "PipelineResult",
+    "StageStats",
+    "message_nbytes",
+    "run_pipeline",
+]
+
+
+class PipelineError(LclstreamError):
+    """A stage failed with an error that is not one of lclstream's own (a bug or a plug-in's)."""
+
+    def __init__(self, stage: str, cause: BaseException) -> None:
+        super().__init__(f"{stage} stage failed: {type(cause).__name__}: {cause}")
+        self.stage = stage
+
+
+class IncompleteEventError(SourceError):
+    """An event lacks a configured data source and ``skip_incomplete_events`` is false."""
+
+
+def message_nbytes(message: Message) -> int:
+    """Bytes a message puts on the wire (sum of its frames)."""
+    total = 0
+    for frame in message:
+        total += memoryview(frame).nbytes
+    return total
+
+
+@dataclass
+class StageStats:
+    """What one stage did: events and items (batches/messages) through it, bytes, busy time."""
+
+    name: str
+    events: int = 0
+    items: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    busy_seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class PipelineResult:
+    """Summary of one run (what ``--json`` prints, plus per-stage statistics)."""
+
+    stream_id: str
+    events: int  # events sent
+    events_read: int
+    bytes_in: int  # raw detector bytes read
+    bytes_out: int  # bytes handed to the handlers (sum over messages, once per message)
+    messages: int
+    seconds: float  # first event read -> end of stream sent
+    startup_seconds: float  # pipeline construction -> first event read
+    hits: int
+    totals: StreamTotals
+    stages: dict[str, dict[str, Any]]
+    complete: bool  # every event read was sent and the end message went out
+    error: str | None = None
+
+    @property
+    def compression_ratio(self) -> float:
+        return self.bytes_in / self.bytes_out if self.bytes_out else 0.0
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["totals"] = asdict(self.totals)
+        d["compression_ratio"] = self.compression_ratio
+        d["events_per_second"] = self.events_per_second
+        return d
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration access. The config model (lclstream.config) is pydantic; these helpers read it
+# by attribute or key so plain mappings (tests, the REST job runner) work as well.
+
+
+def _get(obj: Any, key: str, default: Any = None) -> Any:
+    if obj is None:
+        return default
+    if isinstance(obj, Mapping):
+        return obj.get(key, default)
+    return getattr(obj, key, default)
+
+
+def _options(obj: Any) -> dict[str, Any]:
+    """A component's options as a plain dict (``type`` included)."""
+    if obj is None:
+        return {}
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    dump = getattr(obj, "model_dump", None)
+    if dump is not None:
+        out: dict[str, Any] = dump()
+        return out
+    return dict(vars(obj))
+
+
+# --------------------------------------------------------------------------------------------
+# Reduction steps (in place or into the batch slot). Peak finding and hit vetoes plug in via
+# ``Pipeline(event_filter=...)``: a callable (name -> frame) -> bool | None deciding per event.
+
+
+@dataclass
+class Reduction:
+    """Per-detector reduction, in this order: crop to ``roi`` (modules, y, x ranges), zero
+    values under ``threshold``, sum ``binning`` x ``binning`` pixel blocks within each module."""
+
+    modules: tuple[int, ...] | None = None
+    y: tuple[int, int] | None = None
+    x: tuple[int, int] | None = None
+    threshold: float | None = None
+    binning: int = 1
+
+    @property
+    def reshapes(self) -> bool:
+        return (
+            self.modules is not None
+            or self.y is not None
+            or self.x is not None
+            or (self.binning > 1)
+        )
+
+    @property
+    def active(self) -> bool:
+        return self.reshapes or self.threshold is not None
+
+    def out_shape(self, shape: tuple[int, ...], name: str = "") -> tuple[int, ...]:
+        where = f"processing_pipeline.reduction.{name}" if name else "reduction"
+        if len(shape) < 2:
+            raise ConfigError(f"{where}: frames of shape {shape} cannot be reduced")
+        lead, (h, w) = list(shape[:-2]), shape[-2:]
+        if self.modules is not None:
+            if len(shape) < 3:
+                raise ConfigError(f"{where}.roi.modules: frames of shape {shape} have no modules")
+            bad = [m for m in self.modules if not 0 <= m < shape[0]]
+            if bad or not self.modules:
+                raise ConfigError(
+                    f"{where}.roi.modules: {list(self.modules)} must be within 0..{shape[0] - 1}"
+                )
+            lead[0] = len(self.modules)
+        for axis, rng, size in (("y", self.y, h), ("x", self.x, w)):
+            if rng is not None and not 0 <= rng[0] < rng[1] <= size:
+                raise ConfigError(
+                    f"{where}.roi.{axis}: {list(rng)} is not a range within [0, {size}]"
+                )
+        if self.y is not None:
+            h = self.y[1] - self.y[0]
+        if self.x is not None:
+            w = self.x[1] - self.x[0]
+        b = self.binning
+        if b < 1 or h % b or w % b:
+            raise ConfigError(f"{where}.binning.factor: {b} does not divide the frame ({h} x {w})")
+        return (*lead, h // b, w // b)
+
+    def apply(self, frame: np.ndarray, out: np.ndarray) -> None:
+        """Reduce ``frame`` into ``out`` (they may be the same array when nothing reshapes)."""
+        src = frame
+        if self.modules is not None:
+            mods = list(self.modules)
+            contiguous = mods == list(range(mods[0], mods[0] + len(mods)))
+            src = src[mods[0] : mods[0] + len(mods)] if contiguous else src[mods]
+        if self.y is not None:
+            src = src[..., self.y[0] : self.y[1], :]
+        if self.x is not None:
+            src = src[..., self.x[0] : self.x[1]]
+        if self.binning > 1:
+            if self.threshold is not None:
+                src = np.where(src < self.threshold, 0, src).astype(src.dtype, copy=False)
+            b = self.binning
+            h, w = src.shape[-2:]
+            blocks = src.reshape(*src.shape[:-2], h // b, b, w // b, b)
+            np.sum(blocks, axis=(-3, -1), dtype=out.dtype, out=out)
+            return
+        if src is not out:
+            np.copyto(out, src)
+        if self.threshold is not None:
+            np.copyto(out, 0, where=out < self.threshold)
+
+
+def _reduction_from(spec: Any) -> Reduction:
+    if spec is None:
+        return Reduction()
+    roi, thr, binning = _get(spec, "roi"), _get(spec, "threshold"), _get(spec, "binning")
+    mods, y, x = _get(roi, "modules"), _get(roi, "y"), _get(roi, "x")
+    return Reduction(
+        modules=tuple(int(m) for m in mods) if mods is not None else None,
+        y=(int(y[0]), int(y[1])) if y is not None else None,
+        x=(int(x[0]), int(x[1])) if x is not None else None,
+        threshold=float(_get(thr, "min", 1.0)) if thr is not None else None,
+        binning=int(_get(binning, "factor", 2)) if binning is not None else 1,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Building the parts from a config.
+
+
+def _open_source(config: Any, events: int | None) -> EventSource:
+    from lclstream import sources
+
+    opener = getattr(sources, "open_source", None) or getattr(sources, "create_source", None)
+    if opener is None:
+        raise ConfigError("lclstream.sources has no open_source()")
+    kwargs: dict[str, Any] = {}
+    if events is not None and "max_events" in inspect.signature(opener).parameters:
+        kwargs["max_events"] = events
+    src: EventSource = opener(config, **kwargs)
+    return src
+
+
+def _make_serializer(config: Any) -> Serializer:
+    from lclstream import formats
+
+    spec = _get(config, "data_serializer")
+    maker = getattr(formats, "create_serializer", None) or getattr(formats, "create", None)
+    if maker is None:
+        raise ConfigError("lclstream.formats has no create_serializer()")
+    ser: Serializer = maker(spec)
+    return ser
+
+
+Calibrator = Callable[..., np.ndarray]
+
+
+@dataclass
+class _DetectorPlan:
+    """How one detector's frames travel: calibrator, reduction, output dtype/shape."""
+
+    name: str
+    info: DetectorInfo
+    calibrator: Calibrator | None
+    reduction: Reduction
+    in_shape: tuple[int, ...]
+    cal_dtype: np.dtype[Any]  # after calibration, before reduction
+    out_shape: tuple[int, ...]
+    out_dtype: np.dtype[Any]
+    scratch: np.ndarray | None = None  # calibrated frame when the reduction reshapes
+
+
+def _make_calibrator(
+    name: str, spec: Any, info: DetectorInfo, source: EventSource
+) -> tuple[Calibrator, np.dtype[Any], Calibration]:
+    from lclstream import calib
+
+    detector = str(_get(spec, "detector", "auto") or "auto").lower()
+    if detector == "auto":
+        detector = info.kind.lower()
+    output = str(_get(spec, "output", "photons") or "photons")
+    energy = _get(spec, "photon_energy_keV") or info.photon_energy_keV
+    constants = _get(spec, "constants", "synthetic")
+    threads = int(_get(spec, "threads", 0) or 0)
+    dtype = _get(spec, "dtype")
+    loader = getattr(source, "constants", None)
+    if constants in (None, "synthetic"):
+        if loader is None:
+            raise ConfigError(
+                f"processing_pipeline.calibration.{name}.constants: 'synthetic' needs a source "
+                "that provides constants; give a constants file instead"
+            )
+        consts = loader(name)
+    else:
+        read = getattr(calib, "load_constants", None)
+        if read is None:
+            raise ConfigError(f"calibration constants files are not supported ({constants})")
+        consts = read(Path(str(constants)), detector=detector)
+    kinds: dict[str, str] = {"jungfrau": "Jungfrau", "epix10ka": "Epix10ka", "generic": "Generic"}
+    cls_name = kinds.get(detector)
+    if cls_name is None or not hasattr(calib, cls_name):
+        raise ConfigError(
+            f"processing_pipeline.calibration.{name}.detector: {detector!r} is not one of "
+            f"{sorted(kinds)}"
+        )
+    cls = getattr(calib, cls_name)
+    kwargs: dict[str, Any] = {"threads": threads, "output": output}
+    if energy is not None:
+        kwargs["photon_energy_keV"] = float(energy)
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    c = consts if isinstance(consts, Mapping) else _options(consts)
+    obj = cls(c["pedestal"], c["gain"], c.get("offset"), c.get("mask"), **kwargs)
+    if output == "photons":
+        out_dtype = np.dtype(dtype or "uint16")
+    else:
+        out_dtype = np.dtype("float32")
+    cal: Calibration = "photons" if output == "photons" else ("adu" if output == "adu" else "keV")
+    return obj, out_dtype, cal
+
+
+# --------------------------------------------------------------------------------------------
+
+
+_STOP = object()
+
+
+class Pipeline:
+    """One stream: a source, calibrations, a serializer and handlers, run by :meth:`run`.
+
+    Build from a config (``Pipeline.from_config(path_or_mapping)``) or from parts. ``events``
+    caps the number of events read. ``progress`` is called from the thread running
+    :meth:`run` about ten times a second with :meth:`stats`.
+    """
+
+    def __init__(
+        self,
+        config: Any = None,
+        *,
+        events: int | None = None,
+        source: EventSource | None = None,
+        serializer: Serializer | None = None,
+        handlers: Sequence[DataHandler] | None = None,
+        batch_size: int | None = None,
+        workers: int | None = None,
+        queue_depth: int = 2,
+        event_filter: Callable[[Event, dict[str, np.ndarray]], bool | None] | None = None,
+        progress: Callable[[dict[str, Any]], None] | None = None,
+        stream_id: str | None = None,
+    ) -> None:
+        self._t_created = time.perf_counter()
+        self.config = config
+        self.max_events = events
+        self.event_filter = event_filter
+        self.progress = progress
+        pp = _get(config, "processing_pipeline")
+        self.batch_size = int(batch_size or _get(pp, "batch_size", 10) or 10)
+        if self.batch_size < 1:
+            raise ConfigError(f"processing_pipeline.batch_size must be >= 1, got {self.batch_size}")
+        self.workers = max(1, int(workers or _get(pp, "workers", 1) or 1))
+        self.queue_depth = max(1, queue_depth)
+        self.skip_incomplete = bool(_get(config, "skip_incomplete_events", False))
+        self._stats = {n: StageStats(n) for n in ("read", "calibrate", "serialize", "send")}
+        self._lock = threading.Lock()
+        self._errors: list[tuple[str, BaseException]] = []
+        self._stop = threading.Event()
+        self._cancelled = False
+        self.totals = StreamTotals()
+        self._events_read = 0
+        self._hits = 0
+        self._t_first: float | None = None
+        self._t_end: float | None = None
+        self._ran = False
+        self._end_sent = False
+        self._start_messages: list[Message] = []
+        self._closers: list[Callable[[], None]] = []
+        self._owned: list[Any] = []
+        try:
+            self.source = source if source is not None else _open_source(config, events)
+            if source is None:
+                self._owned.append(self.source)
+            self.serializer = serializer if serializer is not None else _make_serializer(config)
+            if handlers is None:
+                from lclstream.handlers import create_handlers
+
+                handlers = create_handlers(_get(config, "data_handlers") or [])
+                self._owned.extend(handlers)
+            self.handlers: list[DataHandler] = list(handlers)
+            self._plans = self._plan_detectors(pp)
+            self.info = StreamInfo(
+                stream_id=stream_id or uuid.uuid4().hex,
+                source_identifier=str(_get(config, "source_identifier", "") or ""),
+                calibration=self._calibration,
+                detectors={p.name: p.info for p in self._plans.values()},
+            )
+            self._pools = {
+                p.name: pool_for(self.batch_size, p.out_shape, p.out_dtype, self._pool_count())
+                for p in self._plans.values()
+            }
+        except BaseException:
+            self._close_owned()
+            raise
+        self._serialize_takes_sequence = "sequence" in _signature_params(self.serializer.serialize)
+
+    # ---- construction helpers --------------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, config: Any, **kwargs: Any) -> Pipeline:
+        """A pipeline for a config file path, YAML text mapping or loaded config model."""
+        from lclstream.config import load_config
+
+        if isinstance(config, (str, Path, Mapping)):
+            config = load_config(config)
+        return cls(config, **kwargs)
+
+    def _pool_count(self) -> int:
+        # One batch being filled, ``queue_depth`` waiting, one per serializer. More buffers
+        # only let the reader run further ahead; fewer make it wait (backpressure), never hang.
+        pp = _get(self.config, "processing_pipeline")
+        configured = int(_get(pp, "pool_batches", 0) or 0)
+        return max(configured, self.queue_depth + self.workers + 1)
+
+    def _plan_detectors(self, pp: Any) -> dict[str, _DetectorPlan]:
+        cal_specs = _get(pp, "calibration") or {}
+        red_specs = _get(pp, "reduction") or {}
+        plans: dict[str, _DetectorPlan] = {}
+        calibrations: set[Calibration] = set()
+        for name, info in self.source.info().items():
+            shape = tuple(int(s) for s in info.frame_shape)
+            spec = _get(cal_specs, name)
+            calibrator: Calibrator | None = None
+            cal_dtype = np.dtype(info.dtype)
+            calibration: Calibration = "raw"
+            if spec is not None and _get(spec, "mode", "calib") != "raw":
+                calibrator, cal_dtype, calibration = _make_calibrator(name, spec, info, self.source)
+            calibrations.add(calibration)
+            reduction = _reduction_from(_get(red_specs, name))
+            out_shape = reduction.out_shape(shape, name)
+            out_info = DetectorInfo(**{**asdict(info), "frame_shape": out_shape})
+            out_info.dtype = cal_dtype.name
+            plan = _DetectorPlan(
+                name, out_info, calibrator, reduction, shape, cal_dtype, out_shape, cal_dtype
+            )
+            if reduction.reshapes and calibrator is not None:
+                plan.scratch = np.zeros(shape, cal_dtype)
+            plans[name] = plan
+        for name in cal_specs if isinstance(cal_specs, Mapping) else []:
+            if name not in plans:
+                raise ConfigError(
+                    f"processing_pipeline.calibration.{name}: no detector data source named "
+                    f"{name!r} (detectors: {sorted(plans) or 'none'})"
+                )
+        self._calibration: Calibration = calibrations.pop() if len(calibrations) == 1 else "raw"
+        return plans
+
+    # ---- public state -----------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """A consistent snapshot of per-stage statistics and totals (safe from any thread)."""
+        with self._lock:
+            now = time.perf_counter()
+            t0 = self._t_first
+            t1 = self._t_end if self._t_end is not None else now
+            return {
+                "stages": {n: s.as_dict() for n, s in self._stats.items()},
+                "events_read": self._events_read,
+                "events_sent": self.totals.events_sent,
+                "events_dropped": self.totals.events_dropped,
+                "messages_sent": self.totals.messages_sent,
+                "bytes_in": self._stats["read"].bytes_out,
+                "bytes_out": self._stats["send"].bytes_in,
+                "hits": self._hits,
+                "seconds": (t1 - t0) if t0 is not None else 0.0,
+                "max_events": self.max_events,
+            }
+
+    def cancel(self) -> None:
+        """Stop reading; what was read still goes out, then the end message (cancelled=True)."""
+        self._cancelled = True
+        self._stop.set()
+
+    # ---- running ----------------------------------------------------------------------------
+
+    def run(self) -> PipelineResult:
+        """Run to the end of the source (or ``events``); returns the summary or raises."""
+        if self._ran:
+            raise LclstreamError("Pipeline.run: a pipeline runs once")
+        self._ran = True
+        q_batches: queue.Queue[Any] = queue.Queue(self.queue_depth)
+        q_messages: queue.Queue[Any] = queue.Queue(self.queue_depth + self.workers)
+        threads = [threading.Thread(target=self._read_loop, args=(q_batches,), name="lcls-read")]
+        threads += [
+            threading.Thread(
+                target=self._serialize_loop, args=(q_batches, q_messages), name=f"lcls-ser{i}"
+            )
+            for i in range(self.workers)
+        ]
+        threads.append(
+            threading.Thread(target=self._send_loop, args=(q_messages,), name="lcls-send")
+        )
+        try:
+            for h in self.handlers:
+                h.start(self.info)
+            start_msgs = self.serializer.start(self.info)
+        except BaseException as e:
+            self._close_owned()
+            raise _typed("start", e) from e
+        self._start_messages = start_msgs
+        for t in threads:
+            t.start()
+        try:
+            while any(t.is_alive() for t in threads):
+                threads[-1].join(0.1)
+                if self.progress is not None:
+                    self.progress(self.stats())
+        except KeyboardInterrupt:
+            self.cancel()
+            for t in threads:
+                t.join()
+            self._close_owned()
+            raise
+        self._close_owned()
+        if self.progress is not None:
+            self.progress(self.stats())
+        result = self._result()
+        if self._errors:
+            stage, err = self._errors[0]
+            exc = _typed(stage, err)
+            exc.pipeline_result = result  # type: ignore[attr-defined]
+            raise exc from (err if exc is not err else None)
+        return result
+
+    def _result(self) -> PipelineResult:
+        st = self.stats()
+        t0 = self._t_first
+        startup = (t0 if t0 is not None else time.perf_counter()) - self._t_created
+        error = None
+        if self._errors:
+            stage, err = self._errors[0]
+            error = f"{stage}: {type(err).__name__}: {err}"
+        complete = (
+            not self._errors
+            and self._end_sent
+            and self.totals.events_sent + self.totals.events_dropped == self._events_read
+        )
+        return PipelineResult(
+            stream_id=self.info.stream_id,
+            events=self.totals.events_sent,
+            events_read=self._events_read,
+            bytes_in=st["bytes_in"],
+            bytes_out=st["bytes_out"],
+            messages=self.totals.messages_sent,
+            seconds=st["seconds"],
+            startup_seconds=startup,
+            hits=self._hits,
+            totals=self.totals,
+            stages=st["stages"],
+            complete=complete,
+            error=error,
+        )
+
+    def _fail(self, stage: str, err: BaseException) -> None:
+        with self._lock:
+            self._errors.append((stage, err))
+        self._stop.set()
+
+    def _close_owned(self) -> None:
+        owned, self._owned = self._owned, []
+        for obj in owned:
+            close = getattr(obj, "close", None)
+            if close is None:
+                continue
+            try:
+                close()
+            except BaseException as e:  # noqa: BLE001 - reported, not swallowed
+                self._fail("close", e)
+
+    # ---- reader: source -> calibrate -> reduce -> pooled batches ---------------------------
+
+    def _read_loop(self, out: queue.Queue[Any]) -> None:
+        index = 0
+        try:
+            index = self._read(out)
+        except BaseException as e:  # noqa: BLE001
+            self._fail("read", e)
+        finally:
+            out.put(_STOP)
+        del index
+
+    def _read(self, out: queue.Queue[Any]) -> int:
+        plans = self._plans
+        read_st, cal_st = self._stats["read"], self._stats["calibrate"]
+        names = list(plans)
+        batches: dict[str, Batch] = {}
+        ids: list[int] = []
+        stamps: list[int] = []
+        scalars: dict[str, list[Any]] = {}
+        index = 0
+        pending = 0
+
+        def flush() -> None:
+            nonlocal batches, ids, stamps, scalars, index, pending
+            if not ids:
+                return
+            arrays: dict[str, np.ndarray] = {n: b.data for n, b in batches.items()}
+            for key, values in scalars.items():
+                arrays[key] = np.asarray(values)
+            eb = EventBatch(
+                event_ids=np.asarray(ids, dtype=np.uint64),
+                timestamps=np.asarray(stamps, dtype=np.uint64),
+                arrays=arrays,
+                owners=list(batches.values()),
+            )
+            self._put(out, (index, eb))
+            index += 1
+            batches, ids, stamps, scalars, pending = {}, [], [], {}, 0
+
+        events: Iterator[Event] = iter(self.source.events())
+        while not self._stop.is_set():
+            if self.max_events is not None and self._events_read >= self.max_events:
+                break
+            t0 = time.perf_counter()
+            try:
+                ev = next(events)
+            except StopIteration:
+                break
+            t1 = time.perf_counter()
+            raw_bytes = 0
+            for n in names:
+                a = ev.data.get(n)
+                if a is not None:
+                    raw_bytes += int(getattr(a, "nbytes", 0))
+            with self._lock:
+                if self._t_first is None:
+                    self._t_first = t0
+                self._events_read += 1
+                read_st.events += 1
+                read_st.bytes_out += raw_bytes
+                read_st.busy_seconds += t1 - t0
+            missing = [n for n in names if ev.data.get(n) is None]
+            if missing:
+                if not self.skip_incomplete:
+                    with self._lock:
+                        self.totals.drop("incomplete")
+                    raise IncompleteEventError(
+                        f"event {ev.event_id} has no data for {', '.join(missing)} "
+                        "(set skip_incomplete_events: true to skip such events)"
+                    )
+                with self._lock:
+                    self.totals.drop("incomplete")
+                continue
+            if not batches:
+                batches = {
+                    n: Batch(
+                        self.batch_size, p.out_shape, p.out_dtype, pool=self._pools[n], source=n
+                    )
+                    for n, p in plans.items()
+                }
+            t2 = time.perf_counter()
+            frames: dict[str, np.ndarray] = {}
+            for n, p in plans.items():
+                frames[n] = self._calibrate_into(p, ev.data[n], batches[n])
+            keep = True
+            if self.event_filter is not None:
+                verdict = self.event_filter(ev, frames)
+                keep = verdict is None or bool(verdict)
+            t3 = time.perf_counter()
+            with self._lock:
+                cal_st.events += 1
+                cal_st.bytes_in += raw_bytes
+                cal_st.busy_seconds += t3 - t2
+                if keep:
+                    cal_st.bytes_out += sum(f.nbytes for f in frames.values())
+            if not keep:
+                with self._lock:
+                    self.totals.drop("vetoed")
+                continue
+            if _is_hit(ev):
+                with self._lock:
+                    self._hits += 1
+            for b in batches.values():
+                b.commit(ev.event_id, ev.timestamp)
+            ids.append(int(ev.event_id))
+            stamps.append(int(ev.timestamp))
+            for key, value in ev.data.items():
+                if key not in plans:
+                    scalars.setdefault(key, []).append(value)
+            pending += 1
+            del frames
+            if pending >= self.batch_size:
+                flush()
+        if self._stop.is_set() and self._cancelled:
+            self.totals.cancelled = True
+        flush()
+        return index
+
+    @staticmethod
+    def _calibrate_into(plan: _DetectorPlan, raw: np.ndarray, batch: Batch) -> np.ndarray:
+        slot = batch.slot()
+        if raw.shape != plan.in_shape:
+            raise SourceError(
+                f"data source {plan.name!r}: frame shape {raw.shape} differs from the "
+                f"declared {plan.in_shape}"
+            )
+        red = plan.reduction
+        if plan.calibrator is not None:
+            if red.reshapes:
+                assert plan.scratch is not None
+                plan.calibrator(raw, out=plan.scratch)
+                red.apply(plan.scratch, slot)
+            else:
+                plan.calibrator(raw, out=slot)
+                if red.active:
+                    red.apply(slot, slot)
+        elif red.active:
+            red.apply(np.asarray(raw, dtype=plan.out_dtype), slot)
+        else:
+            from lclstream import _core
+
+            _core.parallel_copy(slot, np.ascontiguousarray(raw, dtype=plan.out_dtype), 1)
+        return slot
+
+    def _put(self, q: queue.Queue[Any], item: Any) -> None:
+        """Put without deadlocking when downstream died: downstream always drains on stop."""
+        q.put(item)
+
+    # ---- serializers --------------------------------------------------------------------------
+
+    def _serialize_loop(self, inq: queue.Queue[Any], outq: queue.Queue[Any]) -> None:
+        try:
+            self._serialize(inq, outq)
+        except BaseException as e:  # noqa: BLE001 - a bug here must not hang the other stages
+            self._fail("serialize", e)
+            while True:
+                item = inq.get()
+                if item is _STOP:
+                    inq.put(_STOP)
+                    outq.put(_STOP)
+                    return
+                outq.put((item[0], None, len(item[1]), "aborted"))
+
+    def _serialize(self, inq: queue.Queue[Any], outq: queue.Queue[Any]) -> None:
+        st = self._stats["serialize"]
+        while True:
+            item = inq.get()
+            if item is _STOP:
+                inq.put(_STOP)  # let the other workers see it too
+                outq.put(_STOP)
+                return
+            index, eb = item
+            n = len(eb)
+            if self._serialize_failed():
+                outq.put((index, None, n, "aborted"))
+                continue
+            t0 = time.perf_counter()
+            try:
+                if self._serialize_takes_sequence:
+                    msgs = self.serializer.serialize(eb, sequence=index)  # type: ignore[call-arg]
+                else:
+                    msgs = self.serializer.serialize(eb)
+            except BaseException as e:  # noqa: BLE001
+                self._fail("serialize", e)
+                outq.put((index, None, n, "serialize_error"))
+                continue
+            t1 = time.perf_counter()
+            nin = sum(a.nbytes for a in eb.arrays.values())
+            nout = sum(message_nbytes(m) for m in msgs)
+            del eb
+            with self._lock:
+                st.events += n
+                st.items += 1
+                st.bytes_in += nin
+                st.bytes_out += nout
+                st.busy_seconds += t1 - t0
+            outq.put((index, msgs, n, None))
+
+    def _serialize_failed(self) -> bool:
+        return any(stage == "serialize" for stage, _ in self._errors)
+
+    # ---- sender -------------------------------------------------------------------------------
+
+    def _send_loop(self, inq: queue.Queue[Any]) -> None:
+        try:
+            self._send(inq)
+        except BaseException as e:  # noqa: BLE001 - a bug here must not hang the stages above
+            self._fail("send", e)
+            stops = 0
+            while stops < self.workers:  # drain so that serializers and the reader finish
+                item = inq.get()
+                if item is _STOP:
+                    stops += 1
+                else:
+                    with self._lock:
+                        self.totals.drop("aborted", item[2])
+
+    def _send(self, inq: queue.Queue[Any]) -> None:
+        st = self._stats["send"]
+        alive = list(self.handlers)
+        stops = 0
+        heap: list[tuple[int, int, Any, int, str | None]] = []
+        next_index = 0
+        tie = 0
+
+        def deliver(message: Message, *, end: bool = False) -> bool:
+            nonlocal alive
+            ok = False
+            for h in list(alive):
+                try:
+                    if end:
+                        h.end(message)
+                    else:
+                        h.handle(message)
+                    ok = True
+                except BaseException as e:  # noqa: BLE001
+                    self._fail("send", e)
+                    alive.remove(h)
+            return ok
+
+        for m in self._start_messages:
+            deliver(m)
+        while stops < self.workers:
+            item = inq.get()
+            if item is _STOP:
+                stops += 1
+                continue
+            index, msgs, n, reason = item
+            heapq.heappush(heap, (index, tie, msgs, n, reason))
+            tie += 1
+            while heap and heap[0][0] == next_index:
+                _, _, msgs, n, reason = heapq.heappop(heap)
+                next_index += 1
+                self._send_batch(msgs, n, reason, deliver, st, alive)
+        while heap:  # indices missing only if a worker died; send the rest in order
+            _, _, msgs, n, reason = heapq.heappop(heap)
+            self._send_batch(msgs, n, reason, deliver, st, alive)
+        if self._cancelled:
+            self.totals.cancelled = True
+        try:
+            end_msgs = self.serializer.end(self.totals)
+        except BaseException as e:  # noqa: BLE001
+            self._fail("serialize", e)
+            end_msgs = []
+        sent_end = bool(end_msgs)
+        for m in end_msgs:
+            sent_end = deliver(m, end=True) and sent_end
+        for h in self.handlers:  # close() delivers what is queued: the stream is sent after it
+            try:
+                h.close()
+            except BaseException as e:  # noqa: BLE001
+                self._fail("send", e)
+                sent_end = False
+        t_end = time.perf_counter()
+        closed = {id(h) for h in self.handlers}
+        with self._lock:
+            self._owned = [o for o in self._owned if id(o) not in closed]
+            self._t_end = t_end
+            self._end_sent = sent_end and bool(alive)
+
+    def _send_batch(
+        self,
+        msgs: list[Message] | None,
+        n: int,
+        reason: str | None,
+        deliver: Callable[..., bool],
+        st: StageStats,
+        alive: list[DataHandler],
+    ) -> None:
+        if msgs is None:
+            with self._lock:
+                self.totals.drop(reason or "aborted", n)
+            return
+        if not alive:
+            with self._lock:
+                self.totals.drop("aborted", n)
+            return
+        t0 = time.perf_counter()
+        ok = True
+        nbytes = 0
+        for m in msgs:
+            ok = deliver(m) and ok
+            nbytes += message_nbytes(m)
+        t1 = time.perf_counter()
+        with self._lock:
+            st.busy_seconds += t1 - t0
+            if ok:
+                st.events += n
+                st.items += len(msgs)
+                st.bytes_in += nbytes
+                st.bytes_out += nbytes
+                self.totals.events_sent += n
+                self.totals.messages_sent += len(msgs)
+            else:
+                self.totals.drop("send_error", n)
+
+
+def _is_hit(ev: Event) -> bool:
+    """Ground truth or a hit finder's verdict, where the source or a reducer gave one."""
+    for key in ("is_hit", "hit"):
+        v = ev.data.get(key)
+        if v is not None:
+            return bool(v)
+    meta = getattr(ev, "metadata", None)
+    if isinstance(meta, Mapping):
+        for key in ("is_hit", "hit"):
+            if key in meta:
+                return bool(meta[key])
+    return False
+
+
+def _signature_params(fn: Callable[..., Any]) -> set[str]:
+    try:
+        return set(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return set()
+
+
+def _typed(stage: str, err: BaseException) -> BaseException:
+    """The exception to raise for a stage's error: lclstream's own as is, anything else wrapped."""
+    if isinstance(err, LclstreamError):
+        return err
+    return PipelineError(stage, err)
+
+
+def run_pipeline(config: Any, **kwargs: Any) -> PipelineResult:
+    """Build a pipeline from a config (path, mapping or model) and run it."""
+    return Pipeline.from_config(config, **kwargs).run()
+
+
+# --------------------------------------------------------------------------------------------
+# The consumer side: receive a stream, open every message, prove completeness, write files.
+
+
+@dataclass
+class ReceiveResult:
+    """What a receiver saw: counts, the senders' end-of-stream totals and the verdict."""
+
+    events: int = 0
+    messages: int = 0
+    bytes: int = 0
+    seconds: float = 0.0  # first message -> last message
+    startup_seconds: float = 0.0  # receiver ready -> first message
+    complete: bool = False
+    ended: bool = False  # every sender's end message arrived
+    timed_out: bool = False
+    stream_ids: list[str] = field(default_factory=list)
+    senders: int = 0
+    senders_ended: int = 0
+    events_sent: int = 0  # from the end messages
+    events_dropped: int = 0
+    drop_reasons: dict[str, int] = field(default_factory=dict)
+    expected: int | None = None
+    files: list[str] = field(default_factory=list)
+    endpoints: list[str] = field(default_factory=list)
+    hits: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def receive(
+    urls: str | Sequence[str],
+    *,
+    bind: bool = True,
+    out: str | Path | None = None,
+    format: str | None = None,
+    expect: int | None = None,
+    timeout: float = 30.0,
+    first_timeout: float | None = None,
+    max_files: int | None = None,
+    socket_type: str = "pull",
+    on_ready: Callable[[list[str]], None] | None = None,
+    on_message: Callable[[ReceiveResult], None] | None = None,
+) -> ReceiveResult:
+    """Receive one stream until every sender's end message is in (or ``timeout`` s of silence).
+
+    Every message is parsed and its data decoded (``formats.parse``), so a corrupt message is
+    an error here, not downstream. ``expect`` is the number of events the caller expects;
+    the stream is complete when all end messages arrived, the events received equal the
+    senders' ``events_sent`` and (if given) ``expect``. With ``out``, messages are written as
+    numbered .h5 files (at most ``max_files``).
+    """
+    from lclstream import formats
+    from lclstream.completeness import StreamTracker
+    from lclstream.transport import Receiver
+
+    url_list = [urls] if isinstance(urls, str) else list(urls)
+    result = ReceiveResult(expected=expect)
+    rx = Receiver(url_list, bind=bind, socket_type=socket_type)
+    writer = None
+    try:
+        result.endpoints = list(getattr(rx, "endpoints", url_list))
+        if on_ready is not None:
+            on_ready(result.endpoints)
+        if out is not None:
+            from lclstream.writer import FileWriter
+
+            writer = FileWriter(Path(out))
+        tracker = StreamTracker()
+        t_ready = time.perf_counter()
+        t_first: float | None = None
+        t_last = t_ready
+        while True:
+            wait = timeout if t_first is not None or first_timeout is None else first_timeout
+            frames = rx.try_recv(wait)
+            if frames is None:
+                result.timed_out = True
+                break
+            now = time.perf_counter()
+            if t_first is None:
+                t_first = now
+            t_last = now
+            parsed = formats.parse(frames) if format is None else formats.parse(frames, format)
+            tracker.add(parsed)
+            result.messages += 1
+            result.bytes += message_nbytes(frames)
+            if parsed.batch is not None:
+                result.events += len(parsed.batch)
+                _touch(parsed.batch)
+            if writer is not None and (max_files is None or result.messages <= max_files):
+                writer.write(frames)
+            _update_from_tracker(result, tracker)
+            if on_message is not None:
+                on_message(result)
+            if result.ended:
+                break
+        result.seconds = (t_last - t_first) if t_first is not None else 0.0
+        result.startup_seconds = (t_first - t_ready) if t_first is not None else 0.0
+        _update_from_tracker(result, tracker)
+    finally:
+        try:
+            rx.close()
+        finally:
+            if writer is not None:
+                writer.close()
+                result.files = [str(f) for f in getattr(writer, "files", [])]
+    return result
+
+
+def _touch(batch: EventBatch) -> None:
+    """Make sure every array of a parsed batch is really there (lazy readers decode now)."""
+    for arr in batch.arrays.values():
+        np.asarray(arr)
+
+
+def _update_from_tracker(result: ReceiveResult, tracker: Any) -> None:
+    summary = tracker.summary() if hasattr(tracker, "summary") else {}
+    get = summary.get if isinstance(summary, Mapping) else (lambda k, d=None: d)
+    result.senders = int(get("senders", 0) or 0)
+    result.senders_ended = int(get("senders_ended", 0) or 0)
+    result.events_sent = int(get("events_sent", 0) or 0)
+    result.events_dropped = int(get("events_dropped", 0) or 0)
+    result.drop_reasons = dict(get("drop_reasons", {}) or {})
+    result.stream_ids = list(get("stream_ids", []) or [])
+    result.problems = list(get("problems", []) or [])
+    result.ended = bool(getattr(tracker, "done", False))
+    complete = bool(getattr(tracker, "complete", False))
+    if result.expected is not None and result.events != result.expected:
+        complete = False
+    result.complete = complete
