@@ -642,83 +642,85 @@ class Pipeline:
             index += 1
             batches, ids, stamps, scalars, pending = {}, [], [], {}, 0
 
-        events: Iterator[Event] = iter(self.source.events())
-        while not self._stop.is_set():
-            if self.max_events is not None and self._events_read >= self.max_events:
-                break
-            t0 = time.perf_counter()
-            try:
-                ev = next(events)
-            except StopIteration:
-                break
-            t1 = time.perf_counter()
-            raw_bytes = 0
-            for n in names:
-                a = ev.data.get(n)
-                if a is not None:
-                    raw_bytes += int(getattr(a, "nbytes", 0))
-            with self._lock:
-                if self._t_first is None:
-                    self._t_first = t0
-                self._events_read += 1
-                read_st.events += 1
-                read_st.bytes_out += raw_bytes
-                read_st.busy_seconds += t1 - t0
-            missing = [n for n in names if ev.data.get(n) is None]
-            if missing:
-                if not self.skip_incomplete:
+        try:
+            events: Iterator[Event] = iter(self.source.events())
+            while not self._stop.is_set():
+                if self.max_events is not None and self._events_read >= self.max_events:
+                    break
+                t0 = time.perf_counter()
+                try:
+                    ev = next(events)
+                except StopIteration:
+                    break
+                t1 = time.perf_counter()
+                raw_bytes = 0
+                for n in names:
+                    a = ev.data.get(n)
+                    if a is not None:
+                        raw_bytes += int(getattr(a, "nbytes", 0))
+                with self._lock:
+                    if self._t_first is None:
+                        self._t_first = t0
+                    self._events_read += 1
+                    read_st.events += 1
+                    read_st.bytes_out += raw_bytes
+                    read_st.busy_seconds += t1 - t0
+                missing = [n for n in names if ev.data.get(n) is None]
+                if missing:
+                    if not self.skip_incomplete:
+                        with self._lock:
+                            self.totals.drop("incomplete")
+                        raise IncompleteEventError(
+                            f"event {ev.event_id} has no data for {', '.join(missing)} "
+                            "(set skip_incomplete_events: true to skip such events)"
+                        )
                     with self._lock:
                         self.totals.drop("incomplete")
-                    raise IncompleteEventError(
-                        f"event {ev.event_id} has no data for {', '.join(missing)} "
-                        "(set skip_incomplete_events: true to skip such events)"
-                    )
+                    continue
+                if not batches:
+                    batches = {
+                        n: Batch(
+                            self.batch_size, p.out_shape, p.out_dtype, pool=self._pools[n], source=n
+                        )
+                        for n, p in plans.items()
+                    }
+                t2 = time.perf_counter()
+                frames: dict[str, np.ndarray] = {}
+                for n, p in plans.items():
+                    frames[n] = self._calibrate_into(p, ev.data[n], batches[n])
+                keep = True
+                if self.event_filter is not None:
+                    verdict = self.event_filter(ev, frames)
+                    keep = verdict is None or bool(verdict)
+                t3 = time.perf_counter()
                 with self._lock:
-                    self.totals.drop("incomplete")
-                continue
-            if not batches:
-                batches = {
-                    n: Batch(
-                        self.batch_size, p.out_shape, p.out_dtype, pool=self._pools[n], source=n
-                    )
-                    for n, p in plans.items()
-                }
-            t2 = time.perf_counter()
-            frames: dict[str, np.ndarray] = {}
-            for n, p in plans.items():
-                frames[n] = self._calibrate_into(p, ev.data[n], batches[n])
-            keep = True
-            if self.event_filter is not None:
-                verdict = self.event_filter(ev, frames)
-                keep = verdict is None or bool(verdict)
-            t3 = time.perf_counter()
-            with self._lock:
-                cal_st.events += 1
-                cal_st.bytes_in += raw_bytes
-                cal_st.busy_seconds += t3 - t2
-                if keep:
-                    cal_st.bytes_out += sum(f.nbytes for f in frames.values())
-            if not keep:
-                with self._lock:
-                    self.totals.drop("vetoed")
-                continue
-            if _is_hit(ev):
-                with self._lock:
-                    self._hits += 1
-            for b in batches.values():
-                b.commit(ev.event_id, ev.timestamp)
-            ids.append(int(ev.event_id))
-            stamps.append(int(ev.timestamp))
-            for key, value in ev.data.items():
-                if key not in plans:
-                    scalars.setdefault(key, []).append(value)
-            pending += 1
-            del frames
-            if pending >= self.batch_size:
-                flush()
-        if self._stop.is_set() and self._cancelled:
-            self.totals.cancelled = True
-        flush()
+                    cal_st.events += 1
+                    cal_st.bytes_in += raw_bytes
+                    cal_st.busy_seconds += t3 - t2
+                    if keep:
+                        cal_st.bytes_out += sum(f.nbytes for f in frames.values())
+                if not keep:
+                    with self._lock:
+                        self.totals.drop("vetoed")
+                    continue
+                if _is_hit(ev):
+                    with self._lock:
+                        self._hits += 1
+                for b in batches.values():
+                    b.commit(ev.event_id, ev.timestamp)
+                ids.append(int(ev.event_id))
+                stamps.append(int(ev.timestamp))
+                for key, value in ev.data.items():
+                    if key not in plans:
+                        scalars.setdefault(key, []).append(value)
+                pending += 1
+                del frames
+                if pending >= self.batch_size:
+                    flush()
+            if self._stop.is_set() and self._cancelled:
+                self.totals.cancelled = True
+        finally:
+            flush()  # events already accepted go out, also when reading failed
         return index
 
     @staticmethod
@@ -775,6 +777,7 @@ class Pipeline:
                 outq.put(_STOP)
                 return
             index, eb = item
+            del item  # only ``eb`` may keep the batch's pooled buffer alive
             n = len(eb)
             if self._serialize_failed():
                 outq.put((index, None, n, "aborted"))
