@@ -1,0 +1,780 @@
+"""The YAML configuration: LCLStreamer's schema (``models/parameters.py``) plus our options.
+
+Every component is a mapping with a ``type:`` discriminator, as in LCLStreamer, so a config
+written for LCLStreamer's generic sources (``InternalEventSource``, ``GenericRandomNumpyArray``,
+...) validates and runs unchanged. Types that need psana are accepted here (so psana configs
+validate) and refused when the pipeline opens them if psana is not installed. Every option we
+add has a default, so ``{type: SimplonBinarySerializer}`` alone is a valid serializer.
+
+:func:`load_config` turns any validation failure into ONE :class:`~lclstream.errors.ConfigError`
+line naming every offending key path (unknown keys first, with the closest valid name), the bad
+value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from lclstream.errors import ConfigError
+
+
+class _Model(BaseModel):
+    """Base of every config model: unknown keys are errors, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --------------------------------------------------------------------------- event sources
+
+
+class InternalEventSourceParameters(_Model):
+    """Events generated in-process (LCLStreamer's name); data come from the data sources."""
+
+    type: Literal["InternalEventSource"]
+    number_of_events_to_generate: int = Field(1000, ge=0)
+    #: Event id of the first event (ids count up from it).
+    first_event: int = Field(0, ge=0)
+
+
+class Hdf5EventSourceParameters(_Model):
+    """Events read from HDF5/CXI files, one event per index of the first axis.
+
+    ``files`` are paths or globs; when empty, the files come from ``source_identifier``
+    (``exp=...,run=...`` under the data root, or ``files=...``/``dir=...``).
+    """
+
+    type: Literal["Hdf5EventSource"]
+    files: list[str] = Field(default_factory=list)
+    #: Events to read per HDF5 call (read_direct into one reused buffer).
+    chunk_events: int = Field(16, ge=1)
+    first_event: int = Field(0, ge=0)
+    number_of_events: int | None = Field(None, ge=0)
+
+
+class Psana1EventSourceParameters(_Model):
+    """LCLS-I psana events (needs psana; accepted so LCLStreamer configs validate)."""
+
+    type: Literal["Psana1EventSource"]
+
+
+class Psana2EventSourceParameters(_Model):
+    """LCLS-II psana events (needs psana; the psana2 source plugs in through entry points)."""
+
+    type: Literal["Psana2EventSource"]
+
+
+EventSourceParameters = Annotated[
+    (
+        InternalEventSourceParameters
+        | Hdf5EventSourceParameters
+        | Psana1EventSourceParameters
+        | Psana2EventSourceParameters
+    ),
+    Field(discriminator="type"),
+]
+
+# --------------------------------------------------------------------------- data sources
+
+DetectorModel = Literal["jungfrau4M", "jungfrau1M", "jungfrau", "epix10k2M", "epix10ka"]
+
+
+class SyntheticDetectorParameters(_Model):
+    """Realistic synthetic SFX frames (raw, with gain bits) and matching calibration constants."""
+
+    type: Literal["SyntheticDetector"]
+    #: jungfrau4M (8×512×1024), jungfrau1M (2 modules), jungfrau (1 module), epix10k2M (16×352×384).
+    detector: DetectorModel = "jungfrau4M"
+    hit_fraction: float = Field(0.1, ge=0.0, le=1.0)
+    seed: int = 1
+    photon_energy_keV: float = Field(9.5, gt=0.0)
+    #: Base frames generated at start-up; events cycle through them (no per-event allocation).
+    pool_frames: int = Field(16, ge=1, le=256)
+    #: Mean number of Bragg peaks on a hit.
+    peaks_per_hit: int = Field(80, ge=0)
+    #: Mean photons per pixel of the water-ring/diffuse background.
+    background_photons: float = Field(0.03, ge=0.0)
+    #: Event rate used for timestamps (Hz).
+    rate_hz: float = Field(120.0, gt=0.0)
+    detector_distance_m: float = Field(0.1, gt=0.0)
+
+
+class GenericRandomNumpyArrayParameters(_Model):
+    """LCLStreamer's random array: ``array_shape`` "20,2", ``array_dtype`` a numpy dtype name."""
+
+    type: Literal["GenericRandomNumpyArray"]
+    array_shape: str | list[int] = "4,4"
+    array_dtype: str = "float32"
+    seed: int | None = None
+
+
+class IntValueParameters(_Model):
+    type: Literal["IntValue"]
+    value: int = 0
+
+
+class FloatValueParameters(_Model):
+    type: Literal["FloatValue"]
+    value: float = 0.0
+
+
+class SourceIdentifierParameters(_Model):
+    """The config's ``source_identifier`` as a per-event string (LCLStreamer's)."""
+
+    type: Literal["SourceIdentifier"]
+
+
+class Hdf5DatasetParameters(_Model):
+    """One dataset of the files of an ``Hdf5EventSource``, indexed by event along axis 0."""
+
+    type: Literal["Hdf5Dataset"]
+    path: str = "/entry_1/data_1/data"
+    #: Detector kind for calibration ("jungfrau", "epix10ka", "generic").
+    kind: Literal["jungfrau", "epix10ka", "generic"] = "generic"
+    photon_energy_keV: float | None = Field(None, gt=0.0)
+    #: Dataset with per-event photon energies (keV or eV: > 100 is read as eV); optional.
+    photon_energy_path: str | None = None
+
+
+class _PsanaDataSource(_Model):
+    psana_name: str
+    psana_fields: str | list[str] | None = None
+    dtype: str | None = None
+
+
+class Psana1DetectorInterfaceParameters(_PsanaDataSource):
+    type: Literal["Psana1DetectorInterface"]
+
+
+class Psana2DetectorInterfaceParameters(_PsanaDataSource):
+    type: Literal["Psana2DetectorInterface"]
+
+
+class Psana1TimestampParameters(_Model):
+    type: Literal["Psana1Timestamp"]
+
+
+class Psana2TimestampParameters(_Model):
+    type: Literal["Psana2Timestamp"]
+
+
+class Psana1RunInfoParameters(_Model):
+    type: Literal["Psana1RunInfo"]
+
+
+class Psana2RunInfoParameters(_Model):
+    type: Literal["Psana2RunInfo"]
+
+
+DataSourceParameters = Annotated[
+    (
+        SyntheticDetectorParameters
+        | GenericRandomNumpyArrayParameters
+        | IntValueParameters
+        | FloatValueParameters
+        | SourceIdentifierParameters
+        | Hdf5DatasetParameters
+        | Psana1DetectorInterfaceParameters
+        | Psana2DetectorInterfaceParameters
+        | Psana1TimestampParameters
+        | Psana2TimestampParameters
+        | Psana1RunInfoParameters
+        | Psana2RunInfoParameters
+    ),
+    Field(discriminator="type"),
+]
+
+#: Data source types that need psana (refused at run time when psana is not installed).
+PSANA_TYPES = frozenset(
+    {
+        "Psana1EventSource",
+        "Psana2EventSource",
+        "Psana1DetectorInterface",
+        "Psana2DetectorInterface",
+        "Psana1Timestamp",
+        "Psana2Timestamp",
+        "Psana1RunInfo",
+        "Psana2RunInfo",
+    }
+)
+
+# --------------------------------------------------------------------------- processing
+
+
+class CalibrationParameters(_Model):
+    """Calibration of one data source.
+
+    ``mode: calib`` (default) calibrates to ``output`` (photon counts unless asked otherwise);
+    ``mode: raw`` passes raw frames through. The photon energy comes from the source's
+    metadata when ``photon_energy_keV`` is not given.
+    """
+
+    detector: Literal["jungfrau", "epix10ka", "auto"] = "auto"
+    #: A constants file (.h5/.npz) or folder, or ``synthetic`` (the synthetic source's own).
+    constants: str = "synthetic"
+    mode: Literal["calib", "raw"] = "calib"
+    output: Literal["photons", "keV", "adu"] = "photons"
+    photon_energy_keV: float | None = Field(None, gt=0.0)
+    #: Output dtype of photon counts (uint16 saturates; uint32 for very bright data).
+    dtype: Literal["uint16", "uint32", "float32"] | None = None
+    threads: int = Field(0, ge=0)
+
+
+class ThresholdParameters(_Model):
+    """Values below ``min`` become 0 (in the calibrated unit)."""
+
+    min: float = 1.0
+
+
+class RoiParameters(_Model):
+    """A rectangular region per module: [start, stop) along y and x; ``modules`` to keep."""
+
+    modules: list[int] | None = None
+    y: tuple[int, int] | None = None
+    x: tuple[int, int] | None = None
+
+
+class BinningParameters(_Model):
+    """Sum ``factor``×``factor`` pixel blocks within each module."""
+
+    factor: int = Field(2, ge=1)
+
+
+class ReductionParameters(_Model):
+    """Reduction steps of one data source, applied after calibration in this order.
+
+    (``mask``, ``peakfinder`` and ``hit_veto`` come with their own issues.)
+    """
+
+    roi: RoiParameters | None = None
+    threshold: ThresholdParameters | None = None
+    binning: BinningParameters | None = None
+
+
+class BatchProcessingPipelineParameters(_Model):
+    type: Literal["BatchProcessingPipeline"]
+    batch_size: int = Field(10, ge=1)
+    calibration: dict[str, CalibrationParameters] = Field(default_factory=dict)
+    reduction: dict[str, ReductionParameters] = Field(default_factory=dict)
+    #: Parallel producer workers (each with its own sender index).
+    workers: int = Field(1, ge=1)
+    #: Pooled batch buffers per worker.
+    pool_batches: int = Field(4, ge=2)
+
+
+class PeaknetPreprocessingPipelineParameters(_Model):
+    """LCLStreamer's PeakNet padding pipeline (accepted; run-time support may be partial)."""
+
+    type: Literal["PeaknetPreprocessingPipeline"]
+    batch_size: int = Field(16, ge=1)
+    target_height: int = Field(2048, ge=1)
+    target_width: int = Field(2048, ge=1)
+    pad_style: Literal["center", "bottom-right"] = "center"
+    add_channel_dim: bool = True
+    num_channels: int = Field(1, ge=1)
+
+
+ProcessingPipelineParameters = Annotated[
+    (BatchProcessingPipelineParameters | PeaknetPreprocessingPipelineParameters),
+    Field(discriminator="type"),
+]
+
+# --------------------------------------------------------------------------- serializers
+
+Compression = Literal[
+    "bitshuffle_with_lz4",
+    "bitshuffle_with_zstd",
+    "lz4",
+    "zstd",
+    "gzip",
+    "gzip_with_shuffle",
+    "zfp",
+]
+
+
+class HDF5BinarySerializerParameters(_Model):
+    """Each message is one HDF5 file image (CXI layout by default)."""
+
+    type: Literal["HDF5BinarySerializer"]
+    compression: Compression | None = "bitshuffle_with_lz4"
+    compression_level: int | None = None
+    #: data source name (or event_id/timestamp/peaks) -> dataset path; empty = CXI defaults.
+    fields: dict[str, str] = Field(default_factory=dict)
+    compression_threads: int = Field(0, ge=0)
+
+
+class _SimplonCommon(_Model):
+    data_source_to_serialize: str = "detector_data"
+    polarization_fraction: float = Field(0.99, ge=0.0, le=1.0)
+    polarization_axis: list[float] = Field(default_factory=lambda: [1.0, 0.0, 0.0])
+    data_collection_rate: str = "120Hz"
+    detector_name: str = "jungfrau4M"
+    detector_type: str = "JUNGFRAU"
+    compression: Literal["bitshuffle_with_lz4", "lz4", None] = "bitshuffle_with_lz4"
+    # Detector metadata overrides (else taken from the source's DetectorInfo).
+    detector_distance_m: float | None = Field(None, gt=0.0)
+    beam_center_x_px: float | None = None
+    beam_center_y_px: float | None = None
+    pixel_size_m: float | None = Field(None, gt=0.0)
+    incident_energy_keV: float | None = Field(None, gt=0.0)
+    sensor_material: str = "Si"
+    sensor_thickness_m: float = Field(320e-6, gt=0.0)
+    count_time_s: float | None = Field(None, gt=0.0)
+    frame_time_s: float | None = Field(None, gt=0.0)
+    series_id: int | None = Field(None, ge=0)
+    series_unique_id: str | None = None
+
+
+class SimplonBinarySerializerParameters(_SimplonCommon):
+    """DECTRIS SIMPLON stream2 (spec-exact CBOR start/image/end messages)."""
+
+    type: Literal["SimplonBinarySerializer"]
+
+
+class LclstreamerSimplonSerializerParameters(_SimplonCommon):
+    """LCLStreamer's own prefixed-CBOR SIMPLON variant, for its existing consumers."""
+
+    type: Literal["LclstreamerSimplonSerializer"]
+
+
+class RawBatchSerializerParameters(_Model):
+    """Header frame (CBOR: dtype, shape, ids, metadata) + one contiguous payload frame."""
+
+    type: Literal["RawBatchSerializer"]
+    compression: Literal["bitshuffle_with_lz4", "bitshuffle_with_zstd", "lz4", "zstd", None] = None
+    fields: dict[str, str] = Field(default_factory=dict)
+
+
+DataSerializerParameters = Annotated[
+    (
+        HDF5BinarySerializerParameters
+        | SimplonBinarySerializerParameters
+        | LclstreamerSimplonSerializerParameters
+        | RawBatchSerializerParameters
+    ),
+    Field(discriminator="type"),
+]
+
+# --------------------------------------------------------------------------- handlers
+
+
+class BinaryDataStreamingDataHandlerParameters(_Model):
+    """Sends each message over ZeroMQ: ``server`` binds, ``client`` connects."""
+
+    type: Literal["BinaryDataStreamingDataHandler"]
+    urls: list[str] = Field(min_length=1)
+    role: Literal["server", "client"] = "server"
+    library: Literal["zmq"] = "zmq"
+    socket_type: Literal["push", "pub"] = "push"
+    #: Messages queued per peer before send blocks.
+    high_water_mark: int = Field(8, ge=1)
+    #: Give up a blocked send after this long (None: wait).
+    send_timeout_s: float | None = Field(None, gt=0.0)
+    #: How long close() waits to deliver what is queued.
+    close_timeout_s: float = Field(30.0, ge=0.0)
+
+
+class BinaryFileWritingDataHandlerParameters(_Model):
+    """Writes each message to its own numbered file."""
+
+    type: Literal["BinaryFileWritingDataHandler"]
+    file_prefix: str = ""
+    file_suffix: str = "h5"
+    write_directory: Path = Path(".")
+
+
+class InProcessDataHandlerParameters(_Model):
+    """Hands messages to a consumer in the same process (a bounded queue)."""
+
+    type: Literal["InProcessDataHandler"]
+    maxsize: int = Field(16, ge=1)
+
+
+DataHandlerParameters = Annotated[
+    (
+        BinaryDataStreamingDataHandlerParameters
+        | BinaryFileWritingDataHandlerParameters
+        | InProcessDataHandlerParameters
+    ),
+    Field(discriminator="type"),
+]
+
+# --------------------------------------------------------------------------- top level
+
+
+def _default_data_sources() -> dict[str, Any]:
+    return {"detector_data": SyntheticDetectorParameters(type="SyntheticDetector")}
+
+
+class LclstreamConfig(_Model):
+    """A whole stream: LCLStreamer's ``Parameters`` plus our options (all with defaults)."""
+
+    #: ``exp=NAME,run=N`` (psana style; ``:`` works as separator too), ``files=...``, ``dir=...``.
+    source_identifier: str = ""
+    #: True: an event missing a data source is dropped (counted with the reason);
+    #: False: such an event is an error.
+    skip_incomplete_events: bool = False
+    event_source: EventSourceParameters = Field(
+        default_factory=lambda: InternalEventSourceParameters(type="InternalEventSource")
+    )
+    data_sources: dict[str, DataSourceParameters] = Field(default_factory=_default_data_sources)
+    processing_pipeline: ProcessingPipelineParameters = Field(
+        default_factory=lambda: BatchProcessingPipelineParameters(type="BatchProcessingPipeline")
+    )
+    data_serializer: DataSerializerParameters = Field(
+        default_factory=lambda: HDF5BinarySerializerParameters(type="HDF5BinarySerializer")
+    )
+    data_handlers: list[DataHandlerParameters] = Field(default_factory=list)
+    #: Root of exp/run data (``<root>/<exp>/run<NNNN>/*.h5``); env LCLSTREAM_DATA_ROOT otherwise.
+    data_root: str | None = None
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> LclstreamConfig:
+        names = list(self.data_sources)
+        problems: list[str] = []
+        pipe = self.processing_pipeline
+        if isinstance(pipe, BatchProcessingPipelineParameters):
+            for section in ("calibration", "reduction"):
+                for key in getattr(pipe, section):
+                    if key not in self.data_sources:
+                        problems.append(
+                            f"processing_pipeline.{section}.{key}: {key!r} "
+                            f"{_unknown_name_hint(key, names, 'data source')}"
+                        )
+        ser = self.data_serializer
+        if isinstance(ser, _SimplonCommon) and ser.data_source_to_serialize not in names:
+            problems.append(
+                f"data_serializer.data_source_to_serialize: {ser.data_source_to_serialize!r} "
+                f"{_unknown_name_hint(ser.data_source_to_serialize, names, 'data source')}"
+            )
+        if problems:
+            raise ValueError(_CROSS + "; ".join(problems))
+        return self
+
+    def resolved_data_root(self) -> str | None:
+        """``data_root`` from the config, else ``$LCLSTREAM_DATA_ROOT``, else None."""
+        return self.data_root or os.environ.get("LCLSTREAM_DATA_ROOT") or None
+
+
+_CROSS = "\x00cross:"
+
+
+def _unknown_name_hint(key: str, names: list[str], what: str) -> str:
+    close = difflib.get_close_matches(key, names, n=1)
+    hint = f"did you mean {close[0]!r}?; " if close else ""
+    allowed = ", ".join(names) if names else "none configured"
+    return f"is not a configured {what} ({hint}{what}s: {allowed})"
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_config(source: str | os.PathLike[str] | Mapping[str, Any]) -> LclstreamConfig:
+    """Validate a config from a YAML file path or an already-parsed mapping.
+
+    Raises :class:`ConfigError` whose message is one line naming every problem.
+    """
+    where = ""
+    if isinstance(source, Mapping):
+        data: Any = dict(source)
+    else:
+        path = Path(source)
+        where = f"{path}: "
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise ConfigError(f"cannot read config file {path}: no such file") from None
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            pos = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise ConfigError(f"{where}{pos}invalid YAML ({problem})") from None
+        if data is None:
+            data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(
+            f"{where}the config must be a mapping of keys (source_identifier, event_source, ...),"
+            f" not {type(data).__name__}"
+        )
+    try:
+        return LclstreamConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(where + format_errors(e, data)) from None
+
+
+def format_errors(error: ValidationError, data: Any) -> str:
+    """One line: unknown keys first (with the closest valid name), then every other problem."""
+    unknown: list[str] = []
+    other: list[str] = []
+    for err in error.errors(include_url=False):
+        kind = err["type"]
+        loc = tuple(err["loc"])
+        path_elems, model_loc = _data_path(loc, data)
+        path = _fmt_path(path_elems)
+        ctx = err.get("ctx") or {}
+        if kind == "extra_forbidden":
+            key = str(path_elems[-1]) if path_elems else ""
+            valid = _valid_keys(model_loc[:-1])
+            close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6) if valid else []
+            if close:
+                unknown.append(f"{path}: unknown key (did you mean {close[0]!r}?)")
+            elif valid:
+                unknown.append(f"{path}: unknown key (allowed: {', '.join(valid)})")
+            else:
+                unknown.append(f"{path}: unknown key")
+        elif kind == "union_tag_invalid":
+            tag = str(ctx.get("tag", ""))
+            tags = _split_tags(str(ctx.get("expected_tags", "")))
+            close = difflib.get_close_matches(tag, tags, n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]!r}?; " if close else ""
+            other.append(
+                f"{_fmt_path([*path_elems, 'type'])}: {tag!r} is not allowed "
+                f"({hint}allowed: {', '.join(tags)})"
+            )
+        elif kind == "union_tag_not_found":
+            tags = _split_tags(str(_tags_at(model_loc)))
+            other.append(
+                f"{_fmt_path([*path_elems, 'type'])}: missing (required; one of {', '.join(tags)})"
+            )
+        elif kind == "missing":
+            other.append(f"{path}: missing (required)")
+        elif kind == "value_error" and str(ctx.get("error", "")).startswith(_CROSS):
+            other.append(str(ctx["error"])[len(_CROSS) :])
+        else:
+            value = _fmt_value(err.get("input"))
+            other.append(f"{path}: {value} is not allowed ({_allowed(kind, ctx, err['msg'])})")
+    return "; ".join(unknown + other)
+
+
+def _split_tags(text: str) -> list[str]:
+    return [t.strip().strip("'\"") for t in text.split(",") if t.strip()]
+
+
+def _allowed(kind: str, ctx: dict[str, Any], msg: str) -> str:
+    bounds = {
+        "greater_than_equal": ("ge", ">="),
+        "greater_than": ("gt", ">"),
+        "less_than_equal": ("le", "<="),
+        "less_than": ("lt", "<"),
+    }
+    if kind in bounds:
+        key, op = bounds[kind]
+        return f"must be {op} {ctx.get(key)}"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected')}"
+    if kind in ("too_short", "too_long"):
+        return msg.replace("List should", "must").replace("Value should", "must")
+    text = msg
+    for a, b in (("Input should be", "must be"), ("Value error, ", ""), ("Input ", "")):
+        text = text.replace(a, b)
+    return text
+
+
+def _fmt_value(value: Any) -> str:
+    if isinstance(value, str):
+        text = repr(value)
+    elif isinstance(value, Mapping):
+        text = "{" + ", ".join(f"{k}: ..." for k in value) + "}"
+    else:
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _fmt_path(elems: list[Any]) -> str:
+    out = ""
+    for e in elems:
+        if isinstance(e, int):
+            out += f"[{e}]"
+        else:
+            out += ("." if out else "") + str(e)
+    return out or "(top level)"
+
+
+def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[list[Any], tuple[Any, ...]]:
+    """Strip pydantic's union tags and validator names from ``loc``, keeping real key paths.
+
+    Returns the path as the user wrote it and the loc with tags kept (to find models).
+    """
+    path: list[Any] = []
+    cursor: Any = data
+    for i, elem in enumerate(loc):
+        if isinstance(cursor, Mapping):
+            if elem in cursor:
+                path.append(elem)
+                cursor = cursor[elem]
+                continue
+            if cursor.get("type") == elem:  # the discriminated-union tag pydantic inserts
+                continue
+            if i == len(loc) - 1:  # the missing or unknown key itself
+                path.append(elem)
+            continue
+        if isinstance(cursor, list) and isinstance(elem, int) and 0 <= elem < len(cursor):
+            path.append(elem)
+            cursor = cursor[elem]
+            continue
+        if i == len(loc) - 1 and not isinstance(cursor, (Mapping, list)):
+            continue
+    return path, loc
+
+
+def _unwrap(tp: Any) -> Any:
+    while typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    return tp
+
+
+def _union_members(tp: Any) -> list[Any]:
+    tp = _unwrap(tp)
+    origin = typing.get_origin(tp)
+    if origin is Union or origin is types.UnionType:
+        return [_unwrap(a) for a in typing.get_args(tp) if a is not type(None)]
+    return [tp]
+
+
+def _type_tag(model: Any) -> str | None:
+    if isinstance(model, type) and issubclass(model, BaseModel) and "type" in model.model_fields:
+        args = typing.get_args(model.model_fields["type"].annotation)
+        return str(args[0]) if args else None
+    return None
+
+
+def _step(tp: Any, elem: Any) -> Any:
+    for member in _union_members(tp):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            if isinstance(elem, str) and elem in member.model_fields:
+                return member.model_fields[elem].annotation
+            continue
+        origin = typing.get_origin(member)
+        if origin in (dict, Mapping):
+            return typing.get_args(member)[1]
+        if origin in (list, tuple):
+            return typing.get_args(member)[0]
+    # a union tag
+    for member in _union_members(tp):
+        if _type_tag(member) == elem:
+            return member
+    return None
+
+
+def _type_at(loc: tuple[Any, ...]) -> Any:
+    tp: Any = LclstreamConfig
+    for elem in loc:
+        tp = _step(tp, elem)
+        if tp is None:
+            return None
+    return tp
+
+
+def _valid_keys(loc: tuple[Any, ...]) -> list[str]:
+    tp = _type_at(loc)
+    for member in _union_members(tp) if tp is not None else []:
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            return list(member.model_fields)
+    return []
+
+
+def _tags_at(loc: tuple[Any, ...]) -> str:
+    tp = _type_at(loc)
+    tags = [t for t in (_type_tag(m) for m in _union_members(tp)) if t] if tp is not None else []
+    return ", ".join(tags)
+
+
+# --------------------------------------------------------------------------- schema, example
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of the config (docs/config.schema.json is generated from it)."""
+    schema = LclstreamConfig.model_json_schema()
+    schema["title"] = "lclstream configuration"
+    return schema
+
+
+_EXAMPLE = """\
+# lclstream configuration (LCLStreamer's schema; every option of ours has a default).
+# Run it with:  lclstream stream this.yaml   (a consumer must listen: lclstream receive
+# tcp://127.0.0.1:12321 binds, and this streamer connects to it).
+
+# Which data: exp=NAME,run=N (psana style). xpptut15 run 670 is the built-in demo run.
+source_identifier: exp=xpptut15,run=670
+# true: drop events that miss a data source (counted, with the reason); false: stop with an error.
+skip_incomplete_events: false
+
+event_source:
+  type: InternalEventSource          # events generated in-process
+  number_of_events_to_generate: 1000
+
+data_sources:                        # name -> {type: ..., options}
+  detector_data:
+    type: SyntheticDetector          # realistic raw Jungfrau 4M SFX frames, with gain bits
+    detector: jungfrau4M
+    hit_fraction: 0.1                # fraction of events with Bragg peaks
+    seed: 1
+    photon_energy_keV: 9.5
+
+processing_pipeline:
+  type: BatchProcessingPipeline
+  batch_size: 10                     # events per message
+  calibration:
+    detector_data:
+      detector: jungfrau
+      constants: synthetic           # the synthetic source's own pedestals/gains/mask
+      output: photons                # photons (uint16) | keV | adu (float32)
+      photon_energy_keV: 9.5         # else taken from the source's metadata
+
+data_serializer:
+  type: HDF5BinarySerializer         # one HDF5 file image per message (CXI layout)
+  compression: bitshuffle_with_lz4   # HDF5 filter 32008: `import hdf5plugin` to read
+  fields:
+    detector_data: /entry_1/data_1/data
+
+data_handlers:
+  - type: BinaryDataStreamingDataHandler
+    urls: ["tcp://127.0.0.1:12321"]
+    role: client                     # client connects (the consumer binds); server binds
+    socket_type: push
+"""
+
+
+def example_config() -> str:
+    """A complete, commented, working config (``lclstream config --example`` prints it)."""
+    return _EXAMPLE
+
+
+__all__ = [
+    "BatchProcessingPipelineParameters",
+    "BinaryDataStreamingDataHandlerParameters",
+    "BinaryFileWritingDataHandlerParameters",
+    "CalibrationParameters",
+    "DataHandlerParameters",
+    "DataSerializerParameters",
+    "DataSourceParameters",
+    "EventSourceParameters",
+    "GenericRandomNumpyArrayParameters",
+    "HDF5BinarySerializerParameters",
+    "Hdf5DatasetParameters",
+    "Hdf5EventSourceParameters",
+    "InternalEventSourceParameters",
+    "LclstreamConfig",
+    "LclstreamerSimplonSerializerParameters",
+    "PSANA_TYPES",
+    "RawBatchSerializerParameters",
+    "ReductionParameters",
+    "SimplonBinarySerializerParameters",
+    "SyntheticDetectorParameters",
+    "example_config",
+    "format_errors",
+    "json_schema",
+    "load_config",
+]

@@ -1,0 +1,148 @@
+"""Pieces shared by the format adapters: compression names, the codec, frame helpers.
+
+Compression is named as in LCLStreamer's configuration (``bitshuffle_with_lz4``, ...). Each
+name maps to a chunk codec of :mod:`lclstream.codec` (the C++ compressors) and to the HDF5
+filter that decodes those chunks, so that a reader with ``hdf5plugin`` opens our files as if
+HDF5 itself had compressed them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lclstream.errors import ConfigError, FormatError
+
+#: HDF5 filter ids of the chunk layouts lclstream.codec writes.
+FILTER_BITSHUFFLE = 32008
+FILTER_LZ4 = 32004
+FILTER_ZSTD = 32015
+
+#: The bitshuffle filter's "compression" option (its cd_values[4] once stored).
+_BSHUF_LZ4 = 2
+_BSHUF_ZSTD = 3
+
+
+@dataclass(frozen=True)
+class Compression:
+    """One compression choice: how chunks are made and how HDF5 is told to decode them.
+
+    ``codec`` is the lclstream.codec name (None: chunks are the raw bytes, or HDF5's own
+    filter does the work, as for gzip). ``h5_filter``/``h5_opts`` are what the dataset is
+    created with (user-level options, before the filter's set_local adds its own).
+    """
+
+    name: str  # LCLStreamer's name, normalised
+    codec: str | None
+    level: int | None
+    h5_filter: int | str | None
+    h5_opts: tuple[int, ...] | int | None
+    h5_shuffle: bool = False
+
+    @property
+    def direct(self) -> bool:
+        """Chunks are made by us and written with direct chunk writes (no HDF5 filter work)."""
+        return self.codec is not None or self.h5_filter is None
+
+
+_ALIASES = {
+    "bitshuffle_with_lz4": "bitshuffle_with_lz4",
+    "bslz4": "bitshuffle_with_lz4",
+    "bitshuffle_with_zstd": "bitshuffle_with_zstd",
+    "bszstd": "bitshuffle_with_zstd",
+    "lz4": "lz4",
+    "zstd": "zstd",
+    "gzip": "gzip",
+    "gzip_with_shuffle": "gzip_with_shuffle",
+    "null": "none",
+    "none": "none",
+}
+
+COMPRESSION_NAMES = sorted(set(_ALIASES) | {"None"})
+
+
+def compression(name: str | None, level: int | None = None) -> Compression:
+    """Resolve an LCLStreamer compression name (or None) to a :class:`Compression`."""
+    key = "none" if name is None else _ALIASES.get(str(name).lower())
+    if key is None:
+        raise ConfigError(
+            f"data_serializer.compression: {name!r} is not supported; allowed: "
+            "bitshuffle_with_lz4, bitshuffle_with_zstd, lz4, zstd, gzip, gzip_with_shuffle, null"
+        )
+    if key == "bitshuffle_with_lz4":
+        return Compression(key, "bslz4", None, FILTER_BITSHUFFLE, (0, _BSHUF_LZ4))
+    if key == "bitshuffle_with_zstd":
+        lvl = 3 if level is None else int(level)
+        return Compression(key, "bszstd", lvl, FILTER_BITSHUFFLE, (0, _BSHUF_ZSTD, lvl))
+    if key == "lz4":
+        return Compression(key, "lz4", None, FILTER_LZ4, (0,))
+    if key == "zstd":
+        lvl = 3 if level is None else int(level)
+        return Compression(key, "zstd", lvl, FILTER_ZSTD, (lvl,))
+    if key in ("gzip", "gzip_with_shuffle"):
+        lvl = 4 if level is None else int(level)
+        return Compression(key, None, lvl, "gzip", lvl, h5_shuffle=key == "gzip_with_shuffle")
+    return Compression("none", None, None, None, None)
+
+
+def codec_module() -> Any:
+    """lclstream.codec, imported on first use (so formats that need no codec load without it)."""
+    try:
+        return importlib.import_module("lclstream.codec")
+    except ImportError as exc:  # pragma: no cover - only before the codec is built
+        raise ImportError(
+            "lclstream.codec is not available: the compressed formats need the C++ codecs"
+        ) from exc
+
+
+def compress_events(
+    data: np.ndarray, codec: str, *, level: int | None = None, threads: int = 0
+) -> list[Any]:
+    """One chunk per event (events first), in the HDF5 filter layout of ``codec``."""
+    mod = codec_module()
+    if len(data) == 0:
+        return []
+    if level is None and hasattr(mod, "compress_frames"):
+        return list(mod.compress_frames(data, codec, threads))
+    return [mod.compress(frame, codec, level=level, threads=threads) for frame in data]
+
+
+def decompress_chunk(
+    chunk: Any,
+    codec: str,
+    dtype: np.dtype[Any],
+    shape: Sequence[int],
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Decode one chunk; any codec failure becomes a FormatError naming the codec."""
+    mod = codec_module()
+    try:
+        arr: np.ndarray = mod.decompress(chunk, codec, dtype=dtype, shape=tuple(shape), out=out)
+    except FormatError:
+        raise
+    except Exception as exc:
+        raise FormatError(f"{codec} chunk of {len(chunk)} bytes cannot be decoded: {exc}") from exc
+    return arr
+
+
+def frame_bytes(frame: Any) -> memoryview:
+    """A flat byte view of one received frame (bytes, memoryview, zmq.Frame, numpy array)."""
+    if hasattr(frame, "buffer") and not isinstance(frame, (bytes, bytearray, memoryview)):
+        frame = frame.buffer  # zmq.Frame
+    mv = memoryview(frame)
+    if mv.ndim != 1 or mv.itemsize != 1:
+        mv = mv.cast("B")
+    return mv
+
+
+def as_frames(message: Any) -> list[Any]:
+    """Accept one frame or a list of frames (a Message)."""
+    if isinstance(message, (bytes, bytearray, memoryview, np.ndarray)) or hasattr(
+        message, "buffer"
+    ):
+        return [message]
+    return list(message)
