@@ -272,10 +272,11 @@ def _make_serializer(config: Any) -> Serializer:
     from lclstream import formats
 
     spec = _get(config, "data_serializer")
-    maker = getattr(formats, "create_serializer", None) or getattr(formats, "create", None)
-    if maker is None:
-        raise ConfigError("lclstream.formats has no create_serializer()")
-    ser: Serializer = maker(spec)
+    options = _options(spec) or {"type": "HDF5BinarySerializer"}
+    type_name = str(options.pop("type", "HDF5BinarySerializer"))
+    if "compression_threads" in options:  # the config's name for the codec's ``threads``
+        options["threads"] = options.pop("compression_threads")
+    ser: Serializer = formats.make_serializer(type_name, **options)
     return ser
 
 
@@ -394,6 +395,7 @@ class Pipeline:
         self._cancelled = False
         self.totals = StreamTotals()
         self._events_read = 0
+        self._dropped_after_read = 0
         self._hits = 0
         self._t_first: float | None = None
         self._t_end: float | None = None
@@ -407,6 +409,12 @@ class Pipeline:
             if source is None:
                 self._owned.append(self.source)
             self.serializer = serializer if serializer is not None else _make_serializer(config)
+            params = _signature_params(self.serializer.serialize)
+            self._serialize_takes_sequence = "sequence" in params
+            if not self._serialize_takes_sequence:
+                # The serializer numbers messages in call order: parallel calls could number
+                # them out of batch order, so one serializer thread (its codec uses all cores).
+                self.workers = 1
             if handlers is None:
                 from lclstream.handlers import create_handlers
 
@@ -427,7 +435,6 @@ class Pipeline:
         except BaseException:
             self._close_owned()
             raise
-        self._serialize_takes_sequence = "sequence" in _signature_params(self.serializer.serialize)
 
     # ---- construction helpers --------------------------------------------------------------
 
@@ -568,7 +575,7 @@ class Pipeline:
         complete = (
             not self._errors
             and self._end_sent
-            and self.totals.events_sent + self.totals.events_dropped == self._events_read
+            and self.totals.events_sent + self._dropped_after_read == self._events_read
         )
         return PipelineResult(
             stream_id=self.info.stream_id,
@@ -585,6 +592,11 @@ class Pipeline:
             complete=complete,
             error=error,
         )
+
+    def _drop_locked(self, reason: str, n: int = 1) -> None:
+        """Count events read but not sent (the caller holds the lock)."""
+        self.totals.drop(reason, n)
+        self._dropped_after_read += n
 
     def _fail(self, stage: str, err: BaseException) -> None:
         with self._lock:
@@ -663,19 +675,20 @@ class Pipeline:
                         self._t_first = t0
                     self._events_read += 1
                     read_st.events += 1
+                    read_st.bytes_in += raw_bytes
                     read_st.bytes_out += raw_bytes
                     read_st.busy_seconds += t1 - t0
                 missing = [n for n in names if ev.data.get(n) is None]
                 if missing:
                     if not self.skip_incomplete:
                         with self._lock:
-                            self.totals.drop("incomplete")
+                            self._drop_locked("incomplete")
                         raise IncompleteEventError(
                             f"event {ev.event_id} has no data for {', '.join(missing)} "
                             "(set skip_incomplete_events: true to skip such events)"
                         )
                     with self._lock:
-                        self.totals.drop("incomplete")
+                        self._drop_locked("incomplete")
                     continue
                 if not batches:
                     batches = {
@@ -701,7 +714,7 @@ class Pipeline:
                         cal_st.bytes_out += sum(f.nbytes for f in frames.values())
                 if not keep:
                     with self._lock:
-                        self.totals.drop("vetoed")
+                        self._drop_locked("vetoed")
                     continue
                 if _is_hit(ev):
                     with self._lock:
@@ -821,7 +834,7 @@ class Pipeline:
                     stops += 1
                 else:
                     with self._lock:
-                        self.totals.drop("aborted", item[2])
+                        self._drop_locked("aborted", item[2])
 
     def _send(self, inq: queue.Queue[Any]) -> None:
         st = self._stats["send"]
@@ -897,11 +910,11 @@ class Pipeline:
     ) -> None:
         if msgs is None:
             with self._lock:
-                self.totals.drop(reason or "aborted", n)
+                self._drop_locked(reason or "aborted", n)
             return
         if not alive:
             with self._lock:
-                self.totals.drop("aborted", n)
+                self._drop_locked("aborted", n)
             return
         t0 = time.perf_counter()
         ok = True
@@ -920,7 +933,7 @@ class Pipeline:
                 self.totals.events_sent += n
                 self.totals.messages_sent += len(msgs)
             else:
-                self.totals.drop("send_error", n)
+                self._drop_locked("send_error", n)
 
 
 def _is_hit(ev: Event) -> bool:
