@@ -113,6 +113,12 @@ def _errors() -> Iterator[None]:
         raise fail(_describe(e)) from None
     except KeyboardInterrupt:
         raise fail("interrupted", 130) from None
+    except Exception as e:
+        if os.environ.get("LCLSTREAM_DEBUG"):
+            raise
+        raise fail(
+            f"internal error: {type(e).__name__}: {e} (LCLSTREAM_DEBUG=1 shows the traceback)"
+        ) from None
 
 
 def _describe(e: BaseException) -> str:
