@@ -57,4 +57,41 @@ class Batch:
     def __len__(self) -> int: ...
 
 def parallel_copy(dst: np.ndarray, src: np.ndarray, threads: int = 0) -> None: ...
+# ---- calib ----------------------------------------------------------------------------
+class Calibrator:
+    @staticmethod
+    def jungfrau(
+        pedestal: np.ndarray,
+        gain: np.ndarray,
+        offset: np.ndarray | None,
+        mask: np.ndarray | None,
+        frame_pixels: int,
+        output: str,
+        photon_energy_keV: float = 0.0,
+    ) -> Calibrator: ...
+    @staticmethod
+    def epix10ka(
+        pedestal: np.ndarray,
+        gain: np.ndarray,
+        config_bits: np.ndarray,
+        mask: np.ndarray | None,
+        frame_pixels: int,
+        output: str,
+        photon_energy_keV: float = 0.0,
+    ) -> Calibrator: ...
+    @staticmethod
+    def generic(
+        pedestal: np.ndarray | None,
+        gain: np.ndarray | None,
+        mask: np.ndarray | None,
+        frame_pixels: int,
+        output: str,
+        photon_energy_keV: float = 0.0,
+    ) -> Calibrator: ...
+    def apply(self, raw: np.ndarray, out: np.ndarray, threads: int = 0) -> int: ...
+    @property
+    def frame_pixels(self) -> int: ...
+    @property
+    def photon_energy_keV(self) -> float: ...
+
 def __getattr__(name: str) -> Any: ...

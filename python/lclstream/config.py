@@ -58,6 +58,9 @@ class Hdf5EventSourceParameters(_Model):
     chunk_events: int = Field(16, ge=1)
     first_event: int = Field(0, ge=0)
     number_of_events: int | None = Field(None, ge=0)
+    #: Per-event ids and timestamps (ns), used when a file has them (lclstream's own do).
+    event_id_path: str = "/LCLS/eventNumber"
+    timestamp_path: str = "/LCLS/timestamp"
 
 
 class Psana1EventSourceParameters(_Model):
@@ -140,8 +143,8 @@ class Hdf5DatasetParameters(_Model):
     #: Detector kind for calibration ("jungfrau", "epix10ka", "generic").
     kind: Literal["jungfrau", "epix10ka", "generic"] = "generic"
     photon_energy_keV: float | None = Field(None, gt=0.0)
-    #: Dataset with per-event photon energies (keV or eV: > 100 is read as eV); optional.
-    photon_energy_path: str | None = None
+    #: Dataset with per-event photon energies in eV (the first one is the run's); optional.
+    photon_energy_path: str | None = "/LCLS/photon_energy_eV"
 
 
 class _PsanaDataSource(_Model):
@@ -411,7 +414,9 @@ DataHandlerParameters = Annotated[
 
 
 def _default_data_sources() -> dict[str, Any]:
-    return {"detector_data": SyntheticDetectorParameters(type="SyntheticDetector")}
+    return {
+        "detector_data": SyntheticDetectorParameters.model_validate({"type": "SyntheticDetector"})
+    }
 
 
 class LclstreamConfig(_Model):
@@ -423,14 +428,20 @@ class LclstreamConfig(_Model):
     #: False: such an event is an error.
     skip_incomplete_events: bool = False
     event_source: EventSourceParameters = Field(
-        default_factory=lambda: InternalEventSourceParameters(type="InternalEventSource")
+        default_factory=lambda: InternalEventSourceParameters.model_validate(
+            {"type": "InternalEventSource"}
+        )
     )
     data_sources: dict[str, DataSourceParameters] = Field(default_factory=_default_data_sources)
     processing_pipeline: ProcessingPipelineParameters = Field(
-        default_factory=lambda: BatchProcessingPipelineParameters(type="BatchProcessingPipeline")
+        default_factory=lambda: BatchProcessingPipelineParameters.model_validate(
+            {"type": "BatchProcessingPipeline"}
+        )
     )
     data_serializer: DataSerializerParameters = Field(
-        default_factory=lambda: HDF5BinarySerializerParameters(type="HDF5BinarySerializer")
+        default_factory=lambda: HDF5BinarySerializerParameters.model_validate(
+            {"type": "HDF5BinarySerializer"}
+        )
     )
     data_handlers: list[DataHandlerParameters] = Field(default_factory=list)
     #: Root of exp/run data (``<root>/<exp>/run<NNNN>/*.h5``); env LCLSTREAM_DATA_ROOT otherwise.

@@ -12,18 +12,24 @@ from typing import Any
 from lclstream.errors import ConfigError, FormatError
 from lclstream.formats._common import COMPRESSION_NAMES, as_frames, compression, frame_bytes
 from lclstream.formats.hdf5 import HDF5_SIGNATURE, HDF5BinarySerializer
+from lclstream.formats.lclstreamer_simplon import LclstreamerSimplonSerializer
 from lclstream.formats.raw import RawBatchSerializer
+from lclstream.formats.simplon import SimplonBinarySerializer
 from lclstream.protocols import ParsedMessage
 
 SERIALIZERS: dict[str, type] = {
     "HDF5BinarySerializer": HDF5BinarySerializer,
+    "LclstreamerSimplonSerializer": LclstreamerSimplonSerializer,
     "RawBatchSerializer": RawBatchSerializer,
+    "SimplonBinarySerializer": SimplonBinarySerializer,
 }
 
 #: Short names used by ``--format`` on the command line.
 FORMAT_NAMES: dict[str, str] = {
     "hdf5": "HDF5BinarySerializer",
     "raw": "RawBatchSerializer",
+    "simplon": "SimplonBinarySerializer",
+    "lclstreamer_simplon": "LclstreamerSimplonSerializer",
 }
 
 
@@ -98,7 +104,9 @@ __all__ = [
     "FORMAT_NAMES",
     "SERIALIZERS",
     "HDF5BinarySerializer",
+    "LclstreamerSimplonSerializer",
     "RawBatchSerializer",
+    "SimplonBinarySerializer",
     "compression",
     "detect",
     "make_serializer",

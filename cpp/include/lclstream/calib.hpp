@@ -1,0 +1,90 @@
+#pragma once
+// Detector calibration: raw ADC words -> float32 keV / ADU or photon counts.
+//
+// Every detector reduces to the same per-pixel formula, prepared once per run:
+//   stage  = stage_of_code[raw >> 14]         (which gain stage's constants apply)
+//   data   = float(raw & data_mask)
+//   out    = (data - poff[stage]) * gfac[stage]      float32, -ffp-contract=off
+//   photon = max(0, rint(out / photon_energy))       round half to even, saturating
+// with poff = pedestal (+ offset) and gfac = 1/gain (0 where gain == 0) with the mask
+// folded in, both float32, exactly as psana computes them (docs/calibration.md).
+// Constants are stored planar (one contiguous table per stage), so the common case (every
+// pixel of a group in stage 0) reads two contiguous streams; rare stage 1/2 lanes are patched.
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace lclstream::calib {
+
+/// What a prepared calibration produces.
+enum class Output : std::uint8_t {
+  kev,      ///< float32, (data - poff) * (1/gain) with gain in ADU/keV
+  adu,      ///< float32, (data - poff) with the mask applied (no gain)
+  photons,  ///< uint16 or uint32 photon counts: max(0, rint(keV / photon_energy))
+};
+
+/// A stage code (raw >> 14) that marks an invalid pixel: output 0, counted.
+inline constexpr std::uint8_t kInvalidStage = 3;
+
+/// Prepared constants for one detector (all frames of a run share them).
+class Calibrator {
+ public:
+  /// Jungfrau: pedestal/gain/offset (3 * frame_pixels, G0 G1 G2 planes), offset may be empty,
+  /// mask (frame_pixels, nonzero = good) may be empty. Gain bits 0->G0, 1->G1, 3->G2, 2 invalid.
+  static Calibrator jungfrau(std::span<const float> pedestal, std::span<const float> gain,
+                             std::span<const float> offset, std::span<const std::uint8_t> mask,
+                             std::size_t frame_pixels, Output output, float photon_energy_keV = 0.0F);
+
+  /// ePix10ka/ePix10k2M: 7 gain ranges (7 * frame_pixels, order FH FM FL AHL_H AML_M AHL_L
+  /// AML_L), per-pixel configuration bits (frame_pixels; bits 2,3,4 as in psana), mask may
+  /// be empty. Range = first match of psana's rules on cb | (raw bit 14 -> bit 5); no match:
+  /// pedestal 0, factor 1.
+  static Calibrator epix10ka(std::span<const float> pedestal, std::span<const float> gain,
+                             std::span<const std::uint8_t> config_bits,
+                             std::span<const std::uint8_t> mask, std::size_t frame_pixels,
+                             Output output, float photon_energy_keV = 0.0F);
+
+  /// One gain stage: out = (x - pedestal) * (1/gain) * mask. gain (ADU/keV) and mask may be
+  /// empty (gain 1, all good). Raw words are used whole (no gain bits).
+  static Calibrator generic(std::span<const float> pedestal, std::span<const float> gain,
+                            std::span<const std::uint8_t> mask, std::size_t frame_pixels,
+                            Output output, float photon_energy_keV = 0.0F);
+
+  std::size_t frame_pixels() const noexcept { return frame_pixels_; }
+  Output output() const noexcept { return output_; }
+  float photon_energy() const noexcept { return photon_energy_; }
+
+  /// Calibrates raw (a whole number of frames) into out (same element count). float32 out
+  /// needs Output::kev/adu, uint16/uint32 out needs Output::photons. Returns the number of
+  /// invalid-gain pixels. threads = 0: all cores. Throws ValueError on size/mode mismatch.
+  std::uint64_t apply(std::span<const std::uint16_t> raw, std::span<float> out, int threads = 0) const;
+  std::uint64_t apply(std::span<const std::uint16_t> raw, std::span<std::uint16_t> out, int threads = 0) const;
+  std::uint64_t apply(std::span<const std::uint16_t> raw, std::span<std::uint32_t> out, int threads = 0) const;
+  /// Generic only: signed or float input (no gain bits).
+  void apply(std::span<const std::int16_t> raw, std::span<float> out, int threads = 0) const;
+  void apply(std::span<const float> raw, std::span<float> out, int threads = 0) const;
+  void apply(std::span<const std::int16_t> raw, std::span<std::uint16_t> out, int threads = 0) const;
+  void apply(std::span<const float> raw, std::span<std::uint16_t> out, int threads = 0) const;
+  void apply(std::span<const std::int16_t> raw, std::span<std::uint32_t> out, int threads = 0) const;
+  void apply(std::span<const float> raw, std::span<std::uint32_t> out, int threads = 0) const;
+
+ private:
+  Calibrator() = default;
+  template <class Out>
+  std::uint64_t apply_u16(std::span<const std::uint16_t> raw, std::span<Out> out, int threads) const;
+  template <class In, class Out>
+  void apply_other(std::span<const In> raw, std::span<Out> out, int threads) const;
+
+  std::size_t frame_pixels_ = 0;
+  Output output_ = Output::kev;
+  float photon_energy_ = 0.0F;
+  int stages_ = 1;
+  std::uint8_t stage_of_code_[4] = {0, 0, 0, 0};
+  std::uint16_t data_mask_ = 0xffff;
+  std::uint16_t slow_bits_ = 0;
+  std::vector<float> poff_;  // stages_ * frame_pixels, planar
+  std::vector<float> gfac_;
+};
+
+}  // namespace lclstream::calib

@@ -1,0 +1,131 @@
+// Calibration kernels: numpy in, numpy out, no copies, GIL released around the kernels.
+// Shape handling and friendly messages live in python/lclstream/calib.py; these checks
+// only guarantee the kernels never read or write out of bounds.
+#include <optional>
+#include <string>
+
+#include "bindings.hpp"
+#include "lclstream/calib.hpp"
+#include "lclstream/error.hpp"
+
+namespace lclstream::py_bind {
+namespace {
+
+template <class T>
+constexpr DType dtype_for() {
+  if constexpr (std::is_same_v<T, float>) return DType::f32;
+  if constexpr (std::is_same_v<T, std::uint16_t>) return DType::u16;
+  if constexpr (std::is_same_v<T, std::int16_t>) return DType::i16;
+  if constexpr (std::is_same_v<T, std::uint32_t>) return DType::u32;
+  return DType::u8;
+}
+
+template <class T>
+std::span<const T> in_span(const std::optional<py::array>& a, const char* what) {
+  if (!a) return {};
+  require_contiguous(*a, what);
+  if (dtype_of(*a) != dtype_for<T>()) {
+    throw ValueError(std::string(what) + " must be " + std::string(dtype_name(dtype_for<T>())) + ", got " +
+                     std::string(dtype_name(dtype_of(*a))));
+  }
+  return {static_cast<const T*>(a->data()), static_cast<std::size_t>(a->size())};
+}
+
+template <class T>
+std::span<T> out_span(const py::array& a) {
+  if (!a.writeable()) throw ValueError("calibration: out is read-only");
+  return {static_cast<T*>(const_cast<void*>(a.data())), static_cast<std::size_t>(a.size())};
+}
+
+calib::Output output_from(const std::string& s) {
+  if (s == "keV" || s == "kev") return calib::Output::kev;
+  if (s == "adu" || s == "ADU") return calib::Output::adu;
+  if (s == "photons") return calib::Output::photons;
+  throw ValueError("calibration: output must be 'keV', 'adu' or 'photons', got '" + s + "'");
+}
+
+template <class In>
+py::int_ apply_in(const calib::Calibrator& c, std::span<const In> raw, const py::array& out, int threads) {
+  require_contiguous(out, "calibration: out");
+  const DType ot = dtype_of(out);
+  std::uint64_t invalid = 0;
+  auto run = [&](auto o) {
+    py::gil_scoped_release nogil;
+    if constexpr (std::is_same_v<In, std::uint16_t>) {
+      invalid = c.apply(raw, o, threads);
+    } else {
+      c.apply(raw, o, threads);
+    }
+  };
+  if (ot == DType::f32) {
+    run(out_span<float>(out));
+  } else if (ot == DType::u16) {
+    run(out_span<std::uint16_t>(out));
+  } else if (ot == DType::u32) {
+    run(out_span<std::uint32_t>(out));
+  } else {
+    throw ValueError("calibration: out must be float32, uint16 or uint32, got " + std::string(dtype_name(ot)));
+  }
+  return py::int_(invalid);
+}
+
+}  // namespace
+}  // namespace lclstream::py_bind
+
+using namespace lclstream;
+using namespace lclstream::py_bind;
+using OptArray = std::optional<py::array>;
+
+LCLSTREAM_BINDING(calib) {
+  py::class_<calib::Calibrator, std::shared_ptr<calib::Calibrator>>(m, "Calibrator",
+      "Prepared per-run calibration constants (planar float32 tables) and their kernels.")
+      .def_static("jungfrau", [](const py::array& ped, const py::array& gain, const OptArray& offset,
+                                 const OptArray& mask, std::size_t frame_pixels, const std::string& output,
+                                 float energy) {
+             auto p = in_span<float>(ped, "Jungfrau pedestal");
+             auto g = in_span<float>(gain, "Jungfrau gain");
+             auto o = in_span<float>(offset, "Jungfrau offset");
+             auto mk = in_span<std::uint8_t>(mask, "Jungfrau mask");
+             const auto out = output_from(output);
+             py::gil_scoped_release nogil;
+             return std::make_shared<calib::Calibrator>(
+                 calib::Calibrator::jungfrau(p, g, o, mk, frame_pixels, out, energy));
+           }, py::arg("pedestal"), py::arg("gain"), py::arg("offset"), py::arg("mask"),
+           py::arg("frame_pixels"), py::arg("output"), py::arg("photon_energy_keV") = 0.0F)
+      .def_static("epix10ka", [](const py::array& ped, const py::array& gain, const py::array& cbits,
+                                 const OptArray& mask, std::size_t frame_pixels, const std::string& output,
+                                 float energy) {
+             auto p = in_span<float>(ped, "ePix10ka pedestal");
+             auto g = in_span<float>(gain, "ePix10ka gain");
+             auto cb = in_span<std::uint8_t>(cbits, "ePix10ka config_bits");
+             auto mk = in_span<std::uint8_t>(mask, "ePix10ka mask");
+             const auto out = output_from(output);
+             py::gil_scoped_release nogil;
+             return std::make_shared<calib::Calibrator>(
+                 calib::Calibrator::epix10ka(p, g, cb, mk, frame_pixels, out, energy));
+           }, py::arg("pedestal"), py::arg("gain"), py::arg("config_bits"), py::arg("mask"),
+           py::arg("frame_pixels"), py::arg("output"), py::arg("photon_energy_keV") = 0.0F)
+      .def_static("generic", [](const OptArray& ped, const OptArray& gain, const OptArray& mask,
+                                std::size_t frame_pixels, const std::string& output, float energy) {
+             auto p = in_span<float>(ped, "pedestal");
+             auto g = in_span<float>(gain, "gain");
+             auto mk = in_span<std::uint8_t>(mask, "mask");
+             const auto out = output_from(output);
+             py::gil_scoped_release nogil;
+             return std::make_shared<calib::Calibrator>(
+                 calib::Calibrator::generic(p, g, mk, frame_pixels, out, energy));
+           }, py::arg("pedestal"), py::arg("gain"), py::arg("mask"), py::arg("frame_pixels"),
+           py::arg("output"), py::arg("photon_energy_keV") = 0.0F)
+      .def("apply", [](const calib::Calibrator& c, const py::array& raw, const py::array& out, int threads) {
+             require_contiguous(raw, "calibration: raw");
+             const DType rt = dtype_of(raw);
+             if (rt == DType::u16) return apply_in(c, in_span<std::uint16_t>(raw, "raw"), out, threads);
+             if (rt == DType::i16) return apply_in(c, in_span<std::int16_t>(raw, "raw"), out, threads);
+             if (rt == DType::f32) return apply_in(c, in_span<float>(raw, "raw"), out, threads);
+             throw ValueError("calibration: raw must be uint16 (or int16/float32 for Generic), got " +
+                              std::string(dtype_name(rt)));
+           }, py::arg("raw"), py::arg("out"), py::arg("threads") = 0,
+           "Calibrates raw into out (same number of pixels); returns the invalid-gain pixel count.")
+      .def_property_readonly("frame_pixels", &calib::Calibrator::frame_pixels)
+      .def_property_readonly("photon_energy_keV", &calib::Calibrator::photon_energy);
+}

@@ -1,0 +1,274 @@
+// Preparation of the per-run constants (planar float32 tables) and the one dispatch point
+// of the calibration kernels.
+#include "lclstream/calib.hpp"
+
+#include <atomic>
+#include <cmath>
+#include <string>
+
+#include "calib/kernels.hpp"
+#include "lclstream/error.hpp"
+#include "lclstream/isa.hpp"
+#include "lclstream/parallel.hpp"
+
+namespace lclstream::calib {
+namespace {
+
+constexpr std::size_t kStreamBytes = 1U << 20;  // outputs this large bypass the cache
+
+void check_size(const char* what, std::size_t got, std::size_t want) {
+  if (got != want) {
+    throw ValueError(std::string("calibration: ") + what + " has " + std::to_string(got) +
+                     " elements, expected " + std::to_string(want));
+  }
+}
+
+void check_energy(Output output, float e) {
+  if (output == Output::photons && !(e > 0.0F && std::isfinite(e))) {
+    throw ValueError("calibration: photon output needs photon_energy_keV > 0 (got " + std::to_string(e) + ")");
+  }
+}
+
+/// 1/gain in float32, 0 where gain is 0 (psana's divide_protected).
+float reciprocal(float g) { return g == 0.0F ? 0.0F : 1.0F / g; }
+
+float mask_of(std::span<const std::uint8_t> mask, std::size_t p) {
+  return mask.empty() || mask[p] != 0 ? 1.0F : 0.0F;
+}
+
+/// psana's ePix10ka gain range for configuration bits with data bit 14 at bit 5; -1: none.
+int epix_range(unsigned cb) {
+  if ((cb & 28U) == 28U) return 0;  // FH
+  if ((cb & 28U) == 12U) return 1;  // FM
+  if ((cb & 12U) == 8U) return 2;   // FL
+  if ((cb & 60U) == 16U) return 3;  // AHL_H
+  if ((cb & 60U) == 0U) return 4;   // AML_M
+  if ((cb & 60U) == 48U) return 5;  // AHL_L
+  if ((cb & 60U) == 32U) return 6;  // AML_L
+  return -1;
+}
+
+template <class Out>
+using Kernel = std::uint64_t (*)(const detail::Tables&, const std::uint16_t*, Out*, std::size_t, bool);
+
+template <class Out>
+Kernel<Out> pick() {
+  const Isa isa = active_isa();
+  if constexpr (std::is_same_v<Out, float>) {
+    if (isa == Isa::avx512) return &detail::avx512::calib_f32;
+    if (isa == Isa::avx2) return &detail::avx2::calib_f32;
+    return &detail::scalar::calib_f32;
+  } else if constexpr (std::is_same_v<Out, std::uint16_t>) {
+    if (isa == Isa::avx512) return &detail::avx512::calib_u16;
+    if (isa == Isa::avx2) return &detail::avx2::calib_u16;
+    return &detail::scalar::calib_u16;
+  } else {
+    if (isa == Isa::avx512) return &detail::avx512::calib_u32;
+    if (isa == Isa::avx2) return &detail::avx2::calib_u32;
+    return &detail::scalar::calib_u32;
+  }
+}
+
+template <class Out>
+void check_output(Output mode, std::size_t frame_pixels, std::size_t n_raw, std::size_t n_out) {
+  if (frame_pixels == 0 || n_raw % frame_pixels != 0) {
+    throw ValueError("calibration: raw has " + std::to_string(n_raw) +
+                     " pixels, not a whole number of frames of " + std::to_string(frame_pixels));
+  }
+  check_size("out", n_out, n_raw);
+  const bool want_float = mode != Output::photons;
+  if (want_float != std::is_same_v<Out, float>) {
+    throw ValueError(want_float ? "calibration: keV/ADU output needs a float32 out array"
+                                : "calibration: photon output needs a uint16 or uint32 out array");
+  }
+}
+
+/// Splits [0, n) over threads and then at frame boundaries, since constants repeat per frame.
+template <class F>
+void for_segments(std::size_t n, std::size_t frame, int threads, F&& fn) {
+  parallel_ranges(n, threads, 64, [&](std::size_t b, std::size_t e) {
+    while (b < e) {
+      const std::size_t p = b % frame;
+      const std::size_t len = std::min(e - b, frame - p);
+      fn(b, p, len, e - b);
+      b += len;
+    }
+  });
+}
+
+}  // namespace
+
+Calibrator Calibrator::jungfrau(std::span<const float> pedestal, std::span<const float> gain,
+                                std::span<const float> offset, std::span<const std::uint8_t> mask,
+                                std::size_t frame_pixels, Output output, float photon_energy_keV) {
+  const std::size_t F = frame_pixels;
+  check_size("Jungfrau pedestal", pedestal.size(), 3 * F);
+  check_size("Jungfrau gain", gain.size(), 3 * F);
+  if (!offset.empty()) check_size("Jungfrau offset", offset.size(), 3 * F);
+  if (!mask.empty()) check_size("Jungfrau mask", mask.size(), F);
+  check_energy(output, photon_energy_keV);
+  Calibrator c;
+  c.frame_pixels_ = F;
+  c.output_ = output;
+  c.photon_energy_ = photon_energy_keV;
+  c.stages_ = 3;
+  c.stage_of_code_[0] = 0;
+  c.stage_of_code_[1] = 1;
+  c.stage_of_code_[2] = kInvalidStage;
+  c.stage_of_code_[3] = 2;
+  c.data_mask_ = 0x3fff;
+  c.slow_bits_ = 0xc000;
+  c.poff_.resize(3 * F);
+  c.gfac_.resize(3 * F);
+  for (std::size_t i = 0; i < 3 * F; ++i) {
+    const float m = mask_of(mask, i % F);
+    c.poff_[i] = offset.empty() ? pedestal[i] : pedestal[i] + offset[i];
+    c.gfac_[i] = output == Output::adu ? 1.0F * m : reciprocal(gain[i]) * m;
+  }
+  return c;
+}
+
+Calibrator Calibrator::epix10ka(std::span<const float> pedestal, std::span<const float> gain,
+                                std::span<const std::uint8_t> config_bits,
+                                std::span<const std::uint8_t> mask, std::size_t frame_pixels,
+                                Output output, float photon_energy_keV) {
+  const std::size_t F = frame_pixels;
+  check_size("ePix10ka pedestal", pedestal.size(), 7 * F);
+  check_size("ePix10ka gain", gain.size(), 7 * F);
+  check_size("ePix10ka config_bits", config_bits.size(), F);
+  if (!mask.empty()) check_size("ePix10ka mask", mask.size(), F);
+  check_energy(output, photon_energy_keV);
+  Calibrator c;
+  c.frame_pixels_ = F;
+  c.output_ = output;
+  c.photon_energy_ = photon_energy_keV;
+  c.stages_ = 2;  // stage = data bit 14; bit 15 is unused
+  c.stage_of_code_[0] = 0;
+  c.stage_of_code_[1] = 1;
+  c.stage_of_code_[2] = 0;
+  c.stage_of_code_[3] = 1;
+  c.data_mask_ = 0x3fff;
+  c.slow_bits_ = 0x4000;
+  c.poff_.resize(2 * F);
+  c.gfac_.resize(2 * F);
+  for (std::size_t p = 0; p < F; ++p) {
+    const float m = mask_of(mask, p);
+    for (unsigned b14 = 0; b14 < 2; ++b14) {
+      const int r = epix_range((config_bits[p] & 0x1fU) | (b14 << 5));
+      float ped = 0.0F;
+      float fac = 1.0F;
+      if (r >= 0) {
+        ped = pedestal[static_cast<std::size_t>(r) * F + p];
+        fac = reciprocal(gain[static_cast<std::size_t>(r) * F + p]);
+      }
+      c.poff_[b14 * F + p] = ped;
+      c.gfac_[b14 * F + p] = output == Output::adu ? 1.0F * m : fac * m;
+    }
+  }
+  return c;
+}
+
+Calibrator Calibrator::generic(std::span<const float> pedestal, std::span<const float> gain,
+                               std::span<const std::uint8_t> mask, std::size_t frame_pixels,
+                               Output output, float photon_energy_keV) {
+  const std::size_t F = frame_pixels;
+  if (!pedestal.empty()) check_size("pedestal", pedestal.size(), F);
+  if (!gain.empty()) check_size("gain", gain.size(), F);
+  if (!mask.empty()) check_size("mask", mask.size(), F);
+  check_energy(output, photon_energy_keV);
+  Calibrator c;
+  c.frame_pixels_ = F;
+  c.output_ = output;
+  c.photon_energy_ = photon_energy_keV;
+  c.stages_ = 1;
+  c.data_mask_ = 0xffff;
+  c.slow_bits_ = 0;
+  c.poff_.resize(F);
+  c.gfac_.resize(F);
+  for (std::size_t p = 0; p < F; ++p) {
+    const float m = mask_of(mask, p);
+    c.poff_[p] = pedestal.empty() ? 0.0F : pedestal[p];
+    c.gfac_[p] = (output == Output::adu || gain.empty()) ? 1.0F * m : reciprocal(gain[p]) * m;
+  }
+  return c;
+}
+
+template <class Out>
+std::uint64_t Calibrator::apply_u16(std::span<const std::uint16_t> raw, std::span<Out> out,
+                                    int threads) const {
+  check_output<Out>(output_, frame_pixels_, raw.size(), out.size());
+  const Kernel<Out> kernel = pick<Out>();
+  std::atomic<std::uint64_t> invalid{0};
+  for_segments(raw.size(), frame_pixels_, threads,
+               [&](std::size_t i, std::size_t p, std::size_t len, std::size_t range_len) {
+                 detail::Tables t{};
+                 for (int s = 0; s < stages_; ++s) {
+                   t.poff[s] = poff_.data() + static_cast<std::size_t>(s) * frame_pixels_ + p;
+                   t.gfac[s] = gfac_.data() + static_cast<std::size_t>(s) * frame_pixels_ + p;
+                 }
+                 for (int k = 0; k < 4; ++k) t.stage_of_code[k] = stage_of_code_[k];
+                 t.data_mask = data_mask_;
+                 t.slow_bits = slow_bits_;
+                 t.photon_energy = photon_energy_;
+                 const bool stream = range_len * sizeof(Out) >= kStreamBytes;
+                 invalid.fetch_add(kernel(t, raw.data() + i, out.data() + i, len, stream),
+                                   std::memory_order_relaxed);
+               });
+  return invalid.load();
+}
+
+template <class In, class Out>
+void Calibrator::apply_other(std::span<const In> raw, std::span<Out> out, int threads) const {
+  if (stages_ != 1) throw ValueError("calibration: int16/float32 input needs a Generic calibrator");
+  check_output<Out>(output_, frame_pixels_, raw.size(), out.size());
+  const float e = photon_energy_;
+  for_segments(raw.size(), frame_pixels_, threads,
+               [&](std::size_t i, std::size_t p, std::size_t len, std::size_t) {
+                 const In* x = raw.data() + i;
+                 Out* o = out.data() + i;
+                 const float* po = poff_.data() + p;
+                 const float* gf = gfac_.data() + p;
+                 for (std::size_t k = 0; k < len; ++k) {
+                   const float v = (static_cast<float>(x[k]) - po[k]) * gf[k];
+                   if constexpr (std::is_same_v<Out, float>) {
+                     o[k] = v;
+                   } else if constexpr (std::is_same_v<Out, std::uint16_t>) {
+                     o[k] = static_cast<std::uint16_t>(detail::photons_of(v, e, detail::kLimitU16, 0xffffU));
+                   } else {
+                     o[k] = detail::photons_of(v, e, detail::kLimitU32, 0xffffffffU);
+                   }
+                 }
+               });
+}
+
+std::uint64_t Calibrator::apply(std::span<const std::uint16_t> raw, std::span<float> out, int threads) const {
+  return apply_u16(raw, out, threads);
+}
+std::uint64_t Calibrator::apply(std::span<const std::uint16_t> raw, std::span<std::uint16_t> out,
+                                int threads) const {
+  return apply_u16(raw, out, threads);
+}
+std::uint64_t Calibrator::apply(std::span<const std::uint16_t> raw, std::span<std::uint32_t> out,
+                                int threads) const {
+  return apply_u16(raw, out, threads);
+}
+void Calibrator::apply(std::span<const std::int16_t> raw, std::span<float> out, int threads) const {
+  apply_other(raw, out, threads);
+}
+void Calibrator::apply(std::span<const float> raw, std::span<float> out, int threads) const {
+  apply_other(raw, out, threads);
+}
+void Calibrator::apply(std::span<const std::int16_t> raw, std::span<std::uint16_t> out, int threads) const {
+  apply_other(raw, out, threads);
+}
+void Calibrator::apply(std::span<const float> raw, std::span<std::uint16_t> out, int threads) const {
+  apply_other(raw, out, threads);
+}
+void Calibrator::apply(std::span<const std::int16_t> raw, std::span<std::uint32_t> out, int threads) const {
+  apply_other(raw, out, threads);
+}
+void Calibrator::apply(std::span<const float> raw, std::span<std::uint32_t> out, int threads) const {
+  apply_other(raw, out, threads);
+}
+
+}  // namespace lclstream::calib

@@ -1,0 +1,121 @@
+// AVX2 calibration kernels: 8 pixels per step, stage-0 constants read contiguously; a group
+// with any gain bit set is computed lane by lane with the scalar formula (rare in real data).
+#include <immintrin.h>
+
+#include <cstdint>
+#include <type_traits>
+
+#include "calib/kernels.hpp"
+
+namespace lclstream::calib::detail::avx2 {
+namespace {
+
+enum class Kind { f32, u16, u32 };
+
+template <Kind K>
+using OutT = std::conditional_t<K == Kind::f32, float,
+                                std::conditional_t<K == Kind::u16, std::uint16_t, std::uint32_t>>;
+
+template <Kind K>
+inline void one(const Tables& t, const std::uint16_t* raw, OutT<K>* out, std::size_t i,
+                std::uint64_t& invalid) {
+  const float v = pixel(t, raw[i], i, invalid);
+  if constexpr (K == Kind::f32) {
+    out[i] = v;
+  } else if constexpr (K == Kind::u16) {
+    out[i] = static_cast<std::uint16_t>(photons_of(v, t.photon_energy, kLimitU16, 0xffffU));
+  } else {
+    out[i] = photons_of(v, t.photon_energy, kLimitU32, 0xffffffffU);
+  }
+}
+
+inline __m256 value8(const Tables& t, const std::uint16_t* raw, std::size_t i, __m128i slow,
+                     __m128i dmask, std::uint64_t& invalid) {
+  const __m128i r = _mm_loadu_si128(reinterpret_cast<const __m128i*>(raw + i));
+  if (__builtin_expect(!_mm_testz_si128(r, slow), 0)) {
+    alignas(32) float tmp[8];
+    for (std::size_t k = 0; k < 8; ++k) tmp[k] = pixel(t, raw[i + k], i + k, invalid);
+    return _mm256_load_ps(tmp);
+  }
+  const __m256 d = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm_and_si128(r, dmask)));
+  return _mm256_mul_ps(_mm256_sub_ps(d, _mm256_loadu_ps(t.poff[0] + i)), _mm256_loadu_ps(t.gfac[0] + i));
+}
+
+template <Kind K, bool Stream>
+inline void store8(OutT<K>* out, std::size_t i, __m256 v, __m256 energy) {
+  if constexpr (K == Kind::f32) {
+    if constexpr (Stream) {
+      _mm256_stream_ps(out + i, v);
+    } else {
+      _mm256_storeu_ps(out + i, v);
+    }
+  } else {
+    __m256 q = _mm256_div_ps(v, energy);
+    q = _mm256_max_ps(q, _mm256_setzero_ps());  // NaN -> 0 (second operand)
+    if constexpr (K == Kind::u16) {
+      q = _mm256_min_ps(q, _mm256_set1_ps(kLimitU16));
+      const __m256i n = _mm256_cvtps_epi32(q);  // MXCSR default: nearest, ties to even
+      const __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(n), _mm256_extracti128_si256(n, 1));
+      if constexpr (Stream) {
+        _mm_stream_si128(reinterpret_cast<__m128i*>(out + i), w);
+      } else {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), w);
+      }
+    } else {
+      const __m256 two31 = _mm256_set1_ps(2147483648.0F);
+      const __m256 big = _mm256_cmp_ps(q, _mm256_set1_ps(kLimitU32), _CMP_GE_OQ);
+      const __m256 hi = _mm256_cmp_ps(q, two31, _CMP_GE_OQ);
+      q = _mm256_blendv_ps(q, _mm256_sub_ps(q, two31), hi);  // exact: q >= 2^31 is an integer
+      __m256i n = _mm256_cvtps_epi32(q);
+      n = _mm256_xor_si256(n, _mm256_and_si256(_mm256_castps_si256(hi), _mm256_set1_epi32(INT32_MIN)));
+      n = _mm256_or_si256(n, _mm256_castps_si256(big));
+      if constexpr (Stream) {
+        _mm256_stream_si256(reinterpret_cast<__m256i*>(out + i), n);
+      } else {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), n);
+      }
+    }
+  }
+}
+
+template <Kind K, bool Stream>
+std::uint64_t loop(const Tables& t, const std::uint16_t* raw, OutT<K>* out, std::size_t n) {
+  const __m128i slow = _mm_set1_epi16(static_cast<short>(t.slow_bits));
+  const __m128i dmask = _mm_set1_epi16(static_cast<short>(t.data_mask));
+  const __m256 energy = _mm256_set1_ps(t.photon_energy);
+  std::uint64_t invalid = 0;
+  std::size_t i = 0;
+  if constexpr (Stream) {
+    constexpr std::uintptr_t align = 8 * sizeof(OutT<K>);
+    while (i < n && reinterpret_cast<std::uintptr_t>(out + i) % align != 0) one<K>(t, raw, out, i++, invalid);
+  }
+#pragma GCC unroll 2
+  for (; i + 8 <= n; i += 8) store8<K, Stream>(out, i, value8(t, raw, i, slow, dmask, invalid), energy);
+  for (; i < n; ++i) one<K>(t, raw, out, i, invalid);
+  if constexpr (Stream) _mm_sfence();
+  return invalid;
+}
+
+template <Kind K>
+std::uint64_t run(const Tables& t, const std::uint16_t* raw, OutT<K>* out, std::size_t n, bool stream) {
+  if (stream && reinterpret_cast<std::uintptr_t>(out) % sizeof(OutT<K>) == 0) {
+    return loop<K, true>(t, raw, out, n);
+  }
+  return loop<K, false>(t, raw, out, n);
+}
+
+}  // namespace
+
+std::uint64_t calib_f32(const Tables& t, const std::uint16_t* raw, float* out, std::size_t n, bool stream) {
+  return run<Kind::f32>(t, raw, out, n, stream);
+}
+std::uint64_t calib_u16(const Tables& t, const std::uint16_t* raw, std::uint16_t* out, std::size_t n,
+                        bool stream) {
+  return run<Kind::u16>(t, raw, out, n, stream);
+}
+std::uint64_t calib_u32(const Tables& t, const std::uint16_t* raw, std::uint32_t* out, std::size_t n,
+                        bool stream) {
+  return run<Kind::u32>(t, raw, out, n, stream);
+}
+
+}  // namespace lclstream::calib::detail::avx2

@@ -1,0 +1,580 @@
+// Sender / Receiver over libzmq's C API (see transport.hpp for the guarantees).
+#include "lclstream/transport.hpp"
+
+#include <zmq.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <utility>
+
+#include "lclstream/error.hpp"
+
+namespace lclstream {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+std::string zerr(const std::string& what) { return what + ": " + zmq_strerror(zmq_errno()); }
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& e : v) s += (s.empty() ? "" : ", ") + e;
+  return s;
+}
+
+std::string seconds_text(milliseconds t) {
+  return std::to_string(static_cast<double>(t.count()) / 1000.0).substr(0, 6) + " s";
+}
+
+/// RAII libzmq socket.
+class Socket {
+ public:
+  Socket() = default;
+  Socket(void* ctx, int type) : s_(zmq_socket(ctx, type)) {
+    if (s_ == nullptr) throw TransportError(zerr("zmq_socket"));
+  }
+  Socket(Socket&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+  Socket& operator=(Socket&& o) noexcept {
+    if (this != &o) {
+      reset();
+      s_ = std::exchange(o.s_, nullptr);
+    }
+    return *this;
+  }
+  Socket(const Socket&) = delete;
+  Socket& operator=(const Socket&) = delete;
+  ~Socket() { reset(); }
+
+  void reset(int linger_ms = 0) noexcept {
+    if (s_ != nullptr) {
+      zmq_setsockopt(s_, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
+      zmq_close(s_);
+      s_ = nullptr;
+    }
+  }
+  void* get() const noexcept { return s_; }
+  explicit operator bool() const noexcept { return s_ != nullptr; }
+
+  void set(int opt, int v) {
+    if (zmq_setsockopt(s_, opt, &v, sizeof v) != 0) {
+      throw TransportError(zerr("zmq_setsockopt(" + std::to_string(opt) + ")"));
+    }
+  }
+  void set(int opt, const std::string& v) {
+    if (zmq_setsockopt(s_, opt, v.data(), v.size()) != 0) {
+      throw TransportError(zerr("zmq_setsockopt(" + std::to_string(opt) + ")"));
+    }
+  }
+  /// Binds or connects; returns the endpoint as libzmq resolved it (wildcard ports).
+  std::string attach(const std::string& endpoint, bool bind) {
+    if (bind) {
+      if (zmq_bind(s_, endpoint.c_str()) != 0) throw TransportError(zerr("bind " + endpoint));
+      char buf[1024];
+      std::size_t n = sizeof buf;
+      if (zmq_getsockopt(s_, ZMQ_LAST_ENDPOINT, buf, &n) == 0 && n > 1) return std::string(buf, n - 1);
+      return endpoint;
+    }
+    if (zmq_connect(s_, endpoint.c_str()) != 0) throw TransportError(zerr("connect " + endpoint));
+    return endpoint;
+  }
+
+ private:
+  void* s_ = nullptr;
+};
+
+/// Counts messages libzmq still holds; the free callback signals close().
+struct Tracker {
+  std::atomic<std::uint64_t> in_flight{0};
+  std::mutex mu;
+  std::condition_variable cv;
+  void done() {
+    if (in_flight.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> lock(mu);
+      cv.notify_all();
+    }
+  }
+};
+
+/// What the free callback releases: the owner of the bytes and, for a message's last
+/// frame, the tracker to tell.
+struct Hint {
+  std::shared_ptr<const void> owner;
+  std::shared_ptr<Tracker> tracker;
+};
+
+// Runs when libzmq is done with the bytes, on whichever thread that is (often an I/O
+// thread): releases the owner first, then tells the tracker, so that a close() that saw
+// in_flight reach 0 knows every owner has been released.
+extern "C" void lclstream_free_hint(void* /*data*/, void* hint) noexcept {
+  std::unique_ptr<Hint> h(static_cast<Hint*>(hint));
+  std::shared_ptr<Tracker> t = std::move(h->tracker);
+  h.reset();
+  if (t) t->done();
+}
+
+/// Initialises `m` to send `f` without copying (a null owner gets a private copy).
+void init_msg(zmq_msg_t* m, const OutFrame& f, const std::shared_ptr<Tracker>& t) {
+  std::shared_ptr<const void> owner = f.owner;
+  const std::byte* data = f.bytes.data();
+  if (!owner) {
+    auto copy = std::make_shared<std::vector<std::byte>>(f.bytes.begin(), f.bytes.end());
+    data = copy->data();
+    owner = std::move(copy);
+  }
+  auto hint = std::make_unique<Hint>(Hint{std::move(owner), t});
+  if (t) t->in_flight.fetch_add(1, std::memory_order_acq_rel);
+  // libzmq never writes through this pointer on the send path.
+  if (zmq_msg_init_data(m, const_cast<std::byte*>(data), f.bytes.size(), &lclstream_free_hint, hint.get()) != 0) {
+    if (t) t->in_flight.fetch_sub(1, std::memory_order_acq_rel);
+    throw TransportError(zerr("zmq_msg_init_data"));
+  }
+  hint.release();  // NOLINT: owned by libzmq now, freed by lclstream_free_hint
+}
+
+/// Sends all frames as one message without waiting. False when the socket cannot take a
+/// message now (nothing was sent; the frames' owners are untouched beyond a ref count).
+bool send_now(void* sock, std::span<const OutFrame> frames, const std::shared_ptr<Tracker>& t,
+              const std::string& where) {
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    const bool last = i + 1 == frames.size();
+    zmq_msg_t m;
+    init_msg(&m, frames[i], last ? t : nullptr);
+    if (zmq_msg_send(&m, sock, ZMQ_DONTWAIT | (last ? 0 : ZMQ_SNDMORE)) < 0) {
+      const int e = zmq_errno();
+      zmq_msg_close(&m);  // a failed send leaves the message ours: this runs the free callback
+      if (e == EAGAIN && i == 0) return false;
+      throw TransportError(std::string("send to ") + where + ": " + zmq_strerror(e));
+    }
+  }
+  return true;
+}
+
+void apply_common(Socket& s, const TransportOptions& o, bool sending) {
+  s.set(sending ? ZMQ_SNDHWM : ZMQ_RCVHWM, o.hwm);
+  if (o.sndbuf > 0) s.set(ZMQ_SNDBUF, o.sndbuf);
+  if (o.rcvbuf > 0) s.set(ZMQ_RCVBUF, o.rcvbuf);
+  if (o.curve) {
+    if (!has_curve()) throw TransportError("CurveZMQ requested but this libzmq was built without CURVE");
+    const CurveOptions& c = *o.curve;
+    if (c.server) {
+      s.set(ZMQ_CURVE_SERVER, 1);
+      s.set(ZMQ_CURVE_SECRETKEY, c.keys.secret_key);
+    } else {
+      if (c.server_public_key.size() != 40) throw ValueError("CURVE client: server_public_key must be 40 Z85 characters");
+      s.set(ZMQ_CURVE_SERVERKEY, c.server_public_key);
+      s.set(ZMQ_CURVE_PUBLICKEY, c.keys.public_key);
+      s.set(ZMQ_CURVE_SECRETKEY, c.keys.secret_key);
+    }
+  }
+}
+
+int zmq_type(SocketType t) {
+  switch (t) {
+    case SocketType::push: return ZMQ_PUSH;
+    case SocketType::pull: return ZMQ_PULL;
+    case SocketType::pub: return ZMQ_PUB;
+    case SocketType::sub: return ZMQ_SUB;
+  }
+  return ZMQ_PUSH;
+}
+
+/// Milliseconds to wait in the next slice; -1 when the deadline has passed.
+long slice_ms(const std::optional<Clock::time_point>& deadline, milliseconds slice) {
+  if (!deadline) return static_cast<long>(slice.count());
+  const auto left = std::chrono::duration_cast<milliseconds>(*deadline - Clock::now()).count();
+  if (left <= 0) return -1;
+  return std::min<long>(static_cast<long>(left), static_cast<long>(slice.count()));
+}
+
+std::optional<Clock::time_point> deadline_of(std::optional<milliseconds> t) {
+  if (!t) return std::nullopt;
+  return Clock::now() + *t;
+}
+
+std::atomic<std::uint64_t> g_monitor_id{0};
+
+}  // namespace
+
+// ---- names, keys, context ---------------------------------------------------------------
+
+SocketType socket_type_from_name(std::string_view name) {
+  if (name == "push") return SocketType::push;
+  if (name == "pull") return SocketType::pull;
+  if (name == "pub") return SocketType::pub;
+  if (name == "sub") return SocketType::sub;
+  throw ValueError("unknown socket type '" + std::string(name) + "' (allowed: push, pull, pub, sub)");
+}
+
+std::string_view socket_type_name(SocketType t) noexcept {
+  switch (t) {
+    case SocketType::push: return "push";
+    case SocketType::pull: return "pull";
+    case SocketType::pub: return "pub";
+    case SocketType::sub: return "sub";
+  }
+  return "push";
+}
+
+bool has_curve() noexcept { return zmq_has("curve") != 0; }
+
+CurveKeyPair curve_keypair() {
+  char pub[41] = {};
+  char sec[41] = {};
+  if (zmq_curve_keypair(pub, sec) != 0) throw TransportError(zerr("zmq_curve_keypair"));
+  return {std::string(pub, 40), std::string(sec, 40)};
+}
+
+Context::Context(int io_threads) : ctx_(zmq_ctx_new()) {
+  if (ctx_ == nullptr) throw TransportError(zerr("zmq_ctx_new"));
+  zmq_ctx_set(ctx_, ZMQ_IO_THREADS, io_threads);
+}
+
+Context::~Context() {
+  if (owned_ && ctx_ != nullptr) zmq_ctx_term(ctx_);
+}
+
+std::shared_ptr<Context> Context::global() {
+  // Never terminated: zmq_ctx_term at exit would wait for sockets a garbage-collected
+  // language may never close.
+  static const std::shared_ptr<Context> g = [] {
+    void* c = zmq_ctx_new();
+    if (c == nullptr) throw TransportError(zerr("zmq_ctx_new"));
+    return std::shared_ptr<Context>(new Context(Global{}, c));  // private constructor
+  }();
+  return g;
+}
+
+// ---- Sender -----------------------------------------------------------------------------
+
+struct Sender::Impl {
+  TransportOptions opt;
+  std::shared_ptr<Context> ctx;
+  std::vector<Socket> socks;             // push+connect: one per endpoint; else one
+  std::vector<std::string> sock_names;   // endpoint(s) of each socket, for messages
+  std::vector<std::string> endpoints;
+  std::shared_ptr<Tracker> tracker = std::make_shared<Tracker>();
+  Socket monitor;                        // push+bind: peer accept/disconnect events
+  std::int64_t bound_peers = 0;
+  std::size_t rr = 0;
+  bool is_closed = false;
+  std::size_t undelivered = 0;
+  SenderStats st;
+  std::vector<zmq_pollitem_t> items;
+
+  void check_interrupt() const {
+    if (opt.interrupt) opt.interrupt();
+  }
+
+  void drain_monitor() {
+    if (!monitor) return;
+    for (;;) {
+      zmq_msg_t m;
+      zmq_msg_init(&m);
+      if (zmq_msg_recv(&m, monitor.get(), ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&m);
+        return;
+      }
+      std::uint16_t event = 0;
+      if (zmq_msg_size(&m) >= 2) std::memcpy(&event, zmq_msg_data(&m), 2);
+      const bool more = zmq_msg_more(&m) != 0;
+      zmq_msg_close(&m);
+      if (more) {  // the endpoint frame
+        zmq_msg_init(&m);
+        zmq_msg_recv(&m, monitor.get(), 0);
+        zmq_msg_close(&m);
+      }
+      if (event == ZMQ_EVENT_ACCEPTED) ++bound_peers;
+      if (event == ZMQ_EVENT_DISCONNECTED) bound_peers = std::max<std::int64_t>(0, bound_peers - 1);
+    }
+  }
+
+  /// Polls for sockets that can take a message; fills items[].revents. False on timeout.
+  bool poll_out(long wait_ms) {
+    for (std::size_t i = 0; i < socks.size(); ++i) items[i] = {socks[i].get(), 0, ZMQ_POLLOUT, 0};
+    const int rc = zmq_poll(items.data(), static_cast<int>(items.size()), wait_ms);
+    if (rc < 0) {
+      if (zmq_errno() == EINTR) return false;
+      throw TransportError(zerr("zmq_poll"));
+    }
+    return rc > 0;
+  }
+
+  [[noreturn]] void timeout_error(const char* what, milliseconds t) const {
+    throw TimeoutError(std::string(what) + ": no consumer took the message within " + seconds_text(t) +
+                       " (endpoints " + join(endpoints) + "; none connected, or every queue full at hwm " +
+                       std::to_string(opt.hwm) + ")");
+  }
+
+  void count(std::span<const OutFrame> frames) {
+    ++st.messages;
+    for (const auto& f : frames) st.bytes += f.bytes.size();
+  }
+
+  bool send_push(std::span<const OutFrame> frames) {
+    const auto deadline = deadline_of(opt.timeout);
+    const auto t0 = Clock::now();
+    long wait = 0;  // first look without waiting
+    for (;;) {
+      if (poll_out(wait)) {
+        for (std::size_t k = 0; k < socks.size(); ++k) {
+          const std::size_t i = (rr + k) % socks.size();
+          if ((items[i].revents & ZMQ_POLLOUT) && send_now(socks[i].get(), frames, tracker, sock_names[i])) {
+            rr = i + 1;
+            count(frames);
+            st.blocked_ns += static_cast<std::uint64_t>(
+                std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
+            return true;
+          }
+        }
+      }
+      check_interrupt();
+      wait = slice_ms(deadline, opt.slice);
+      if (wait < 0) timeout_error("send", *opt.timeout);
+    }
+  }
+
+  bool send_pub(std::span<const OutFrame> frames) {
+    if (send_now(socks[0].get(), frames, tracker, sock_names[0])) {
+      count(frames);
+      return true;
+    }
+    ++st.dropped;
+    return false;
+  }
+};
+
+Sender::Sender(std::vector<std::string> endpoints, TransportOptions options) : impl_(std::make_unique<Impl>()) {
+  Impl& im = *impl_;
+  im.opt = std::move(options);
+  im.ctx = im.opt.context ? im.opt.context : Context::global();
+  const SocketType t = im.opt.socket_type;
+  if (t != SocketType::push && t != SocketType::pub) {
+    throw ValueError("Sender: socket type must be push or pub, not " + std::string(socket_type_name(t)));
+  }
+  if (endpoints.empty()) throw ValueError("Sender: no endpoint given");
+  if (im.opt.hwm < 0) throw ValueError("Sender: hwm must be >= 0");
+  const bool per_endpoint = t == SocketType::push && !im.opt.bind;
+  if (per_endpoint) {
+    for (const auto& e : endpoints) {
+      Socket s(im.ctx->handle(), ZMQ_PUSH);
+      apply_common(s, im.opt, true);
+      s.set(ZMQ_IMMEDIATE, 1);  // queue only for peers that are connected
+      im.endpoints.push_back(s.attach(e, false));
+      im.sock_names.push_back(im.endpoints.back());
+      im.socks.push_back(std::move(s));
+    }
+  } else {
+    Socket s(im.ctx->handle(), zmq_type(t));
+    apply_common(s, im.opt, true);
+    if (t == SocketType::pub) s.set(ZMQ_XPUB_NODROP, 1);  // full queue -> EAGAIN, which we count
+    if (!im.opt.bind) s.set(ZMQ_IMMEDIATE, 1);
+    if (t == SocketType::push && im.opt.bind) {
+      const std::string mon = "inproc://lclstream-sender-monitor-" + std::to_string(g_monitor_id.fetch_add(1));
+      if (zmq_socket_monitor(s.get(), mon.c_str(), ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) != 0) {
+        throw TransportError(zerr("zmq_socket_monitor"));
+      }
+      im.monitor = Socket(im.ctx->handle(), ZMQ_PAIR);
+      im.monitor.attach(mon, false);
+    }
+    for (const auto& e : endpoints) im.endpoints.push_back(s.attach(e, im.opt.bind));
+    im.sock_names.push_back(join(im.endpoints));
+    im.socks.push_back(std::move(s));
+  }
+  im.items.resize(im.socks.size());
+}
+
+Sender::~Sender() {
+  try {
+    impl_->opt.interrupt = nullptr;  // a destructor must not throw on Ctrl-C
+    close();
+  } catch (...) {  // NOLINT: best effort; close() reports through its return value
+  }
+}
+
+bool Sender::send(std::span<const OutFrame> frames) {
+  Impl& im = *impl_;
+  if (im.is_closed) throw TransportError("send on a closed Sender (" + join(im.endpoints) + ")");
+  if (frames.empty()) throw ValueError("send: a message needs at least one frame");
+  if (im.opt.socket_type == SocketType::pub) return im.send_pub(frames);
+  return im.send_push(frames);
+}
+
+std::size_t Sender::broadcast(std::span<const OutFrame> frames) {
+  Impl& im = *impl_;
+  if (im.is_closed) throw TransportError("broadcast on a closed Sender (" + join(im.endpoints) + ")");
+  if (frames.empty()) throw ValueError("broadcast: a message needs at least one frame");
+  ++im.st.broadcasts;
+  if (im.opt.socket_type == SocketType::pub) return im.send_pub(frames) ? 1 : 0;
+  if (im.monitor) {  // push + bind: one copy per connected peer, through the load balancer
+    im.drain_monitor();
+    const std::size_t n = static_cast<std::size_t>(std::max<std::int64_t>(1, im.bound_peers));
+    for (std::size_t i = 0; i < n; ++i) im.send_push(frames);
+    return n;
+  }
+  // push + connect: wait until every endpoint can take a message, then one copy each.
+  const auto deadline = deadline_of(im.opt.timeout);
+  long wait = 0;
+  for (;;) {
+    im.poll_out(wait);
+    std::vector<std::string> missing;
+    for (std::size_t i = 0; i < im.socks.size(); ++i) {
+      if (!(im.items[i].revents & ZMQ_POLLOUT)) missing.push_back(im.sock_names[i]);
+    }
+    if (missing.empty()) break;
+    im.check_interrupt();
+    wait = slice_ms(deadline, im.opt.slice);
+    if (wait < 0) {
+      throw TimeoutError("broadcast: " + join(missing) + " did not become ready within " +
+                         seconds_text(*im.opt.timeout) + " (not connected, or queue full at hwm " +
+                         std::to_string(im.opt.hwm) + "); nothing was sent");
+    }
+  }
+  for (std::size_t i = 0; i < im.socks.size(); ++i) {
+    // A socket that was writable stays writable until we send to it.
+    if (!send_now(im.socks[i].get(), frames, im.tracker, im.sock_names[i])) {
+      throw TransportError("broadcast: " + im.sock_names[i] + " stopped accepting messages");
+    }
+    im.count(frames);
+  }
+  return im.socks.size();
+}
+
+std::size_t Sender::close(std::optional<milliseconds> timeout) {
+  Impl& im = *impl_;
+  if (im.is_closed) return im.undelivered;
+  const auto deadline = deadline_of(timeout ? timeout : im.opt.timeout);
+  {
+    std::unique_lock<std::mutex> lock(im.tracker->mu);
+    for (;;) {
+      if (im.tracker->in_flight.load(std::memory_order_acquire) == 0) break;
+      const long wait = slice_ms(deadline, im.opt.slice);
+      if (wait < 0) break;
+      im.tracker->cv.wait_for(lock, milliseconds(wait));
+      if (im.opt.interrupt) {
+        lock.unlock();
+        im.check_interrupt();
+        lock.lock();
+      }
+    }
+  }
+  im.undelivered = static_cast<std::size_t>(im.tracker->in_flight.load(std::memory_order_acquire));
+  if (im.monitor) {
+    zmq_socket_monitor(im.socks[0].get(), nullptr, 0);
+    im.monitor.reset();
+  }
+  for (auto& s : im.socks) s.reset(0);  // what is left is discarded (and its owners released)
+  im.is_closed = true;
+  return im.undelivered;
+}
+
+SenderStats Sender::stats() const {
+  Impl& im = *impl_;
+  SenderStats s = im.st;
+  s.in_flight = im.tracker->in_flight.load(std::memory_order_acquire);
+  if (!im.is_closed) {
+    if (im.monitor) {
+      im.drain_monitor();
+      s.peers = static_cast<std::uint64_t>(im.bound_peers);
+    } else if (im.opt.socket_type == SocketType::push) {
+      im.poll_out(0);
+      for (const auto& it : im.items) s.peers += (it.revents & ZMQ_POLLOUT) ? 1 : 0;
+    }
+  }
+  return s;
+}
+
+const std::vector<std::string>& Sender::endpoints() const noexcept { return impl_->endpoints; }
+bool Sender::closed() const noexcept { return impl_->is_closed; }
+
+// ---- Receiver ---------------------------------------------------------------------------
+
+struct Frame::Msg {
+  zmq_msg_t m;
+  Msg() { zmq_msg_init(&m); }
+  ~Msg() { zmq_msg_close(&m); }
+  Msg(const Msg&) = delete;
+  Msg& operator=(const Msg&) = delete;
+};
+
+std::span<const std::byte> Frame::bytes() const noexcept {
+  if (!msg_) return {};
+  return {static_cast<const std::byte*>(zmq_msg_data(&msg_->m)), zmq_msg_size(&msg_->m)};
+}
+
+struct Receiver::Impl {
+  TransportOptions opt;
+  std::shared_ptr<Context> ctx;
+  Socket sock;
+  std::vector<std::string> endpoints;
+  ReceiverStats st;
+};
+
+Receiver::Receiver(std::vector<std::string> endpoints, TransportOptions options)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& im = *impl_;
+  im.opt = std::move(options);
+  im.ctx = im.opt.context ? im.opt.context : Context::global();
+  const SocketType t = im.opt.socket_type;
+  if (t != SocketType::pull && t != SocketType::sub) {
+    throw ValueError("Receiver: socket type must be pull or sub, not " + std::string(socket_type_name(t)));
+  }
+  if (endpoints.empty()) throw ValueError("Receiver: no endpoint given");
+  im.sock = Socket(im.ctx->handle(), zmq_type(t));
+  apply_common(im.sock, im.opt, false);
+  if (t == SocketType::sub) {
+    for (const auto& prefix : im.opt.subscribe) im.sock.set(ZMQ_SUBSCRIBE, prefix);
+  }
+  for (const auto& e : endpoints) im.endpoints.push_back(im.sock.attach(e, im.opt.bind));
+}
+
+Receiver::~Receiver() { close(); }
+
+std::optional<std::vector<Frame>> Receiver::try_recv(std::optional<milliseconds> timeout) {
+  Impl& im = *impl_;
+  if (!im.sock) throw TransportError("recv on a closed Receiver (" + join(im.endpoints) + ")");
+  const auto deadline = deadline_of(timeout);
+  long wait = 0;
+  for (;;) {
+    zmq_pollitem_t item{im.sock.get(), 0, ZMQ_POLLIN, 0};
+    const int rc = zmq_poll(&item, 1, wait);
+    if (rc < 0 && zmq_errno() != EINTR) throw TransportError(zerr("zmq_poll"));
+    if (rc > 0) break;
+    if (im.opt.interrupt) im.opt.interrupt();
+    wait = slice_ms(deadline, im.opt.slice);
+    if (wait < 0) return std::nullopt;
+  }
+  std::vector<Frame> frames;
+  for (;;) {
+    auto msg = std::make_shared<Frame::Msg>();
+    if (zmq_msg_recv(&msg->m, im.sock.get(), frames.empty() ? ZMQ_DONTWAIT : 0) < 0) {
+      throw TransportError(zerr("recv on " + join(im.endpoints)));
+    }
+    const bool more = zmq_msg_more(&msg->m) != 0;
+    im.st.bytes += zmq_msg_size(&msg->m);
+    frames.push_back(Frame(std::move(msg)));
+    if (!more) break;
+  }
+  ++im.st.messages;
+  return frames;
+}
+
+std::vector<Frame> Receiver::recv(std::optional<milliseconds> timeout) {
+  const auto t = timeout ? timeout : impl_->opt.timeout;
+  auto r = try_recv(t);
+  if (!r) {
+    throw TimeoutError("recv: no message within " + seconds_text(*t) + " on " + join(impl_->endpoints));
+  }
+  return std::move(*r);
+}
+
+void Receiver::close() noexcept { impl_->sock.reset(0); }
+ReceiverStats Receiver::stats() const { return impl_->st; }
+const std::vector<std::string>& Receiver::endpoints() const noexcept { return impl_->endpoints; }
+bool Receiver::closed() const noexcept { return !impl_->sock; }
+
+}  // namespace lclstream

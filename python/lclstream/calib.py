@@ -1,0 +1,437 @@
+"""Detector calibration: raw ADC frames to float32 keV / ADU or photon counts.
+
+The constants are prepared once per run (pedestal + offset, 1/gain with the mask folded in,
+float32, exactly as psana computes them), then every call runs a C++ kernel with the GIL
+released, writing into ``out`` when given (e.g. a slot of a pooled :class:`lclstream.Batch`)
+so that the pipeline never copies a frame. Conventions and their psana / Jungfraujoch
+references are in ``docs/calibration.md``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from lclstream import _core
+
+__all__ = [
+    "Epix10ka",
+    "Generic",
+    "Jungfrau",
+    "epix10ka",
+    "jungfrau",
+    "load_constants",
+]
+
+OUTPUTS = ("keV", "adu", "photons")
+JUNGFRAU_MODULE = (512, 1024)
+EPIX10KA_PANEL = (352, 384)
+JUNGFRAU_GAINS = 3
+EPIX10KA_RANGES = 7
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ")"
+
+
+def _output_dtype(
+    output: str, dtype: npt.DTypeLike | None, photon_energy_keV: float | None
+) -> np.dtype[Any]:
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {', '.join(OUTPUTS)}; got {output!r}")
+    if output == "photons":
+        if photon_energy_keV is None or not photon_energy_keV > 0:
+            raise ValueError(
+                f"output='photons' needs photon_energy_keV > 0; got {photon_energy_keV!r}"
+            )
+        dt = np.dtype(np.uint16 if dtype is None else dtype)
+        if dt not in (np.dtype(np.uint16), np.dtype(np.uint32)):
+            raise ValueError(f"photon counts are uint16 or uint32; dtype={dt} is not supported")
+        return dt
+    dt = np.dtype(np.float32 if dtype is None else dtype)
+    if dt != np.dtype(np.float32):
+        raise ValueError(f"output={output!r} is float32; dtype={dt} is not supported")
+    return dt
+
+
+def _constants(name: str, a: npt.ArrayLike, shape: tuple[int, ...]) -> np.ndarray:
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "uif":
+        raise ValueError(f"{name}: expected real numbers, got dtype {arr.dtype}")
+    if arr.shape != shape:
+        raise ValueError(f"{name}: shape {_shape_text(arr.shape)}, expected {_shape_text(shape)}")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def _mask(
+    mask: npt.ArrayLike | None, shape: tuple[int, ...], name: str = "mask"
+) -> np.ndarray | None:
+    if mask is None:
+        return None
+    m = np.asarray(mask)
+    if m.shape != shape:
+        raise ValueError(f"{name}: shape {_shape_text(m.shape)}, expected {_shape_text(shape)}")
+    return np.ascontiguousarray(m != 0, dtype=np.uint8)  # psana: nonzero = good pixel
+
+
+class _Calibration:
+    """Shared call path: shape checks, output allocation or validation, the kernel call."""
+
+    _in_dtypes: tuple[np.dtype[Any], ...] = (np.dtype(np.uint16),)
+
+    def __init__(
+        self,
+        core: _core.Calibrator,
+        frame_shape: tuple[int, ...],
+        output: str,
+        out_dtype: np.dtype[Any],
+        threads: int,
+    ) -> None:
+        self._core = core
+        self.frame_shape = frame_shape
+        self.output = output
+        self.dtype = out_dtype
+        self.threads = int(threads)
+        self.photon_energy_keV: float | None = (
+            float(core.photon_energy_keV) if output == "photons" else None
+        )
+        #: Invalid-gain pixels (Jungfrau gain bits 0b10) seen by the last call.
+        self.last_invalid = 0
+
+    def _check_raw(self, raw: np.ndarray) -> None:
+        name = type(self).__name__
+        if raw.dtype not in self._in_dtypes:
+            allowed = ", ".join(str(d) for d in self._in_dtypes)
+            raise ValueError(f"{name}: raw dtype {raw.dtype}, expected {allowed}")
+        fs = self.frame_shape
+        if raw.shape[-len(fs) :] != fs or raw.ndim not in (len(fs), len(fs) + 1):
+            raise ValueError(
+                f"{name}: raw shape {_shape_text(raw.shape)}, expected {_shape_text(fs)} "
+                f"or (events, {_shape_text(fs)[1:]}"
+            )
+        if not raw.flags.c_contiguous:
+            raise ValueError(f"{name}: raw must be C-contiguous (use numpy.ascontiguousarray)")
+
+    def __call__(self, raw: npt.ArrayLike, out: np.ndarray | None = None) -> np.ndarray:
+        """Calibrates one frame or a stack of frames; writes into ``out`` when given."""
+        r = np.asarray(raw)
+        self._check_raw(r)
+        name = type(self).__name__
+        if out is None:
+            out = np.empty(r.shape, dtype=self.dtype)
+        else:
+            if not isinstance(out, np.ndarray):
+                raise ValueError(f"{name}: out must be a numpy array, got {type(out).__name__}")
+            if out.dtype != self.dtype:
+                raise ValueError(
+                    f"{name}: out dtype {out.dtype}, expected {self.dtype} "
+                    f"for output={self.output!r}"
+                )
+            if out.shape != r.shape:
+                raise ValueError(
+                    f"{name}: out shape {_shape_text(out.shape)} does not match raw shape "
+                    f"{_shape_text(r.shape)}"
+                )
+            if not out.flags.c_contiguous or not out.flags.writeable:
+                raise ValueError(f"{name}: out must be a writeable C-contiguous array")
+        self.last_invalid = int(self._core.apply(r, out, self.threads))
+        return out
+
+
+class Jungfrau(_Calibration):
+    """PSI Jungfrau: 3 gain stages selected per pixel by the top two bits of each word.
+
+    Constants are float32 shaped ``(3, modules, 512, 1024)`` (any ``(3, *frame_shape)`` is
+    accepted), gain in ADU/keV; ``mask`` is shaped like one frame, nonzero = good.
+    """
+
+    def __init__(
+        self,
+        pedestal: npt.ArrayLike,
+        gain: npt.ArrayLike,
+        offset: npt.ArrayLike | None = None,
+        mask: npt.ArrayLike | None = None,
+        *,
+        threads: int = 0,
+        output: str = "keV",
+        photon_energy_keV: float | None = None,
+        dtype: npt.DTypeLike | None = None,
+    ) -> None:
+        out_dtype = _output_dtype(output, dtype, photon_energy_keV)
+        ped = np.asarray(pedestal)
+        if ped.ndim < 2 or ped.shape[0] != JUNGFRAU_GAINS:
+            raise ValueError(
+                f"Jungfrau pedestal: shape {_shape_text(ped.shape)}, expected "
+                f"(3, modules, 512, 1024)"
+            )
+        shape = tuple(int(s) for s in ped.shape)
+        frame = shape[1:]
+        p = _constants("Jungfrau pedestal", ped, shape)
+        g = _constants("Jungfrau gain", gain, shape)
+        o = None if offset is None else _constants("Jungfrau offset", offset, shape)
+        m = _mask(mask, frame, "Jungfrau mask")
+        n = int(np.prod(frame))
+        core = _core.Calibrator.jungfrau(p, g, o, m, n, output, float(photon_energy_keV or 0.0))
+        super().__init__(core, frame, output, out_dtype, threads)
+
+
+class Epix10ka(_Calibration):
+    """ePix10ka / ePix10k2M: 7 gain ranges from per-pixel configuration bits + data bit 14.
+
+    Constants are float32 shaped ``(7, panels, 352, 384)`` in psana's order (FH, FM, FL,
+    AHL_H, AML_M, AHL_L, AML_L), gain in ADU/keV; ``config_bits`` is shaped like one frame
+    (bit 2 = g, bit 3 = ga, bit 4 = trbit, as psana's ``cbits``).
+    """
+
+    def __init__(
+        self,
+        pedestal: npt.ArrayLike,
+        gain: npt.ArrayLike,
+        config_bits: npt.ArrayLike,
+        mask: npt.ArrayLike | None = None,
+        *,
+        threads: int = 0,
+        output: str = "keV",
+        photon_energy_keV: float | None = None,
+        dtype: npt.DTypeLike | None = None,
+    ) -> None:
+        out_dtype = _output_dtype(output, dtype, photon_energy_keV)
+        ped = np.asarray(pedestal)
+        if ped.ndim < 2 or ped.shape[0] != EPIX10KA_RANGES:
+            raise ValueError(
+                f"Epix10ka pedestal: shape {_shape_text(ped.shape)}, expected (7, panels, 352, 384)"
+            )
+        shape = tuple(int(s) for s in ped.shape)
+        frame = shape[1:]
+        p = _constants("Epix10ka pedestal", ped, shape)
+        g = _constants("Epix10ka gain", gain, shape)
+        cb = np.asarray(config_bits)
+        if cb.shape != frame or cb.dtype.kind not in "ui":
+            raise ValueError(
+                f"Epix10ka config_bits: shape {_shape_text(cb.shape)} dtype {cb.dtype}, expected "
+                f"integers shaped {_shape_text(frame)}"
+            )
+        cbits = np.ascontiguousarray(cb & 0xFF, dtype=np.uint8)
+        m = _mask(mask, frame, "Epix10ka mask")
+        n = int(np.prod(frame))
+        core = _core.Calibrator.epix10ka(p, g, cbits, m, n, output, float(photon_energy_keV or 0.0))
+        super().__init__(core, frame, output, out_dtype, threads)
+
+
+class Generic(_Calibration):
+    """One gain stage: ``(x - pedestal) * (1/gain) * mask`` for uint16, int16 or float32 input.
+
+    ``gain`` is in ADU/keV (output keV) and is multiplied as its float32 reciprocal, 0 where
+    gain is 0; without ``gain`` the result is in ADU. Pedestal, gain and mask are shaped
+    like one frame; give ``frame_shape`` when none of them is given.
+    """
+
+    _in_dtypes = (np.dtype(np.uint16), np.dtype(np.int16), np.dtype(np.float32))
+
+    def __init__(
+        self,
+        pedestal: npt.ArrayLike | None = None,
+        gain: npt.ArrayLike | None = None,
+        mask: npt.ArrayLike | None = None,
+        *,
+        frame_shape: tuple[int, ...] | None = None,
+        threads: int = 0,
+        output: str = "keV",
+        photon_energy_keV: float | None = None,
+        dtype: npt.DTypeLike | None = None,
+    ) -> None:
+        out_dtype = _output_dtype(output, dtype, photon_energy_keV)
+        if frame_shape is None:
+            for a in (pedestal, gain, mask):
+                if a is not None:
+                    frame_shape = tuple(int(s) for s in np.shape(a))
+                    break
+        if frame_shape is None:
+            raise ValueError("Generic: give frame_shape, or at least one of pedestal, gain, mask")
+        frame = tuple(int(s) for s in frame_shape)
+        p = None if pedestal is None else _constants("pedestal", pedestal, frame)
+        g = None if gain is None else _constants("gain", gain, frame)
+        m = _mask(mask, frame)
+        n = int(np.prod(frame))
+        core = _core.Calibrator.generic(p, g, m, n, output, float(photon_energy_keV or 0.0))
+        super().__init__(core, frame, output, out_dtype, threads)
+
+
+def jungfrau(
+    raw: npt.ArrayLike,
+    *,
+    pedestal: npt.ArrayLike,
+    gain: npt.ArrayLike,
+    offset: npt.ArrayLike | None = None,
+    mask: npt.ArrayLike | None = None,
+    threads: int = 0,
+    output: str = "keV",
+    photon_energy_keV: float | None = None,
+    dtype: npt.DTypeLike | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """One-off ``Jungfrau(...)(raw)``; prepare a :class:`Jungfrau` to calibrate many frames."""
+    cal = Jungfrau(
+        pedestal,
+        gain,
+        offset,
+        mask,
+        threads=threads,
+        output=output,
+        photon_energy_keV=photon_energy_keV,
+        dtype=dtype,
+    )
+    return cal(raw, out)
+
+
+def epix10ka(
+    raw: npt.ArrayLike,
+    *,
+    pedestal: npt.ArrayLike,
+    gain: npt.ArrayLike,
+    config_bits: npt.ArrayLike,
+    mask: npt.ArrayLike | None = None,
+    threads: int = 0,
+    output: str = "keV",
+    photon_energy_keV: float | None = None,
+    dtype: npt.DTypeLike | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """One-off ``Epix10ka(...)(raw)``."""
+    cal = Epix10ka(
+        pedestal,
+        gain,
+        config_bits,
+        mask,
+        threads=threads,
+        output=output,
+        photon_energy_keV=photon_energy_keV,
+        dtype=dtype,
+    )
+    return cal(raw, out)
+
+
+# ---- constants I/O ----------------------------------------------------------------------
+
+_ALIASES = {
+    "pedestal": ("pedestal", "pedestals"),
+    "gain": ("gain", "pixel_gain", "gains"),
+    "offset": ("offset", "pixel_offset", "offsets"),
+    "mask": ("mask", "pixel_mask"),
+    "config_bits": ("config_bits", "cbits"),
+}
+_DETECTORS = {
+    "jungfrau": (JUNGFRAU_GAINS, JUNGFRAU_MODULE),
+    "epix10ka": (EPIX10KA_RANGES, EPIX10KA_PANEL),
+}
+_REQUIRED = {"jungfrau": ("pedestal", "gain"), "epix10ka": ("pedestal", "gain", "config_bits")}
+
+
+def _read_named(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, tuple[Any, str]]:
+    """Arrays by name from a mapping, .npz, HDF5 file or folder; each value is (array, where)."""
+    found: dict[str, tuple[Any, str]] = {}
+    if isinstance(source, Mapping):
+        for k, v in source.items():
+            found[str(k)] = (v, f"<dict>[{k!r}]")
+        return found
+    path = Path(source)
+    if path.is_dir():
+        for f in sorted(path.iterdir()):
+            if f.suffix == ".npy":
+                found[f.stem] = (np.load(f, allow_pickle=False), str(f))
+            elif f.suffix in (".npz", ".h5", ".hdf5"):
+                for k, v in _read_named(f).items():
+                    found.setdefault(k, v)
+        return found
+    if not path.exists():
+        raise ValueError(f"constants: {path} does not exist")
+    if path.suffix == ".npy":
+        return {path.stem: (np.load(path, allow_pickle=False), str(path))}
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            return {k: (z[k], f"{path}:{k}") for k in z.files}
+    if path.suffix in (".h5", ".hdf5", ".cxi"):
+        import h5py
+
+        with h5py.File(path, "r") as h:
+
+            def visit(name: str, obj: Any) -> None:
+                if isinstance(obj, h5py.Dataset):
+                    found.setdefault(name.rsplit("/", 1)[-1], (obj[()], f"{path}:/{name}"))
+
+            h.visititems(visit)
+        return found
+    raise ValueError(f"constants: {path}: unknown file type (expected .npy, .npz, .h5 or a folder)")
+
+
+def load_constants(
+    source: str | os.PathLike[str] | Mapping[str, Any],
+    *,
+    detector: str = "jungfrau",
+    modules: int | None = None,
+) -> dict[str, np.ndarray]:
+    """Pedestal, gain, offset, mask (and ePix config_bits) from files or a dict of arrays.
+
+    ``source`` is a .npz, an HDF5 file (datasets found anywhere by name), a folder of
+    ``pedestal.npy``/``gain.npy``/... files, or a mapping. psana's names (``pedestals``,
+    ``pixel_gain``, ``pixel_offset``) are accepted. Gain is ADU/keV; mask nonzero = good
+    (psana's ``pixel_status`` has the opposite sense and is not read). Returns float32
+    constants shaped ``(stages, modules, ny, nx)`` and a uint8 mask ``(modules, ny, nx)``;
+    wrong shapes or dtypes raise ValueError naming the file and the expected shape.
+    """
+    det = detector.lower()
+    if det in ("epix10k2m", "epix10k"):
+        det = "epix10ka"
+    if det not in _DETECTORS:
+        raise ValueError(f"constants: unknown detector {detector!r} (allowed: jungfrau, epix10ka)")
+    stages, module = _DETECTORS[det]
+    named = _read_named(source)
+    picked: dict[str, tuple[Any, str]] = {}
+    for key, names in _ALIASES.items():
+        for n in names:
+            if n in named:
+                picked[key] = named[n]
+                break
+    for key in _REQUIRED[det]:
+        if key not in picked:
+            raise ValueError(
+                f"constants: no {key!r} in {source} (found: {', '.join(sorted(named))})"
+            )
+    ped, where = picked["pedestal"]
+    ped = np.asarray(ped)
+    if modules is None:
+        if ped.ndim == 4:
+            modules = int(ped.shape[1])
+        elif ped.ndim == 3:
+            modules = 1
+        else:
+            raise ValueError(
+                f"constants: {where}: shape {_shape_text(ped.shape)}, expected "
+                f"({stages}, modules, {module[0]}, {module[1]})"
+            )
+    cshape = (stages, modules, *module)
+    fshape = (modules, *module)
+    out: dict[str, np.ndarray] = {}
+    for key, (arr, where) in picked.items():
+        a = np.asarray(arr)
+        want = cshape if key in ("pedestal", "gain", "offset") else fshape
+        if a.dtype.kind not in "uifb":
+            raise ValueError(f"constants: {where}: dtype {a.dtype}, expected real numbers")
+        if modules == 1 and a.ndim == len(want) - 1 and a.size == int(np.prod(want)):
+            a = a.reshape(want)  # one module stored without its module axis
+        if a.shape != want:
+            raise ValueError(
+                f"constants: {where}: shape {_shape_text(a.shape)}, expected {_shape_text(want)}"
+            )
+        if key in ("mask", "config_bits"):
+            if a.dtype.kind == "f" and key == "config_bits":
+                raise ValueError(f"constants: {where}: config_bits must be integers, got {a.dtype}")
+            out[key] = np.ascontiguousarray(a != 0 if key == "mask" else a, dtype=np.uint8)
+        else:
+            out[key] = np.ascontiguousarray(a, dtype=np.float32)
+    return out

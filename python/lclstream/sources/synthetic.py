@@ -1,0 +1,389 @@
+"""Realistic synthetic SFX detector frames: the embedded default source.
+
+Frames are *raw* as the detector writes them (uint16 with gain bits), made from a known photon
+map so calibration can be checked against the photons that were planted:
+
+* **Jungfrau** (modules of 512×1024): ``raw = gain_bits << 14 | adc``; gain bits 0 → G0,
+  1 → G1, 3 → G2 (2 never occurs on a good pixel; we put it on a few bad ones). Each pixel has
+  a pedestal per gain (G0 ≈ 1000–3000 ADU, G1 and G2 ≈ 14000–16000 ADU) and a gain per gain
+  stage in ADU/keV: G0 ≈ +40, G1 ≈ −1.5, G2 ≈ −0.1. **Sign convention**: in G1 and G2 the
+  Jungfrau's ADC output *falls* as charge grows (PSI's gain files hold magnitudes, and their
+  Jungfraujoch back end multiplies G1/G2 by −1); psana stores the gain constants signed, so its
+  formula ``keV = (adc − pedestal[g]) × (1/gain[g])`` needs no per-stage sign. We follow psana.
+  A pixel leaves G0 when its ADC would pass ~15000 and leaves G1 below ~1000.
+* **ePix10ka** (ePix10k2M: 16 panels of 352×384): ``raw = switch_bit14 | adc``; the per-pixel
+  configuration (trbit = 0x10: auto-ranging high→low) plus bit 14 select gain range AHL_H (4)
+  or AHL_L (6) of the 7 psana ranges (FH, FM, FL, AHL_H, AML_M, AHL_L, AML_L). Gains are
+  positive (16.4 and 0.164 ADU/keV).
+
+Each event is SFX-like: Poisson water-ring + diffuse background, and on hits (a deterministic,
+seeded schedule with the configured hit fraction) Bragg peaks spread over 3×3 pixels with a
+long-tailed intensity distribution, so bright peaks switch gain. A few pixels are bad (hot,
+dead, or invalid gain bits) and masked in the constants.
+
+Speed: a pool of ``pool_frames`` base frames (half hits, half misses) is made at start-up;
+each event then picks one by its schedule and gets its own id and timestamp. Events are
+read-only views of the pool: no per-event allocation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lclstream.protocols import DetectorInfo
+
+#: Unix time (ns) of the synthetic run's first event: 2026-01-01T00:00:00Z.
+T0_NS = 1_767_225_600_000_000_000
+
+
+@dataclass(frozen=True)
+class DetectorGeometry:
+    kind: str  # "jungfrau" | "epix10ka"
+    modules: int
+    module_shape: tuple[int, int]
+    layout: tuple[int, int]  # (rows, cols) of modules in the assembled image
+    pixel_size_m: float
+    n_gains: int
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.modules, *self.module_shape)
+
+
+DETECTORS: dict[str, DetectorGeometry] = {
+    "jungfrau4M": DetectorGeometry("jungfrau", 8, (512, 1024), (4, 2), 75e-6, 3),
+    "jungfrau1M": DetectorGeometry("jungfrau", 2, (512, 1024), (2, 1), 75e-6, 3),
+    "jungfrau": DetectorGeometry("jungfrau", 1, (512, 1024), (1, 1), 75e-6, 3),
+    "epix10k2M": DetectorGeometry("epix10ka", 16, (352, 384), (4, 4), 100e-6, 7),
+    "epix10ka": DetectorGeometry("epix10ka", 1, (352, 384), (1, 1), 100e-6, 7),
+}
+
+# Jungfrau gain stages: bits (raw >> 14) per stage, ADC thresholds for switching.
+_JF_BITS = (0, 1, 3)
+_JF_G0_MAX = 15000.0  # leave G0 when the ADC would pass this
+_JF_G1_MIN = 1000.0  # leave G1 when the ADC would fall below this
+# ePix10ka ranges (psana order) and the auto-ranging pair we simulate.
+EPIX_RANGES = ("FH", "FM", "FL", "AHL_H", "AML_M", "AHL_L", "AML_L")
+_EPIX_GAINS = (16.4, 5.466, 0.164, 16.4, 5.466, 0.164, 0.164)
+_EPIX_H, _EPIX_L = 3, 5
+_EPIX_TRBIT = 0x10
+_EPIX_H_MAX = 12000.0
+_NOISE_KEV = 0.15  # per-pixel electronic noise (sigma), keV equivalent
+_NOISE_STRIDE = 7919  # offsets into one shared noise field (prime: frames do not align)
+
+
+def _mix64(x: int) -> int:
+    """splitmix64 finaliser: a counter-based hash for the per-event schedule."""
+    x &= 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return x ^ (x >> 31)
+
+
+class SyntheticDetector:
+    """A synthetic detector data source (``type: SyntheticDetector``)."""
+
+    def __init__(
+        self,
+        name: str = "detector_data",
+        *,
+        detector: str = "jungfrau4M",
+        hit_fraction: float = 0.1,
+        seed: int = 1,
+        photon_energy_keV: float = 9.5,
+        pool_frames: int = 16,
+        peaks_per_hit: int = 80,
+        background_photons: float = 0.03,
+        rate_hz: float = 120.0,
+        detector_distance_m: float = 0.1,
+        keep_truth: bool = False,
+    ) -> None:
+        if detector not in DETECTORS:
+            raise ValueError(f"unknown synthetic detector {detector!r} (one of {list(DETECTORS)})")
+        if not 0.0 <= hit_fraction <= 1.0:
+            raise ValueError(f"hit_fraction {hit_fraction} must be within [0, 1]")
+        self.name = name
+        self.geometry = g = DETECTORS[detector]
+        self.detector = detector
+        self.hit_fraction = float(hit_fraction)
+        self.seed = int(seed)
+        self.photon_energy_keV = float(photon_energy_keV)
+        self.rate_hz = float(rate_hz)
+        self.detector_distance_m = float(detector_distance_m)
+        self.peaks_per_hit = int(peaks_per_hit)
+        self.background_photons = float(background_photons)
+        self._rng = np.random.default_rng([self.seed, 0x5F5])
+        n = int(np.prod(g.shape))
+        self._n = n
+        # One shared standard-normal field; windows at different offsets are independent
+        # enough for noise and per-pixel constants, and cost one draw instead of dozens.
+        self._normal = self._rng.standard_normal(n + 64 * _NOISE_STRIDE, dtype=np.float32)
+        self._make_constants()
+        self._make_background_profile()
+        if hit_fraction <= 0.0:
+            n_hit = 0
+        elif hit_fraction >= 1.0:
+            n_hit = pool_frames
+        else:
+            n_hit = min(pool_frames - 1, max(1, pool_frames // 2)) if pool_frames > 1 else 1
+        if pool_frames == 1 and 0.0 < hit_fraction < 1.0:
+            pool_frames = 2
+        self._n_hit = n_hit
+        self._n_miss = pool_frames - n_hit
+        self.pool = np.empty((pool_frames, *g.shape), dtype=np.uint16)
+        self._truth: list[tuple[np.ndarray, np.ndarray]] = []
+        self._keep_truth = keep_truth
+        for k in range(pool_frames):
+            photons = self._photon_map(hit=k < n_hit)
+            self._encode(photons, noise_offset=(k + 1) * _NOISE_STRIDE, out=self.pool[k])
+            if keep_truth:
+                flat = photons.reshape(-1)
+                idx = np.flatnonzero(flat)
+                self._truth.append((idx, flat[idx].astype(np.uint16)))
+        self.pool.flags.writeable = False
+        del self._normal
+
+    # ------------------------------------------------------------------ constants
+
+    def _window(self, k: int) -> np.ndarray:
+        off = (k % 60 + 1) * _NOISE_STRIDE + 13 * (k // 60)
+        return self._normal[off : off + self._n].reshape(self.geometry.shape)
+
+    def _make_constants(self) -> None:
+        g = self.geometry
+        rng = self._rng
+        shape = g.shape
+        mods = g.modules
+        f32 = np.float32
+        if g.kind == "jungfrau":
+            ped = np.empty((3, *shape), f32)
+            gain = np.empty((3, *shape), f32)
+            centres = (rng.uniform(1300, 2700, mods), rng.uniform(14500, 15500, mods))
+            ped[0] = centres[0][:, None, None] + f32(120) * self._window(1)
+            ped[1] = centres[1][:, None, None] + f32(150) * self._window(2)
+            ped[2] = rng.uniform(14500, 15500, mods)[:, None, None] + f32(150) * self._window(3)
+            np.clip(ped[0], 1000, 3000, out=ped[0])
+            np.clip(ped[1:], 14000, 16000, out=ped[1:])
+            for s, (mean, k) in enumerate(((40.0, 4), (-1.5, 5), (-0.1, 6))):
+                gain[s] = f32(mean) * (f32(1) + f32(0.03) * self._window(k))
+        else:
+            ped = np.empty((7, *shape), f32)
+            gain = np.empty((7, *shape), f32)
+            for r in range(7):
+                base = (
+                    rng.uniform(1500, 2800, mods)
+                    if r in (0, 1, 3, 4)
+                    else rng.uniform(1000, 2200, mods)
+                )
+                ped[r] = base[:, None, None] + f32(100) * self._window(10 + r)
+                gain[r] = f32(_EPIX_GAINS[r]) * (f32(1) + f32(0.02) * self._window(20 + r))
+        # Bad pixels: ~0.05% hot, dead or (Jungfrau) with invalid gain bits; masked.
+        n = self._n
+        nbad = max(1, n // 2000)
+        bad = rng.choice(n, size=nbad, replace=False)
+        mask = np.ones(n, np.uint8)
+        mask[bad] = 0
+        self._bad = bad
+        self._bad_kind = rng.integers(0, 3, size=nbad)
+        self.mask = mask.reshape(shape)
+        self.pedestal = ped
+        self.gain = gain
+        if g.kind == "epix10ka":
+            self.config_bits = np.full(shape, _EPIX_TRBIT, np.uint8)
+
+    def constants(self) -> dict[str, np.ndarray]:
+        """Calibration constants matching the frames (psana shapes and conventions).
+
+        ``pedestal``/``gain``: float32 (n_gains, *frame_shape) in ADU and ADU/keV;
+        ``mask``: uint8, nonzero = good pixel; ePix10ka adds ``config_bits`` (uint8 per pixel).
+        """
+        out: dict[str, np.ndarray] = {
+            "pedestal": self.pedestal,
+            "gain": self.gain,
+            "mask": self.mask,
+        }
+        if self.geometry.kind == "epix10ka":
+            out["config_bits"] = self.config_bits
+        return out
+
+    # ------------------------------------------------------------------ photons
+
+    def _assembled_rc(self) -> tuple[np.ndarray, np.ndarray]:
+        """Row/column of every pixel in the assembled (gap-free) image, per module."""
+        g = self.geometry
+        ny, nx = g.module_shape
+        rows, cols = g.layout
+        m = np.arange(g.modules)
+        y0 = (m // cols) * ny
+        x0 = (m % cols) * nx
+        yy = y0[:, None, None] + np.arange(ny, dtype=np.float32)[None, :, None]
+        xx = x0[:, None, None] + np.arange(nx, dtype=np.float32)[None, None, :]
+        return yy, xx
+
+    def beam_center_px(self) -> tuple[float, float]:
+        g = self.geometry
+        return (g.layout[1] * g.module_shape[1] / 2.0, g.layout[0] * g.module_shape[0] / 2.0)
+
+    def _make_background_profile(self) -> None:
+        g = self.geometry
+        yy, xx = self._assembled_rc()
+        cx, cy = self.beam_center_px()
+        r_m = np.sqrt((xx - cx) ** 2 + (yy - cy) ** 2, dtype=np.float32) * np.float32(
+            g.pixel_size_m
+        )
+        tth = np.arctan(r_m / np.float32(self.detector_distance_m))
+        wavelength_a = 12.398 / self.photon_energy_keV
+        tth0 = 2.0 * math.asin(min(1.0, wavelength_a / (2 * 3.2)))  # water ring, d ≈ 3.2 Å
+        w = math.radians(3.0)
+        prof = np.float32(0.3) + np.float32(2.5) * np.exp(
+            np.float32(-0.5) * ((tth - np.float32(tth0)) / np.float32(w)) ** 2
+        )
+        cdf = np.cumsum(prof.reshape(-1), dtype=np.float64)
+        self._bg_cdf = cdf / cdf[-1]
+
+    def _photon_map(self, *, hit: bool) -> np.ndarray:
+        g = self.geometry
+        rng = self._rng
+        n = self._n
+        photons = np.zeros(n, np.uint32)
+        nbg = int(rng.poisson(self.background_photons * n))
+        if nbg:
+            pos = np.searchsorted(self._bg_cdf, np.sort(rng.random(nbg)))
+            np.minimum(pos, n - 1, out=pos)
+            photons += np.bincount(pos, minlength=n).astype(np.uint32)
+        photons = photons.reshape(g.shape)
+        if hit and self.peaks_per_hit:
+            npk = max(1, int(rng.poisson(self.peaks_per_hit)))
+            ny, nx = g.module_shape
+            m = rng.integers(0, g.modules, npk)
+            y = rng.integers(1, ny - 1, npk)
+            x = rng.integers(1, nx - 1, npk)
+            # Long-tailed intensities: most peaks tens of photons, a few bright enough to
+            # switch gain (Jungfrau G1/G2, ePix low range).
+            inten = rng.exponential(60.0, npk)
+            bright = rng.random(npk) < 0.08
+            inten[bright] *= rng.uniform(10, 60, int(bright.sum()))
+            kern = np.array([[0.05, 0.1, 0.05], [0.1, 0.4, 0.1], [0.05, 0.1, 0.05]])
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    lam = np.minimum(inten * kern[dy + 1, dx + 1], 8000.0)
+                    np.add.at(photons, (m, y + dy, x + dx), rng.poisson(lam).astype(np.uint32))
+        np.minimum(photons, 9000, out=photons)  # keep G2 / low range in its ADC range
+        return photons
+
+    # ------------------------------------------------------------------ encoding
+
+    def _encode(self, photons: np.ndarray, *, noise_offset: int, out: np.ndarray) -> None:
+        g = self.geometry
+        f32 = np.float32
+        flat_noise = self._normal[noise_offset : noise_offset + self._n].reshape(g.shape)
+        e = photons.astype(f32)
+        e *= f32(self.photon_energy_keV)
+        e += f32(_NOISE_KEV) * flat_noise
+        ped, gain = self.pedestal, self.gain
+        if g.kind == "jungfrau":
+            adc = ped[0] + gain[0] * e
+            bits = np.zeros(g.shape, np.uint16)
+            sw = np.nonzero(adc > f32(_JF_G0_MAX))
+            if sw[0].size:
+                es = e[sw]
+                a1 = ped[1][sw] + gain[1][sw] * es
+                a2 = ped[2][sw] + gain[2][sw] * es
+                in2 = a1 < f32(_JF_G1_MIN)
+                adc[sw] = np.where(in2, a2, a1)
+                bits[sw] = np.where(in2, _JF_BITS[2], _JF_BITS[1]).astype(np.uint16)
+        else:
+            adc = ped[_EPIX_H] + gain[_EPIX_H] * e
+            bits = np.zeros(g.shape, np.uint16)
+            sw = np.nonzero(adc > f32(_EPIX_H_MAX))
+            if sw[0].size:
+                adc[sw] = ped[_EPIX_L][sw] + gain[_EPIX_L][sw] * e[sw]
+                bits[sw] = 1
+        np.rint(adc, out=adc)
+        np.clip(adc, 0, 16383, out=adc)
+        np.left_shift(bits, 14, out=bits)
+        np.bitwise_or(adc.astype(np.uint16), bits, out=out)
+        # Bad pixels: 0 → hot (G0 near full scale), 1 → dead (0), 2 → invalid gain bits.
+        flat = out.reshape(-1)
+        bk = self._bad_kind
+        flat[self._bad[bk == 0]] = 16000
+        flat[self._bad[bk == 1]] = 0
+        if g.kind == "jungfrau":
+            flat[self._bad[bk == 2]] = (2 << 14) | 1234
+        else:
+            flat[self._bad[bk == 2]] = 16383
+
+    # ------------------------------------------------------------------ events
+
+    def info(self) -> DetectorInfo:
+        g = self.geometry
+        return DetectorInfo(
+            name=self.name,
+            kind=g.kind,
+            frame_shape=g.shape,
+            dtype="uint16",
+            pixel_size_m=g.pixel_size_m,
+            detector_distance_m=self.detector_distance_m,
+            photon_energy_keV=self.photon_energy_keV,
+            beam_center_px=self.beam_center_px(),
+            serial=f"synthetic-{self.detector}-seed{self.seed}",
+        )
+
+    def is_hit(self, index: int) -> bool:
+        """Whether event ``index`` is a hit (deterministic from the seed)."""
+        return self._u(index) < self.hit_fraction
+
+    def _u(self, index: int) -> float:
+        return (_mix64(self.seed * 0x9E3779B97F4A7C15 + index) >> 11) / float(1 << 53)
+
+    def frame_index(self, index: int) -> int:
+        """Which pool frame event ``index`` uses."""
+        h = _mix64(index * 0xD1B54A32D192ED03 + self.seed + 1)
+        if self._n_miss == 0 or (self._n_hit and self.is_hit(index)):
+            return h % self._n_hit
+        return self._n_hit + h % self._n_miss
+
+    def get_data(self, index: int) -> np.ndarray:
+        """The raw frame of event ``index`` (a read-only view of the pool)."""
+        return self.pool[self.frame_index(index)]
+
+    def truth(self, index: int) -> np.ndarray:
+        """The photons planted in event ``index`` (needs ``keep_truth=True``)."""
+        if not self._keep_truth:
+            raise RuntimeError("construct with keep_truth=True to get the planted photons")
+        idx, counts = self._truth[self.frame_index(index)]
+        out = np.zeros(self._n, np.uint16)
+        out[idx] = counts
+        return out.reshape(self.geometry.shape)
+
+    def timestamp(self, index: int) -> int:
+        return T0_NS + int(round(index * 1e9 / self.rate_hz))
+
+    def frames(self, n: int, first: int = 0) -> Iterator[np.ndarray]:
+        for i in range(first, first + n):
+            yield self.get_data(i)
+
+    def close(self) -> None:
+        pass
+
+
+def synthetic_from_params(name: str, params: Any, **extra: Any) -> SyntheticDetector:
+    """Build from a ``SyntheticDetectorParameters`` model."""
+    return SyntheticDetector(
+        name,
+        detector=params.detector,
+        hit_fraction=params.hit_fraction,
+        seed=params.seed,
+        photon_energy_keV=params.photon_energy_keV,
+        pool_frames=params.pool_frames,
+        peaks_per_hit=params.peaks_per_hit,
+        background_photons=params.background_photons,
+        rate_hz=params.rate_hz,
+        detector_distance_m=params.detector_distance_m,
+        **extra,
+    )

@@ -1,0 +1,363 @@
+"""ZeroMQ transport: zero-copy ``Sender`` and ``Receiver`` over the C++ core.
+
+Framing (DESIGN.md): the transport never adds frames or messages of its own.
+``Sender.send(buf)`` sends exactly one single-part message holding ``buf``'s bytes;
+``send_multipart([header, payload])`` one message of two frames (raw batches). Stream ids,
+sequence numbers and end-of-stream totals travel inside the format.
+
+Zero copy: ``send`` takes any contiguous buffer (bytes, memoryview, numpy array, a
+``Batch``'s data) and hands its memory to libzmq as it is. The object is kept alive until
+libzmq is done with the bytes (the core's free callback, which may run on a libzmq I/O
+thread and never touches the GIL, queues the owner; the next ``send``/``stats``/``close``
+on any Python thread releases it). Do not modify a buffer after sending it until
+``stats()["in_flight"]`` says libzmq let go of it (pooled buffers do this for you).
+
+What holds (see also cpp/include/lclstream/transport.hpp):
+
+* ``push`` + connect (the streamer's default; consumers bind): one socket per endpoint,
+  messages queue only for connected consumers; ``send`` round-robins over consumers that
+  can take a message and blocks (``timeout`` → ``TimeoutError`` naming the endpoints)
+  rather than dropping. ``broadcast`` waits until every endpoint can take a message and
+  sends one copy to each: every consumer gets the end message.
+* ``push`` + bind: libzmq load-balances over connected consumers; ``broadcast`` sends one
+  copy per connected consumer (counted by a socket monitor) through the load balancer,
+  which reaches distinct consumers only while none is at its high-water mark.
+* ``pub``: never blocks; a message is dropped (for all subscribers) when a subscriber's
+  queue is full and counted in ``stats()["dropped"]``. A message published while nobody
+  is subscribed is discarded by libzmq, uncounted.
+* ``close(timeout)`` waits until every queued message is handed to the kernel (inproc:
+  released by the receiver) and returns how many could not be delivered in time.
+* Consumer restart: what was already written to the dead consumer's connection is lost
+  with it (sequence numbers in the format show the gap: see ``lclstream.completeness``);
+  with several endpoints, messages go to the consumers that are up meanwhile.
+
+Blocking calls release the GIL and wake every 50 ms to check for Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from lclstream import _core
+
+__all__ = [
+    "Curve",
+    "CurveKeys",
+    "Receiver",
+    "Sender",
+    "curve_available",
+    "generate_keys",
+    "load_keys",
+]
+
+#: Default deadline of a blocking call, in seconds.
+DEFAULT_TIMEOUT = 30.0
+#: Default high-water mark: messages queued per peer before send blocks (push) or drops (pub).
+DEFAULT_HWM = 16
+
+
+def _urls(url_or_urls: str | Sequence[str]) -> list[str]:
+    urls = [url_or_urls] if isinstance(url_or_urls, str) else list(url_or_urls)
+    if not urls:
+        raise ValueError("no endpoint given")
+    return urls
+
+
+# ---- CurveZMQ keys ---------------------------------------------------------------------------
+
+
+def curve_available() -> bool:
+    """True when the core's libzmq was built with CurveZMQ (``zmq_has("curve")``)."""
+    return bool(_core.curve_available())
+
+
+@dataclass(frozen=True)
+class CurveKeys:
+    """A CurveZMQ key pair as Z85 text; ``secret_key`` is empty for a public-only key."""
+
+    public_key: str
+    secret_key: str = ""
+
+    @classmethod
+    def generate(cls) -> CurveKeys:
+        public, secret = _core.curve_keypair()
+        return cls(public, secret)
+
+
+@dataclass(frozen=True)
+class Curve:
+    """CurveZMQ settings for one socket.
+
+    The *server* side (usually the one that binds, i.e. the consumer) holds its key pair;
+    *clients* hold the server's public key and their own pair (fresh by default), and
+    refuse a server that cannot prove it holds the matching secret key. Traffic is
+    encrypted both ways. Clients are not authorised by key (no ZAP handler): any client
+    that knows the server's public key may connect.
+    """
+
+    keys: CurveKeys
+    server_key: str | None = None  # set on clients
+
+    @classmethod
+    def server(cls, keys: CurveKeys | str | os.PathLike[str]) -> Curve:
+        """Server side, from a key pair or a ``*.key_secret`` file."""
+        k = keys if isinstance(keys, CurveKeys) else load_keys(keys)
+        if not k.secret_key:
+            raise ValueError("Curve.server needs a secret key (a .key_secret file)")
+        return cls(k, None)
+
+    @classmethod
+    def client(
+        cls,
+        server_key: CurveKeys | str | os.PathLike[str],
+        keys: CurveKeys | str | os.PathLike[str] | None = None,
+    ) -> Curve:
+        """Client side: the server's public key (Z85 text, a key file or CurveKeys)."""
+        if isinstance(server_key, CurveKeys):
+            sk = server_key.public_key
+        elif (
+            isinstance(server_key, str) and len(server_key) == 40 and not os.path.exists(server_key)
+        ):
+            sk = server_key
+        else:
+            sk = load_keys(server_key).public_key
+        own = (
+            CurveKeys.generate()
+            if keys is None
+            else keys
+            if isinstance(keys, CurveKeys)
+            else load_keys(keys)
+        )
+        return cls(own, sk)
+
+    def _as_dict(self) -> dict[str, Any]:
+        return {
+            "server": self.server_key is None,
+            "public_key": self.keys.public_key,
+            "secret_key": self.keys.secret_key,
+            "server_key": self.server_key,
+        }
+
+
+_KEY_RE = re.compile(r'^\s*(public|secret)-key\s*=\s*"([^"]{40})"\s*$', re.MULTILINE)
+
+
+def _write_key_file(path: Path, public: str, secret: str | None) -> None:
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    lines = [
+        f"#   ****  Generated on {stamp} by lclstream  ****",
+        "#   ZeroMQ CURVE " + ("**Secret** Certificate" if secret else "Public Certificate"),
+        "#   " + ("DO NOT PROVIDE THIS FILE TO OTHER USERS" if secret else "Exchange securely"),
+        "",
+        "metadata",
+        "curve",
+        f'    public-key = "{public}"',
+    ]
+    if secret:
+        lines.append(f'    secret-key = "{secret}"')
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if secret else 0o644)
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def generate_keys(directory: str | os.PathLike[str], name: str = "server") -> tuple[Path, Path]:
+    """Writes a fresh key pair as ``NAME.key`` (public) and ``NAME.key_secret`` (0600).
+
+    The files use ZeroMQ's certificate format (CZMQ ``zcert``), so ``zmq.auth.load_certificate``
+    reads them too. Returns (public file, secret file).
+    """
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    keys = CurveKeys.generate()
+    pub, sec = d / f"{name}.key", d / f"{name}.key_secret"
+    _write_key_file(pub, keys.public_key, None)
+    _write_key_file(sec, keys.public_key, keys.secret_key)
+    return pub, sec
+
+
+def load_keys(path: str | os.PathLike[str]) -> CurveKeys:
+    """Reads a ``.key`` (public only) or ``.key_secret`` file in ZeroMQ's certificate format."""
+    text = Path(path).read_text()
+    found = {kind: value for kind, value in _KEY_RE.findall(text)}
+    if "public" not in found:
+        raise ValueError(f"{path}: no public-key line (expected ZeroMQ certificate format)")
+    return CurveKeys(found["public"], found.get("secret", ""))
+
+
+# ---- Sender / Receiver -----------------------------------------------------------------------
+
+
+class Sender:
+    """Sends messages to one or more endpoints without copying their bytes.
+
+    ``Sender(url)`` connects (the consumer binds), as the streamer does in LCLStream;
+    ``bind=True`` binds instead. ``socket_type`` is ``"push"`` (work distribution: each
+    message to one consumer, blocking when all are busy) or ``"pub"`` (live preview: may
+    drop, counted). ``sndhwm`` is the per-peer queue length; ``timeout`` (seconds, None =
+    forever) bounds every blocking call.
+    """
+
+    def __init__(
+        self,
+        url_or_urls: str | Sequence[str],
+        *,
+        bind: bool = False,
+        socket_type: str = "push",
+        sndhwm: int = DEFAULT_HWM,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        curve: Curve | None = None,
+        sndbuf: int = 0,
+    ) -> None:
+        self._s = _core.Sender(
+            _urls(url_or_urls),
+            socket_type,
+            bind,
+            sndhwm,
+            timeout,
+            None if curve is None else curve._as_dict(),
+            sndbuf,
+        )
+        self.timeout = timeout
+
+    @property
+    def endpoints(self) -> list[str]:
+        """Endpoints as bound/connected (``tcp://host:*`` resolved to the real port)."""
+        return list(self._s.endpoints)
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._s.closed)
+
+    def send(self, buf: Any) -> bool:
+        """Sends one single-part message holding ``buf``'s bytes (no copy).
+
+        Returns False only for ``pub`` when the message was dropped (counted).
+        """
+        return bool(self._s.send((buf,)))
+
+    def send_multipart(self, frames: Sequence[Any]) -> bool:
+        """Sends one message made of ``frames`` (e.g. ``[header, payload]``), no copies."""
+        return bool(self._s.send(frames))
+
+    def broadcast(self, buf_or_frames: Any) -> int:
+        """Sends one copy of the message to every peer (the end-of-stream message).
+
+        A list or tuple is taken as the frames of one multipart message. Returns the
+        number of copies sent.
+        """
+        frames = buf_or_frames if isinstance(buf_or_frames, list | tuple) else (buf_or_frames,)
+        return int(self._s.broadcast(frames))
+
+    def stats(self) -> dict[str, Any]:
+        """messages, bytes, dropped (pub), broadcasts, in_flight, peers, blocked_seconds."""
+        return dict(self._s.stats())
+
+    def close(self, timeout: float | None = None) -> int:
+        """Delivers what is queued (up to ``timeout``, default the Sender's) and closes.
+
+        Returns how many messages could not be delivered (0 when everything went out).
+        """
+        if timeout is None:
+            return int(self._s.close(self.timeout if self.timeout is not None else None))
+        return int(self._s.close(timeout))
+
+    def __enter__(self) -> Sender:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Receiver:
+    """Receives messages; each frame is a read-only zero-copy ``memoryview``.
+
+    ``Receiver(url)`` binds (the consumer's default); ``bind=False`` connects. The views
+    keep libzmq's message alive, so ``numpy.frombuffer(frame, ...)``, ``cbor2.loads`` and
+    ``h5py.File(io.BytesIO(frame))`` read them directly.
+    """
+
+    def __init__(
+        self,
+        url_or_urls: str | Sequence[str],
+        *,
+        bind: bool = True,
+        socket_type: str = "pull",
+        rcvhwm: int = DEFAULT_HWM,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        curve: Curve | None = None,
+        rcvbuf: int = 0,
+        subscribe: Sequence[str] = ("",),
+    ) -> None:
+        self._r = _core.Receiver(
+            _urls(url_or_urls),
+            socket_type,
+            bind,
+            rcvhwm,
+            timeout,
+            None if curve is None else curve._as_dict(),
+            rcvbuf,
+            list(subscribe),
+        )
+        self.timeout = timeout
+
+    @property
+    def endpoints(self) -> list[str]:
+        return list(self._r.endpoints)
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._r.closed)
+
+    def recv(self, timeout: float | None = -1.0) -> list[memoryview]:
+        """The next message's frames; ``TimeoutError`` when none comes within ``timeout``.
+
+        ``timeout`` in seconds; None waits forever; by default the Receiver's timeout.
+        """
+        if timeout is not None and timeout < 0:
+            frames = self._r.recv(None, True)
+        else:
+            frames = self._r.recv(timeout, False)
+        return [memoryview(f) for f in frames]
+
+    def recv_frames(self, timeout: float | None = -1.0) -> list[Any]:
+        """Like recv, but the core's Frame objects (``.address``, ``.nbytes``, buffer protocol)."""
+        if timeout is not None and timeout < 0:
+            return list(self._r.recv(None, True))
+        return list(self._r.recv(timeout, False))
+
+    def __iter__(self) -> Iterator[list[memoryview]]:
+        """Messages until the Receiver's timeout passes with none (then iteration stops)."""
+        while True:
+            try:
+                yield self.recv()
+            except TimeoutError:
+                return
+
+    def stats(self) -> dict[str, Any]:
+        return dict(self._r.stats())
+
+    def close(self) -> None:
+        self._r.close()
+
+    def __enter__(self) -> Receiver:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

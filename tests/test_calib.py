@@ -1,0 +1,332 @@
+"""Calibration kernels against numpy statements of psana's formulas, bit for bit, on every ISA."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from lclstream import Batch, _core, calib
+
+
+@pytest.fixture(params=_core.available_isas())
+def isa(request: pytest.FixtureRequest) -> Iterator[str]:
+    saved = _core.isa()
+    _core.set_isa(request.param)
+    yield str(request.param)
+    _core.set_isa(saved)
+
+
+# ---- numpy references (psana: UtilsJungfrau.py, UtilsEpix10ka.py) -----------------------
+
+
+def gfac_of(gain: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    g = np.zeros_like(gain, dtype=np.float32)
+    np.divide(np.float32(1), gain, out=g, where=gain != 0)  # divide_protected
+    if mask is not None:
+        g = g * (mask != 0).astype(np.float32)
+    return g
+
+
+def jungfrau_ref(raw, ped, gain, offset=None, mask=None, output="keV"):
+    gbits = raw >> 14
+    data = (raw & 0x3FFF).astype(np.float32)
+    poff = ped if offset is None else ped + offset
+    if output == "adu":
+        gfac = np.ones_like(gain) * (
+            np.float32(1) if mask is None else (mask != 0).astype(np.float32)
+        )
+    else:
+        gfac = gfac_of(gain, mask)
+    idx = np.select([gbits == 0, gbits == 1, gbits == 3], [0, 1, 2], default=0)
+    p = np.choose(idx, [poff[0], poff[1], poff[2]])
+    f = np.choose(idx, [gfac[0], gfac[1], gfac[2]])
+    out = (data - p) * f
+    out[gbits == 2] = 0
+    return out.astype(np.float32)
+
+
+def photons_ref(kev: np.ndarray, energy: float, dtype) -> np.ndarray:
+    q = np.rint(kev / np.float32(energy)).astype(np.float64)
+    q = np.where(q > 0, q, 0.0)
+    return np.minimum(q, np.iinfo(dtype).max).astype(dtype)
+
+
+def make_jf(shape, seed=0, offset=True, mask=True):
+    rng = np.random.default_rng(seed)
+    ped = rng.uniform(1000, 3000, (3, *shape)).astype(np.float32)
+    gain = np.stack(
+        [
+            rng.uniform(35, 45, shape),
+            rng.uniform(-1.6, -1.4, shape),
+            rng.uniform(-0.12, -0.08, shape),
+        ]
+    ).astype(np.float32)
+    gain[rng.random(gain.shape) < 0.01] = 0  # gain == 0 pixels
+    off = rng.uniform(-50, 50, (3, *shape)).astype(np.float32) if offset else None
+    m = (rng.random(shape) > 0.05).astype(np.uint8) * rng.integers(1, 5, shape).astype(np.uint8)
+    return ped, gain, off, (m if mask else None)
+
+
+def make_raw(shape, seed=1, slow=0.05):
+    rng = np.random.default_rng(seed)
+    data = rng.integers(0, 1 << 14, shape, dtype=np.uint16)  # many below pedestal: negatives
+    code = np.where(rng.random(shape) < slow, rng.integers(0, 4, shape), 0).astype(np.uint16)
+    return (data | (code << 14)).astype(np.uint16)
+
+
+# ---- Jungfrau ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("frame", [(1, 512, 1024), (2, 7, 13)])
+def test_jungfrau_kev_bit_exact(isa: str, frame: tuple[int, ...]) -> None:
+    ped, gain, off, mask = make_jf(frame)
+    raw = make_raw((3, *frame))
+    want = jungfrau_ref(raw, ped, gain, off, mask)
+    cal = calib.Jungfrau(ped, gain, off, mask, threads=2)
+    got = cal(raw)
+    assert got.dtype == np.float32 and got.shape == raw.shape
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    assert cal.last_invalid == int(((raw >> 14) == 2).sum()) > 0
+    assert (got < 0).any() and not np.isnan(got).any()
+    # a single frame (no events axis) and one thread give the same bits
+    one = calib.Jungfrau(ped, gain, off, mask, threads=1)(raw[1])
+    np.testing.assert_array_equal(one.view(np.uint32), want[1].view(np.uint32))
+
+
+def test_jungfrau_every_stage_and_edge_pixel(isa: str) -> None:
+    frame = (1, 4, 16)
+    ped, gain, off, mask = make_jf(frame, seed=3)
+    mask = np.ones(frame, np.uint8)
+    mask[0, 0, 3] = 0
+    gain[:, 0, 1, 5] = 0
+    raw = np.empty((4, *frame), np.uint16)
+    for code in range(4):
+        raw[code] = (np.arange(64, dtype=np.uint16).reshape(frame) * 200) | (code << 14)
+    got = calib.Jungfrau(ped, gain, off, mask)(raw)
+    want = jungfrau_ref(raw, ped, gain, off, mask)
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    assert (got[2] == 0).all()  # invalid gain bits
+    assert (got[:, 0, 0, 3] == 0).all() and (got[:, 0, 1, 5] == 0).all()  # masked, gain 0
+
+
+def test_jungfrau_adu(isa: str) -> None:
+    frame = (1, 16, 33)
+    ped, gain, off, mask = make_jf(frame, seed=5)
+    raw = make_raw((2, *frame), slow=0.3)
+    got = calib.Jungfrau(ped, gain, off, mask, output="adu")(raw)
+    want = jungfrau_ref(raw, ped, gain, off, mask, output="adu")
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32])
+def test_jungfrau_photons_round_and_saturate(isa: str, dtype) -> None:
+    frame = (1, 64, 129)
+    ped, gain, off, mask = make_jf(frame, seed=7)
+    gain[0] = 1.0  # 1 ADU/keV: halves of photons from half-integer pedestals
+    ped[0] = np.round(ped[0] * 2) / 2
+    raw = make_raw((2, *frame), slow=0.1)
+    kev = jungfrau_ref(raw, ped, gain, off, mask)
+    for energy in (9.5, 0.5, 1e-4):
+        got = calib.Jungfrau(
+            ped, gain, off, mask, output="photons", photon_energy_keV=energy, dtype=dtype
+        )(raw)
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got, photons_ref(kev, energy, dtype))
+    if dtype == np.uint16:
+        assert (got == 65535).any()  # saturated at 1e-4 keV
+
+
+def test_jungfrau_round_half_to_even() -> None:
+    ped = np.zeros((3, 1, 1, 8), np.float32)
+    gain = np.ones((3, 1, 1, 8), np.float32)
+    raw = np.array([[[[1, 3, 5, 7, 9, 11, 0, 2]]]], np.uint16)
+    got = calib.jungfrau(raw, pedestal=ped, gain=gain, output="photons", photon_energy_keV=2.0)
+    np.testing.assert_array_equal(got.ravel(), [0, 2, 2, 4, 4, 6, 0, 1])
+
+
+def test_out_into_batch_slot() -> None:
+    frame = (1, 32, 64)
+    ped, gain, off, mask = make_jf(frame)
+    raw = make_raw((3, *frame))
+    cal = calib.Jungfrau(ped, gain, off, mask, output="photons", photon_energy_keV=9.5)
+    batch = Batch(3, frame, np.uint16)
+    for i in range(3):
+        slot = batch.slot()
+        res = cal(raw[i], out=slot)
+        assert res is slot
+        batch.commit(i)
+    want = photons_ref(jungfrau_ref(raw, ped, gain, off, mask), 9.5, np.uint16)
+    np.testing.assert_array_equal(batch.data, want)
+
+
+def test_out_and_input_misuse() -> None:
+    frame = (1, 8, 16)
+    ped, gain, off, mask = make_jf(frame)
+    raw = make_raw((2, *frame))
+    cal = calib.Jungfrau(ped, gain, off, mask)
+    with pytest.raises(ValueError, match="out dtype uint16, expected float32"):
+        cal(raw, out=np.empty(raw.shape, np.uint16))
+    with pytest.raises(ValueError, match="out shape"):
+        cal(raw, out=np.empty(raw.shape[1:], np.float32))
+    with pytest.raises(ValueError, match="writeable C-contiguous"):
+        cal(raw, out=np.empty((2, 1, 16, 8), np.float32).transpose(0, 1, 3, 2))
+    with pytest.raises(ValueError, match="raw dtype int32"):
+        cal(raw.astype(np.int32))
+    with pytest.raises(ValueError, match=r"raw shape \(2, 1, 8, 8\), expected \(1, 8, 16\)"):
+        cal(raw[..., :8].copy())
+    with pytest.raises(ValueError, match="C-contiguous"):
+        cal(raw[..., ::2].repeat(2, axis=-1)[..., ::1].transpose(0, 1, 2, 3)[:, :, ::-1])
+    with pytest.raises(ValueError, match="photon_energy_keV"):
+        calib.Jungfrau(ped, gain, output="photons")
+    with pytest.raises(ValueError, match="output must be"):
+        calib.Jungfrau(ped, gain, output="electrons")
+    with pytest.raises(ValueError, match="uint16 or uint32"):
+        calib.Jungfrau(ped, gain, output="photons", photon_energy_keV=9.5, dtype=np.int8)
+    with pytest.raises(ValueError, match=r"Jungfrau gain: shape \(3, 1, 8, 8\)"):
+        calib.Jungfrau(ped, gain[..., :8])
+    with pytest.raises(ValueError, match="Jungfrau pedestal"):
+        calib.Jungfrau(ped[:2], gain[:2])
+    with pytest.raises(ValueError, match="Jungfrau mask"):
+        calib.Jungfrau(ped, gain, mask=np.ones((8, 16)))
+
+
+def test_threads_agree() -> None:
+    frame = (2, 64, 256)
+    ped, gain, off, mask = make_jf(frame)
+    raw = make_raw((5, *frame))
+    a = calib.Jungfrau(ped, gain, off, mask, threads=1)(raw)
+    b = calib.Jungfrau(ped, gain, off, mask, threads=0)(raw)
+    np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))
+
+
+# ---- ePix10ka ----------------------------------------------------------------------------
+
+
+def epix_ref(raw, ped, gain, cbits, mask):
+    cb = (cbits & 0x1F) | ((raw & 0x4000) >> 9)
+    conds = [
+        cb & 28 == 28,
+        cb & 28 == 12,
+        cb & 12 == 8,
+        cb & 60 == 16,
+        cb & 60 == 0,
+        cb & 60 == 48,
+        cb & 60 == 32,
+    ]
+    gf = gfac_of(gain, None)
+    factor = np.select(conds, list(gf), default=1).astype(np.float32)
+    pedest = np.select(conds, list(ped), default=0).astype(np.float32)
+    arrf = (raw & 0x3FFF).astype(np.float32) - pedest
+    return (arrf * factor * (mask != 0).astype(np.float32)).astype(np.float32)
+
+
+def test_epix10ka_kev_and_photons(isa: str) -> None:
+    rng = np.random.default_rng(11)
+    frame = (2, 35, 38)
+    ped = rng.uniform(500, 2500, (7, *frame)).astype(np.float32)
+    gain = (
+        np.array([16.4, 5.466, 0.164, 16.4, 5.466, 0.164, 0.164], np.float32)[:, None, None, None]
+        * rng.uniform(0.9, 1.1, (7, *frame)).astype(np.float32)
+    ).astype(np.float32)
+    gain[rng.random(gain.shape) < 0.01] = 0
+    cbits = rng.integers(0, 256, frame).astype(np.uint8)  # includes no-match patterns
+    mask = (rng.random(frame) > 0.1).astype(np.uint8)
+    raw = rng.integers(0, 1 << 16, (3, *frame), dtype=np.uint16)  # bit 15 set too: unused
+    want = epix_ref(raw, ped, gain, cbits, mask)
+    got = calib.Epix10ka(ped, gain, cbits, mask, threads=2)(raw)
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    ph = calib.epix10ka(
+        raw,
+        pedestal=ped,
+        gain=gain,
+        config_bits=cbits,
+        mask=mask,
+        output="photons",
+        photon_energy_keV=8.0,
+    )
+    np.testing.assert_array_equal(ph, photons_ref(want, 8.0, np.uint16))
+
+
+# ---- Generic -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int16, np.float32])
+def test_generic_inputs(isa: str, dtype) -> None:
+    rng = np.random.default_rng(2)
+    frame = (33, 70)
+    ped = rng.uniform(-100, 100, frame).astype(np.float32)
+    gain = rng.uniform(0.5, 2, frame).astype(np.float32)
+    gain[0, :5] = 0
+    mask = rng.random(frame) > 0.1
+    x = rng.integers(-2000 if dtype != np.uint16 else 0, 4000, (4, *frame)).astype(dtype)
+    want = (x.astype(np.float32) - ped) * gfac_of(gain, mask)
+    got = calib.Generic(ped, gain, mask)(x)
+    np.testing.assert_array_equal(got.view(np.uint32), want.astype(np.float32).view(np.uint32))
+    ph = calib.Generic(ped, gain, mask, output="photons", photon_energy_keV=3.0, dtype="uint32")(x)
+    np.testing.assert_array_equal(ph, photons_ref(want.astype(np.float32), 3.0, np.uint32))
+    adu = calib.Generic(ped, None, mask, output="adu")(x)
+    np.testing.assert_array_equal(adu, (x.astype(np.float32) - ped) * mask.astype(np.float32))
+
+
+# ---- constants I/O -----------------------------------------------------------------------
+
+
+def test_load_constants_all_sources(tmp_path: Path) -> None:
+    shape = (2, 512, 1024)
+    ped, gain, off, mask = make_jf(shape)
+    # dict (psana names), .npz, folder of .npy, HDF5 nested datasets
+    d = calib.load_constants(
+        {"pedestals": ped, "pixel_gain": gain, "pixel_offset": off, "mask": mask}
+    )
+    assert d["pedestal"].dtype == np.float32 and d["mask"].dtype == np.uint8
+    np.testing.assert_array_equal(d["mask"], mask != 0)
+    np.savez(tmp_path / "c.npz", pedestal=ped, gain=gain.astype(np.float64))
+    z = calib.load_constants(tmp_path / "c.npz", modules=2)
+    np.testing.assert_array_equal(z["gain"], gain)
+    folder = tmp_path / "dir"
+    folder.mkdir()
+    np.save(folder / "pedestal.npy", ped)
+    np.save(folder / "gain.npy", gain)
+    np.save(folder / "mask.npy", mask)
+    f = calib.load_constants(folder)
+    assert set(f) == {"pedestal", "gain", "mask"}
+    with h5py.File(tmp_path / "c.h5", "w") as h:
+        h["/cal/pedestal"] = ped
+        h["/cal/gain"] = gain
+        h["/cal/offset"] = off
+    hh = calib.load_constants(tmp_path / "c.h5")
+    np.testing.assert_array_equal(hh["offset"], off)
+    raw = make_raw((1, *shape))
+    got = calib.Jungfrau(**hh)(raw)
+    np.testing.assert_array_equal(got, jungfrau_ref(raw, ped, gain, off))
+
+
+def test_load_constants_errors(tmp_path: Path) -> None:
+    ped = np.zeros((3, 1, 512, 1024), np.float32)
+    np.savez(tmp_path / "bad.npz", pedestal=ped, gain=np.zeros((3, 1, 512, 512), np.float32))
+    with pytest.raises(
+        ValueError, match=r"bad.npz:gain: shape \(3, 1, 512, 512\), expected \(3, 1, 512, 1024\)"
+    ):
+        calib.load_constants(tmp_path / "bad.npz")
+    with pytest.raises(ValueError, match="no 'gain'"):
+        calib.load_constants({"pedestal": ped})
+    with pytest.raises(ValueError, match="does not exist"):
+        calib.load_constants(tmp_path / "missing.npz")
+    with pytest.raises(ValueError, match="expected real numbers"):
+        calib.load_constants({"pedestal": ped, "gain": ped.astype(np.complex64)})
+    one = calib.load_constants(
+        {"pedestal": ped[:, 0], "gain": ped[:, 0], "mask": np.ones((512, 1024))}
+    )
+    assert one["pedestal"].shape == (3, 1, 512, 1024) and one["mask"].shape == (1, 512, 1024)
+    e = calib.load_constants(
+        {
+            "pedestals": np.zeros((7, 16, 352, 384)),
+            "gain": np.ones((7, 16, 352, 384)),
+            "cbits": np.zeros((16, 352, 384), np.uint8),
+        },
+        detector="epix10k2M",
+    )
+    assert e["config_bits"].shape == (16, 352, 384)

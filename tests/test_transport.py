@@ -1,0 +1,393 @@
+"""Transport over real sockets on loopback (tcp 127.0.0.1, ipc, inproc); every wait is bounded."""
+
+from __future__ import annotations
+
+import gc
+import io
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import cbor2
+import h5py
+import numpy as np
+import pytest
+import zmq
+import zmq.auth
+
+from lclstream import transport
+from lclstream.transport import Curve, CurveKeys, Receiver, Sender
+
+T = 5.0  # seconds: generous bound for every blocking call in these tests
+
+
+def tcp() -> str:
+    return "tcp://127.0.0.1:*"
+
+
+def ipc(tmp_path: Path, name: str = "s") -> str:
+    return f"ipc://{tmp_path}/{name}.ipc"
+
+
+def wait_peers(s: Sender, n: int) -> None:
+    deadline = time.monotonic() + T
+    while s.stats()["peers"] < n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert s.stats()["peers"] == n
+
+
+# ---- basics and framing ----------------------------------------------------------------------
+
+
+def test_inproc_send_is_zero_copy() -> None:
+    """Over inproc libzmq passes the message itself: the receiver sees our buffer's address."""
+    with Receiver("inproc://zc", timeout=T) as r, Sender("inproc://zc", timeout=T) as s:
+        a = np.arange(1 << 20, dtype=np.uint16)
+        s.send(a)
+        (f,) = r.recv_frames()
+        assert f.address == a.ctypes.data  # the very same bytes: no copy on the send path
+        assert np.array_equal(np.frombuffer(f, dtype=np.uint16), a)
+        # The owner (the array) stays referenced while the receiver holds the frame.
+        assert s.stats()["in_flight"] == 1
+        del f
+        gc.collect()
+        assert s.stats()["in_flight"] == 0
+
+
+def test_owner_kept_alive_until_libzmq_is_done() -> None:
+    import sys
+
+    with Receiver("inproc://own", timeout=T) as r, Sender("inproc://own", timeout=T) as s:
+        a = np.ones(4096, dtype=np.uint8)
+        before = sys.getrefcount(a)
+        s.send(a)
+        assert sys.getrefcount(a) > before  # held by the in-flight message (buffer export)
+        frames = r.recv()
+        del frames
+        s.stats()  # drains released owners on this (Python) thread
+        assert sys.getrefcount(a) == before
+
+
+def test_single_part_and_multipart_framing(tmp_path: Path) -> None:
+    with Receiver(ipc(tmp_path), timeout=T) as r, Sender(r.endpoints, timeout=T) as s:
+        s.send(b"hello")
+        assert [bytes(f) for f in r.recv()] == [b"hello"]
+        hdr = cbor2.dumps({"dtype": "uint16", "shape": [4, 4]})
+        payload = np.arange(16, dtype=np.uint16)
+        s.send_multipart([hdr, payload])
+        h, p = r.recv()
+        assert cbor2.loads(h) == {"dtype": "uint16", "shape": [4, 4]}
+        assert np.array_equal(np.frombuffer(p, dtype=np.uint16), payload)
+        s.send(memoryview(b"view"))
+        assert [bytes(f) for f in r.recv()] == [b"view"]
+
+
+def test_received_frames_feed_h5py_and_numpy() -> None:
+    bio = io.BytesIO()
+    with h5py.File(bio, "w") as f:
+        f.create_dataset("data", data=np.arange(12).reshape(3, 4))
+        f.attrs["sequence"] = 7
+    img = bio.getvalue()
+    with Receiver(tcp(), timeout=T) as r, Sender(r.endpoints, timeout=T) as s:
+        s.send(img)
+        (frame,) = r.recv()
+        assert frame.readonly
+        with h5py.File(io.BytesIO(frame), "r") as f:
+            assert f.attrs["sequence"] == 7
+            assert f["data"][2, 3] == 11
+
+
+def test_non_contiguous_buffer_is_rejected() -> None:
+    with Sender("inproc://nc", timeout=T) as s, pytest.raises(ValueError, match="contiguous"):
+        s.send(np.zeros((4, 4))[:, ::2])
+
+
+# ---- pyzmq interop ---------------------------------------------------------------------------
+
+
+def test_pyzmq_consumer_gets_our_bytes() -> None:
+    ctx = zmq.Context.instance()
+    pull = ctx.socket(zmq.PULL)
+    pull.linger = 0
+    port = pull.bind_to_random_port("tcp://127.0.0.1")
+    pull.rcvtimeo = int(T * 1000)
+    data = np.random.default_rng(0).integers(0, 255, 3 << 20, dtype=np.uint8)
+    with Sender(f"tcp://127.0.0.1:{port}", timeout=T) as s:
+        s.send(data)
+        s.send_multipart([b"hdr", data[:10]])
+        assert pull.recv() == data.tobytes()
+        assert pull.recv_multipart() == [b"hdr", data[:10].tobytes()]
+    pull.close()
+
+
+def test_our_receiver_gets_pyzmq_bytes() -> None:
+    with Receiver(tcp(), timeout=T) as r:
+        push = zmq.Context.instance().socket(zmq.PUSH)
+        push.linger = 0
+        push.connect(r.endpoints[0])
+        push.send_multipart([b"a", b"b" * 100000], copy=False)
+        push.send(b"single")
+        assert [bytes(f) for f in r.recv()] == [b"a", b"b" * 100000]
+        assert [bytes(f) for f in r.recv()] == [b"single"]
+        push.close()
+
+
+# ---- topologies ------------------------------------------------------------------------------
+
+
+def test_multi_producer_one_consumer() -> None:
+    with Receiver(tcp(), timeout=T) as r:
+        senders = [Sender(r.endpoints, timeout=T) for _ in range(3)]
+
+        def produce(i: int, s: Sender) -> None:
+            for k in range(50):
+                s.send(f"{i}:{k}".encode())
+
+        threads = [threading.Thread(target=produce, args=(i, s)) for i, s in enumerate(senders)]
+        for t in threads:
+            t.start()
+        got = {bytes(r.recv()[0]).decode() for _ in range(150)}
+        for t in threads:
+            t.join(T)
+        for s in senders:
+            assert s.close(T) == 0
+        assert got == {f"{i}:{k}" for i in range(3) for k in range(50)}
+
+
+def test_one_producer_several_consumers_load_balance_and_broadcast() -> None:
+    rs = [Receiver(tcp(), timeout=T) for _ in range(3)]
+    with Sender([r.endpoints[0] for r in rs], timeout=T) as s:
+        wait_peers(s, 3)
+        for k in range(30):
+            s.send(b"m%d" % k)
+        assert s.broadcast(b"END") == 3
+        assert s.close(T) == 0
+    seen: list[list[bytes]] = []
+    for r in rs:
+        msgs = []
+        while True:
+            m = bytes(r.recv()[0])
+            if m == b"END":
+                break
+            msgs.append(m)
+        seen.append(msgs)
+        r.close()
+    assert sorted(m for msgs in seen for m in msgs) == sorted(b"m%d" % k for k in range(30))
+    assert all(len(msgs) == 10 for msgs in seen)  # round robin over ready consumers
+
+
+def test_bind_sender_broadcast_reaches_each_connected_consumer() -> None:
+    with Sender(tcp(), bind=True, timeout=T) as s:
+        rs = [Receiver(s.endpoints, bind=False, timeout=T) for _ in range(2)]
+        wait_peers(s, 2)
+        assert s.broadcast(b"END") == 2
+        for r in rs:
+            assert [bytes(f) for f in r.recv()] == [b"END"]
+            r.close()
+
+
+def test_slow_consumer_backpressure_blocks_without_dropping() -> None:
+    """A consumer that does not read: the sender blocks at the high-water mark, then times out."""
+    with Receiver(tcp(), timeout=T, rcvhwm=2, rcvbuf=65536) as r:
+        with Sender(r.endpoints, timeout=0.5, sndhwm=2, sndbuf=65536) as s:
+            payload = np.zeros(1 << 20, dtype=np.uint8)
+            sent = 0
+            t0 = time.monotonic()
+            with pytest.raises(TimeoutError, match=r"tcp://127\.0\.0\.1"):
+                for _ in range(200):
+                    s.send(payload)
+                    sent += 1
+            assert time.monotonic() - t0 < T
+            assert sent < 20  # memory bounded by the high-water marks, not by the producer
+            # Now read everything: nothing was dropped.
+            for _ in range(sent):
+                assert len(r.recv()[0]) == payload.nbytes
+            with pytest.raises(TimeoutError):
+                r.recv(timeout=0.2)  # nothing more: the timed-out message was not queued
+            assert s.stats()["in_flight"] == 0
+            assert s.stats()["dropped"] == 0
+
+
+def test_close_delivers_queued_messages() -> None:
+    with Receiver(tcp(), timeout=T, rcvhwm=1000) as r:
+        s = Sender(r.endpoints, timeout=T, sndhwm=1000)
+        chunk = np.zeros(256 << 10, dtype=np.uint8)
+        for _ in range(40):
+            s.send(chunk)
+        assert s.close(T) == 0  # everything reached the kernel before close returned
+        for _ in range(40):
+            assert len(r.recv()[0]) == chunk.nbytes
+
+
+def test_close_reports_undelivered_on_timeout() -> None:
+    with Receiver(tcp(), timeout=T, rcvhwm=1, rcvbuf=65536) as r:
+        s = Sender(r.endpoints, timeout=1.0, sndhwm=50, sndbuf=65536)
+        chunk = np.zeros(1 << 20, dtype=np.uint8)
+        n = 0
+        with pytest.raises(TimeoutError):
+            for _ in range(100):
+                s.send(chunk)
+                n += 1
+        t0 = time.monotonic()
+        lost = s.close(0.2)
+        assert time.monotonic() - t0 < 2.0
+        assert 0 < lost <= n
+        assert s.send is not None and s.closed
+
+
+def test_unreachable_endpoint_times_out_naming_it() -> None:
+    with Sender("tcp://127.0.0.1:9", timeout=0.3) as s:
+        t0 = time.monotonic()
+        with pytest.raises(TimeoutError, match=r"tcp://127\.0\.0\.1:9"):
+            s.send(b"x")
+        assert time.monotonic() - t0 < 2.0
+        assert s.close(0.1) == 0
+
+
+def test_recv_timeout_and_iteration_stop() -> None:
+    with Receiver(tcp(), timeout=0.2) as r:
+        t0 = time.monotonic()
+        with pytest.raises(TimeoutError, match="no message"):
+            r.recv()
+        with pytest.raises(TimeoutError):
+            r.recv(timeout=0.1)
+        assert list(r) == []
+        assert time.monotonic() - t0 < 2.0
+
+
+def test_bad_endpoint_is_a_clear_error() -> None:
+    with pytest.raises(ConnectionError, match="nonsense"):
+        Sender("nonsense://x")
+    with pytest.raises(ValueError, match="socket type"):
+        Sender("tcp://127.0.0.1:9", socket_type="dealer")
+
+
+def test_ctrl_c_interrupts_a_blocking_recv() -> None:
+    with Receiver(tcp(), timeout=None) as r:
+        timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
+        timer.start()
+        t0 = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            r.recv(timeout=None)
+        assert time.monotonic() - t0 < 3.0
+        timer.cancel()
+
+
+def test_consumer_restart_reconnects(tmp_path: Path) -> None:
+    """A consumer that goes away and binds again: the sender reconnects and goes on.
+
+    What the dead consumer held is lost with it (the format's sequence numbers show the
+    gap); nothing is sent twice.
+    """
+    url = ipc(tmp_path, "restart")
+    r = Receiver(url, timeout=T)
+    with Sender(url, timeout=T) as s:
+        s.send(b"0")
+        assert bytes(r.recv()[0]) == b"0"
+        r.close()
+        time.sleep(0.1)
+        with pytest.raises(TimeoutError):  # nobody there: blocks, does not drop silently
+            Sender(url, timeout=0.2).send(b"nobody")
+        r2 = Receiver(url, timeout=T)
+        s.send(b"1")
+        s.send(b"2")
+        assert [bytes(r2.recv()[0]) for _ in range(2)] == [b"1", b"2"]
+        with pytest.raises(TimeoutError):
+            r2.recv(timeout=0.2)  # no duplicate
+        r2.close()
+
+
+# ---- pub/sub ---------------------------------------------------------------------------------
+
+
+def test_pub_drops_are_counted() -> None:
+    with Sender(tcp(), bind=True, socket_type="pub", sndhwm=2, sndbuf=65536, timeout=T) as s:
+        sub = Receiver(
+            s.endpoints, bind=False, socket_type="sub", rcvhwm=2, rcvbuf=65536, timeout=T
+        )
+        # Wait for the subscription to reach the publisher.
+        deadline = time.monotonic() + T
+        while time.monotonic() < deadline:
+            s.send(b"probe")
+            try:
+                sub.recv(timeout=0.05)
+                break
+            except TimeoutError:
+                continue
+        while True:
+            try:
+                sub.recv(timeout=0.1)
+            except TimeoutError:
+                break
+        s.stats()
+        base = s.stats()
+        chunk = np.zeros(1 << 20, dtype=np.uint8)
+        sent = sum(bool(s.send(chunk)) for _ in range(100))  # never blocks
+        st = s.stats()
+        assert st["dropped"] - base["dropped"] == 100 - sent > 0
+        assert st["messages"] - base["messages"] == sent
+        got = 0
+        while True:
+            try:
+                sub.recv(timeout=0.5)
+                got += 1
+            except TimeoutError:
+                break
+        assert got == sent  # what was not counted as dropped arrived
+        sub.close()
+
+
+# ---- CurveZMQ --------------------------------------------------------------------------------
+
+needs_curve = pytest.mark.skipif(
+    not transport.curve_available(), reason="the core's libzmq was built without CURVE"
+)
+
+
+@needs_curve
+def test_curve_encrypted_delivery_and_key_files(tmp_path: Path) -> None:
+    pub_file, sec_file = transport.generate_keys(tmp_path, "server")
+    assert oct(sec_file.stat().st_mode & 0o777) == "0o600"
+    # pyzmq reads our key files (ZeroMQ certificate format).
+    public, secret = zmq.auth.load_certificate(str(sec_file))
+    assert transport.load_keys(sec_file) == CurveKeys(public.decode(), secret.decode())
+    with Receiver(tcp(), curve=Curve.server(sec_file), timeout=T) as r:
+        with Sender(r.endpoints, curve=Curve.client(pub_file), timeout=T) as s:
+            s.send(b"secret payload")
+            assert [bytes(f) for f in r.recv()] == [b"secret payload"]
+
+
+@needs_curve
+def test_curve_wrong_server_key_delivers_nothing() -> None:
+    server = CurveKeys.generate()
+    impostor = CurveKeys.generate()
+    with Receiver(tcp(), curve=Curve.server(server), timeout=T) as r:
+        with Sender(r.endpoints, curve=Curve.client(impostor.public_key), timeout=0.5) as s:
+            with pytest.raises(TimeoutError):
+                s.send(b"x")  # the handshake never completes: no consumer ready
+            assert s.close(0.1) == 0
+        with pytest.raises(TimeoutError):
+            r.recv(timeout=0.3)
+        # A plain (unencrypted) client gets nothing through either.
+        with Sender(r.endpoints, timeout=0.5) as plain:
+            with pytest.raises(TimeoutError):
+                plain.send(b"x")
+
+
+@needs_curve
+def test_curve_interop_with_pyzmq_client() -> None:
+    server = CurveKeys.generate()
+    with Receiver(tcp(), curve=Curve.server(server), timeout=T) as r:
+        ctx = zmq.Context.instance()
+        push = ctx.socket(zmq.PUSH)
+        push.linger = 0
+        cpub, csec = zmq.curve_keypair()
+        push.curve_serverkey = server.public_key.encode()
+        push.curve_publickey = cpub
+        push.curve_secretkey = csec
+        push.connect(r.endpoints[0])
+        push.send(b"from pyzmq")
+        assert [bytes(f) for f in r.recv()] == [b"from pyzmq"]
+        push.close()
