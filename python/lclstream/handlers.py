@@ -84,10 +84,8 @@ class BinaryDataStreamingDataHandler:
         self.close_timeout_s = close_timeout_s
         opts: dict[str, Any] = {"bind": role == "server", "socket_type": socket_type}
         if high_water_mark is not None:
-            opts["hwm"] = high_water_mark
-            opts["high_water_mark"] = high_water_mark
-        if send_timeout_s is not None:
-            opts["send_timeout"] = send_timeout_s
+            opts["sndhwm"] = high_water_mark
+        if send_timeout_s is not None:  # else the transport's default deadline
             opts["timeout"] = send_timeout_s
         opts.update(extra)
         self.sender = Sender(url_list, **_accepted(Sender, opts))

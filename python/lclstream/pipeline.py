@@ -255,17 +255,10 @@ def _reduction_from(spec: Any) -> Reduction:
 # Building the parts from a config.
 
 
-def _open_source(config: Any, events: int | None) -> EventSource:
-    from lclstream import sources
+def _open_source(config: Any, totals: StreamTotals) -> EventSource:
+    from lclstream.sources import open_source
 
-    opener = getattr(sources, "open_source", None) or getattr(sources, "create_source", None)
-    if opener is None:
-        raise ConfigError("lclstream.sources has no open_source()")
-    kwargs: dict[str, Any] = {}
-    if events is not None and "max_events" in inspect.signature(opener).parameters:
-        kwargs["max_events"] = events
-    src: EventSource = opener(config, **kwargs)
-    return src
+    return open_source(config, totals=totals)
 
 
 def _make_serializer(config: Any) -> Serializer:
@@ -301,8 +294,10 @@ class _DetectorPlan:
 def _make_calibrator(
     name: str, spec: Any, info: DetectorInfo, source: EventSource
 ) -> tuple[Calibrator, np.dtype[Any], Calibration]:
+    """The prepared calibration of one detector (constants folded once) and its output."""
     from lclstream import calib
 
+    where = f"processing_pipeline.calibration.{name}"
     detector = str(_get(spec, "detector", "auto") or "auto").lower()
     if detector == "auto":
         detector = info.kind.lower()
@@ -311,40 +306,66 @@ def _make_calibrator(
     constants = _get(spec, "constants", "synthetic")
     threads = int(_get(spec, "threads", 0) or 0)
     dtype = _get(spec, "dtype")
-    loader = getattr(source, "constants", None)
+    if output == "photons" and energy is None:
+        raise ConfigError(
+            f"{where}.photon_energy_keV: needed for photon output (the source gives none)"
+        )
     if constants in (None, "synthetic"):
+        loader = getattr(source, "constants", None)
         if loader is None:
             raise ConfigError(
-                f"processing_pipeline.calibration.{name}.constants: 'synthetic' needs a source "
-                "that provides constants; give a constants file instead"
+                f"{where}.constants: 'synthetic' needs a source with built-in constants "
+                "(SyntheticDetector); give a constants file instead"
             )
-        consts = loader(name)
+        consts = dict(loader(name))
     else:
-        read = getattr(calib, "load_constants", None)
-        if read is None:
-            raise ConfigError(f"calibration constants files are not supported ({constants})")
-        consts = read(Path(str(constants)), detector=detector)
-    kinds: dict[str, str] = {"jungfrau": "Jungfrau", "epix10ka": "Epix10ka", "generic": "Generic"}
-    cls_name = kinds.get(detector)
-    if cls_name is None or not hasattr(calib, cls_name):
-        raise ConfigError(
-            f"processing_pipeline.calibration.{name}.detector: {detector!r} is not one of "
-            f"{sorted(kinds)}"
-        )
-    cls = getattr(calib, cls_name)
+        try:
+            consts = calib.load_constants(str(constants), detector=detector)
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"{where}.constants: {e}") from None
     kwargs: dict[str, Any] = {"threads": threads, "output": output}
     if energy is not None:
         kwargs["photon_energy_keV"] = float(energy)
     if dtype is not None:
         kwargs["dtype"] = dtype
-    c = consts if isinstance(consts, Mapping) else _options(consts)
-    obj = cls(c["pedestal"], c["gain"], c.get("offset"), c.get("mask"), **kwargs)
-    if output == "photons":
-        out_dtype = np.dtype(dtype or "uint16")
-    else:
-        out_dtype = np.dtype("float32")
+    try:
+        obj: Any
+        if detector == "jungfrau":
+            obj = calib.Jungfrau(
+                consts["pedestal"],
+                consts["gain"],
+                consts.get("offset"),
+                consts.get("mask"),
+                **kwargs,
+            )
+        elif detector in ("epix10ka", "epix10k2m"):
+            obj = calib.Epix10ka(
+                consts["pedestal"],
+                consts["gain"],
+                consts["config_bits"],
+                consts.get("mask"),
+                **kwargs,
+            )
+        elif detector == "generic":
+            obj = calib.Generic(
+                consts.get("pedestal"),
+                consts.get("gain"),
+                consts.get("mask"),
+                frame_shape=tuple(info.frame_shape),
+                **kwargs,
+            )
+        else:
+            raise ConfigError(
+                f"{where}.detector: {detector!r} is not one of jungfrau, epix10ka, generic, auto"
+            )
+    except KeyError as e:
+        raise ConfigError(f"{where}.constants: no {e.args[0]} in the constants") from None
+    except ValueError as e:
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(f"{where}: {e}") from None
     cal: Calibration = "photons" if output == "photons" else ("adu" if output == "adu" else "keV")
-    return obj, out_dtype, cal
+    return obj, np.dtype(obj.dtype), cal
 
 
 # --------------------------------------------------------------------------------------------
@@ -377,6 +398,10 @@ class Pipeline:
         stream_id: str | None = None,
     ) -> None:
         self._t_created = time.perf_counter()
+        if isinstance(config, (str, Path, Mapping)):
+            from lclstream.config import load_config
+
+            config = load_config(config)
         self.config = config
         self.max_events = events
         self.event_filter = event_filter
@@ -405,7 +430,10 @@ class Pipeline:
         self._closers: list[Callable[[], None]] = []
         self._owned: list[Any] = []
         try:
-            self.source = source if source is not None else _open_source(config, events)
+            self._source_totals = StreamTotals()  # drops inside the source (incomplete events)
+            self.source = (
+                source if source is not None else _open_source(config, self._source_totals)
+            )
             if source is None:
                 self._owned.append(self.source)
             self.serializer = serializer if serializer is not None else _make_serializer(config)
@@ -441,10 +469,6 @@ class Pipeline:
     @classmethod
     def from_config(cls, config: Any, **kwargs: Any) -> Pipeline:
         """A pipeline for a config file path, YAML text mapping or loaded config model."""
-        from lclstream.config import load_config
-
-        if isinstance(config, (str, Path, Mapping)):
-            config = load_config(config)
         return cls(config, **kwargs)
 
     def _pool_count(self) -> int:
@@ -878,6 +902,10 @@ class Pipeline:
             self._send_batch(msgs, n, reason, deliver, st, alive)
         if self._cancelled:
             self.totals.cancelled = True
+        with self._lock:  # the reader is done: fold in what the source itself dropped
+            for reason, n in self._source_totals.drop_reasons.items():
+                self.totals.drop(reason, n)
+            self._source_totals = StreamTotals()
         try:
             end_msgs = self.serializer.end(self.totals)
         except BaseException as e:  # noqa: BLE001
@@ -1029,7 +1057,7 @@ def receive(
 
     url_list = [urls] if isinstance(urls, str) else list(urls)
     result = ReceiveResult(expected=expect)
-    rx = Receiver(url_list, bind=bind, socket_type=socket_type)
+    rx = Receiver(url_list, bind=bind, socket_type=socket_type, timeout=timeout)
     writer = None
     try:
         result.endpoints = list(getattr(rx, "endpoints", url_list))
@@ -1045,8 +1073,9 @@ def receive(
         t_last = t_ready
         while True:
             wait = timeout if t_first is not None or first_timeout is None else first_timeout
-            frames = rx.try_recv(wait)
-            if frames is None:
+            try:
+                frames = rx.recv(wait)
+            except TimeoutError:
                 result.timed_out = True
                 break
             now = time.perf_counter()
