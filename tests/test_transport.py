@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import zmq
 import zmq.auth
-
 from lclstream import transport
 from lclstream.transport import Curve, CurveKeys, Receiver, Sender
 

@@ -7,7 +7,7 @@ stream2 or raw batches. See DESIGN.md in the repository for the contracts.
 
 from __future__ import annotations
 
-from lclstream import _core
+from lclstream import _core, completeness, transport
 from lclstream.batch import Batch, BufferPool, pool_for
 from lclstream.errors import (
     CapacityError,

@@ -201,7 +201,7 @@ class Sender:
     ``bind=True`` binds instead. ``socket_type`` is ``"push"`` (work distribution: each
     message to one consumer, blocking when all are busy) or ``"pub"`` (live preview: may
     drop, counted). ``sndhwm`` is the per-peer queue length; ``timeout`` (seconds, None =
-    forever) bounds every blocking call.
+    forever) bounds every blocking call. ``hwm`` is an alias of ``sndhwm``.
     """
 
     def __init__(
@@ -214,12 +214,13 @@ class Sender:
         timeout: float | None = DEFAULT_TIMEOUT,
         curve: Curve | None = None,
         sndbuf: int = 0,
+        hwm: int | None = None,
     ) -> None:
         self._s = _core.Sender(
             _urls(url_or_urls),
             socket_type,
             bind,
-            sndhwm,
+            sndhwm if hwm is None else hwm,
             timeout,
             None if curve is None else curve._as_dict(),
             sndbuf,
@@ -330,6 +331,13 @@ class Receiver:
         else:
             frames = self._r.recv(timeout, False)
         return [memoryview(f) for f in frames]
+
+    def try_recv(self, timeout: float | None = -1.0) -> list[memoryview] | None:
+        """Like recv, but None instead of ``TimeoutError``."""
+        try:
+            return self.recv(timeout)
+        except TimeoutError:
+            return None
 
     def recv_frames(self, timeout: float | None = -1.0) -> list[Any]:
         """Like recv, but the core's Frame objects (``.address``, ``.nbytes``, buffer protocol)."""
