@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 
 from lclstream.batch import Batch, pool_for
-from lclstream.errors import ConfigError, LclstreamError, SourceError
+from lclstream.completeness import StreamTracker
+from lclstream.errors import ConfigError, FormatError, LclstreamError, SourceError
 from lclstream.protocols import (
     Calibration,
     DataHandler,
@@ -1052,11 +1053,13 @@ def receive(
     numbered .h5 files (at most ``max_files``).
     """
     from lclstream import formats
-    from lclstream.completeness import StreamTracker
     from lclstream.transport import Receiver
 
     url_list = [urls] if isinstance(urls, str) else list(urls)
     result = ReceiveResult(expected=expect)
+    wanted = None if format is None else _FORMAT_KINDS.get(format)
+    if format is not None and wanted is None:
+        raise ConfigError(f"format {format!r} is not one of {', '.join(_FORMAT_KINDS)}")
     rx = Receiver(url_list, bind=bind, socket_type=socket_type, timeout=timeout)
     writer = None
     try:
@@ -1082,20 +1085,25 @@ def receive(
             if t_first is None:
                 t_first = now
             t_last = now
-            parsed = formats.parse(frames) if format is None else formats.parse(frames, format)
+            if wanted is not None:
+                got = formats.detect(frames)
+                if got not in wanted:
+                    raise FormatError(
+                        f"message {result.messages} is {got}, not the expected {format}"
+                    )
+            parsed = formats.parse(frames)
             tracker.add(parsed)
             result.messages += 1
             result.bytes += message_nbytes(frames)
-            if parsed.batch is not None:
+            if parsed.kind == "data" and parsed.batch is not None:
                 result.events += len(parsed.batch)
                 _touch(parsed.batch)
             if writer is not None and (max_files is None or result.messages <= max_files):
                 writer.write(frames)
-            _update_from_tracker(result, tracker)
+            if parsed.kind == "end" and tracker.done:  # reports cost O(messages): only here
+                break
             if on_message is not None:
                 on_message(result)
-            if result.ended:
-                break
         result.seconds = (t_last - t_first) if t_first is not None else 0.0
         result.startup_seconds = (t_first - t_ready) if t_first is not None else 0.0
         _update_from_tracker(result, tracker)
@@ -1109,24 +1117,32 @@ def receive(
     return result
 
 
+#: --format name -> what formats.detect() says for such messages.
+_FORMAT_KINDS: dict[str, tuple[str, ...]] = {
+    "hdf5": ("hdf5",),
+    "simplon": ("simplon", "lclstreamer_simplon"),
+    "raw": ("raw",),
+}
+
+
 def _touch(batch: EventBatch) -> None:
     """Make sure every array of a parsed batch is really there (lazy readers decode now)."""
     for arr in batch.arrays.values():
         np.asarray(arr)
 
 
-def _update_from_tracker(result: ReceiveResult, tracker: Any) -> None:
-    summary = tracker.summary() if hasattr(tracker, "summary") else {}
-    get = summary.get if isinstance(summary, Mapping) else (lambda k, d=None: d)
-    result.senders = int(get("senders", 0) or 0)
-    result.senders_ended = int(get("senders_ended", 0) or 0)
-    result.events_sent = int(get("events_sent", 0) or 0)
-    result.events_dropped = int(get("events_dropped", 0) or 0)
-    result.drop_reasons = dict(get("drop_reasons", {}) or {})
-    result.stream_ids = list(get("stream_ids", []) or [])
-    result.problems = list(get("problems", []) or [])
-    result.ended = bool(getattr(tracker, "done", False))
-    complete = bool(getattr(tracker, "complete", False))
+def _update_from_tracker(result: ReceiveResult, tracker: StreamTracker) -> None:
+    summary = tracker.summary()
+    result.senders = int(summary["senders"])
+    result.senders_ended = int(summary["senders_ended"])
+    result.events_sent = int(summary["events_sent"])
+    result.events_dropped = int(summary["events_dropped"])
+    result.drop_reasons = dict(summary["drop_reasons"])
+    result.stream_ids = list(summary["stream_ids"])
+    result.problems = list(summary["problems"])
+    result.ended = bool(summary["done"])
+    complete = bool(summary["complete"])
     if result.expected is not None and result.events != result.expected:
         complete = False
+        result.problems.append(f"{result.events} events received, {result.expected} expected")
     result.complete = complete
