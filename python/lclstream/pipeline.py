@@ -457,6 +457,7 @@ class Pipeline:
                 calibration=self._calibration,
                 detectors={p.name: p.info for p in self._plans.values()},
             )
+            self._hit_fn = self._hit_oracle()
             self._pools = {
                 p.name: pool_for(self.batch_size, p.out_shape, p.out_dtype, self._pool_count())
                 for p in self._plans.values()
@@ -511,6 +512,24 @@ class Pipeline:
                 )
         self._calibration: Calibration = calibrations.pop() if len(calibrations) == 1 else "raw"
         return plans
+
+    def _hit_oracle(self) -> Callable[[int], bool] | None:
+        """Ground truth of the synthetic detector (``is_hit(index)``), where there is one."""
+        by_name = getattr(self.source, "data_sources", None)
+        if not isinstance(by_name, Mapping):
+            return None
+        for name in self._plans:
+            fn = getattr(by_name.get(name), "is_hit", None)
+            if callable(fn):
+                return fn  # type: ignore[no-any-return]
+        return None
+
+    def _is_hit(self, ev: Event) -> bool:
+        """A hit finder's verdict (``ev.data['is_hit']``) or the source's ground truth."""
+        v = ev.data.get("is_hit")
+        if v is not None:
+            return bool(v)
+        return self._hit_fn is not None and bool(self._hit_fn(ev.event_id))
 
     # ---- public state -----------------------------------------------------------------------
 
@@ -741,7 +760,7 @@ class Pipeline:
                     with self._lock:
                         self._drop_locked("vetoed")
                     continue
-                if _is_hit(ev):
+                if self._is_hit(ev):
                     with self._lock:
                         self._hits += 1
                 for b in batches.values():
@@ -963,20 +982,6 @@ class Pipeline:
                 self.totals.messages_sent += len(msgs)
             else:
                 self._drop_locked("send_error", n)
-
-
-def _is_hit(ev: Event) -> bool:
-    """Ground truth or a hit finder's verdict, where the source or a reducer gave one."""
-    for key in ("is_hit", "hit"):
-        v = ev.data.get(key)
-        if v is not None:
-            return bool(v)
-    meta = getattr(ev, "metadata", None)
-    if isinstance(meta, Mapping):
-        for key in ("is_hit", "hit"):
-            if key in meta:
-                return bool(meta[key])
-    return False
 
 
 def _signature_params(fn: Callable[..., Any]) -> set[str]:
