@@ -150,3 +150,47 @@ class Receiver:
     def endpoints(self) -> list[str]: ...
     @property
     def closed(self) -> bool: ...
+
+# ---- codec ----------------------------------------------------------------------------
+def codec_compress_bound(
+    codec: str, nbytes: int, elem_size: int, level: int = 0, block_size: int = 0
+) -> int: ...
+def codec_compress(
+    array: np.ndarray,
+    codec: str = "bslz4",
+    level: int = 0,
+    threads: int = 1,
+    block_size: int = 0,
+    out: np.ndarray | None = None,
+) -> np.ndarray: ...
+def codec_decompress(
+    chunk: Any,
+    codec: str,
+    dtype: np.dtype[Any],
+    shape: list[int],
+    threads: int = 1,
+    out: np.ndarray | None = None,
+) -> np.ndarray: ...
+def codec_compress_frames(
+    array: np.ndarray,
+    codec: str = "bslz4",
+    level: int = 0,
+    threads: int = 0,
+    block_size: int = 0,
+    out: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+def codec_decompress_frames(
+    chunks: Any,
+    offsets: np.ndarray,
+    sizes: np.ndarray,
+    codec: str,
+    dtype: np.dtype[Any],
+    shape: list[int],
+    threads: int = 0,
+    out: np.ndarray | None = None,
+) -> np.ndarray: ...
+def codec_hdf5_filter(codec: str, level: int = 0) -> tuple[int, tuple[int, ...]]: ...
+def codec_uncompressed_size(chunk: Any, codec: str) -> int: ...
+def bitshuffle_default_block_size(elem_size: int) -> int: ...
+def bitshuffle(array: np.ndarray, block_size: int = 0) -> np.ndarray: ...
+def bitunshuffle(array: np.ndarray, block_size: int = 0) -> np.ndarray: ...

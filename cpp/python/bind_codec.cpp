@@ -1,0 +1,204 @@
+// Codecs: chunks in the HDF5 filters' layouts. Inputs are taken without copies (buffer
+// protocol, C-contiguous), outputs are numpy uint8 arrays (or the caller's `out`); the GIL is
+// released around every kernel.
+#include <cstring>
+
+#include "bindings.hpp"
+#include "lclstream/codec.hpp"
+#include "lclstream/error.hpp"
+
+namespace lclstream::py_bind {
+namespace {
+
+std::span<const std::byte> bytes_of(const py::buffer& b, const char* what) {
+  py::buffer_info info = b.request();
+  // A 1-D or C-contiguous buffer: strides must match a packed row-major layout.
+  py::ssize_t expect = info.itemsize;
+  for (py::ssize_t i = info.ndim; i-- > 0;) {
+    if (info.shape[i] != 1 && info.strides[i] != expect) {
+      throw ValueError(std::string(what) + " must be a C-contiguous buffer");
+    }
+    expect *= info.shape[i];
+  }
+  return {static_cast<const std::byte*>(info.ptr), static_cast<std::size_t>(info.size * info.itemsize)};
+}
+
+std::span<std::byte> writable_bytes(const py::array& a, const char* what) {
+  require_contiguous(a, what);
+  if (!a.writeable()) throw ValueError(std::string(what) + " is read-only");
+  return {static_cast<std::byte*>(const_cast<void*>(a.data())), static_cast<std::size_t>(a.nbytes())};
+}
+
+CodecOptions options(const std::string& codec, int level, std::size_t block_size) {
+  CodecOptions o;
+  o.codec = codec_from_name(codec);
+  o.level = level;
+  o.block_size = block_size;
+  return o;
+}
+
+std::size_t elem_size_of(const py::array& a) { return dtype_size(dtype_of(a)); }
+
+py::array_t<std::uint8_t> out_or_new(const py::object& out, std::size_t bytes, const char* what) {
+  if (out.is_none()) return py::array_t<std::uint8_t>(static_cast<py::ssize_t>(bytes));
+  auto arr = py::cast<py::array>(out);
+  if (arr.dtype().kind() != 'u' || arr.itemsize() != 1 || arr.ndim() != 1) {
+    throw ValueError(std::string(what) + " must be a 1-D uint8 array");
+  }
+  writable_bytes(arr, what);
+  if (static_cast<std::size_t>(arr.nbytes()) < bytes) {
+    throw CapacityError(std::string(what) + " holds " + std::to_string(arr.nbytes()) + " bytes, needs " + std::to_string(bytes));
+  }
+  return py::reinterpret_borrow<py::array_t<std::uint8_t>>(arr);
+}
+
+py::array make_output(const py::object& out, const py::dtype& dt, const std::vector<py::ssize_t>& shape) {
+  if (out.is_none()) return py::array(dt, shape);
+  auto arr = py::cast<py::array>(out);
+  writable_bytes(arr, "decompress: out");
+  if (!arr.dtype().equal(dt)) throw ValueError("decompress: out has the wrong dtype");
+  bool same = static_cast<std::size_t>(arr.ndim()) == shape.size();
+  for (std::size_t i = 0; same && i < shape.size(); ++i) same = arr.shape(static_cast<py::ssize_t>(i)) == shape[i];
+  if (!same) throw ValueError("decompress: out has the wrong shape");
+  return arr;
+}
+
+}  // namespace
+}  // namespace lclstream::py_bind
+
+using namespace lclstream;
+using namespace lclstream::py_bind;
+
+LCLSTREAM_BINDING(codec) {
+  m.def("codec_compress_bound", [](const std::string& codec, std::size_t nbytes, std::size_t elem_size, int level,
+                                   std::size_t block_size) {
+        return compress_bound(options(codec, level, block_size), nbytes, elem_size);
+      }, py::arg("codec"), py::arg("nbytes"), py::arg("elem_size"), py::arg("level") = 0, py::arg("block_size") = 0);
+
+  m.def("codec_compress", [](const py::array& a, const std::string& codec, int level, int threads,
+                             std::size_t block_size, const py::object& out) {
+        require_contiguous(a, "compress: array");
+        const auto opt = options(codec, level, block_size);
+        const std::size_t es = elem_size_of(a);
+        std::span<const std::byte> in(static_cast<const std::byte*>(a.data()), static_cast<std::size_t>(a.nbytes()));
+        const std::size_t bound = compress_bound(opt, in.size(), es);
+        auto buf = out_or_new(out, bound, "compress: out");
+        std::span<std::byte> o(reinterpret_cast<std::byte*>(buf.mutable_data()), static_cast<std::size_t>(buf.nbytes()));
+        std::size_t n = 0;
+        {
+          py::gil_scoped_release nogil;
+          n = compress_chunk(in, es, o, opt, threads);
+        }
+        return py::object(buf[py::slice(0, static_cast<py::ssize_t>(n), 1)]);
+      }, py::arg("array"), py::arg("codec") = "bslz4", py::arg("level") = 0, py::arg("threads") = 1,
+      py::arg("block_size") = 0, py::arg("out") = py::none(),
+      "One chunk for the whole array in the HDF5 filter's layout; a uint8 view of (part of) `out`.");
+
+  m.def("codec_decompress", [](const py::buffer& chunk, const std::string& codec, const py::dtype& dt,
+                               const std::vector<py::ssize_t>& shape, int threads, const py::object& out) {
+        auto c = bytes_of(chunk, "decompress: chunk");
+        py::array res = make_output(out, dt, shape);
+        const std::size_t es = elem_size_of(res);
+        auto o = writable_bytes(res, "decompress: out");
+        const Codec k = codec_from_name(codec);
+        {
+          py::gil_scoped_release nogil;
+          decompress_chunk(c, es, o, k, threads);
+        }
+        return res;
+      }, py::arg("chunk"), py::arg("codec"), py::arg("dtype"), py::arg("shape"), py::arg("threads") = 1,
+      py::arg("out") = py::none());
+
+  m.def("codec_compress_frames", [](const py::array& a, const std::string& codec, int level, int threads,
+                                    std::size_t block_size, const py::object& out) {
+        require_contiguous(a, "compress_frames: array");
+        if (a.ndim() < 1) throw ValueError("compress_frames: array needs a leading event axis");
+        const auto opt = options(codec, level, block_size);
+        const std::size_t es = elem_size_of(a);
+        const std::size_t frames = static_cast<std::size_t>(a.shape(0));
+        std::span<const std::byte> in(static_cast<const std::byte*>(a.data()), static_cast<std::size_t>(a.nbytes()));
+        const std::size_t fb = frames ? in.size() / frames : 0;
+        auto buf = out_or_new(out, compress_frames_bound(opt, frames, fb, es), "compress_frames: out");
+        std::span<std::byte> o(reinterpret_cast<std::byte*>(buf.mutable_data()), static_cast<std::size_t>(buf.nbytes()));
+        std::vector<std::size_t> offsets, sizes;
+        std::size_t total = 0;
+        {
+          py::gil_scoped_release nogil;
+          total = compress_frames(in, frames, es, o, opt, threads, offsets, sizes);
+        }
+        py::array_t<std::int64_t> off(static_cast<py::ssize_t>(frames)), siz(static_cast<py::ssize_t>(frames));
+        for (std::size_t i = 0; i < frames; ++i) {
+          off.mutable_at(static_cast<py::ssize_t>(i)) = static_cast<std::int64_t>(offsets[i]);
+          siz.mutable_at(static_cast<py::ssize_t>(i)) = static_cast<std::int64_t>(sizes[i]);
+        }
+        return py::make_tuple(py::object(buf[py::slice(0, static_cast<py::ssize_t>(total), 1)]), off, siz);
+      }, py::arg("array"), py::arg("codec") = "bslz4", py::arg("level") = 0, py::arg("threads") = 0,
+      py::arg("block_size") = 0, py::arg("out") = py::none());
+
+  m.def("codec_decompress_frames", [](const py::buffer& chunks, const py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>& offsets,
+                                      const py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>& sizes,
+                                      const std::string& codec, const py::dtype& dt, const std::vector<py::ssize_t>& shape,
+                                      int threads, const py::object& out) {
+        auto c = bytes_of(chunks, "decompress_frames: chunks");
+        if (offsets.ndim() != 1 || sizes.ndim() != 1 || offsets.size() != sizes.size()) {
+          throw ValueError("decompress_frames: offsets and sizes must be 1-D of equal length");
+        }
+        if (shape.empty() || shape[0] != offsets.size()) {
+          throw ValueError("decompress_frames: shape[0] must equal the number of chunks");
+        }
+        std::vector<std::size_t> off(static_cast<std::size_t>(offsets.size())), siz(off.size());
+        for (std::size_t i = 0; i < off.size(); ++i) {
+          const auto oi = offsets.at(static_cast<py::ssize_t>(i)), si = sizes.at(static_cast<py::ssize_t>(i));
+          if (oi < 0 || si < 0) throw ValueError("decompress_frames: negative offset or size");
+          off[i] = static_cast<std::size_t>(oi);
+          siz[i] = static_cast<std::size_t>(si);
+        }
+        py::array res = make_output(out, dt, shape);
+        const std::size_t es = elem_size_of(res);
+        auto o = writable_bytes(res, "decompress_frames: out");
+        const Codec k = codec_from_name(codec);
+        {
+          py::gil_scoped_release nogil;
+          decompress_frames(c, off, siz, es, o, k, threads);
+        }
+        return res;
+      }, py::arg("chunks"), py::arg("offsets"), py::arg("sizes"), py::arg("codec"), py::arg("dtype"), py::arg("shape"),
+      py::arg("threads") = 0, py::arg("out") = py::none());
+
+  m.def("codec_hdf5_filter", [](const std::string& codec, int level) {
+        const Codec k = codec_from_name(codec);
+        auto opts = hdf5_filter_options(k, level);
+        py::tuple t(opts.size());
+        for (std::size_t i = 0; i < opts.size(); ++i) t[i] = opts[i];
+        return py::make_tuple(hdf5_filter_id(k), t);
+      }, py::arg("codec"), py::arg("level") = 0);
+
+  m.def("codec_uncompressed_size", [](const py::buffer& chunk, const std::string& codec) {
+        return chunk_uncompressed_size(codec_from_name(codec), bytes_of(chunk, "chunk"));
+      }, py::arg("chunk"), py::arg("codec"));
+
+  m.def("bitshuffle_default_block_size", &bitshuffle_default_block_size, py::arg("elem_size"));
+
+  auto shuffle = [](bool forward) {
+    return [forward](const py::array& a, std::size_t block_size) {
+      require_contiguous(a, "bitshuffle: array");
+      const std::size_t es = elem_size_of(a);
+      std::vector<py::ssize_t> shape(a.shape(), a.shape() + a.ndim());
+      py::array res(a.dtype(), shape);
+      std::span<const std::byte> in(static_cast<const std::byte*>(a.data()), static_cast<std::size_t>(a.nbytes()));
+      auto o = writable_bytes(res, "bitshuffle: out");
+      {
+        py::gil_scoped_release nogil;
+        if (forward) {
+          bitshuffle(in, o, es, block_size);
+        } else {
+          bitunshuffle(in, o, es, block_size);
+        }
+      }
+      return res;
+    };
+  };
+  m.def("bitshuffle", shuffle(true), py::arg("array"), py::arg("block_size") = 0,
+        "bshuf_bitshuffle: bit-transposes each block (same bytes as the bitshuffle package).");
+  m.def("bitunshuffle", shuffle(false), py::arg("array"), py::arg("block_size") = 0);
+}

@@ -1,0 +1,52 @@
+#pragma once
+// Internal interface between the portable chunk code and the per-ISA kernels. Each ISA's
+// kernels live in their own namespace and are reached only through bitshuffle.cpp's dispatch.
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace lclstream {
+
+namespace scalar {
+void bit_transpose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size);
+void bit_untranspose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size);
+}  // namespace scalar
+namespace avx2 {
+void bit_transpose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size);
+void bit_untranspose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size);
+}  // namespace avx2
+namespace avx512 {
+void bit_transpose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size);
+void bit_untranspose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size);
+}  // namespace avx512
+
+namespace codec_detail {
+
+inline void put_be32(std::byte* p, std::uint32_t v) noexcept {
+  p[0] = std::byte(v >> 24);
+  p[1] = std::byte(v >> 16);
+  p[2] = std::byte(v >> 8);
+  p[3] = std::byte(v);
+}
+inline void put_be64(std::byte* p, std::uint64_t v) noexcept {
+  put_be32(p, static_cast<std::uint32_t>(v >> 32));
+  put_be32(p + 4, static_cast<std::uint32_t>(v));
+}
+inline std::uint32_t get_be32(const std::byte* p) noexcept {
+  return (std::uint32_t(p[0]) << 24) | (std::uint32_t(p[1]) << 16) | (std::uint32_t(p[2]) << 8) |
+         std::uint32_t(p[3]);
+}
+inline std::uint64_t get_be64(const std::byte* p) noexcept {
+  return (std::uint64_t(get_be32(p)) << 32) | get_be32(p + 4);
+}
+
+/// Encodes one bit-transposed block (8*elem_size planes of `plane_bytes` each) as one valid
+/// LZ4 block: constant planes become offset-1 matches, noisy planes literals, the rest goes
+/// through LZ4. `lz4_state` is an LZ4_stream_t-sized scratch, `tmp` holds
+/// LZ4_compressBound(block bytes). Returns the LZ4 block's size, or 0 if `cap` is too small.
+std::size_t encode_planes_lz4(const std::byte* planes, std::size_t plane_bytes, std::size_t nplanes,
+                              std::byte* out, std::size_t cap, void* lz4_state, std::byte* tmp,
+                              std::size_t tmp_cap);
+
+}  // namespace codec_detail
+}  // namespace lclstream

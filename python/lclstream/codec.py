@@ -1,0 +1,174 @@
+"""Lossless chunk codecs: bitshuffle+LZ4/zstd, LZ4 and zstd in the HDF5 filters' own layouts.
+
+Chunks are made by the C++ core (``_core.codec_*``) in exactly the bytes the HDF5 filters
+write (32008 bitshuffle for ``bslz4``/``bszstd``, 32004 for ``lz4``, 32015 for ``zstd``;
+layout in ``cpp/src/codec/FORMAT.md``), so a serializer stores them with a direct chunk write
+and any reader with hdf5plugin, the ``bitshuffle`` package or DECTRIS' bslz4 decoders reads
+them. Inputs are used in place (C-contiguous), the GIL is released while compressing.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from lclstream import _core
+
+CodecName = Literal["bslz4", "bszstd", "lz4", "zstd"]
+
+CODECS: tuple[str, ...] = ("bslz4", "bszstd", "lz4", "zstd")
+
+#: LCLStreamer's compression names for the codecs they share with us.
+LCLSTREAMER_NAMES: dict[str, str] = {
+    "bitshuffle_with_lz4": "bslz4",
+    "bitshuffle_with_zstd": "bszstd",
+}
+
+#: HDF5 filter ids, as registered with The HDF Group.
+FILTER_IDS: dict[str, int] = {"bslz4": 32008, "bszstd": 32008, "lz4": 32004, "zstd": 32015}
+
+
+def _name(codec: str) -> str:
+    name = LCLSTREAMER_NAMES.get(codec, codec)
+    if name not in CODECS:
+        raise _core.LclstreamValueError(
+            f"unknown codec {codec!r}; expected one of {', '.join(CODECS)}"
+        )
+    return name
+
+
+def _level(level: int | None) -> int:
+    return 0 if level is None else int(level)
+
+
+def compress(
+    array: npt.ArrayLike,
+    codec: str = "bslz4",
+    *,
+    level: int | None = None,
+    threads: int = 0,
+    out: npt.NDArray[np.uint8] | None = None,
+) -> npt.NDArray[np.uint8]:
+    """One chunk for the whole array, header included, in the HDF5 filter's layout.
+
+    ``level`` is the zstd level (default 3; ignored by LZ4). ``threads`` shares the blocks of
+    the chunk among threads (0 = all cores). Returns a uint8 array (a view into ``out`` when
+    given, which must hold :func:`compress_bound` bytes).
+    """
+    a = np.asarray(array)
+    if not a.flags.c_contiguous:
+        raise _core.LclstreamValueError("compress: array must be C-contiguous")
+    return _core.codec_compress(a, _name(codec), _level(level), threads, 0, out)
+
+
+def decompress(
+    chunk: bytes | bytearray | memoryview | npt.NDArray[np.uint8],
+    codec: str = "bslz4",
+    *,
+    dtype: npt.DTypeLike,
+    shape: int | tuple[int, ...],
+    out: npt.NDArray[np.generic] | None = None,
+    threads: int = 1,
+) -> npt.NDArray[np.generic]:
+    """Decodes one chunk into an array of ``dtype`` and ``shape`` (or into ``out``).
+
+    Raises CorruptDataError when the chunk is truncated or corrupt, or declares a size other
+    than ``dtype`` x ``shape`` (checked before anything is allocated or written).
+    """
+    shp = (shape,) if isinstance(shape, int) else tuple(int(s) for s in shape)
+    return _core.codec_decompress(chunk, _name(codec), np.dtype(dtype), list(shp), threads, out)
+
+
+def compress_bound(nbytes: int, elem_size: int, codec: str = "bslz4") -> int:
+    """The largest chunk :func:`compress` can return for ``nbytes`` of ``elem_size`` elements."""
+    return int(_core.codec_compress_bound(_name(codec), nbytes, elem_size))
+
+
+def compress_frames(
+    frames: npt.NDArray[np.generic],
+    codec: str = "bslz4",
+    *,
+    level: int | None = None,
+    threads: int = 0,
+    out: npt.NDArray[np.uint8] | None = None,
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """One chunk per event of a stacked (events first) array, packed back to back.
+
+    Returns ``(buffer, offsets, sizes)``: event ``i``'s chunk is
+    ``buffer[offsets[i]:offsets[i] + sizes[i]]``, ready for ``write_direct_chunk``. Events
+    are compressed in parallel on ``threads`` threads (0 = all cores).
+    """
+    if not frames.flags.c_contiguous:
+        raise _core.LclstreamValueError("compress_frames: array must be C-contiguous")
+    buf, offsets, sizes = _core.codec_compress_frames(
+        frames, _name(codec), _level(level), threads, 0, out
+    )
+    return buf, offsets, sizes
+
+
+def decompress_frames(
+    chunks: bytes | bytearray | memoryview | npt.NDArray[np.uint8],
+    offsets: npt.ArrayLike,
+    sizes: npt.ArrayLike,
+    codec: str = "bslz4",
+    *,
+    dtype: npt.DTypeLike,
+    frame_shape: tuple[int, ...],
+    out: npt.NDArray[np.generic] | None = None,
+    threads: int = 0,
+) -> npt.NDArray[np.generic]:
+    """Inverse of :func:`compress_frames`: one array shaped ``(events, *frame_shape)``."""
+    off = np.ascontiguousarray(offsets, dtype=np.int64)
+    siz = np.ascontiguousarray(sizes, dtype=np.int64)
+    shape = [len(off), *(int(s) for s in frame_shape)]
+    return _core.codec_decompress_frames(
+        chunks, off, siz, _name(codec), np.dtype(dtype), shape, threads, out
+    )
+
+
+def hdf5_filter(
+    codec: str = "bslz4", dtype: npt.DTypeLike | None = None, level: int | None = None
+) -> tuple[int, tuple[int, ...]]:
+    """``(filter_id, cd_values)`` for h5py ``create_dataset(compression=, compression_opts=)``.
+
+    The values are those hdf5plugin uses (``Bitshuffle(cname=...)``, ``LZ4()``, ``Zstd()``),
+    so HDF5 records the filter that decodes the chunks we write directly. The element size is
+    not part of them: HDF5 adds it (set_local) from the dataset's dtype, so ``dtype`` is only
+    checked to be one the codecs handle.
+    """
+    if dtype is not None and np.dtype(dtype).kind not in "uif":
+        raise _core.LclstreamValueError(f"hdf5_filter: unsupported dtype {np.dtype(dtype)}")
+    fid, opts = _core.codec_hdf5_filter(_name(codec), _level(level))
+    return int(fid), tuple(int(v) for v in opts)
+
+
+def bitshuffle(array: npt.NDArray[np.generic], block_size: int = 0) -> npt.NDArray[np.generic]:
+    """bshuf_bitshuffle: bit-transposed blocks, the same bytes as the bitshuffle package."""
+    return _core.bitshuffle(np.ascontiguousarray(array), block_size)
+
+
+def bitunshuffle(array: npt.NDArray[np.generic], block_size: int = 0) -> npt.NDArray[np.generic]:
+    """Inverse of :func:`bitshuffle`."""
+    return _core.bitunshuffle(np.ascontiguousarray(array), block_size)
+
+
+def default_block_size(elem_size: int) -> int:
+    """bitshuffle's default block size in elements (bshuf_default_block_size)."""
+    return int(_core.bitshuffle_default_block_size(elem_size))
+
+
+__all__ = [
+    "CODECS",
+    "FILTER_IDS",
+    "bitshuffle",
+    "bitunshuffle",
+    "compress",
+    "compress_bound",
+    "compress_frames",
+    "decompress",
+    "decompress_frames",
+    "default_block_size",
+    "hdf5_filter",
+]

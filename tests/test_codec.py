@@ -1,0 +1,250 @@
+"""Codec chunks against independent decoders and encoders: the bitshuffle package, h5py +
+hdf5plugin (direct chunk writes read back through the normal API, and the reverse), plus
+round trips over generated arrays and corrupt-input checks."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import bitshuffle as bshuf
+import h5py
+import hdf5plugin
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from lclstream import _core, codec
+from lclstream.errors import CorruptDataError
+
+DTYPES = ["u1", "i1", "u2", "i2", "u4", "i4", "f4", "u8", "i8", "f8"]
+SIZES = [0, 1, 7, 8, 9, 127, 128, 1000, 4096, 4100, 70003]
+
+
+@pytest.fixture(params=_core.available_isas())
+def isa(request: pytest.FixtureRequest) -> Iterator[str]:
+    before = _core.isa()
+    _core.set_isa(request.param)
+    yield request.param
+    _core.set_isa(before)
+
+
+def sample(dtype: str, n: int, seed: int = 0) -> np.ndarray:
+    """Detector-like values: a smooth-ish level, noise, some zeros; all bit planes exercised."""
+    rng = np.random.default_rng(seed)
+    dt = np.dtype(dtype)
+    if dt.kind == "f":
+        return (rng.normal(1000, 30, n) * (rng.random(n) > 0.2)).astype(dt)
+    info = np.iinfo(dt)
+    v = rng.normal(0, 1, n) * min(info.max, 3000) * 0.3
+    v[rng.random(n) < 0.5] = 0
+    return np.clip(v, info.min, info.max).astype(dt)
+
+
+def jungfrau_like(n: int, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    ped = rng.uniform(1000, 3000, n)
+    a = ped + rng.normal(0, 4, n)
+    gain = (rng.random(n) < 0.001).astype(np.uint16) << 14
+    return (a.astype(np.uint16) & 0x3FFF) | gain
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bitshuffle_matches_package_for_every_isa(isa: str, dtype: str) -> None:
+    for n in SIZES:
+        a = sample(dtype, n)
+        ours = codec.bitshuffle(a)
+        ref = bshuf.bitshuffle(a)
+        assert ours.view(np.uint8).tobytes() == ref.view(np.uint8).tobytes(), (isa, dtype, n)
+        assert np.array_equal(codec.bitunshuffle(ours), a)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bslz4_decoded_by_package_and_package_chunks_decoded_by_us(dtype: str) -> None:
+    for n in SIZES:
+        a = sample(dtype, n)
+        ch = codec.compress(a, "bslz4")
+        if n:
+            got = bshuf.decompress_lz4(np.asarray(ch[12:]), a.shape, a.dtype)
+            assert np.array_equal(got, a), (dtype, n)
+        ref = bshuf.compress_lz4(a)
+        bs = codec.default_block_size(a.itemsize) * a.itemsize
+        header = int(a.nbytes).to_bytes(8, "big") + bs.to_bytes(4, "big")
+        back = codec.decompress(header + ref.tobytes(), "bslz4", dtype=a.dtype, shape=a.shape)
+        assert np.array_equal(back, a)
+
+
+def test_bszstd_decoded_by_package() -> None:
+    for dtype in ["u2", "u4", "f4"]:
+        a = sample(dtype, 9001)
+        ch = codec.compress(a, "bszstd", level=5)
+        got = bshuf.decompress_zstd(np.asarray(ch[12:]), a.shape, a.dtype)
+        assert np.array_equal(got, a)
+        ref = bshuf.compress_zstd(a)
+        header = int(a.nbytes).to_bytes(8, "big") + (8192).to_bytes(4, "big")
+        assert np.array_equal(
+            codec.decompress(header + ref.tobytes(), "bszstd", dtype=dtype, shape=a.shape), a
+        )
+
+
+def _h5_direct_roundtrip(a: np.ndarray, name: str, level: int | None) -> np.ndarray:
+    fid, opts = codec.hdf5_filter(name, a.dtype, level)
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        ds = f.create_dataset(
+            "d",
+            shape=(2, *a.shape),
+            dtype=a.dtype,
+            chunks=(1, *a.shape),
+            compression=fid,
+            compression_opts=opts,
+        )
+        for i in range(2):
+            ds.id.write_direct_chunk(
+                (i,) + (0,) * a.ndim, codec.compress(a + i, name, level=level).tobytes()
+            )
+    with h5py.File(io.BytesIO(buf.getvalue()), "r") as f:
+        return np.asarray(f["d"][...])
+
+
+@pytest.mark.parametrize("name", codec.CODECS)
+@pytest.mark.parametrize("dtype", ["u1", "u2", "u4", "f4", "f8"])
+def test_chunks_read_by_h5py_hdf5plugin(name: str, dtype: str) -> None:
+    a = sample(dtype, 4 * 1031).reshape(4, 1031)  # not a multiple of 8 elements
+    got = _h5_direct_roundtrip(a, name, level=4)
+    assert np.array_equal(got[0], a) and np.array_equal(got[1], a + 1)
+
+
+HDF5PLUGIN = {
+    "bslz4": lambda: hdf5plugin.Bitshuffle(cname="lz4"),
+    "bszstd": lambda: hdf5plugin.Bitshuffle(cname="zstd", clevel=3),
+    "lz4": lambda: hdf5plugin.LZ4(),
+    "zstd": lambda: hdf5plugin.Zstd(),
+}
+
+
+@pytest.mark.parametrize("name", codec.CODECS)
+@pytest.mark.parametrize("dtype", ["u2", "i4", "f4"])
+def test_hdf5plugin_chunks_decoded_by_us(name: str, dtype: str) -> None:
+    a = sample(dtype, 3 * 5003).reshape(3, 5003)
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        f.create_dataset("d", data=a, chunks=(1, 5003), **HDF5PLUGIN[name]())
+        for i in range(3):
+            _, raw = f["d"].id.read_direct_chunk((i, 0))
+            got = codec.decompress(raw, name, dtype=dtype, shape=(5003,))
+            assert np.array_equal(got, a[i])
+
+
+def test_hdf5_filter_options_match_hdf5plugin() -> None:
+    assert codec.hdf5_filter("bslz4") == (
+        32008,
+        tuple(hdf5plugin.Bitshuffle(cname="lz4").filter_options),
+    )
+    assert codec.hdf5_filter("bszstd", "uint16", 5) == (
+        32008,
+        tuple(hdf5plugin.Bitshuffle(cname="zstd", clevel=5).filter_options),
+    )
+    assert codec.hdf5_filter("lz4") == (32004, tuple(hdf5plugin.LZ4().filter_options))
+    assert codec.hdf5_filter("zstd", level=3) == (
+        32015,
+        tuple(hdf5plugin.Zstd(clevel=3).filter_options),
+    )
+    assert codec.hdf5_filter("bitshuffle_with_lz4")[0] == 32008
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=hnp.arrays(
+        dtype=st.sampled_from([np.dtype(d) for d in DTYPES]),
+        shape=hnp.array_shapes(min_dims=1, max_dims=2, min_side=0, max_side=300),
+    ),
+    name=st.sampled_from(codec.CODECS),
+)
+def test_roundtrip_generated(data: np.ndarray, name: str) -> None:
+    ch = codec.compress(data, name)
+    assert len(ch) <= codec.compress_bound(data.nbytes, data.itemsize, name)
+    back = codec.decompress(ch, name, dtype=data.dtype, shape=data.shape)
+    assert back.view(np.uint8).tobytes() == data.view(np.uint8).tobytes()
+
+
+def test_large_and_threads_give_identical_bytes() -> None:
+    a = jungfrau_like(512 * 1024 * 2)
+    one = codec.compress(a, "bslz4", threads=1).tobytes()
+    two = codec.compress(a, "bslz4", threads=2).tobytes()
+    assert one == two
+    assert np.array_equal(
+        bshuf.decompress_lz4(np.frombuffer(one[12:], np.uint8), a.shape, a.dtype), a
+    )
+    assert np.array_equal(codec.decompress(one, dtype=a.dtype, shape=a.shape, threads=2), a)
+
+
+@pytest.mark.parametrize("name", ["bslz4", "bszstd"])
+def test_every_isa_writes_the_same_chunk(name: str) -> None:
+    a = jungfrau_like(100003)
+    before = _core.isa()
+    try:
+        chunks = {}
+        for i in _core.available_isas():
+            _core.set_isa(i)
+            chunks[i] = codec.compress(a, name).tobytes()
+            assert np.array_equal(
+                codec.decompress(
+                    chunks["scalar" if "scalar" in chunks else i],
+                    name,
+                    dtype=a.dtype,
+                    shape=a.shape,
+                ),
+                a,
+            )
+    finally:
+        _core.set_isa(before)
+    assert len(set(chunks.values())) == 1
+
+
+@pytest.mark.parametrize("name", codec.CODECS)
+def test_compress_frames_one_chunk_per_event(name: str) -> None:
+    frames = np.stack([jungfrau_like(3 * 1005, seed=s) for s in range(5)]).reshape(5, 3, 1005)
+    buf, offsets, sizes = codec.compress_frames(frames, name, threads=2)
+    assert offsets[0] == 0 and list(offsets[1:]) == list(np.cumsum(sizes)[:-1])
+    for i in range(5):
+        chunk = buf[offsets[i] : offsets[i] + sizes[i]]
+        assert chunk.tobytes() == codec.compress(frames[i], name).tobytes()
+    back = codec.decompress_frames(
+        buf, offsets, sizes, name, dtype=frames.dtype, frame_shape=(3, 1005)
+    )
+    assert np.array_equal(back, frames)
+
+
+@pytest.mark.parametrize("name", codec.CODECS)
+def test_corrupt_and_truncated_chunks_raise(name: str) -> None:
+    a = jungfrau_like(20000)
+    ch = codec.compress(a, name).tobytes()
+    for cut in [0, 5, 11, 12, 15, len(ch) // 2, len(ch) - 1]:
+        with pytest.raises(CorruptDataError):
+            codec.decompress(ch[:cut], name, dtype=a.dtype, shape=a.shape)
+    with pytest.raises(CorruptDataError, match="declares|decod|expected"):
+        codec.decompress(ch, name, dtype=a.dtype, shape=(a.size - 8,))
+    rng = np.random.default_rng(3)
+    for _ in range(200):  # random byte flips: an error or (rarely) wrong data, never a crash
+        bad = bytearray(ch)
+        for pos in rng.integers(0, len(bad), 3):
+            bad[pos] ^= int(rng.integers(1, 256))
+        try:
+            codec.decompress(bytes(bad), name, dtype=a.dtype, shape=a.shape)
+        except CorruptDataError:
+            pass
+
+
+def test_huge_declared_size_refused_before_allocating() -> None:
+    bad = (1 << 60).to_bytes(8, "big") + (8192).to_bytes(4, "big")
+    with pytest.raises(CorruptDataError, match="declares"):
+        codec.decompress(bad, "bslz4", dtype="uint16", shape=(10,))
+
+
+def test_unknown_codec_and_non_contiguous() -> None:
+    with pytest.raises(ValueError, match="unknown codec"):
+        codec.compress(np.zeros(8, np.uint16), "gzip9")
+    with pytest.raises(ValueError, match="contiguous"):
+        codec.compress(np.zeros((8, 8), np.uint16)[:, ::2])
