@@ -114,7 +114,7 @@ class RawBatchSerializer:
             if comp is None or len(arr) == 0:
                 if not arr.flags.c_contiguous:
                     arr = np.ascontiguousarray(arr)
-                payload = memoryview(arr).cast("B") if arr.nbytes else b""
+                payload = arr.data.cast("B") if arr.nbytes else b""
             else:
                 chunks = compress_events(np.ascontiguousarray(arr), comp, threads=self.threads)
                 views = [memoryview(c).cast("B") for c in chunks]

@@ -87,7 +87,9 @@ def _plain_data_source(name: str, params: Any, config: LclstreamConfig) -> DataS
 
 
 @builtin("InternalEventSource")
-def open_internal(config: LclstreamConfig, totals: StreamTotals | None) -> EventSource:
+def open_internal(
+    config: LclstreamConfig, totals: StreamTotals | None, *, worker: int = 0, workers: int = 1
+) -> EventSource:
     es = config.event_source
     assert isinstance(es, InternalEventSourceParameters)
     sources: dict[str, DataSource] = {}
@@ -110,11 +112,15 @@ def open_internal(config: LclstreamConfig, totals: StreamTotals | None) -> Event
         skip_incomplete=config.skip_incomplete_events,
         totals=totals,
         timestamp_source=synth,
+        worker=worker,
+        workers=workers,
     )
 
 
 @builtin("Hdf5EventSource")
-def open_hdf5(config: LclstreamConfig, totals: StreamTotals | None) -> EventSource:
+def open_hdf5(
+    config: LclstreamConfig, totals: StreamTotals | None, *, worker: int = 0, workers: int = 1
+) -> EventSource:
     es = config.event_source
     assert isinstance(es, Hdf5EventSourceParameters)
     if es.files:
@@ -137,6 +143,8 @@ def open_hdf5(config: LclstreamConfig, totals: StreamTotals | None) -> EventSour
             skip_incomplete=config.skip_incomplete_events,
             totals=totals,
             timestamp_source=synth,
+            worker=worker,
+            workers=workers,
         )
     datasets: dict[str, DatasetSpec] = {}
     others: dict[str, DataSource] = {}
@@ -158,11 +166,13 @@ def open_hdf5(config: LclstreamConfig, totals: StreamTotals | None) -> EventSour
         timestamp_path=es.timestamp_path,
         skip_incomplete=config.skip_incomplete_events,
         totals=totals,
+        worker=worker,
+        workers=workers,
     )
 
 
 def _psana_factory(type_name: str) -> Any:
-    def factory(config: LclstreamConfig, totals: StreamTotals | None) -> EventSource:
+    def factory(config: LclstreamConfig, totals: StreamTotals | None, **_: int) -> EventSource:
         raise psana_unavailable(type_name)
 
     return factory
@@ -173,11 +183,17 @@ builtin("Psana2EventSource")(_psana_factory("Psana2EventSource"))
 
 
 def open_source(
-    config: LclstreamConfig | Any, *, totals: StreamTotals | None = None
+    config: LclstreamConfig | Any,
+    *,
+    totals: StreamTotals | None = None,
+    worker: int = 0,
+    workers: int = 1,
 ) -> EventSource:
     """Build the configured event source. ``config``: an LclstreamConfig, a path or a mapping.
 
     Drops of incomplete events (``skip_incomplete_events: true``) are counted into ``totals``.
+    With ``workers`` > 1 this opens worker ``worker``'s share (the shares of all workers
+    together hold every event exactly once), as LCLStreamer's MPI ranks do.
     Raises :class:`SourceError` (or ConfigError for a bad config) with a one-line message.
     """
     if not isinstance(config, LclstreamConfig):
@@ -185,7 +201,7 @@ def open_source(
 
         config = load_config(config)
     factory = get_source_factory(config.event_source.type)
-    return factory(config, totals)
+    return factory(config, totals, worker=worker, workers=workers)
 
 
 __all__ = [

@@ -96,7 +96,7 @@ def parse_source_identifier(identifier: str) -> SourceAddress:
             if key not in values:
                 order.append(key)
             values.setdefault(key, []).append(val)
-        elif key in ("files", "run"):
+        elif key == "files" or (key == "run" and tok.replace("-", "").isdigit()):
             values[key].append(tok)
         else:
             addr.flags.append(tok)

@@ -62,7 +62,8 @@ class CompositeEventSource:
     """Events numbered ``first..first+n``; each data source asked for its value by index.
 
     This is LCLStreamer's ``InternalEventSource``: no external framework, data sources are
-    synthetic detectors, random arrays, constants.
+    synthetic detectors, random arrays, constants. With ``workers`` > 1, worker ``w`` gets
+    the events ``first + w``, ``first + w + workers``, ... (together: every event once).
     """
 
     def __init__(
@@ -75,7 +76,13 @@ class CompositeEventSource:
         totals: StreamTotals | None = None,
         timestamp_source: Any | None = None,
         rate_hz: float = 120.0,
+        worker: int = 0,
+        workers: int = 1,
     ) -> None:
+        if not 0 <= worker < workers:
+            raise SourceError(f"worker {worker} is not within 0..{workers - 1}")
+        self.worker = worker
+        self.workers = workers
         self.data_sources = data_sources
         self.number_of_events = number_of_events
         self.first_event = first_event
@@ -111,7 +118,8 @@ class CompositeEventSource:
 
     def events(self) -> Iterator[Event]:
         sources = list(self.data_sources.items())
-        for index in range(self.first_event, self.first_event + self.number_of_events):
+        end = self.first_event + self.number_of_events
+        for index in range(self.first_event + self.worker, end, self.workers):
             data = {name: ds.get_data(index) for name, ds in sources}
             event = Event(event_id=index, timestamp=self._timestamp(index), data=data)
             if self.incomplete.accept(event):

@@ -3,8 +3,10 @@
 Reads chunk-wise (``read_direct`` of ``chunk_events`` events into reused buffers, two of
 them in turn), so a frame handed out stays valid while the next ``chunk_events`` events are
 read: long enough for a pipeline that copies or calibrates each event into its batch.
-Reads files lclstream wrote (compressed with HDF5 filter 32008: ``hdf5plugin`` is imported
-here) and CXI files from other tools; default dataset ``/entry_1/data_1/data``.
+With ``workers`` > 1, worker ``w`` reads the chunks ``w``, ``w + workers``, ... (together:
+every event once, each chunk read by one worker). Reads files lclstream wrote (compressed
+with HDF5 filter 32008: ``hdf5plugin`` is imported here) and CXI files from other tools;
+default dataset ``/entry_1/data_1/data``.
 """
 
 from __future__ import annotations
@@ -74,7 +76,13 @@ class Hdf5EventSource:
         timestamp_path: str | None = "/LCLS/timestamp",
         skip_incomplete: bool = False,
         totals: StreamTotals | None = None,
+        worker: int = 0,
+        workers: int = 1,
     ) -> None:
+        if not 0 <= worker < workers:
+            raise SourceError(f"worker {worker} is not within 0..{workers - 1}")
+        self.worker = worker
+        self.workers = workers
         if not files:
             raise SourceError("Hdf5EventSource: no files given")
         if not datasets:
@@ -176,6 +184,7 @@ class Hdf5EventSource:
         skip = self.first_event
         global_index = 0
         flip = 0
+        chunk_no = -1
         for path, length in zip(self.files, self._lengths, strict=True):
             if remaining <= 0:
                 break
@@ -190,6 +199,11 @@ class Hdf5EventSource:
                 skip = 0
                 while start < length and remaining > 0:
                     n = min(self.chunk_events, length - start, remaining)
+                    chunk_no += 1
+                    if chunk_no % self.workers != self.worker:  # another worker's chunk
+                        start += n
+                        remaining -= n
+                        continue
                     views: dict[str, np.ndarray] = {}
                     avail: dict[str, int] = {}
                     for name, spec in self.datasets.items():

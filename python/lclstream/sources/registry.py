@@ -5,10 +5,12 @@ A plug-in (the psana2 source, a site's own reader) declares in its ``pyproject.t
     [project.entry-points."lclstream.sources"]
     Psana2EventSource = "lclstream_psana2:open_source"
 
-where ``open_source(config: LclstreamConfig, totals: StreamTotals | None) -> EventSource``
-(see :class:`lclstream.protocols.EventSource`). An entry point with the name of a built-in
-replaces it (that is how the psana2 plug-in takes over the ``Psana2EventSource`` stand-in),
-so the pipeline never changes when a source is added.
+where ``open_source(config: LclstreamConfig, totals: StreamTotals | None, *, worker: int,
+workers: int) -> EventSource`` (see :class:`lclstream.protocols.EventSource`): it opens
+worker ``worker``'s share of the events and counts the events it drops into ``totals``.
+An entry point with the name of a built-in replaces it (that is how the psana2 plug-in
+takes over the ``Psana2EventSource`` stand-in), so the pipeline never changes when a
+source is added.
 """
 
 from __future__ import annotations
@@ -16,17 +18,14 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lclstream.errors import SourceError
-from lclstream.protocols import EventSource, StreamTotals
-
-if TYPE_CHECKING:
-    from lclstream.config import LclstreamConfig
+from lclstream.protocols import EventSource
 
 ENTRY_POINT_GROUP = "lclstream.sources"
 
-SourceFactory = Callable[["LclstreamConfig", StreamTotals | None], EventSource]
+SourceFactory = Callable[..., EventSource]
 
 _BUILTIN: dict[str, SourceFactory] = {}
 _REGISTERED: dict[str, SourceFactory] = {}
