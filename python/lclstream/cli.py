@@ -606,7 +606,7 @@ def inspect_(
     connect: Annotated[
         bool, typer.Option("--connect", help="For a URL: connect instead of binding.")
     ] = False,
-    messages: Annotated[int, typer.Option(min=1, help="For a URL: messages to show.")] = 3,
+    messages: Annotated[int, typer.Option(min=1, help="For a URL: messages to take.")] = 5,
     timeout: Annotated[float, typer.Option(help="For a URL: seconds to wait.")] = 30.0,
     json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -618,38 +618,38 @@ def inspect_(
         from lclstream import inspect as insp
 
         if "://" in target:
-            fn = getattr(insp, "inspect_url", None)
-            if fn is None:
-                raise LclstreamError("inspecting URLs is not available")
-            report = fn(target, bind=not connect, messages=messages, timeout=timeout)
+            report = insp.inspect(_receive_some(target, not connect, messages, timeout))
         else:
-            path = Path(target)
-            if not path.exists():
-                raise LclstreamError(f"{target}: no such file")
-            fn = getattr(insp, "inspect_file", None) or insp.inspect_path
-            report = fn(path)
-    _print_report(report, json_)
-
-
-def _print_report(report: Any, json_: bool) -> None:
+            report = insp.inspect(target)
     if json_:
-        if hasattr(report, "as_dict"):
-            report = report.as_dict()
-        if isinstance(report, str):
-            report = {"text": report}
-        emit_json(report if isinstance(report, dict) else {"report": report})
-        return
-    if isinstance(report, str):
-        typer.echo(report.rstrip("\n"))
-    elif hasattr(report, "__rich__") or hasattr(report, "__rich_console__"):
+        emit_json(report)
+    else:
         from rich.console import Console
 
-        Console().print(report)
-    else:
-        text = (
-            report.text() if hasattr(report, "text") else json.dumps(report, indent=2, default=str)
-        )
-        typer.echo(text)
+        Console(width=max(100, Console().width)).print(insp.render(report))
+
+
+def _receive_some(url: str, bind: bool, n: int, timeout: float) -> list[list[bytes]]:
+    """Up to ``n`` messages from ``url`` (fewer if the stream ends or ``timeout`` passes)."""
+    from lclstream import formats
+    from lclstream.transport import Receiver
+
+    got: list[list[bytes]] = []
+    with Receiver(url, bind=bind, timeout=timeout) as rx:
+        while len(got) < n:
+            try:
+                frames = rx.recv(timeout)
+            except TimeoutError:
+                break
+            got.append([bytes(f) for f in frames])
+            try:
+                if formats.parse(frames, decode=False).kind == "end":
+                    break
+            except LclstreamError:
+                pass  # inspect reports what it is
+    if not got:
+        raise LclstreamError(f"no message arrived at {url} within {timeout:g} s")
+    return got
 
 
 # ------------------------------------------------------------------------------------ config

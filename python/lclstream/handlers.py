@@ -157,13 +157,13 @@ class BinaryFileWritingDataHandler:
         return list(getattr(self.writer, "files", []))
 
     def start(self, info: StreamInfo) -> None:
-        pass
+        self.writer.start(info)
 
     def handle(self, message: Message) -> None:
-        self.writer.write(message)
+        self.writer.handle(message)
 
     def end(self, message: Message) -> None:
-        self.writer.write(message)
+        self.writer.end(message)
 
     def close(self) -> None:
         self.writer.close()

@@ -1103,8 +1103,8 @@ def receive(
             if parsed.kind == "data" and parsed.batch is not None:
                 result.events += len(parsed.batch)
                 _touch(parsed.batch)
-            if writer is not None and (max_files is None or result.messages <= max_files):
-                writer.write(frames)
+            if writer is not None and (max_files is None or len(writer.files) < max_files):
+                writer.write_message(frames)
             if parsed.kind == "end" and tracker.done:  # reports cost O(messages): only here
                 break
             if on_message is not None:
