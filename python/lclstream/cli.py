@@ -396,8 +396,10 @@ def _fresh_dir(base: Path) -> Path:
     raise LclstreamError(f"no free directory name next to {base}")
 
 
-def _demo_receiver(q: Any, out: str, fmt: str, expect: int, timeout: float, max_files: int) -> None:
-    """The demo's receiver process: binds a free loopback port, reports progress on ``q``."""
+def _demo_receiver(
+    q: Any, url: str, out: str, fmt: str, expect: int, timeout: float, max_files: int
+) -> None:
+    """The demo's receiver process: binds ``url``, reports progress and its result on ``q``."""
     try:
         from lclstream.pipeline import receive as do_receive
 
@@ -413,7 +415,7 @@ def _demo_receiver(q: Any, out: str, fmt: str, expect: int, timeout: float, max_
                 q.put(("progress", r.events, r.bytes))
 
         res = do_receive(
-            "tcp://127.0.0.1:*",
+            url,
             bind=True,
             out=out,
             format=fmt,
@@ -442,6 +444,7 @@ def demo_config(endpoint: str, events: int, fmt: str = "hdf5") -> dict[str, Any]
                 "detector": "jungfrau4M",
                 "hit_fraction": 0.1,
                 "seed": 1,
+                "pool_frames": 8,  # base frames made at start-up (events cycle through them)
             }
         },
         "processing_pipeline": {
@@ -489,11 +492,14 @@ def demo(
     show = not (json_ or quiet)
     out_dir = out if out is not None else _fresh_dir(Path.cwd() / "lclstream-demo-out")
     fmt = format_.value
+    # The streamer connects, so it may start before the receiver has bound: pick the port
+    # here and let the receiver's start-up (a fresh interpreter) overlap the pipeline's.
+    endpoint = f"tcp://127.0.0.1:{_free_port()}"
     ctx = mp.get_context("spawn")
     q: Any = ctx.Queue()
     child = ctx.Process(
         target=_demo_receiver,
-        args=(q, str(out_dir), fmt, events, 60.0, 3),
+        args=(q, endpoint, str(out_dir), fmt, events, 60.0, 3),
         name="lclstream-demo-receiver",
         daemon=True,
     )
@@ -503,8 +509,6 @@ def demo(
 
         child.start()
         try:
-            endpoint = _await_ready(q, child)
-            cfg = load_config(demo_config(endpoint, events, fmt))
             received = [0, 0]
             recv_result: dict[str, Any] | None = None
             recv_error: str | None = None
@@ -518,7 +522,10 @@ def demo(
                     recv_result, recv_error = _drain(q, received, recv_result, recv_error)
                     progress.update("received", received[0], events, f"{received[1] / 1e6:,.0f} MB")
 
-                pipe = Pipeline(cfg, progress=on_progress)
+                pipe = Pipeline(
+                    load_config(demo_config(endpoint, events, fmt)), progress=on_progress
+                )
+                _await_ready(q, child)
                 res = pipe.run()
                 deadline = time.monotonic() + 60.0
                 while recv_result is None and recv_error is None:
@@ -558,6 +565,15 @@ def demo(
         console.print(f"wrote {len(d['files'])} received files to {out_dir}")
     if not d["complete"]:
         raise fail("demo stream incomplete: the receiver's counts do not match the totals", 3)
+
+
+def _free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as sk:
+        sk.bind(("127.0.0.1", 0))
+        return int(sk.getsockname()[1])
 
 
 def _await_ready(q: Any, child: Any, timeout: float = 60.0) -> str:
