@@ -123,7 +123,11 @@ def test_photons_match_kernel_and_numpy_reference() -> None:
     frames, consts = raw_frames(cfg, 12)
     assert got.dtype == np.uint16 and got.shape == (12, 1, 512, 1024)
     kernel = calib.Jungfrau(
-        consts["pedestal"], consts["gain"], None, consts["mask"], output="photons",
+        consts["pedestal"],
+        consts["gain"],
+        None,
+        consts["mask"],
+        output="photons",
         photon_energy_keV=ENERGY,
     )
     for i, raw in enumerate(frames):
@@ -170,7 +174,11 @@ def test_generic_lclstreamer_config_runs_unchanged(tmp_path: Path) -> None:
         "skip_incomplete_events": False,
         "event_source": {"type": "InternalEventSource", "number_of_events_to_generate": 17},
         "data_sources": {
-            "random": {"type": "GenericRandomNumpyArray", "array_shape": "20,2", "array_dtype": "float32"},
+            "random": {
+                "type": "GenericRandomNumpyArray",
+                "array_shape": "20,2",
+                "array_dtype": "float32",
+            },
             "int": {"type": "IntValue", "value": 3},
             "float": {"type": "FloatValue", "value": 4.5},
         },
@@ -210,15 +218,27 @@ def test_generic_lclstreamer_config_runs_unchanged(tmp_path: Path) -> None:
 
 
 def test_reduction_roi_threshold_binning_match_numpy() -> None:
-    red = {"detector_data": {"roi": {"y": [0, 256], "x": [128, 640]}, "threshold": {"min": 2}, "binning": {"factor": 4}}}
+    red = {
+        "detector_data": {
+            "roi": {"y": [0, 256], "x": [128, 640]},
+            "threshold": {"min": 2},
+            "binning": {"factor": 4},
+        }
+    }
     cfg = jf_config(events=6, reduction=red)
     res, msgs = run_collect(cfg)
     assert res.complete
-    got = np.concatenate([m.batch.arrays["detector_data"] for m in data_batches(msgs) if m.batch is not None])
+    got = np.concatenate(
+        [m.batch.arrays["detector_data"] for m in data_batches(msgs) if m.batch is not None]
+    )
     assert got.shape == (6, 1, 64, 128)
     frames, consts = raw_frames(cfg, 6)
     kernel = calib.Jungfrau(
-        consts["pedestal"], consts["gain"], None, consts["mask"], output="photons",
+        consts["pedestal"],
+        consts["gain"],
+        None,
+        consts["mask"],
+        output="photons",
         photon_energy_keV=ENERGY,
     )
     for i, raw in enumerate(frames):
@@ -388,12 +408,20 @@ def test_handler_registry_and_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not one of"):
         create_handler({"type": "NoSuchHandler"})
     with pytest.raises(ConfigError, match="role"):
-        create_handler({"type": "BinaryDataStreamingDataHandler", "urls": ["tcp://127.0.0.1:1"], "role": "both"})
+        create_handler(
+            {
+                "type": "BinaryDataStreamingDataHandler",
+                "urls": ["tcp://127.0.0.1:1"],
+                "role": "both",
+            }
+        )
 
 
 def test_file_writing_handler_writes_openable_h5(tmp_path: Path) -> None:
     cfg = jf_config(events=7)
-    cfg["data_handlers"] = [{"type": "BinaryFileWritingDataHandler", "write_directory": str(tmp_path)}]
+    cfg["data_handlers"] = [
+        {"type": "BinaryFileWritingDataHandler", "write_directory": str(tmp_path)}
+    ]
     res = Pipeline(cfg).run()
     assert res.complete
     total = 0

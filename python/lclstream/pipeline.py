@@ -422,6 +422,7 @@ class Pipeline:
         self.totals = StreamTotals()
         self._events_read = 0
         self._dropped_after_read = 0
+        self._messages_made = 0  # everything serialize() returned (data + any start message)
         self._hits = 0
         self._t_first: float | None = None
         self._t_end: float | None = None
@@ -859,6 +860,7 @@ class Pipeline:
                 st.bytes_in += nin
                 st.bytes_out += nout
                 st.busy_seconds += t1 - t0
+                self._messages_made += len(msgs)
             outq.put((index, msgs, n, None))
 
     def _serialize_failed(self) -> bool:
@@ -926,6 +928,13 @@ class Pipeline:
             for reason, n in self._source_totals.drop_reasons.items():
                 self.totals.drop(reason, n)
             self._source_totals = StreamTotals()
+            # ``messages_sent`` counts data messages. A serializer may return a start message
+            # from its first serialize() (LCLStreamer's SIMPLON does); its ``sequence`` says
+            # how many data messages it made, so the rest were not data.
+            seq = getattr(self.serializer, "sequence", None)
+            if isinstance(seq, int) and 0 <= seq <= self._messages_made:
+                extra = self._messages_made - seq
+                self.totals.messages_sent = max(0, self.totals.messages_sent - extra)
         try:
             end_msgs = self.serializer.end(self.totals)
         except BaseException as e:  # noqa: BLE001
