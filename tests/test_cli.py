@@ -15,12 +15,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import lclstream
 import pytest
 import yaml
-from typer.testing import CliRunner
-
-import lclstream
 from lclstream.cli import app
+from typer.testing import CliRunner
 
 PYTHON_DIR = str(Path(lclstream.__file__).resolve().parent.parent)
 

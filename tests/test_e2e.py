@@ -22,17 +22,16 @@ from typing import Any
 
 import h5py
 import hdf5plugin  # noqa: F401
+import lclstream
 import numpy as np
 import pytest
 import yaml
-from typer.testing import CliRunner
-
-import lclstream
 from lclstream import calib
 from lclstream.cli import app
 from lclstream.config import load_config
 from lclstream.pipeline import Pipeline, ReceiveResult, receive
 from lclstream.sources import open_source
+from typer.testing import CliRunner
 
 PYTHON_DIR = str(Path(lclstream.__file__).resolve().parent.parent)
 ENERGY = 9.5
@@ -84,7 +83,7 @@ def reference(cfg: dict[str, Any], n: int) -> np.ndarray:
         k = calib.Jungfrau(
             c["pedestal"], c["gain"], None, c["mask"], output="photons", photon_energy_keV=ENERGY
         )
-        return np.stack([k(ev.data["detector_data"]) for _, ev in zip(range(n), src.events())])
+        return np.stack([k(ev.data["detector_data"]) for _, ev in zip(range(n), src.events(), strict=False)])
     finally:
         src.close()
 

@@ -17,7 +17,6 @@ import h5py
 import hdf5plugin  # noqa: F401
 import numpy as np
 import pytest
-
 from lclstream import calib, formats
 from lclstream.config import load_config
 from lclstream.errors import ConfigError, TransportError
@@ -79,7 +78,7 @@ def raw_frames(cfg: dict[str, Any], n: int) -> tuple[list[np.ndarray], dict[str,
     """The same events straight from the source, and its constants."""
     src = open_source(load_config(cfg))
     try:
-        frames = [np.array(ev.data["detector_data"]) for _, ev in zip(range(n), src.events())]
+        frames = [np.array(ev.data["detector_data"]) for _, ev in zip(range(n), src.events(), strict=False)]
         consts = src.constants("detector_data")  # type: ignore[attr-defined]
     finally:
         src.close()
