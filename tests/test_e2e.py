@@ -83,7 +83,8 @@ def reference(cfg: dict[str, Any], n: int) -> np.ndarray:
         k = calib.Jungfrau(
             c["pedestal"], c["gain"], None, c["mask"], output="photons", photon_energy_keV=ENERGY
         )
-        return np.stack([k(ev.data["detector_data"]) for _, ev in zip(range(n), src.events(), strict=False)])
+        events = zip(range(n), src.events(), strict=False)
+        return np.stack([k(ev.data["detector_data"]) for _, ev in events])
     finally:
         src.close()
 

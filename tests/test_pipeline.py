@@ -78,7 +78,8 @@ def raw_frames(cfg: dict[str, Any], n: int) -> tuple[list[np.ndarray], dict[str,
     """The same events straight from the source, and its constants."""
     src = open_source(load_config(cfg))
     try:
-        frames = [np.array(ev.data["detector_data"]) for _, ev in zip(range(n), src.events(), strict=False)]
+        events = zip(range(n), src.events(), strict=False)
+        frames = [np.array(ev.data["detector_data"]) for _, ev in events]
         consts = src.constants("detector_data")  # type: ignore[attr-defined]
     finally:
         src.close()
