@@ -366,3 +366,22 @@ def test_json_schema_is_current() -> None:
     schema = json_schema()
     assert "SyntheticDetectorParameters" in json.dumps(schema)
     assert schema["type"] == "object"
+
+
+def test_list_positions_and_yaml_values_in_messages() -> None:
+    msg = error_of(
+        {
+            "processing_pipeline": {
+                "type": "BatchProcessingPipeline",
+                "reduction": {"detector_data": {"roi": {"y": [0]}}},
+            }
+        }
+    )
+    assert msg == "processing_pipeline.reduction.detector_data.roi.y[1]: missing (required)"
+    msg = error_of(
+        {"data_handlers": [{"type": "BinaryDataStreamingDataHandler", "urls": ["tcp://a:1", 3]}]}
+    )
+    assert msg == "data_handlers[0].urls[1]: 3 is not allowed (must be a valid string)"
+    assert error_of({"data_sources": None}) == (
+        "data_sources: null is not allowed (must be a valid dictionary)"
+    )

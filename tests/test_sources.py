@@ -549,3 +549,37 @@ def test_workers_share_every_event_once(tmp_path: Path) -> None:
     assert sorted(got) == list(range(17))
     with pytest.raises(SourceError, match="worker 2 is not within 0..1"):
         open_source(cfg, worker=2, workers=2)
+
+
+def test_reads_files_lclstream_wrote(tmp_path: Path) -> None:
+    formats = pytest.importorskip("lclstream.formats")
+    from lclstream.protocols import EventBatch, StreamInfo
+
+    d = SyntheticDetector(detector="jungfrau", seed=9, pool_frames=2, hit_fraction=0.5)
+    frames = np.stack([d.get_data(i) for i in range(7)])
+    ser = formats.make_serializer("HDF5BinarySerializer", compression="bitshuffle_with_lz4")
+    info = StreamInfo(stream_id="t", detectors={"detector_data": d.info()})
+    ser.start(info)
+    written = []
+    for k, (lo, hi) in enumerate([(0, 4), (4, 7)]):
+        batch = EventBatch(
+            event_ids=np.arange(lo, hi, dtype=np.uint64) + 1000,
+            timestamps=np.array([d.timestamp(i) for i in range(lo, hi)], np.uint64),
+            arrays={"detector_data": frames[lo:hi]},
+        )
+        for msg in ser.serialize(batch):
+            path = tmp_path / f"msg_{k:03d}.h5"
+            path.write_bytes(bytes(msg[-1]) if isinstance(msg, (list, tuple)) else bytes(msg))
+            written.append(path)
+    for msg in ser.end(StreamTotals(events_sent=7, messages_sent=2)):
+        (tmp_path / "msg_999.h5").write_bytes(
+            bytes(msg[-1]) if isinstance(msg, (list, tuple)) else bytes(msg)
+        )
+    with h5py.File(written[0]) as f:
+        assert "32008" in f["/entry_1/data_1/data"]._filters
+    src = open_source(hdf5_config([str(tmp_path / "msg_*.h5")]))
+    assert src.info()["detector_data"].photon_energy_keV == pytest.approx(9.5)
+    got = [(ev.event_id, ev.timestamp, ev.data["detector_data"].copy()) for ev in src.events()]
+    assert [g[0] for g in got] == list(range(1000, 1007))
+    assert [g[1] for g in got] == [d.timestamp(i) for i in range(7)]
+    assert np.array_equal(np.stack([g[2] for g in got]), frames)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from lclstream import _core, completeness, transport
 from lclstream.batch import Batch, BufferPool, pool_for
+from lclstream.config import LclstreamConfig, example_config, load_config
 from lclstream.errors import (
     CapacityError,
     ConfigError,
@@ -28,9 +29,12 @@ __all__ = [
     "ConfigError",
     "CorruptDataError",
     "FormatError",
+    "LclstreamConfig",
     "LclstreamError",
     "SourceError",
     "TransportError",
     "__version__",
+    "example_config",
+    "load_config",
     "pool_for",
 ]

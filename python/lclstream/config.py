@@ -594,7 +594,9 @@ def _allowed(kind: str, ctx: dict[str, Any], msg: str) -> str:
 
 
 def _fmt_value(value: Any) -> str:
-    if isinstance(value, str):
+    if value is None or isinstance(value, bool):
+        text = {None: "null", True: "true", False: "false"}[value]
+    elif isinstance(value, str):
         text = repr(value)
     elif isinstance(value, Mapping):
         text = "{" + ", ".join(f"{k}: ..." for k in value) + "}"
@@ -631,10 +633,12 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[list[Any], tuple[Any, .
             if i == len(loc) - 1:  # the missing or unknown key itself
                 path.append(elem)
             continue
-        if isinstance(cursor, list) and isinstance(elem, int) and 0 <= elem < len(cursor):
+        if isinstance(cursor, list) and isinstance(elem, int):
             path.append(elem)
-            cursor = cursor[elem]
-            continue
+            if 0 <= elem < len(cursor):
+                cursor = cursor[elem]
+                continue
+            break
         if i == len(loc) - 1 and not isinstance(cursor, (Mapping, list)):
             continue
     return path, loc

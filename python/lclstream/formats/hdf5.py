@@ -30,6 +30,7 @@ from lclstream.formats._common import (
     FILTER_BITSHUFFLE,
     FILTER_LZ4,
     FILTER_ZSTD,
+    ChunkBuffer,
     Compression,
     compress_events,
     compression,
@@ -121,6 +122,7 @@ class HDF5BinarySerializer:
         self.info = StreamInfo(stream_id="")
         self.sequence = 0
         self._layout: _Layout | None = None
+        self._buffers: dict[str, ChunkBuffer] = {}
         self._name = f"lclstream-{next(_ids)}".encode()
 
     # -- Serializer protocol -------------------------------------------------------------
@@ -250,8 +252,9 @@ class HDF5BinarySerializer:
             if _is_frames(shape) and comp.direct:
                 arr = np.ascontiguousarray(arr)
                 if comp.codec is not None:
+                    buf = self._buffers.setdefault(name, ChunkBuffer())
                     chunks[name] = compress_events(
-                        arr, comp.codec, level=comp.level, threads=self.threads
+                        arr, comp.codec, level=comp.level, threads=self.threads, buffer=buf
                     )
                 else:
                     chunks[name] = [memoryview(a).cast("B") for a in arr] if n else []

@@ -21,7 +21,13 @@ import numpy as np
 
 from lclstream import _core
 from lclstream.errors import FormatError
-from lclstream.formats._common import as_frames, compress_events, decompress_chunk, frame_bytes
+from lclstream.formats._common import (
+    ChunkBuffer,
+    as_frames,
+    compress_events,
+    decompress_chunk,
+    frame_bytes,
+)
 from lclstream.protocols import EventBatch, Message, ParsedMessage, StreamInfo, StreamTotals
 
 #: LCLStreamer calls bitshuffle.compress_lz4 with this block size (elements).
@@ -64,6 +70,7 @@ class LclstreamerSimplonSerializer:
         self.detector_name = detector_name
         self.detector_type = detector_type
         self.threads = int(threads)
+        self._buffer = ChunkBuffer()
         self.info = StreamInfo(stream_id="")
         self.sequence = 0
         self._started = False
@@ -141,7 +148,11 @@ class LclstreamerSimplonSerializer:
         if not self._started and self.info.sender == self.info.senders - 1:
             out.append([self._start_message(arr)])
         self._started = True
-        chunks = compress_events(arr, "bslz4", threads=self.threads) if len(arr) else []
+        chunks = (
+            compress_events(arr, "bslz4", threads=self.threads, buffer=self._buffer)
+            if len(arr)
+            else []
+        )
         run, _ = self._run()
         sums = arr.reshape(len(arr), -1).sum(axis=1) if len(arr) else []
         for i, chunk in enumerate(chunks):

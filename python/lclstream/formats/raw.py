@@ -16,6 +16,7 @@ import numpy as np
 from lclstream import _core
 from lclstream.errors import FormatError
 from lclstream.formats._common import (
+    ChunkBuffer,
     as_frames,
     compress_events,
     compression,
@@ -66,6 +67,7 @@ class RawBatchSerializer:
         self.compression = _compression(compression, compression_level)
         self.primary = primary
         self.threads = int(threads)
+        self._buffer = ChunkBuffer()
         self.info = StreamInfo(stream_id="")
         self.sequence = 0
 
@@ -116,7 +118,9 @@ class RawBatchSerializer:
                     arr = np.ascontiguousarray(arr)
                 payload = arr.data.cast("B") if arr.nbytes else b""
             else:
-                chunks = compress_events(np.ascontiguousarray(arr), comp, threads=self.threads)
+                chunks = compress_events(
+                    np.ascontiguousarray(arr), comp, threads=self.threads, buffer=self._buffer
+                )
                 views = [memoryview(c).cast("B") for c in chunks]
                 head["compression"] = comp
                 head["chunk_sizes"] = [len(v) for v in views]

@@ -28,6 +28,7 @@ import numpy as np
 from lclstream import _core
 from lclstream.errors import FormatError
 from lclstream.formats._common import (
+    ChunkBuffer,
     as_frames,
     compress_events,
     decompress_chunk,
@@ -185,6 +186,7 @@ class SimplonBinarySerializer:
         self.detector_name = detector_name
         self.detector_type = detector_type
         self.threads = int(threads)
+        self._buffer = ChunkBuffer()
         self.info = StreamInfo(stream_id="")
         self.sequence = 0
         self.series_date = _now()
@@ -301,7 +303,9 @@ class SimplonBinarySerializer:
         if tag is None:
             raise FormatError(f"SimplonBinarySerializer: dtype {arr.dtype} has no stream2 tag")
         if self.compression is not None and len(arr):
-            chunks: list[Any] = compress_events(arr, "bslz4", threads=self.threads)
+            chunks: list[Any] = compress_events(
+                arr, "bslz4", threads=self.threads, buffer=self._buffer
+            )
         else:
             chunks = [memoryview(a).cast("B") for a in arr]
         out: list[Message] = []

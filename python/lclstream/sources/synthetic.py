@@ -348,9 +348,14 @@ class SyntheticDetector:
             return h % self._n_hit
         return self._n_hit + h % self._n_miss
 
-    def get_data(self, index: int) -> np.ndarray:
-        """The raw frame of event ``index`` (a read-only view of the pool)."""
-        return self.pool[self.frame_index(index)]
+    def get_data(self, index: int, out: np.ndarray | None = None) -> np.ndarray:
+        """The raw frame of event ``index``: a read-only view of the pool, or copied into
+        ``out`` (uint16, frame-shaped) when given."""
+        frame = self.pool[self.frame_index(index)]
+        if out is None:
+            return frame
+        np.copyto(out, frame)
+        return out
 
     def truth(self, index: int) -> np.ndarray:
         """The photons planted in event ``index`` (needs ``keep_truth=True``)."""
