@@ -330,3 +330,147 @@ def test_load_constants_errors(tmp_path: Path) -> None:
         detector="epix10k2M",
     )
     assert e["config_bits"].shape == (16, 352, 384)
+
+
+# ---- common mode -------------------------------------------------------------------------
+
+
+def jungfrau_cm_ref(raw, ped, gain, off, mask, *, br, bc, thr, cormax, minpix, method):
+    """psana's common_mode_rows idea per bank: median of G0, unmasked pixels below thr."""
+    gbits = raw >> 14
+    idx = np.select([gbits == 0, gbits == 1, gbits == 3], [0, 1, 2], default=0)
+    poff = ped + off
+    x = (raw & 0x3FFF).astype(np.float32) - np.choose(idx, [poff[0], poff[1], poff[2]])
+    f = np.choose(idx, list(gfac_of(gain, mask)))
+    g0 = gbits == 0
+    cand_ok = g0 & (mask != 0)
+    ev, mods, rows, cols = raw.shape
+    for e in range(ev):
+        for m in range(mods):
+            for r0 in range(0, rows, br):
+                for c0 in range(0, cols, bc):
+                    sl = (e, m, slice(r0, r0 + br), slice(c0, c0 + bc))
+                    xb = x[sl]
+                    cand = xb[cand_ok[sl] & (xb < thr)]
+                    if cand.size == 0 or cand.size < minpix:
+                        continue
+                    if method == "median":
+                        cm = np.float32(np.median(cand))
+                    else:
+                        cm = np.float32(np.mean(cand.astype(np.float64)))
+                    if abs(cm) < cormax and cm != 0:
+                        xb[g0[sl]] -= cm
+    out = (x * f).astype(np.float32)
+    out[gbits == 2] = 0
+    return out
+
+
+@pytest.mark.parametrize(
+    "bank,method,ties",
+    [
+        ((1, 64), "median", False),
+        ((1, 64), "median", True),
+        ((8, 32), "median", True),
+        ((16, 64), "median", False),
+        ((4, 16), "mean", False),
+        ((1, 63), "median", False),
+    ],
+)
+def test_jungfrau_common_mode(isa: str, bank: tuple[int, int], method: str, ties: bool) -> None:
+    frame = (2, 16, 126) if bank[1] == 63 else (2, 16, 128)
+    rng = np.random.default_rng(21)
+    ped, gain, off, mask = make_jf(frame, seed=4)
+    if ties:  # whole-ADU constants: many equal values among the candidates
+        ped, off = np.round(ped), np.round(off)
+    raw = np.rint(rng.normal(0, 3, (2, *frame)) + ped[0] + off[0]).astype(np.uint16)
+    raw += rng.integers(0, 30, (2, *frame[:-1], 1), dtype=np.uint16)  # row-wise common mode
+    raw[..., 3::17] += 400  # photons above the threshold
+    raw[:, 1, 5:9, :] += 2000  # a bank whose median exceeds cormax: no correction
+    raw[rng.random(raw.shape) < 0.02] |= np.uint16(1 << 14)  # some G1
+    raw[0, 0, 0, :40] = 2 << 14  # invalid, reducing one bank's candidates below min_pixels
+    spec = {
+        "bank_rows": bank[0],
+        "bank_cols": bank[1],
+        "threshold": 100.0,
+        "cormax": 50.0,
+        "min_pixels": 30,
+        "method": method,
+    }
+    want = jungfrau_cm_ref(
+        raw,
+        ped,
+        gain,
+        off,
+        mask,
+        br=bank[0],
+        bc=bank[1],
+        thr=100.0,
+        cormax=50.0,
+        minpix=30,
+        method=method,
+    )
+    cal = calib.Jungfrau(ped, gain, off, mask, threads=2, common_mode=spec)
+    got = cal(raw)
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    assert cal.last_invalid == 40
+    plain = calib.Jungfrau(ped, gain, off, mask)(raw)
+    assert not np.array_equal(plain, got)  # the correction did something
+    ph = calib.Jungfrau(
+        ped, gain, off, mask, common_mode=spec, output="photons", photon_energy_keV=0.05
+    )(raw)
+    np.testing.assert_array_equal(ph, photons_ref(want, 0.05, np.uint16))
+
+
+def test_common_mode_misuse() -> None:
+    ped, gain, off, mask = make_jf((1, 16, 128))
+    with pytest.raises(ValueError, match="do not tile"):
+        calib.Jungfrau(ped, gain, common_mode={"bank_cols": 100})
+    with pytest.raises(ValueError, match="unknown keys"):
+        calib.Jungfrau(ped, gain, common_mode={"bank_colz": 64})
+    with pytest.raises(ValueError, match="median"):
+        calib.Jungfrau(ped, gain, common_mode={"method": "mode"})
+    assert calib.Jungfrau(ped, gain, common_mode=True)(make_raw((1, 16, 128))).shape == (1, 16, 128)
+
+
+# ---- reduction helpers -------------------------------------------------------------------
+
+
+def test_zero_below() -> None:
+    rng = np.random.default_rng(5)
+    f = rng.normal(0, 2, (3, 40, 50)).astype(np.float32)
+    f[0, 0, 0] = np.nan
+    want = np.where(f < 1.5, np.float32(0), f)
+    n = calib.zero_below(f, 1.5, threads=2)
+    np.testing.assert_array_equal(f, want)
+    assert n == int((want == 0).sum())
+    u = rng.integers(0, 10, (2, 30, 30), dtype=np.uint16)
+    want_u = np.where(u < 2.5, 0, u)
+    calib.zero_below(u, 2.5)
+    np.testing.assert_array_equal(u, want_u)
+    w = rng.integers(0, 1 << 20, 1000, dtype=np.uint32).reshape(10, 100)
+    calib.zero_below(w, 1e12)
+    assert not w.any()
+    with pytest.raises(ValueError, match="float32, uint16 or uint32"):
+        calib.zero_below(np.ones((4, 4), np.int8), 1)
+
+
+def test_crop_and_bin() -> None:
+    rng = np.random.default_rng(6)
+    x = rng.integers(0, 65535, (3, 2, 64, 96), dtype=np.uint16)
+    c = calib.crop(x, (5, 37), (10, 90), threads=2)
+    np.testing.assert_array_equal(c, x[..., 5:37, 10:90])
+    with pytest.raises(ValueError, match="outside"):
+        calib.crop(x, (5, 70), (0, 10))
+    b = calib.bin_pixels(x, 4, 8)
+    assert b.dtype == np.uint32
+    np.testing.assert_array_equal(
+        b, x.reshape(3, 2, 16, 4, 12, 8).sum(axis=(3, 5), dtype=np.uint32)
+    )
+    f = rng.integers(-100, 100, (2, 32, 32)).astype(np.float32)  # exact sums in float32
+    np.testing.assert_array_equal(
+        calib.bin_pixels(f, 2), f.reshape(2, 16, 2, 16, 2).sum(axis=(2, 4))
+    )
+    sat = np.full((1, 2, 2), 0xFFFFFFFF, np.uint32)
+    assert calib.bin_pixels(sat, 2)[0, 0, 0] == 0xFFFFFFFF
+    with pytest.raises(ValueError, match="do not tile"):
+        calib.bin_pixels(x, 5)

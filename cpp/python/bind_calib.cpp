@@ -126,6 +126,27 @@ LCLSTREAM_BINDING(calib) {
                               std::string(dtype_name(rt)));
            }, py::arg("raw"), py::arg("out"), py::arg("threads") = 0,
            "Calibrates raw into out (same number of pixels); returns the invalid-gain pixel count.")
+      .def("set_common_mode", [](calib::Calibrator& c, const std::string& method, std::size_t module_rows,
+                                 std::size_t module_cols, std::size_t bank_rows, std::size_t bank_cols,
+                                 float threshold, float cormax, std::size_t min_pixels) {
+             calib::CommonMode cm;
+             if (method == "median") {
+               cm.method = calib::CommonMode::Method::median;
+             } else if (method == "mean") {
+               cm.method = calib::CommonMode::Method::mean;
+             } else {
+               throw ValueError("common mode: method must be 'median' or 'mean', got '" + method + "'");
+             }
+             cm.module_rows = module_rows;
+             cm.module_cols = module_cols;
+             cm.bank_rows = bank_rows;
+             cm.bank_cols = bank_cols;
+             cm.threshold = threshold;
+             cm.cormax = cormax;
+             cm.min_pixels = min_pixels;
+             c.set_common_mode(cm);
+           }, py::arg("method"), py::arg("module_rows"), py::arg("module_cols"), py::arg("bank_rows"),
+           py::arg("bank_cols"), py::arg("threshold"), py::arg("cormax"), py::arg("min_pixels"))
       .def_property_readonly("frame_pixels", &calib::Calibrator::frame_pixels)
       .def_property_readonly("photon_energy_keV", &calib::Calibrator::photon_energy);
 }

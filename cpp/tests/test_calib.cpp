@@ -196,3 +196,43 @@ TEST_CASE("calibration rejects bad sizes, modes and photon energies") {
   std::vector<std::uint16_t> p(F);
   CHECK_THROWS_AS(cal.apply(raw, p, 1), ValueError);
 }
+
+TEST_CASE("common mode subtracts each bank's median of G0 pixels below the threshold") {
+  const std::size_t rows = 2, cols = 128, F = rows * cols;
+  std::vector<float> ped(3 * F, 1000.0F), gain(3 * F, 1.0F);
+  std::vector<std::uint16_t> raw(F);
+  for (std::size_t r = 0; r < rows; ++r) {
+    for (std::size_t c = 0; c < cols; ++c) {
+      // bank (r, c / 64) has offset 5 * (bank + 1) plus 0..3 noise; every 16th pixel is a photon
+      const std::size_t bank = r * 2 + c / 64;
+      raw[r * cols + c] = static_cast<std::uint16_t>(1000 + 5 * (bank + 1) + c % 4 + (c % 16 == 0 ? 500 : 0));
+    }
+  }
+  raw[3] = static_cast<std::uint16_t>(raw[3] | 0x4000);  // a G1 pixel: not a candidate, not corrected
+  auto cal = Calibrator::jungfrau(ped, gain, {}, {}, F, Output::kev);
+  CommonMode cm;
+  cm.module_rows = rows;
+  cm.module_cols = cols;
+  cm.bank_rows = 1;
+  cm.bank_cols = 64;
+  cm.threshold = 100.0F;
+  cm.cormax = 18.0F;  // the last bank's median (20 + 2) is too large: left alone
+  cm.min_pixels = 10;
+  cal.set_common_mode(cm);
+  std::vector<float> out(F);
+  cal.apply(raw, out, 2);
+  for (std::size_t r = 0; r < rows; ++r) {
+    for (std::size_t c = 0; c < cols; ++c) {
+      const std::size_t p = r * cols + c, bank = r * 2 + c / 64;
+      const float x = static_cast<float>(raw[p] & 0x3fff) - 1000.0F;
+      // candidates per bank: 12 at +0 (4 photons excluded), 16 at +1, 16 at +2, 16 (15) at +3
+      const float median = static_cast<float>(5 * (bank + 1)) + 2.0F;
+      float want = bank == 3 ? x : x - median;
+      if (p == 3) want = x;  // G1: no correction
+      INFO("pixel " << p);
+      REQUIRE(out[p] == want);
+    }
+  }
+  cm.bank_cols = 48;
+  CHECK_THROWS_AS(cal.set_common_mode(cm), ValueError);
+}

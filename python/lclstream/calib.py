@@ -23,9 +23,12 @@ __all__ = [
     "Epix10ka",
     "Generic",
     "Jungfrau",
+    "bin_pixels",
+    "crop",
     "epix10ka",
     "jungfrau",
     "load_constants",
+    "zero_below",
 ]
 
 OUTPUTS = ("keV", "adu", "photons")
@@ -77,6 +80,55 @@ def _mask(
     if m.shape != shape:
         raise ValueError(f"{name}: shape {_shape_text(m.shape)}, expected {_shape_text(shape)}")
     return np.ascontiguousarray(m != 0, dtype=np.uint8)  # psana: nonzero = good pixel
+
+
+#: Common-mode defaults per detector (ADU): Jungfrau per row within 64-column banks (G0
+#: pixels), ePix10ka per 176 x 48 bank (high/medium gain pixels), as in psana.
+COMMON_MODE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "jungfrau": {"bank_rows": 1, "bank_cols": 64},
+    "epix10ka": {"bank_rows": 176, "bank_cols": 48},
+    "generic": {"bank_rows": 1, "bank_cols": 64},
+}
+_CM_KEYS = ("method", "bank_rows", "bank_cols", "threshold", "cormax", "min_pixels")
+
+
+def _set_common_mode(
+    core: _core.Calibrator,
+    spec: bool | Mapping[str, Any] | None,
+    frame: tuple[int, ...],
+    detector: str,
+) -> None:
+    """Validates a ``common_mode=`` argument (True or a dict of _CM_KEYS) and enables it."""
+    if spec is None or spec is False:
+        return
+    opts: dict[str, Any] = {
+        "method": "median",
+        "threshold": 100.0,
+        "cormax": 100.0,
+        "min_pixels": 10,
+    }
+    opts.update(COMMON_MODE_DEFAULTS[detector])
+    if spec is not True:
+        if not isinstance(spec, Mapping):
+            raise ValueError(f"common_mode must be None, True or a dict, got {type(spec).__name__}")
+        unknown = sorted(set(spec) - set(_CM_KEYS))
+        if unknown:
+            raise ValueError(
+                f"common_mode: unknown keys {unknown} (allowed: {', '.join(_CM_KEYS)})"
+            )
+        opts.update(spec)
+    if len(frame) < 2:
+        raise ValueError("common_mode needs frames of at least 2 dimensions (rows, columns)")
+    core.set_common_mode(
+        str(opts["method"]),
+        int(frame[-2]),
+        int(frame[-1]),
+        int(opts["bank_rows"]),
+        int(opts["bank_cols"]),
+        float(opts["threshold"]),
+        float(opts["cormax"]),
+        int(opts["min_pixels"]),
+    )
 
 
 class _Calibration:
@@ -161,6 +213,7 @@ class Jungfrau(_Calibration):
         output: str = "keV",
         photon_energy_keV: float | None = None,
         dtype: npt.DTypeLike | None = None,
+        common_mode: bool | Mapping[str, Any] | None = None,
     ) -> None:
         out_dtype = _output_dtype(output, dtype, photon_energy_keV)
         ped = np.asarray(pedestal)
@@ -177,6 +230,7 @@ class Jungfrau(_Calibration):
         m = _mask(mask, frame, "Jungfrau mask")
         n = int(np.prod(frame))
         core = _core.Calibrator.jungfrau(p, g, o, m, n, output, float(photon_energy_keV or 0.0))
+        _set_common_mode(core, common_mode, frame, "jungfrau")
         super().__init__(core, frame, output, out_dtype, threads)
 
 
@@ -199,6 +253,7 @@ class Epix10ka(_Calibration):
         output: str = "keV",
         photon_energy_keV: float | None = None,
         dtype: npt.DTypeLike | None = None,
+        common_mode: bool | Mapping[str, Any] | None = None,
     ) -> None:
         out_dtype = _output_dtype(output, dtype, photon_energy_keV)
         ped = np.asarray(pedestal)
@@ -220,6 +275,7 @@ class Epix10ka(_Calibration):
         m = _mask(mask, frame, "Epix10ka mask")
         n = int(np.prod(frame))
         core = _core.Calibrator.epix10ka(p, g, cbits, m, n, output, float(photon_energy_keV or 0.0))
+        _set_common_mode(core, common_mode, frame, "epix10ka")
         super().__init__(core, frame, output, out_dtype, threads)
 
 
@@ -244,6 +300,7 @@ class Generic(_Calibration):
         output: str = "keV",
         photon_energy_keV: float | None = None,
         dtype: npt.DTypeLike | None = None,
+        common_mode: bool | Mapping[str, Any] | None = None,
     ) -> None:
         out_dtype = _output_dtype(output, dtype, photon_energy_keV)
         if frame_shape is None:
@@ -259,6 +316,7 @@ class Generic(_Calibration):
         m = _mask(mask, frame)
         n = int(np.prod(frame))
         core = _core.Calibrator.generic(p, g, m, n, output, float(photon_energy_keV or 0.0))
+        _set_common_mode(core, common_mode, frame, "generic")
         super().__init__(core, frame, output, out_dtype, threads)
 
 
@@ -273,6 +331,7 @@ def jungfrau(
     output: str = "keV",
     photon_energy_keV: float | None = None,
     dtype: npt.DTypeLike | None = None,
+    common_mode: bool | Mapping[str, Any] | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     """One-off ``Jungfrau(...)(raw)``; prepare a :class:`Jungfrau` to calibrate many frames."""
@@ -285,6 +344,7 @@ def jungfrau(
         output=output,
         photon_energy_keV=photon_energy_keV,
         dtype=dtype,
+        common_mode=common_mode,
     )
     return cal(raw, out)
 
@@ -300,6 +360,7 @@ def epix10ka(
     output: str = "keV",
     photon_energy_keV: float | None = None,
     dtype: npt.DTypeLike | None = None,
+    common_mode: bool | Mapping[str, Any] | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     """One-off ``Epix10ka(...)(raw)``."""
@@ -312,6 +373,7 @@ def epix10ka(
         output=output,
         photon_energy_keV=photon_energy_keV,
         dtype=dtype,
+        common_mode=common_mode,
     )
     return cal(raw, out)
 
@@ -434,4 +496,81 @@ def load_constants(
             out[key] = np.ascontiguousarray(a != 0 if key == "mask" else a, dtype=np.uint8)
         else:
             out[key] = np.ascontiguousarray(a, dtype=np.float32)
+    return out
+
+
+# ---- reduction helpers ------------------------------------------------------------------
+
+
+def zero_below(data: np.ndarray, threshold: float, *, threads: int = 0) -> int:
+    """In place: values below ``threshold`` become 0 (float32, uint16, uint32); returns how many.
+
+    Zeroing the noise floor is what makes calibrated frames compress: runs of zeros are
+    constant bit planes for bitshuffle.
+    """
+    if not isinstance(data, np.ndarray):
+        raise ValueError("zero_below: data must be a numpy array (it is changed in place)")
+    return int(_core.zero_below(data, float(threshold), threads))
+
+
+def crop(
+    data: np.ndarray,
+    rows: tuple[int, int],
+    cols: tuple[int, int],
+    *,
+    out: np.ndarray | None = None,
+    threads: int = 0,
+) -> np.ndarray:
+    """The region rows [r0, r1) x cols [c0, c1) of every frame (last two axes), contiguous."""
+    a = np.asarray(data)
+    if a.ndim < 2:
+        raise ValueError(f"crop: data shape {_shape_text(a.shape)} has no (rows, cols) axes")
+    r0, r1 = (int(v) for v in rows)
+    c0, c1 = (int(v) for v in cols)
+    if not (0 <= r0 < r1 <= a.shape[-2] and 0 <= c0 < c1 <= a.shape[-1]):
+        raise ValueError(
+            f"crop: rows {rows} cols {cols} is empty or outside frames of "
+            f"{a.shape[-2]} x {a.shape[-1]}"
+        )
+    shape = (*a.shape[:-2], r1 - r0, c1 - c0)
+    if out is None:
+        out = np.empty(shape, a.dtype)
+    elif out.shape != shape or out.dtype != a.dtype:
+        raise ValueError(
+            f"crop: out is {out.dtype} {_shape_text(out.shape)}, "
+            f"expected {a.dtype} {_shape_text(shape)}"
+        )
+    _core.crop(a, out, r0, r1, c0, c1, threads)
+    return out
+
+
+def bin_pixels(
+    data: np.ndarray,
+    by: int,
+    bx: int | None = None,
+    *,
+    out: np.ndarray | None = None,
+    threads: int = 0,
+) -> np.ndarray:
+    """Sums ``by`` x ``bx`` pixel blocks of every frame (last two axes).
+
+    float32 sums in float32 (row-major order within a block); uint16 / uint32 counts sum
+    into uint32, saturating.
+    """
+    a = np.asarray(data)
+    bx = by if bx is None else bx
+    if a.ndim < 2 or by <= 0 or bx <= 0 or a.shape[-2] % by or a.shape[-1] % bx:
+        raise ValueError(
+            f"bin_pixels: {by} x {bx} bins do not tile data shaped {_shape_text(a.shape)}"
+        )
+    odt = np.dtype(np.float32) if a.dtype == np.float32 else np.dtype(np.uint32)
+    shape = (*a.shape[:-2], a.shape[-2] // by, a.shape[-1] // bx)
+    if out is None:
+        out = np.empty(shape, odt)
+    elif out.shape != shape or out.dtype != odt:
+        raise ValueError(
+            f"bin_pixels: out is {out.dtype} {_shape_text(out.shape)}, "
+            f"expected {odt} {_shape_text(shape)}"
+        )
+    _core.bin(a, out, int(by), int(bx), threads)
     return out

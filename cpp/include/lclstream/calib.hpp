@@ -27,6 +27,24 @@ enum class Output : std::uint8_t {
 /// A stage code (raw >> 14) that marks an invalid pixel: output 0, counted.
 inline constexpr std::uint8_t kInvalidStage = 3;
 
+/// Common-mode correction (optional; in ADU, before the gain factor). The frame is tiled into
+/// banks of bank_rows x bank_cols pixels within each module; per bank, the median (or mean) of
+/// the candidate pixels (gain stage eligible: Jungfrau G0, ePix high/medium ranges; unmasked;
+/// data - poff < threshold) is subtracted from every eligible pixel of the bank when at least
+/// min_pixels were used and |cm| < cormax (psana's rule). Each bank is computed and written in
+/// one go from a cache-sized scratch block: no second pass over the frame.
+struct CommonMode {
+  enum class Method : std::uint8_t { median, mean };
+  Method method = Method::median;
+  std::size_t module_rows = 0;  ///< module geometry: frame = modules x module_rows x module_cols
+  std::size_t module_cols = 0;
+  std::size_t bank_rows = 1;  ///< 1 = per row within bank_cols-wide banks
+  std::size_t bank_cols = 64;
+  float threshold = 100.0F;
+  float cormax = 100.0F;
+  std::size_t min_pixels = 10;
+};
+
 /// Prepared constants for one detector (all frames of a run share them).
 class Calibrator {
  public:
@@ -51,6 +69,10 @@ class Calibrator {
                             std::span<const std::uint8_t> mask, std::size_t frame_pixels,
                             Output output, float photon_energy_keV = 0.0F);
 
+  /// Enables common mode (ValueError if the banks do not tile the modules).
+  void set_common_mode(const CommonMode& cm);
+  bool has_common_mode() const noexcept { return cm_enabled_; }
+
   std::size_t frame_pixels() const noexcept { return frame_pixels_; }
   Output output() const noexcept { return output_; }
   float photon_energy() const noexcept { return photon_energy_; }
@@ -73,6 +95,8 @@ class Calibrator {
   Calibrator() = default;
   template <class Out>
   std::uint64_t apply_u16(std::span<const std::uint16_t> raw, std::span<Out> out, int threads) const;
+  template <class Out>
+  std::uint64_t apply_cm(std::span<const std::uint16_t> raw, std::span<Out> out, int threads) const;
   template <class In, class Out>
   void apply_other(std::span<const In> raw, std::span<Out> out, int threads) const;
 
@@ -85,6 +109,11 @@ class Calibrator {
   std::uint16_t slow_bits_ = 0;
   std::vector<float> poff_;  // stages_ * frame_pixels, planar
   std::vector<float> gfac_;
+  // Common mode: per stage plane, bit 0 = gain stage takes the correction, bit 1 = candidate
+  // (eligible and unmasked).
+  std::vector<std::uint8_t> cm_flags_;
+  CommonMode cm_{};
+  bool cm_enabled_ = false;
 };
 
 }  // namespace lclstream::calib

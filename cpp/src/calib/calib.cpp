@@ -2,6 +2,7 @@
 // of the calibration kernels.
 #include "lclstream/calib.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <string>
@@ -120,6 +121,8 @@ Calibrator Calibrator::jungfrau(std::span<const float> pedestal, std::span<const
   c.slow_bits_ = 0xc000;
   c.poff_.resize(3 * F);
   c.gfac_.resize(3 * F);
+  c.cm_flags_.assign(3 * F, 0);
+  for (std::size_t i = 0; i < F; ++i) c.cm_flags_[i] = mask_of(mask, i) != 0.0F ? 3 : 1;  // G0 only
   for (std::size_t i = 0; i < 3 * F; ++i) {
     const float m = mask_of(mask, i % F);
     c.poff_[i] = offset.empty() ? pedestal[i] : pedestal[i] + offset[i];
@@ -151,6 +154,7 @@ Calibrator Calibrator::epix10ka(std::span<const float> pedestal, std::span<const
   c.slow_bits_ = 0x4000;
   c.poff_.resize(2 * F);
   c.gfac_.resize(2 * F);
+  c.cm_flags_.assign(2 * F, 0);
   for (std::size_t p = 0; p < F; ++p) {
     const float m = mask_of(mask, p);
     for (unsigned b14 = 0; b14 < 2; ++b14) {
@@ -161,6 +165,8 @@ Calibrator Calibrator::epix10ka(std::span<const float> pedestal, std::span<const
         ped = pedestal[static_cast<std::size_t>(r) * F + p];
         fac = reciprocal(gain[static_cast<std::size_t>(r) * F + p]);
       }
+      // Common mode uses the high and medium gain ranges (FH, FM, AHL_H, AML_M).
+      if (r == 0 || r == 1 || r == 3 || r == 4) c.cm_flags_[b14 * F + p] = m != 0.0F ? 3 : 1;
       c.poff_[b14 * F + p] = ped;
       c.gfac_[b14 * F + p] = output == Output::adu ? 1.0F * m : fac * m;
     }
@@ -185,18 +191,142 @@ Calibrator Calibrator::generic(std::span<const float> pedestal, std::span<const 
   c.slow_bits_ = 0;
   c.poff_.resize(F);
   c.gfac_.resize(F);
+  c.cm_flags_.assign(F, 0);
   for (std::size_t p = 0; p < F; ++p) {
     const float m = mask_of(mask, p);
+    c.cm_flags_[p] = m != 0.0F ? 3 : 1;
     c.poff_[p] = pedestal.empty() ? 0.0F : pedestal[p];
     c.gfac_[p] = (output == Output::adu || gain.empty()) ? 1.0F * m : reciprocal(gain[p]) * m;
   }
   return c;
 }
 
+void Calibrator::set_common_mode(const CommonMode& cm) {
+  const std::size_t rows = cm.module_rows, cols = cm.module_cols;
+  if (rows == 0 || cols == 0 || frame_pixels_ % (rows * cols) != 0) {
+    throw ValueError("common mode: module shape " + std::to_string(rows) + "x" + std::to_string(cols) +
+                     " does not divide a frame of " + std::to_string(frame_pixels_) + " pixels");
+  }
+  if (cm.bank_rows == 0 || cm.bank_cols == 0 || rows % cm.bank_rows != 0 || cols % cm.bank_cols != 0) {
+    throw ValueError("common mode: banks of " + std::to_string(cm.bank_rows) + "x" +
+                     std::to_string(cm.bank_cols) + " do not tile modules of " + std::to_string(rows) +
+                     "x" + std::to_string(cols));
+  }
+  if (!(cm.cormax > 0.0F)) throw ValueError("common mode: cormax must be > 0");
+  cm_ = cm;
+  cm_enabled_ = true;
+}
+
+template <class Out>
+std::uint64_t Calibrator::apply_cm(std::span<const std::uint16_t> raw, std::span<Out> out,
+                                   int threads) const {
+  const std::size_t F = frame_pixels_, R = cm_.module_rows, C = cm_.module_cols;
+  const std::size_t BR = cm_.bank_rows, BC = cm_.bank_cols;
+  const std::size_t modules = F / (R * C), bands = R / BR;
+  const std::size_t frames = raw.size() / F;
+  std::atomic<std::uint64_t> invalid_total{0};
+  float (*median_fn)(float*, std::size_t) = &detail::scalar::median_of;
+  if (active_isa() == Isa::avx512) median_fn = &detail::avx512::median_of;
+  if (active_isa() == Isa::avx2) median_fn = &detail::avx2::median_of;
+  parallel_for(frames * modules * bands, threads, [&](std::size_t task) {
+    // Scratch for one bank (cache-sized), reused by this thread for every bank and call.
+    thread_local std::vector<float> xbuf_v, cand_v;
+    thread_local std::vector<std::uint8_t> sbuf_v;
+    if (xbuf_v.size() < BR * BC) {
+      xbuf_v.resize(BR * BC);
+      cand_v.resize(BR * BC);
+      sbuf_v.resize(BR * BC);
+    }
+    // Locals, so stores to the byte scratch cannot make the compiler reload member pointers.
+    float* const xbuf = xbuf_v.data();
+    float* const cand = cand_v.data();
+    std::uint8_t* const sbuf = sbuf_v.data();
+    const float* poff[3] = {nullptr, nullptr, nullptr};
+    const float* gfac[3] = {nullptr, nullptr, nullptr};
+    const std::uint8_t* flags[3] = {nullptr, nullptr, nullptr};
+    for (int st = 0; st < stages_; ++st) {
+      poff[st] = poff_.data() + static_cast<std::size_t>(st) * F;
+      gfac[st] = gfac_.data() + static_cast<std::size_t>(st) * F;
+      flags[st] = cm_flags_.data() + static_cast<std::size_t>(st) * F;
+    }
+    std::uint8_t stage_of[4];
+    for (int k = 0; k < 4; ++k) stage_of[k] = stage_of_code_[k];
+    const std::uint16_t dmask = data_mask_;
+    const float threshold = cm_.threshold, cormax = cm_.cormax, energy = photon_energy_;
+    const std::size_t min_pixels = cm_.min_pixels;
+    const bool median = cm_.method == CommonMode::Method::median;
+
+    const std::size_t frame = task / (modules * bands);
+    const std::size_t module = (task / bands) % modules;
+    const std::size_t r0 = (task % bands) * BR;
+    const std::uint16_t* const fr = raw.data() + frame * F;
+    Out* const fo = out.data() + frame * F;
+    std::uint64_t invalid = 0;
+    for (std::size_t c0 = 0; c0 < C; c0 += BC) {
+      std::size_t n = 0;
+      for (std::size_t r = 0; r < BR; ++r) {
+        const std::size_t base = module * R * C + (r0 + r) * C + c0;
+        const std::uint16_t* const w = fr + base;
+        float* const xb = xbuf + r * BC;
+        std::uint8_t* const sb = sbuf + r * BC;
+        for (std::size_t c = 0; c < BC; ++c) {
+          const std::uint8_t st = stage_of[w[c] >> 14];
+          sb[c] = st;
+          if (st == kInvalidStage) {
+            xb[c] = 0.0F;
+            continue;
+          }
+          const float x = static_cast<float>(w[c] & dmask) - poff[st][base + c];
+          xb[c] = x;
+          cand[n] = x;
+          n += ((flags[st][base + c] & 2U) != 0) & (x < threshold);
+        }
+      }
+      float cm = 0.0F;
+      if (n > 0 && n >= min_pixels) {
+        if (median) {
+          cm = median_fn(cand, n);
+        } else {
+          double sum = 0.0;
+          for (std::size_t k = 0; k < n; ++k) sum += cand[k];
+          cm = static_cast<float>(sum / static_cast<double>(n));
+        }
+        if (!(std::fabs(cm) < cormax)) cm = 0.0F;
+      }
+      for (std::size_t r = 0; r < BR; ++r) {
+        const std::size_t base = module * R * C + (r0 + r) * C + c0;
+        const float* const xb = xbuf + r * BC;
+        const std::uint8_t* const sb = sbuf + r * BC;
+        Out* const o = fo + base;
+        for (std::size_t c = 0; c < BC; ++c) {
+          const std::uint8_t st = sb[c];
+          float v = 0.0F;
+          if (st == kInvalidStage) {
+            ++invalid;
+          } else {
+            const float x = (flags[st][base + c] & 1U) != 0 ? xb[c] - cm : xb[c];
+            v = x * gfac[st][base + c];
+          }
+          if constexpr (std::is_same_v<Out, float>) {
+            o[c] = v;
+          } else if constexpr (std::is_same_v<Out, std::uint16_t>) {
+            o[c] = static_cast<std::uint16_t>(detail::photons_of(v, energy, detail::kLimitU16, 0xffffU));
+          } else {
+            o[c] = detail::photons_of(v, energy, detail::kLimitU32, 0xffffffffU);
+          }
+        }
+      }
+    }
+    invalid_total.fetch_add(invalid, std::memory_order_relaxed);
+  });
+  return invalid_total.load();
+}
+
 template <class Out>
 std::uint64_t Calibrator::apply_u16(std::span<const std::uint16_t> raw, std::span<Out> out,
                                     int threads) const {
   check_output<Out>(output_, frame_pixels_, raw.size(), out.size());
+  if (cm_enabled_) return apply_cm(raw, out, threads);
   const Kernel<Out> kernel = pick<Out>();
   std::atomic<std::uint64_t> invalid{0};
   for_segments(raw.size(), frame_pixels_, threads,
@@ -220,6 +350,7 @@ std::uint64_t Calibrator::apply_u16(std::span<const std::uint16_t> raw, std::spa
 template <class In, class Out>
 void Calibrator::apply_other(std::span<const In> raw, std::span<Out> out, int threads) const {
   if (stages_ != 1) throw ValueError("calibration: int16/float32 input needs a Generic calibrator");
+  if (cm_enabled_) throw ValueError("calibration: common mode needs uint16 input");
   check_output<Out>(output_, frame_pixels_, raw.size(), out.size());
   const float e = photon_energy_;
   for_segments(raw.size(), frame_pixels_, threads,

@@ -4,6 +4,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include <emmintrin.h>
+
 namespace lclstream::calib::detail {
 
 /// Constants for a run of pixels: pointers already offset to the first pixel.
@@ -22,7 +24,10 @@ struct Tables {
   std::uint64_t calib_u16(const Tables& t, const std::uint16_t* raw, std::uint16_t* out,         \
                           std::size_t n, bool stream);                                           \
   std::uint64_t calib_u32(const Tables& t, const std::uint16_t* raw, std::uint32_t* out,         \
-                          std::size_t n, bool stream);
+                          std::size_t n, bool stream);                                           \
+  /* numpy's median of v[0..n), n > 0 (mean of the two middle values when n is even); may     \
+     reorder v. Exact selection, so every ISA returns the same bits. */                        \
+  float median_of(float* v, std::size_t n);
 
 namespace scalar {
 LCLS_CALIB_KERNELS
@@ -55,11 +60,13 @@ inline float pixel(const Tables& t, std::uint16_t raw, std::size_t i, std::uint6
 }
 
 /// Photon count of one calibrated value: max(0, rint(v / E)), saturating at max_count.
+/// Branch-free (SSE2 is part of x86-64): max/min then cvtss2si, which rounds half to even
+/// in the default rounding mode; NaN becomes 0 (maxss returns its second operand).
 inline std::uint32_t photons_of(float kev, float photon_energy, float limit, std::uint32_t max_count) {
-  const float v = kev / photon_energy;
-  if (!(v > 0.0F)) return 0;  // negative, zero and NaN
-  if (v >= limit) return max_count;
-  return static_cast<std::uint32_t>(__builtin_rintf(v));
+  __m128 v = _mm_set_ss(kev / photon_energy);
+  v = _mm_min_ss(_mm_max_ss(v, _mm_setzero_ps()), _mm_set_ss(limit));
+  const long long n = _mm_cvtss_si64(v);
+  return n > static_cast<long long>(max_count) ? max_count : static_cast<std::uint32_t>(n);
 }
 
 }  // namespace

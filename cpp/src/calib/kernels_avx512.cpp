@@ -141,4 +141,38 @@ std::uint64_t calib_u32(const Tables& t, const std::uint16_t* raw, std::uint32_t
   return run<Kind::u32>(t, raw, out, n, stream);
 }
 
+// Branch-free selection for a bank's few candidates: the k-th smallest is the x with
+// count(< x) <= k < count(<= x); each candidate is ranked against all of them 16 at a time.
+float median_of(float* v, std::size_t n) {
+  if (n > 256) return scalar::median_of(v, n);
+  const std::size_t k_hi = n / 2, k_lo = (n - 1) / 2;
+  const std::size_t full = n / 16;
+  const __mmask16 tail = static_cast<__mmask16>((1U << (n % 16)) - 1U);
+  float lo = 0.0F, hi = 0.0F;
+  bool have_lo = false, have_hi = false;
+  for (std::size_t i = 0; i < n && !(have_lo && have_hi); ++i) {
+    const __m512 x = _mm512_set1_ps(v[i]);
+    std::size_t lt = 0, le = 0;
+    for (std::size_t b = 0; b < full; ++b) {
+      const __m512 y = _mm512_loadu_ps(v + 16 * b);
+      lt += static_cast<std::size_t>(__builtin_popcount(_mm512_cmp_ps_mask(y, x, _CMP_LT_OQ)));
+      le += static_cast<std::size_t>(__builtin_popcount(_mm512_cmp_ps_mask(y, x, _CMP_LE_OQ)));
+    }
+    if (tail != 0) {
+      const __m512 y = _mm512_maskz_loadu_ps(tail, v + 16 * full);
+      lt += static_cast<std::size_t>(__builtin_popcount(_mm512_mask_cmp_ps_mask(tail, y, x, _CMP_LT_OQ)));
+      le += static_cast<std::size_t>(__builtin_popcount(_mm512_mask_cmp_ps_mask(tail, y, x, _CMP_LE_OQ)));
+    }
+    if (lt <= k_lo && k_lo < le) {
+      lo = v[i];
+      have_lo = true;
+    }
+    if (lt <= k_hi && k_hi < le) {
+      hi = v[i];
+      have_hi = true;
+    }
+  }
+  return n % 2 != 0 ? hi : (lo + hi) / 2.0F;
+}
+
 }  // namespace lclstream::calib::detail::avx512

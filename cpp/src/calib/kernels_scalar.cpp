@@ -1,4 +1,6 @@
 // Scalar reference kernels: one pixel at a time, psana's formula.
+#include <algorithm>
+
 #include "calib/kernels.hpp"
 #include "lclstream/calib.hpp"
 
@@ -27,6 +29,14 @@ std::uint64_t calib_u32(const Tables& t, const std::uint16_t* raw, std::uint32_t
     out[i] = photons_of(pixel(t, raw[i], i, invalid), t.photon_energy, kLimitU32, 0xffffffffU);
   }
   return invalid;
+}
+
+float median_of(float* v, std::size_t n) {
+  float* const mid = v + n / 2;
+  std::nth_element(v, mid, v + n);
+  const float hi = *mid;
+  if (n % 2 != 0) return hi;
+  return (*std::max_element(v, mid) + hi) / 2.0F;
 }
 
 }  // namespace lclstream::calib::detail::scalar

@@ -1,0 +1,203 @@
+"""Calibration kernels against numpy versions of the same formula, and against the memory bound.
+
+Jungfrau 4M (8 x 512 x 1024), 3 gain stages: the prepared ``lclstream.calib.Jungfrau`` against
+numpy selecting each pixel's constants with ``np.choose`` over the prepared (3, ...) arrays
+(the DESIGN target: >= 10x, one thread), and against the memory-traffic bound: the bytes the
+kernel must touch (raw in + G0 pedestal + G0 factor + output) moved at the speed of one large
+warm copy (``_core.parallel_copy``, one thread) measured in the same run (targets: >= 70% for
+keV, >= 55% for photons). ePix10k2M and the generic kernel are compared with numpy too.
+
+Raw frames: 14-bit noise around the pedestal with 0.1% of pixels in G1/G2 (scattered, so
+~1.6% of 16-pixel groups take the patch branch) and a few invalid codes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from common import main, record, time_it
+from lclstream import _core, calib
+
+JF4M = (8, 512, 1024)
+EPIX2M = (16, 352, 384)
+
+
+def jf_constants(frame: tuple[int, ...], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    ped = np.stack([rng.normal(m, 30, frame) for m in (1500, 11000, 12500)]).astype(np.float32)
+    gain = np.stack([rng.normal(m, s, frame) for m, s in ((40, 1), (-1.5, 0.05), (-0.1, 0.003))])
+    return {"pedestal": ped, "gain": gain.astype(np.float32)}
+
+
+def jf_raw(
+    shape: tuple[int, ...], rng: np.random.Generator, stage_fraction: float = 1e-3
+) -> np.ndarray:
+    raw = np.clip(rng.normal(1500, 40, shape), 0, 0x3FFF).astype(np.uint16)
+    sel = rng.random(shape) < stage_fraction
+    code = rng.choice(np.array([1, 3, 2], np.uint16), size=int(sel.sum()), p=[0.6, 0.39, 0.01])
+    raw[sel] |= code << 14
+    return raw
+
+
+def numpy_jungfrau(raw: np.ndarray, poff: np.ndarray, gfac: np.ndarray) -> np.ndarray:
+    """The plain numpy way: pick each pixel's constants among the 3 gains with np.choose."""
+    g = raw >> 14
+    idx = np.where(g == 3, 2, g & 1)
+    out = ((raw & 0x3FFF).astype(np.float32) - np.choose(idx, poff)) * np.choose(idx, gfac)
+    out[g == 2] = 0
+    return out
+
+
+def copy_gbps(nbytes: int, repeats: int) -> float:
+    """Bytes moved (read + write) per second by one thread copying a large warm array."""
+    src = np.ones(nbytes // 4, np.float32)
+    dst = np.zeros_like(src)
+    t = time_it(lambda: _core.parallel_copy(dst, src, threads=1), repeats=repeats)
+    return 2 * src.nbytes / t["min"] / 1e9
+
+
+def bound_record(
+    case: str, nbytes: float, t: dict[str, float], gbps: float, threads: int, target: float | None
+) -> dict[str, Any]:
+    bound_t = {k: nbytes / (gbps * 1e9) for k in ("min", "median", "max")}
+    return record(
+        "calib",
+        case,
+        nbytes=nbytes,
+        t=t,
+        baseline="copy bound (1 thr)",
+        baseline_t=bound_t,
+        threads=threads,
+        target=target,
+        target_text="fraction of the memory-traffic bound",
+    )
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(0)
+    reps = 3 if quick else 7
+    nrep = 1 if quick else 3
+    records: list[dict[str, Any]] = []
+    gbps = copy_gbps(64 << 20, reps)
+
+    # ---- Jungfrau 4M ---------------------------------------------------------------------
+    c = jf_constants(JF4M, rng)
+    raw = jf_raw(JF4M, rng)
+    npx = raw.size
+    poff = c["pedestal"]
+    gfac = np.where(c["gain"] == 0, 0, np.float32(1) / c["gain"]).astype(np.float32)
+    t_np = time_it(lambda: numpy_jungfrau(raw, poff, gfac), repeats=nrep)
+    for output, dtype, out_bytes, bound_target in (
+        ("keV", np.float32, 4, 0.70),
+        ("photons", np.uint16, 2, 0.55),
+    ):
+        touched = npx * (2 + 4 + 4 + out_bytes)
+        for threads in (1, 2):
+            for isa in _core.available_isas():
+                _core.set_isa(isa)
+                cal = calib.Jungfrau(
+                    c["pedestal"],
+                    c["gain"],
+                    threads=threads,
+                    output=output,
+                    photon_energy_keV=9.5 if output == "photons" else None,
+                )
+                out = np.empty(raw.shape, dtype)
+                cal(raw, out)  # touch out once
+                t = time_it(lambda cal=cal, out=out: cal(raw, out), repeats=reps)
+                case = f"jungfrau4M {output} {isa}"
+                if threads == 1:
+                    records.append(
+                        record(
+                            "calib",
+                            case,
+                            nbytes=raw.nbytes,
+                            t=t,
+                            baseline="numpy np.choose",
+                            baseline_t=t_np,
+                            threads=threads,
+                            target=10.0 if isa == _core.available_isas()[0] else None,
+                            target_text="x numpy np.choose, one thread",
+                        )
+                    )
+                best = isa == _core.available_isas()[0]
+                records.append(
+                    bound_record(
+                        case,
+                        touched,
+                        t,
+                        gbps,
+                        threads,
+                        bound_target if best and threads == 1 else None,
+                    )
+                )
+        _core.set_isa(_core.available_isas()[0])
+
+    # ---- ePix10k2M ------------------------------------------------------------------------
+    ped7 = rng.normal(1500, 30, (7, *EPIX2M)).astype(np.float32)
+    gain7 = np.array([16.4, 5.466, 0.164, 16.4, 5.466, 0.164, 0.164], np.float32)[
+        :, None, None, None
+    ] * np.ones((7, *EPIX2M), np.float32)
+    cbits = np.full(EPIX2M, 16, np.uint8)  # auto-ranging high/low (AHL)
+    eraw = np.clip(rng.normal(1500, 40, EPIX2M), 0, 0x3FFF).astype(np.uint16)
+    eraw[rng.random(EPIX2M) < 1e-3] |= 0x4000
+    gf7 = np.float32(1) / gain7
+
+    def numpy_epix() -> np.ndarray:
+        cb = cbits | ((eraw & 0x4000) >> 9)
+        conds = [
+            cb & 28 == 28,
+            cb & 28 == 12,
+            cb & 12 == 8,
+            cb & 60 == 16,
+            cb & 60 == 0,
+            cb & 60 == 48,
+            cb & 60 == 32,
+        ]
+        f = np.select(conds, list(gf7), default=1)
+        p = np.select(conds, list(ped7), default=0)
+        return ((eraw & 0x3FFF).astype(np.float32) - p) * f
+
+    t_npe = time_it(numpy_epix, repeats=nrep)
+    ecal = calib.Epix10ka(ped7, gain7, cbits, threads=1)
+    eout = np.empty(eraw.shape, np.float32)
+    t_e = time_it(lambda: ecal(eraw, eout), repeats=reps)
+    records.append(
+        record(
+            "calib",
+            "epix10k2M keV",
+            nbytes=eraw.nbytes,
+            t=t_e,
+            baseline="numpy np.select",
+            baseline_t=t_npe,
+        )
+    )
+    records.append(bound_record("epix10k2M keV", eraw.size * 14, t_e, gbps, 1, None))
+
+    # ---- generic --------------------------------------------------------------------------
+    gped = rng.normal(100, 5, JF4M[1:]).astype(np.float32)
+    ggain = rng.normal(2, 0.1, JF4M[1:]).astype(np.float32)
+    graw = rng.integers(-500, 2000, (16, *JF4M[1:])).astype(np.int16)
+    ggf = np.float32(1) / ggain
+    t_npg = time_it(lambda: (graw.astype(np.float32) - gped) * ggf, repeats=nrep)
+    gcal = calib.Generic(gped, ggain, threads=1)
+    gout = np.empty(graw.shape, np.float32)
+    t_g = time_it(lambda: gcal(graw, gout), repeats=reps)
+    records.append(
+        record(
+            "calib",
+            "generic int16 keV",
+            nbytes=graw.nbytes,
+            t=t_g,
+            baseline="numpy formula",
+            baseline_t=t_npg,
+        )
+    )
+    records.append(bound_record("generic int16 keV", graw.size * 14, t_g, gbps, 1, None))
+    for r in records:
+        r["copy_gbps"] = gbps
+    return records
+
+
+if __name__ == "__main__":
+    main(run)
