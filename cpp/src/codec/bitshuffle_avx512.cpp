@@ -9,6 +9,7 @@
 #include <immintrin.h>
 
 #include <array>
+#include <bit>
 #include <cstdint>
 #include <cstring>
 
@@ -177,10 +178,31 @@ void planes_to_stream(const std::uint8_t* planes, std::uint8_t* s, std::size_t n
   }
 }
 
+#include "codec/classify_body.inc"
+
 // Scratch for the byte-transposed block (bitshuffle blocks are 8 KiB by default).
 thread_local std::array<std::uint8_t, 1 << 16> t_scratch;
 
 }  // namespace
+
+void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t nplanes, codec_detail::PlaneInfo* info) {
+  for (std::size_t p = 0; p < nplanes; ++p) {
+    const std::uint8_t* x = planes + p * nb;
+    const std::uint64_t pat = 0x0101010101010101ULL * x[0];
+    const __m512i vpat = _mm512_set1_epi64(static_cast<long long>(pat));
+    __m512i vdiff = _mm512_setzero_si512(), vflips = _mm512_setzero_si512();
+    std::size_t i = 0;
+    for (; i + 64 <= nb; i += 64) {
+      const __m512i v = load(x + i);
+      vdiff = _mm512_or_si512(vdiff, _mm512_xor_si512(v, vpat));
+      vflips = _mm512_add_epi64(vflips, _mm512_popcnt_epi64(_mm512_xor_si512(v, _mm512_srli_epi64(v, 1))));
+    }
+    std::uint64_t diff = _mm512_test_epi64_mask(vdiff, vdiff) ? 1 : 0;
+    std::size_t flips = static_cast<std::size_t>(_mm512_reduce_add_epi64(vflips));
+    classify_tail(x, i, nb, pat, diff, flips);
+    info[p] = decide(diff, flips, nb, x[0]);
+  }
+}
 
 void bit_transpose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size) {
   const auto* src = reinterpret_cast<const std::uint8_t*>(in);

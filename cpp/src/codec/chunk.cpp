@@ -150,6 +150,7 @@ struct CompressorState {
 
   CompressorState() : lz4(std::aligned_alloc(64, (static_cast<std::size_t>(LZ4_sizeofState()) + 63) / 64 * 64)) {
     if (!lz4) throw CapacityError("Compressor: cannot allocate LZ4 state");
+    LZ4_initStream(lz4.get(), static_cast<std::size_t>(LZ4_sizeofState()));
   }
   ~CompressorState() {
     ZSTD_freeCCtx(cctx);

@@ -7,15 +7,26 @@
 
 namespace lclstream {
 
+namespace codec_detail {
+enum class PlaneKind : std::uint8_t { constant, noisy, other };
+struct PlaneInfo {
+  PlaneKind kind;
+  std::uint8_t value;  // the byte of a constant plane
+};
+}  // namespace codec_detail
+
 namespace scalar {
+void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t nplanes, codec_detail::PlaneInfo* info);
 void bit_transpose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size);
 void bit_untranspose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size);
 }  // namespace scalar
 namespace avx2 {
+void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t nplanes, codec_detail::PlaneInfo* info);
 void bit_transpose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size);
 void bit_untranspose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size);
 }  // namespace avx2
 namespace avx512 {
+void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t nplanes, codec_detail::PlaneInfo* info);
 void bit_transpose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size);
 void bit_untranspose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size);
 }  // namespace avx512
@@ -39,6 +50,9 @@ inline std::uint32_t get_be32(const std::byte* p) noexcept {
 inline std::uint64_t get_be64(const std::byte* p) noexcept {
   return (std::uint64_t(get_be32(p)) << 32) | get_be32(p + 4);
 }
+
+/// Classifies each bit plane (dispatching on the active ISA; every ISA gives the same answer).
+void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t nplanes, PlaneInfo* info);
 
 /// Encodes one bit-transposed block (8*elem_size planes of `plane_bytes` each) as one valid
 /// LZ4 block: constant planes become offset-1 matches, noisy planes literals, the rest goes

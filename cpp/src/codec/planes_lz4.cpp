@@ -1,15 +1,211 @@
-// LZ4 block encoder for bit-transposed blocks.
+// LZ4 block encoder for bit-transposed blocks (bslz4).
+//
+// A bitshuffled block is 8*E bit planes, each a contiguous run of n/8 bytes. Planes fall into
+// three kinds, and each kind has a cheap encoding that is still an ordinary LZ4 block:
+//  * constant (every byte the same, e.g. unused high bits): one literal byte (or none, when
+//    the previous byte already has that value) and a match with offset 1 over the rest;
+//  * noisy (bits flip at random, e.g. the low bits of pedestal + noise): LZ4 could not
+//    shrink them, so they are emitted as literals without searching;
+//  * everything else (sparse or structured planes): runs of such planes go through liblz4,
+//    and its sequences are spliced into ours (its first sequence absorbs our pending
+//    literals, its final literals become our pending literals).
+// LZ4 block rules kept: every match ends at least 12 bytes before the block end, and the
+// block ends with a literal-only sequence, so LZ4_decompress_safe/_fast read it.
 #include <lz4.h>
 
-#include "codec/codec_internal.hpp"
+#include <bit>
+#include <cstdint>
+#include <cstring>
 
-namespace lclstream::codec_detail {
+#include "codec/codec_internal.hpp"
+#include "lclstream/isa.hpp"
+
+namespace lclstream {
+namespace scalar {
+namespace {
+#include "codec/classify_body.inc"
+}  // namespace
+void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t nplanes, codec_detail::PlaneInfo* info) {
+  for (std::size_t p = 0; p < nplanes; ++p) {
+    const std::uint8_t* x = planes + p * nb;
+    const std::uint64_t pat = 0x0101010101010101ULL * x[0];
+    std::uint64_t diff = 0;
+    std::size_t flips = 0;
+    classify_tail(x, 0, nb, pat, diff, flips);
+    info[p] = decide(diff, flips, nb, x[0]);
+  }
+}
+}  // namespace scalar
+
+namespace codec_detail {
+
+void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t nplanes, PlaneInfo* info) {
+  switch (active_isa()) {
+    case Isa::avx512: return avx512::classify_planes(planes, nb, nplanes, info);
+    case Isa::avx2: return avx2::classify_planes(planes, nb, nplanes, info);
+    case Isa::scalar: break;
+  }
+  scalar::classify_planes(planes, nb, nplanes, info);
+}
+namespace {
+
+constexpr std::size_t kMfLimit = 12;  // no match may end later than this before the block end
+
+struct Emitter {
+  const std::uint8_t* in;
+  std::size_t len;
+  std::uint8_t* op;
+  std::uint8_t* oend;
+  std::size_t lit = 0;  // pending literals are in[lit, current position)
+  bool ok = true;
+
+  static std::size_t ext_bytes(std::size_t v) { return v >= 15 ? 1 + (v - 15) / 255 : 0; }
+  std::uint8_t* put_len(std::uint8_t* p, std::size_t v) {
+    v -= 15;
+    while (v >= 255) {
+      *p++ = 255;
+      v -= 255;
+    }
+    *p++ = static_cast<std::uint8_t>(v);
+    return p;
+  }
+
+  // Literals in[lit, lit_end), then a match of `mlen` (>= 4) bytes at `offset`.
+  void sequence(std::size_t lit_end, std::size_t offset, std::size_t mlen) {
+    const std::size_t ll = lit_end - lit, ml = mlen - 4;
+    if (static_cast<std::size_t>(oend - op) < 3 + ll + ext_bytes(ll) + ext_bytes(ml)) {
+      ok = false;
+      return;
+    }
+    std::uint8_t* tok = op++;
+    std::uint8_t t = static_cast<std::uint8_t>((ll >= 15 ? 15 : ll) << 4);
+    if (ll >= 15) op = put_len(op, ll);
+    std::memcpy(op, in + lit, ll);
+    op += ll;
+    *op++ = static_cast<std::uint8_t>(offset);
+    *op++ = static_cast<std::uint8_t>(offset >> 8);
+    t = static_cast<std::uint8_t>(t | (ml >= 15 ? 15 : ml));
+    if (ml >= 15) op = put_len(op, ml);
+    *tok = t;
+    lit = lit_end + mlen;
+  }
+
+  void finish() {
+    const std::size_t ll = len - lit;
+    if (static_cast<std::size_t>(oend - op) < 1 + ll + ext_bytes(ll)) {
+      ok = false;
+      return;
+    }
+    *op++ = static_cast<std::uint8_t>((ll >= 15 ? 15 : ll) << 4);
+    if (ll >= 15) op = put_len(op, ll);
+    std::memcpy(op, in + lit, ll);
+    op += ll;
+  }
+
+  // [s, e) holds only the byte c. The match also takes in the run of c that ends the pending
+  // literals (e.g. the zero tail of a sparse plane) and the c bytes that follow e.
+  void run(std::size_t s, std::size_t e, std::uint8_t c) {
+    if (len < kMfLimit + 5) return;
+    const std::size_t limit = len - kMfLimit;
+    if (s < lit) s = lit;
+    while (e < limit && in[e] == c) ++e;
+    if (e > limit) e = limit;
+    if (s >= e) return;
+    std::size_t r = s;
+    while (r > lit && in[r - 1] == c) --r;
+    const std::size_t m = (r > 0 && in[r - 1] == c) ? r : r + 1;  // in[m - 1] == c
+    if (e >= m + 4) sequence(m, 1, e - m);
+  }
+
+  // [a, b) through liblz4; its sequences become ours.
+  void lz4(std::size_t a, std::size_t b, void* state, std::uint8_t* tmp, std::size_t tmp_cap) {
+    if (a < lit) a = lit;  // a preceding run may already cover the region's first bytes
+    if (b <= a + kMfLimit) return;
+    // extState resets the whole table: the output must not depend on what this thread
+    // compressed before (LZ4_resetStream_fast keeps stale entries that change the parse).
+    const int r = LZ4_compress_fast_extState(state, reinterpret_cast<const char*>(in + a), reinterpret_cast<char*>(tmp),
+                                             static_cast<int>(b - a), static_cast<int>(tmp_cap), 1);
+    if (r <= 0) return;  // leave the region as literals
+    const std::uint8_t* ip = tmp;
+    const std::uint8_t* const iend = tmp + r;
+    auto read_len = [&](std::size_t v) {
+      if (v == 15) {
+        std::uint8_t x;
+        do {
+          x = *ip++;
+          v += x;
+        } while (x == 255);
+      }
+      return v;
+    };
+    // First sequence: our pending literals join its literals.
+    std::uint8_t t = *ip++;
+    std::size_t ll = read_len(t >> 4);
+    ip += ll;
+    if (ip >= iend) return;  // no match at all: the whole region stays literal
+    std::size_t offset = std::size_t(ip[0]) | (std::size_t(ip[1]) << 8);
+    ip += 2;
+    std::size_t ml = read_len(t & 15u) + 4;
+    sequence(a + ll, offset, ml);
+    if (!ok) return;
+    // Middle sequences are copied as they are; the last one's literals stay pending.
+    std::size_t pos = a + ll + ml;
+    const std::uint8_t* mid = ip;
+    const std::uint8_t* last = ip;
+    while (ip < iend) {
+      last = ip;
+      t = *ip++;
+      ll = read_len(t >> 4);
+      ip += ll;
+      if (ip >= iend) break;
+      pos += ll;
+      ip += 2;
+      pos += read_len(t & 15u) + 4;
+    }
+    const std::size_t bytes = static_cast<std::size_t>(last - mid);
+    if (static_cast<std::size_t>(oend - op) < bytes) {
+      ok = false;
+      return;
+    }
+    std::memcpy(op, mid, bytes);
+    op += bytes;
+    lit = pos;
+  }
+};
+
+}  // namespace
 
 std::size_t encode_planes_lz4(const std::byte* planes, std::size_t plane_bytes, std::size_t nplanes, std::byte* out,
-                              std::size_t cap, void* lz4_state, std::byte* /*tmp*/, std::size_t /*tmp_cap*/) {
-  const int r = LZ4_compress_fast_extState(lz4_state, reinterpret_cast<const char*>(planes), reinterpret_cast<char*>(out),
-                                           static_cast<int>(plane_bytes * nplanes), static_cast<int>(cap), 1);
-  return r > 0 ? static_cast<std::size_t>(r) : 0;
+                              std::size_t cap, void* lz4_state, std::byte* tmp, std::size_t tmp_cap) {
+  const auto* in = reinterpret_cast<const std::uint8_t*>(planes);
+  const std::size_t len = plane_bytes * nplanes;
+  Emitter em{in, len, reinterpret_cast<std::uint8_t*>(out), reinterpret_cast<std::uint8_t*>(out) + cap};
+  constexpr std::size_t kMaxPlanes = 64;
+  PlaneInfo info[kMaxPlanes];
+  const bool planned = nplanes <= kMaxPlanes && plane_bytes >= 16;
+  if (planned) {
+    classify_planes(in, plane_bytes, nplanes, info);
+    std::size_t p = 0;
+    while (p < nplanes && em.ok) {
+      std::size_t q = p + 1;
+      if (info[p].kind == PlaneKind::constant) {
+        while (q < nplanes && info[q].kind == PlaneKind::constant && info[q].value == info[p].value) ++q;
+        em.run(p * plane_bytes, q * plane_bytes, info[p].value);
+      } else if (info[p].kind == PlaneKind::other) {
+        while (q < nplanes && info[q].kind == PlaneKind::other) ++q;
+        em.lz4(p * plane_bytes, q * plane_bytes, lz4_state, reinterpret_cast<std::uint8_t*>(tmp), tmp_cap);
+      }
+      p = q;
+    }
+    if (em.ok) em.finish();
+  }
+  if (!planned || !em.ok) {  // tiny or unusual blocks: plain liblz4
+    const int r = LZ4_compress_fast_extState(lz4_state, reinterpret_cast<const char*>(planes), reinterpret_cast<char*>(out),
+                                             static_cast<int>(len), static_cast<int>(cap), 1);
+    return r > 0 ? static_cast<std::size_t>(r) : 0;
+  }
+  return static_cast<std::size_t>(em.op - reinterpret_cast<std::uint8_t*>(out));
 }
 
-}  // namespace lclstream::codec_detail
+}  // namespace codec_detail
+}  // namespace lclstream

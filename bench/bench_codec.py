@@ -1,0 +1,178 @@
+"""Codec benchmark: our bslz4 against the ``bitshuffle`` package (OMP_NUM_THREADS=1) and
+hdf5plugin via h5py, on raw Jungfrau frames, photon counts and float32 keV frames.
+
+Headline (DESIGN.md targets): bslz4 compress on raw Jungfrau frames, one thread, >= 1.5x the
+package at a compression ratio within 3% of the package's; decompress >= 1.0x.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["OMP_NUM_THREADS"] = "1"  # before bitshuffle is imported: its OpenMP runs one thread
+
+import io
+from typing import Any
+
+import bitshuffle
+import h5py
+import hdf5plugin
+import numpy as np
+from common import main, record, time_it
+from lclstream import _core, codec
+
+MODULE = (512, 1024)
+
+
+def jungfrau_raw(modules: int, seed: int = 0) -> np.ndarray:
+    """Raw Jungfrau ADC words: per-pixel pedestal 1000-3000 ADU, gaussian noise (4 ADU), 1% of
+    pixels with a photon (~380 ADU at 9.5 keV), 0.05% in gain stage 1 (bits 14-15 = 01)."""
+    rng = np.random.default_rng(seed)
+    shape = (modules, *MODULE)
+    ped = rng.uniform(1000, 3000, shape)
+    adu = ped + rng.normal(0, 4, shape) + (rng.random(shape) < 0.01) * rng.normal(380, 40, shape)
+    words = np.clip(adu, 0, 0x3FFF).astype(np.uint16)
+    words[rng.random(shape) < 0.0005] |= 1 << 14
+    return words
+
+
+def photon_counts(modules: int, seed: int = 1) -> np.ndarray:
+    """Photon counts: mostly 0, a diffuse background of ~0.02 photons/pixel, a few Bragg peaks."""
+    rng = np.random.default_rng(seed)
+    shape = (modules, *MODULE)
+    counts = rng.poisson(0.02, shape).astype(np.uint16)
+    for _ in range(60 * modules):
+        m, y, x = rng.integers(0, modules), rng.integers(2, 510), rng.integers(2, 1022)
+        counts[m, y - 1 : y + 2, x - 1 : x + 2] += rng.poisson(30, (3, 3)).astype(np.uint16)
+    return counts
+
+
+def kev_frames(modules: int, seed: int = 2) -> np.ndarray:
+    """Calibrated float32 keV: photons x 9.5 keV plus 0.3 keV of residual noise."""
+    rng = np.random.default_rng(seed)
+    return (photon_counts(modules, seed) * 9.5 + rng.normal(0, 0.3, (modules, *MODULE))).astype(
+        np.float32
+    )
+
+
+def _h5plugin_write(a: np.ndarray) -> None:
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        f.create_dataset("d", data=a, chunks=a.shape, **hdf5plugin.Bitshuffle(cname="lz4"))
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    modules = 2 if quick else 4
+    repeats = 5 if quick else 9
+    records: list[dict[str, Any]] = []
+    isa = _core.isa()
+    cases = [
+        ("raw Jungfrau u16", jungfrau_raw(modules)),
+        ("photons u16", photon_counts(modules)),
+        ("keV f32", kev_frames(modules)),
+    ]
+    for name, a in cases:
+        out = np.empty(codec.compress_bound(a.nbytes, a.itemsize), np.uint8)
+        ours_chunk = codec.compress(a, "bslz4", threads=1).copy()
+        pkg_chunk = bitshuffle.compress_lz4(a)
+        ratio_ours = a.nbytes / len(ours_chunk)
+        ratio_pkg = a.nbytes / (len(pkg_chunk) + 12)
+        t_ours = time_it(lambda: codec.compress(a, "bslz4", threads=1, out=out), repeats)
+        t_pkg = time_it(lambda: bitshuffle.compress_lz4(a), repeats)
+        headline = name.startswith("raw")
+        records.append(
+            record(
+                "codec",
+                f"bslz4 compress {name}",
+                nbytes=a.nbytes,
+                t=t_ours,
+                baseline="bitshuffle pkg (1 thr)",
+                baseline_t=t_pkg,
+                target=1.5 if headline else None,
+                target_text="≥1.5x bitshuffle package, ratio within 3%" if headline else "",
+                ratio_ours=ratio_ours,
+                ratio_baseline=ratio_pkg,
+                ratio_change=ratio_ours / ratio_pkg - 1,
+                isa=isa,
+            )
+        )
+        dec = np.empty_like(a)
+        t_dec = time_it(
+            lambda: codec.decompress(ours_chunk, dtype=a.dtype, shape=a.shape, out=dec), repeats
+        )
+        t_pdec = time_it(lambda: bitshuffle.decompress_lz4(pkg_chunk, a.shape, a.dtype), repeats)
+        records.append(
+            record(
+                "codec",
+                f"bslz4 decompress {name}",
+                nbytes=a.nbytes,
+                t=t_dec,
+                baseline="bitshuffle pkg (1 thr)",
+                baseline_t=t_pdec,
+                target=1.0 if headline else None,
+                target_text="≥1.0x bitshuffle package" if headline else "",
+                isa=isa,
+            )
+        )
+        if headline:
+            t_h5 = time_it(lambda: _h5plugin_write(a), max(3, repeats // 2))
+            records.append(
+                record(
+                    "codec",
+                    f"bslz4 compress {name} vs h5py",
+                    nbytes=a.nbytes,
+                    t=t_ours,
+                    baseline="h5py+hdf5plugin write",
+                    baseline_t=t_h5,
+                    isa=isa,
+                )
+            )
+            t2 = time_it(lambda: codec.compress(a, "bslz4", threads=2, out=out), repeats)
+            records.append(
+                record(
+                    "codec",
+                    f"bslz4 compress {name} 2 thr",
+                    nbytes=a.nbytes,
+                    t=t2,
+                    threads=2,
+                    baseline="ours, 1 thread",
+                    baseline_t=t_ours,
+                    isa=isa,
+                )
+            )
+            frames = np.ascontiguousarray(np.broadcast_to(a[0], (8, *MODULE)))
+            fout = np.empty(8 * codec.compress_bound(frames[0].nbytes, 2), np.uint8)
+            t1f = time_it(lambda: codec.compress_frames(frames, threads=1, out=fout), repeats)
+            t2f = time_it(lambda: codec.compress_frames(frames, threads=2, out=fout), repeats)
+            records.append(
+                record(
+                    "codec",
+                    "compress_frames 8 modules 2 thr",
+                    nbytes=frames.nbytes,
+                    t=t2f,
+                    threads=2,
+                    baseline="compress_frames 1 thr",
+                    baseline_t=t1f,
+                    isa=isa,
+                )
+            )
+            for other in ("bszstd", "lz4", "zstd"):
+                t_o = time_it(lambda o=other: codec.compress(a, o, threads=1), max(3, repeats // 3))
+                size = len(codec.compress(a, other, threads=1))
+                records.append(
+                    record(
+                        "codec",
+                        f"{other} compress {name}",
+                        nbytes=a.nbytes,
+                        t=t_o,
+                        baseline="bitshuffle pkg lz4",
+                        baseline_t=t_pkg,
+                        ratio_ours=a.nbytes / size,
+                        isa=isa,
+                    )
+                )
+    return records
+
+
+if __name__ == "__main__":
+    main(run)
