@@ -35,7 +35,9 @@ __all__ = [
     "TransportError",
     "__version__",
     "calib",
+    "completeness",
     "example_config",
     "load_config",
     "pool_for",
+    "transport",
 ]

@@ -28,8 +28,10 @@ What holds (see also cpp/include/lclstream/transport.hpp):
 * ``close(timeout)`` waits until every queued message is handed to the kernel (inproc:
   released by the receiver) and returns how many could not be delivered in time.
 * Consumer restart: what was already written to the dead consumer's connection is lost
-  with it (sequence numbers in the format show the gap: see ``lclstream.completeness``);
-  with several endpoints, messages go to the consumers that are up meanwhile.
+  with it; what was still queued for it is discarded when it reconnects, never re-delivered
+  (nothing arrives twice; ``close`` counts it as undelivered). Sequence numbers in the
+  format show the gap (``lclstream.completeness``). With several endpoints, ``send`` goes
+  on with the consumers that are up.
 
 Blocking calls release the GIL and wake every 50 ms to check for Ctrl-C.
 """
@@ -268,6 +270,16 @@ class Sender:
         if timeout is None:
             return int(self._s.close(self.timeout if self.timeout is not None else None))
         return int(self._s.close(timeout))
+
+    def __del__(self) -> None:
+        # A Sender dropped without close() still delivers what it queued (bounded by its
+        # timeout), with the GIL released while it waits.
+        s = getattr(self, "_s", None)
+        if s is not None and not s.closed:
+            try:
+                s.close(self.timeout)
+            except Exception:  # noqa: BLE001 - never raise from a finalizer
+                pass
 
     def __enter__(self) -> Sender:
         return self

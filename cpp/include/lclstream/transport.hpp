@@ -30,10 +30,12 @@
 // * close(timeout) waits until libzmq has handed every queued message to the kernel (or,
 //   for inproc, until the receiver released it) and returns how many messages were still
 //   queued when the timeout hit (they are discarded).
-// * A consumer that restarts: messages already written to the dead peer's TCP connection
-//   are lost with it (the format's sequence numbers reveal the gap); messages still in
-//   our queue for that endpoint are re-sent when it reconnects (libzmq keeps the pipe of
-//   a connecting socket across reconnects).
+// * A consumer that restarts (tests/test_transport.py::test_consumer_restart_*): what was
+//   already written to its connection is lost with it; what was still queued for it is
+//   kept until the connection comes back, then discarded, never re-delivered (so nothing
+//   arrives twice; close() counts such messages as undelivered). The format's sequence
+//   numbers reveal the gap (lclstream.completeness). With several endpoints, send() goes
+//   on with the consumers that are up.
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -68,6 +70,15 @@ struct CurveOptions {
   CurveKeyPair keys;
   std::string server_public_key;  // client only
 };
+
+/// libzmq allocates every large received message with malloc, and glibc serves such
+/// blocks with fresh mmap()s that it unmaps again on free, so each message's pages are
+/// faulted in anew (~0.5 GB/s here; a 32 MiB stream collapses). This makes glibc serve
+/// them from its heaps and keep freed memory (no mmap for large blocks, a 1 GiB trim
+/// threshold), so received buffers are reused warm. Process-wide and idempotent; a
+/// Receiver calls it unless TransportOptions::reuse_buffers is false, or the environment
+/// variable LCLSTREAM_MALLOC_TUNING=0 is set. Returns whether it is in effect.
+bool reuse_message_buffers();
 
 /// A libzmq context. inproc:// endpoints reach only sockets of the same context.
 class Context {
@@ -104,6 +115,9 @@ struct TransportOptions {
   /// Kernel socket buffer sizes in bytes (0: the system default).
   int sndbuf = 0;
   int rcvbuf = 0;
+  /// Receiver: make glibc keep and reuse freed message buffers instead of handing them
+  /// back to the OS (see reuse_message_buffers()).
+  bool reuse_buffers = true;
   std::shared_ptr<Context> context;  // null: Context::global()
   InterruptCheck interrupt;
   std::chrono::milliseconds slice{50};

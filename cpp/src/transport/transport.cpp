@@ -7,8 +7,13 @@
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <utility>
 
 #include "lclstream/error.hpp"
@@ -229,6 +234,22 @@ CurveKeyPair curve_keypair() {
   return {std::string(pub, 40), std::string(sec, 40)};
 }
 
+bool reuse_message_buffers() {
+  static const bool in_effect = [] {
+    const char* env = std::getenv("LCLSTREAM_MALLOC_TUNING");
+    if (env != nullptr && std::string_view(env) == "0") return false;
+#if defined(__GLIBC__)
+    // Large blocks from the heaps (arenas), not from mmap; freed memory kept for reuse.
+    // Blocks beyond an arena's reach still fall back to mmap inside glibc.
+    const bool ok = mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
+    return ok;
+#else
+    return false;
+#endif
+  }();
+  return in_effect;
+}
+
 Context::Context(int io_threads) : ctx_(zmq_ctx_new()) {
   if (ctx_ == nullptr) throw TransportError(zerr("zmq_ctx_new"));
   zmq_ctx_set(ctx_, ZMQ_IO_THREADS, io_threads);
@@ -315,26 +336,32 @@ struct Sender::Impl {
     for (const auto& f : frames) st.bytes += f.bytes.size();
   }
 
+  /// Tries each socket once, round robin, without waiting.
+  bool try_each(std::span<const OutFrame> frames) {
+    for (std::size_t k = 0; k < socks.size(); ++k) {
+      const std::size_t i = (rr + k) % socks.size();
+      if (send_now(socks[i].get(), frames, tracker, sock_names[i])) {
+        rr = i + 1;
+        count(frames);
+        return true;
+      }
+    }
+    return false;
+  }
+
   bool send_push(std::span<const OutFrame> frames) {
+    if (try_each(frames)) return true;  // the common case: no poll, no clock
     const auto deadline = deadline_of(opt.timeout);
     const auto t0 = Clock::now();
-    long wait = 0;  // first look without waiting
     for (;;) {
-      if (poll_out(wait)) {
-        for (std::size_t k = 0; k < socks.size(); ++k) {
-          const std::size_t i = (rr + k) % socks.size();
-          if ((items[i].revents & ZMQ_POLLOUT) && send_now(socks[i].get(), frames, tracker, sock_names[i])) {
-            rr = i + 1;
-            count(frames);
-            st.blocked_ns += static_cast<std::uint64_t>(
-                std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
-            return true;
-          }
-        }
-      }
       check_interrupt();
-      wait = slice_ms(deadline, opt.slice);
+      const long wait = slice_ms(deadline, opt.slice);
       if (wait < 0) timeout_error("send", *opt.timeout);
+      if (poll_out(wait) && try_each(frames)) {
+        st.blocked_ns += static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
+        return true;
+      }
     }
   }
 
@@ -524,6 +551,7 @@ Receiver::Receiver(std::vector<std::string> endpoints, TransportOptions options)
     throw ValueError("Receiver: socket type must be pull or sub, not " + std::string(socket_type_name(t)));
   }
   if (endpoints.empty()) throw ValueError("Receiver: no endpoint given");
+  if (im.opt.reuse_buffers) reuse_message_buffers();
   im.sock = Socket(im.ctx->handle(), zmq_type(t));
   apply_common(im.sock, im.opt, false);
   if (t == SocketType::sub) {
@@ -538,26 +566,24 @@ std::optional<std::vector<Frame>> Receiver::try_recv(std::optional<milliseconds>
   Impl& im = *impl_;
   if (!im.sock) throw TransportError("recv on a closed Receiver (" + join(im.endpoints) + ")");
   const auto deadline = deadline_of(timeout);
-  long wait = 0;
-  for (;;) {
-    zmq_pollitem_t item{im.sock.get(), 0, ZMQ_POLLIN, 0};
-    const int rc = zmq_poll(&item, 1, wait);
-    if (rc < 0 && zmq_errno() != EINTR) throw TransportError(zerr("zmq_poll"));
-    if (rc > 0) break;
-    if (im.opt.interrupt) im.opt.interrupt();
-    wait = slice_ms(deadline, im.opt.slice);
-    if (wait < 0) return std::nullopt;
-  }
   std::vector<Frame> frames;
+  auto msg = std::make_shared<Frame::Msg>();
+  // Try first, poll only when nothing is there (saves a system call per message).
+  while (zmq_msg_recv(&msg->m, im.sock.get(), ZMQ_DONTWAIT) < 0) {
+    if (zmq_errno() != EAGAIN && zmq_errno() != EINTR) throw TransportError(zerr("recv on " + join(im.endpoints)));
+    if (im.opt.interrupt) im.opt.interrupt();
+    const long wait = slice_ms(deadline, im.opt.slice);
+    if (wait < 0) return std::nullopt;
+    zmq_pollitem_t item{im.sock.get(), 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&item, 1, wait) < 0 && zmq_errno() != EINTR) throw TransportError(zerr("zmq_poll"));
+  }
   for (;;) {
-    auto msg = std::make_shared<Frame::Msg>();
-    if (zmq_msg_recv(&msg->m, im.sock.get(), frames.empty() ? ZMQ_DONTWAIT : 0) < 0) {
-      throw TransportError(zerr("recv on " + join(im.endpoints)));
-    }
     const bool more = zmq_msg_more(&msg->m) != 0;
     im.st.bytes += zmq_msg_size(&msg->m);
     frames.push_back(Frame(std::move(msg)));
     if (!more) break;
+    msg = std::make_shared<Frame::Msg>();
+    if (zmq_msg_recv(&msg->m, im.sock.get(), 0) < 0) throw TransportError(zerr("recv on " + join(im.endpoints)));
   }
   ++im.st.messages;
   return frames;
