@@ -8,10 +8,11 @@ HDF5 itself had compressed them.
 
 from __future__ import annotations
 
+import functools
 import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -183,3 +184,38 @@ def as_frames(message: Any) -> list[Any]:
     ):
         return [message]
     return list(message)
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+#: A message may declare at most this many times its own size once decoded (corrupt shapes,
+#: decompression bombs); bitshuffle+LZ4 of an all-zero frame is ~250x.
+MAX_EXPANSION = 4096
+
+
+def expansion_limit(nbytes: int) -> int:
+    return max(64 << 20, MAX_EXPANSION * nbytes)
+
+
+def guarded(what: str) -> Callable[[_F], _F]:
+    """Make a parser raise only FormatError (with ``what`` and the size) for bad input."""
+
+    def deco(fn: _F) -> _F:
+        @functools.wraps(fn)
+        def wrapper(message: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(message, *args, **kwargs)
+            except (FormatError, ImportError, MemoryError):
+                raise
+            except Exception as exc:
+                try:
+                    n = sum(len(frame_bytes(f)) for f in as_frames(message))
+                except Exception:
+                    n = -1
+                raise FormatError(
+                    f"{what}: {n}-byte message is corrupt: {type(exc).__name__}: {exc}"
+                ) from exc
+
+        return wrapper  # type: ignore[return-value]
+
+    return deco

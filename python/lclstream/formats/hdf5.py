@@ -35,6 +35,7 @@ from lclstream.formats._common import (
     compress_events,
     compression,
     decompress_chunk,
+    expansion_limit,
     frame_bytes,
 )
 from lclstream.protocols import (
@@ -409,16 +410,36 @@ def _codec_of(dset: h5py.Dataset) -> str | None:
     return _CODEC_OF_FILTER.get(fid)
 
 
-def read_dataset(dset: h5py.Dataset, threads: int = 0) -> np.ndarray:
-    """Read a dataset; chunks of our codecs are decoded by lclstream.codec, others by h5py."""
+def read_dataset(dset: h5py.Dataset, threads: int = 0, *, limit: int | None = None) -> np.ndarray:
+    """Read a dataset; chunks of our codecs are decoded by lclstream.codec, others by h5py.
+
+    ``limit`` caps the bytes a dataset may declare (checked before anything is allocated).
+    """
     try:
+        nbytes = int(dset.size) * dset.dtype.itemsize
+        if limit is not None and nbytes > limit:
+            raise FormatError(
+                f"HDF5 message: dataset {dset.name} declares {nbytes} bytes "
+                f"{list(dset.shape)}, more than the message can hold (corrupt?)"
+            )
         codec = _codec_of(dset) if dset.chunks is not None and dset.ndim >= 3 else None
         if codec is None or dset.chunks != (1, *dset.shape[1:]):
             return np.asarray(dset[()])
-        out = np.empty(dset.shape, dset.dtype)
         zeros = (0,) * (dset.ndim - 1)
+        frame_nbytes = nbytes // max(1, dset.shape[0])
+        chunks = []
         for i in range(dset.shape[0]):
             mask, chunk = dset.id.read_direct_chunk((i, *zeros))
+            if not mask and codec != "zstd":  # 32008/32004 chunks start with the size
+                declared = int.from_bytes(bytes(chunk[:8]), "big")
+                if declared != frame_nbytes:
+                    raise FormatError(
+                        f"HDF5 message: {dset.name} chunk {i} declares {declared} bytes, "
+                        f"the frame has {frame_nbytes}"
+                    )
+            chunks.append((mask, chunk))
+        out = np.empty(dset.shape, dset.dtype)
+        for i, (mask, chunk) in enumerate(chunks):
             if mask:
                 out[i] = dset[i]
             else:
@@ -456,9 +477,24 @@ def _info_from_attrs(attrs: Any) -> StreamInfo:
 
 def parse(frames: Any, *, decode: bool = True, threads: int = 0) -> ParsedMessage:
     """One HDF5 message → ParsedMessage (data or end). Foreign images (e.g. LCLStreamer's)
-    parse too: every dataset whose first axis is the event axis becomes an array."""
+    parse too: every dataset whose first axis is the event axis becomes an array.
+    Anything wrong with the image is a FormatError saying what."""
     frame = frames[-1] if isinstance(frames, list) else frames
     nbytes = len(frame_bytes(frame))
+    try:
+        return _parse(frame, nbytes, decode, threads)
+    except FormatError:
+        raise
+    except (ImportError, MemoryError):
+        raise
+    except Exception as exc:
+        raise FormatError(
+            f"HDF5 message of {nbytes} bytes is corrupt: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _parse(frame: Any, nbytes: int, decode: bool, threads: int) -> ParsedMessage:
+    limit = expansion_limit(nbytes)
     with open_image(frame) as f:
         attrs = f.attrs
         info = _info_from_attrs(attrs)
@@ -470,19 +506,21 @@ def parse(frames: Any, *, decode: bool = True, threads: int = 0) -> ParsedMessag
         results: dict[str, np.ndarray] = {}
         if fields is not None:
             for name, path in fields["arrays"].items():
-                arrays[name] = _read(f, path, decode, threads)
+                arrays[name] = _read(f, path, decode, threads, limit)
             for name, path in fields["results"].items():
-                results[name] = _read(f, path, decode, threads)
+                results[name] = _read(f, path, decode, threads, limit)
             ids_path, ts_path = fields.get("event_id"), fields.get("timestamp")
         else:
             ids_path, ts_path = None, None
             for path, ds in _walk(f):
                 arrays[path] = (
-                    _read(f, path, decode, threads) if decode else np.empty((ds.shape[0], 0))
+                    _read(f, path, decode, threads, limit) if decode else np.empty((ds.shape[0], 0))
                 )
         n = next(iter(arrays.values())).shape[0] if arrays else 0
-        ids = _read(f, ids_path, True, threads) if ids_path else np.arange(n, dtype=np.uint64)
-        ts = _read(f, ts_path, True, threads) if ts_path else np.zeros(n, np.uint64)
+        ids = (
+            _read(f, ids_path, True, threads, limit) if ids_path else np.arange(n, dtype=np.uint64)
+        )
+        ts = _read(f, ts_path, True, threads, limit) if ts_path else np.zeros(n, np.uint64)
         batch = EventBatch(np.asarray(ids, np.uint64), np.asarray(ts, np.uint64), arrays, results)
         seq = int(attrs.get("sequence", -1))
         if bool(attrs.get("end_of_stream", False)):
@@ -520,13 +558,16 @@ def parse(frames: Any, *, decode: bool = True, threads: int = 0) -> ParsedMessag
         )
 
 
-def _read(f: h5py.File, path: str, decode: bool, threads: int) -> np.ndarray:
-    obj = f.get(path)
+def _read(f: h5py.File, path: str, decode: bool, threads: int, limit: int) -> np.ndarray:
+    try:
+        obj = f.get(path)
+    except Exception as exc:
+        raise FormatError(f"HDF5 message: {path} cannot be opened: {exc}") from exc
     if not isinstance(obj, h5py.Dataset):
         raise FormatError(f"HDF5 message: dataset {path} is missing")
     if not decode and obj.ndim >= 3:
         return np.empty((obj.shape[0], 0), obj.dtype)
-    return read_dataset(obj, threads)
+    return read_dataset(obj, threads, limit=limit)
 
 
 def _walk(f: h5py.File) -> list[tuple[str, h5py.Dataset]]:

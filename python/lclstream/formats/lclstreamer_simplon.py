@@ -26,7 +26,9 @@ from lclstream.formats._common import (
     as_frames,
     compress_events,
     decompress_chunk,
+    expansion_limit,
     frame_bytes,
+    guarded,
 )
 from lclstream.protocols import EventBatch, Message, ParsedMessage, StreamInfo, StreamTotals
 
@@ -195,6 +197,7 @@ class LclstreamerSimplonSerializer:
         return [[b"c" + cbor2.dumps(msg)]]
 
 
+@guarded("LCLStreamer SIMPLON")
 def parse(message: Any, *, decode: bool = True) -> ParsedMessage:
     frames = as_frames(message)
     if len(frames) != 1:
@@ -244,6 +247,8 @@ def parse(message: Any, *, decode: bool = True) -> ParsedMessage:
             f"LCLStreamer SIMPLON: image map lacks dtype/shape/compressed_data: {exc}"
         ) from exc
     nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+    if nbytes > expansion_limit(len(mv)) or min(shape, default=1) < 0:
+        raise FormatError(f"LCLStreamer SIMPLON: image declares {nbytes} bytes (corrupt?)")
     if decode:
         chunk = struct.pack(">QI", nbytes, block * dt.itemsize) + blocks
         arr = decompress_chunk(chunk, "bslz4", dt, shape).reshape((1, *shape))

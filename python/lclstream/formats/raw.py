@@ -21,7 +21,9 @@ from lclstream.formats._common import (
     compress_events,
     compression,
     decompress_chunk,
+    expansion_limit,
     frame_bytes,
+    guarded,
 )
 from lclstream.protocols import (
     DetectorInfo,
@@ -162,6 +164,7 @@ def is_raw(frames: list[Any]) -> bool:
     return b"lclstream-raw" in head
 
 
+@guarded("raw batch")
 def parse(message: Any, *, decode: bool = True, threads: int = 0) -> ParsedMessage:
     """[header, payload] → ParsedMessage; the primary array views the payload frame."""
     frames = as_frames(message)
@@ -233,6 +236,19 @@ def parse(message: Any, *, decode: bool = True, threads: int = 0) -> ParsedMessa
                     f"raw batch: payload has {len(payload)} bytes in {len(sizes)} chunks, "
                     f"header chunk sizes sum to {sum(sizes)} for {shape[0]} events"
                 )
+            frame_nbytes = expected // max(1, shape[0])
+            if expected > expansion_limit(nbytes):
+                raise FormatError(f"raw batch: header declares {expected} bytes (corrupt?)")
+            if comp != "zstd":  # 32008/32004 chunks start with their uncompressed size
+                off = 0
+                for i, s in enumerate(sizes):
+                    declared = int.from_bytes(bytes(payload[off : off + 8]), "big")
+                    if declared != frame_nbytes:
+                        raise FormatError(
+                            f"raw batch: chunk {i} declares {declared} bytes, "
+                            f"the frame has {frame_nbytes}"
+                        )
+                    off += s
             arr = np.empty(shape, dt)
             if decode:
                 off = 0

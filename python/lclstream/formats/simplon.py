@@ -33,6 +33,7 @@ from lclstream.formats._common import (
     compress_events,
     decompress_chunk,
     frame_bytes,
+    guarded,
 )
 from lclstream.protocols import (
     DetectorInfo,
@@ -446,6 +447,7 @@ def _decode_image(dims: Any, typed: Any, decode: bool) -> np.ndarray:
     return np.frombuffer(p, dt).reshape(y, x)
 
 
+@guarded("stream2")
 def parse(message: Any, *, decode: bool = True) -> ParsedMessage:
     """One stream2 message → ParsedMessage. Images come back in their original frame shape
     when ``user_data.lclstream.frame_shape`` says it, else as (1, y, x)."""
