@@ -213,29 +213,61 @@ class Reduction:
             raise ConfigError(f"{where}.binning.factor: {b} does not divide the frame ({h} x {w})")
         return (*lead, h // b, w // b)
 
-    def apply(self, frame: np.ndarray, out: np.ndarray) -> None:
-        """Reduce ``frame`` into ``out`` (they may be the same array when nothing reshapes)."""
+    def out_dtype(self, dtype: np.dtype[Any]) -> np.dtype[Any]:
+        """Binned counts sum into uint32 (saturating); float32 stays float32."""
+        if self.binning > 1:
+            return np.dtype(np.float32) if dtype == np.float32 else np.dtype(np.uint32)
+        return dtype
+
+    def crop_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Shape after the ROI, before binning."""
+        b = self.binning
+        out = self.out_shape(shape)
+        return (*out[:-2], out[-2] * b, out[-1] * b)
+
+    def apply(
+        self,
+        frame: np.ndarray,
+        out: np.ndarray,
+        *,
+        mutable: bool,
+        buffer: np.ndarray | None = None,
+        threads: int = 0,
+    ) -> None:
+        """Reduce ``frame`` into ``out`` with the C++ kernels (crop, zero_below, bin_pixels).
+
+        ``frame`` may be ``out`` itself when nothing reshapes. ``mutable`` says whether
+        ``frame`` may be changed in place (a calibrated scratch frame may, a source's raw
+        frame may not); ``buffer`` holds the cropped frame when binning follows a crop.
+        """
+        from lclstream import calib
+
         src = frame
+        owned = mutable
         if self.modules is not None:
             mods = list(self.modules)
-            contiguous = mods == list(range(mods[0], mods[0] + len(mods)))
-            src = src[mods[0] : mods[0] + len(mods)] if contiguous else src[mods]
-        if self.y is not None:
-            src = src[..., self.y[0] : self.y[1], :]
-        if self.x is not None:
-            src = src[..., self.x[0] : self.x[1]]
-        if self.binning > 1:
-            if self.threshold is not None:
-                src = np.where(src < self.threshold, 0, src).astype(src.dtype, copy=False)
-            b = self.binning
+            if mods == list(range(mods[0], mods[0] + len(mods))):
+                src = src[mods[0] : mods[0] + len(mods)]
+            else:
+                src, owned = src[mods], True  # a copy (rare: scattered modules)
+        if self.y is not None or self.x is not None:
             h, w = src.shape[-2:]
-            blocks = src.reshape(*src.shape[:-2], h // b, b, w // b, b)
-            np.sum(blocks, axis=(-3, -1), dtype=out.dtype, out=out)
-            return
-        if src is not out:
-            np.copyto(out, src)
+            rows, cols = self.y or (0, h), self.x or (0, w)
+            dst = out if self.binning == 1 else buffer
+            src = calib.crop(src, rows, cols, out=dst, threads=threads)
+            owned = True
         if self.threshold is not None:
-            np.copyto(out, 0, where=out < self.threshold)
+            if not owned:
+                dst = out if self.binning == 1 else buffer
+                if dst is None:
+                    dst = np.empty_like(src)
+                np.copyto(dst, src)
+                src = dst
+            calib.zero_below(src, self.threshold, threads=threads)
+        if self.binning > 1:
+            calib.bin_pixels(src, self.binning, out=out, threads=threads)
+        elif src is not out:
+            np.copyto(out, src)
 
 
 def _reduction_from(spec: Any) -> Reduction:
@@ -290,6 +322,7 @@ class _DetectorPlan:
     out_shape: tuple[int, ...]
     out_dtype: np.dtype[Any]
     scratch: np.ndarray | None = None  # calibrated frame when the reduction reshapes
+    buffer: np.ndarray | None = None  # cropped frame before binning
 
 
 def _make_calibrator(
@@ -497,13 +530,18 @@ class Pipeline:
             calibrations.add(calibration)
             reduction = _reduction_from(_get(red_specs, name))
             out_shape = reduction.out_shape(shape, name)
+            out_dtype = reduction.out_dtype(cal_dtype)
             out_info = DetectorInfo(**{**asdict(info), "frame_shape": out_shape})
-            out_info.dtype = cal_dtype.name
+            out_info.dtype = out_dtype.name
             plan = _DetectorPlan(
-                name, out_info, calibrator, reduction, shape, cal_dtype, out_shape, cal_dtype
+                name, out_info, calibrator, reduction, shape, cal_dtype, out_shape, out_dtype
             )
+            # Buffers made once: the calibrated frame when a reduction reshapes it, the
+            # cropped frame when binning follows a crop (or a threshold on raw frames).
             if reduction.reshapes and calibrator is not None:
                 plan.scratch = np.zeros(shape, cal_dtype)
+            if reduction.binning > 1:
+                plan.buffer = np.zeros(reduction.crop_shape(shape), cal_dtype)
             plans[name] = plan
         for name in cal_specs if isinstance(cal_specs, Mapping) else []:
             if name not in plans:
@@ -794,13 +832,13 @@ class Pipeline:
             if red.reshapes:
                 assert plan.scratch is not None
                 plan.calibrator(raw, out=plan.scratch)
-                red.apply(plan.scratch, slot)
+                red.apply(plan.scratch, slot, mutable=True, buffer=plan.buffer)
             else:
                 plan.calibrator(raw, out=slot)
                 if red.active:
-                    red.apply(slot, slot)
+                    red.apply(slot, slot, mutable=True)
         elif red.active:
-            red.apply(np.asarray(raw, dtype=plan.out_dtype), slot)
+            red.apply(raw, slot, mutable=False, buffer=plan.buffer)
         else:
             from lclstream import _core
 
