@@ -630,15 +630,15 @@ class Pipeline:
                 threads[-1].join(0.1)
                 if self.progress is not None:
                     self.progress(self.stats())
-        except KeyboardInterrupt:
+            if self.progress is not None:
+                self.progress(self.stats())
+        except BaseException:  # Ctrl-C or a failing progress callback: stop cleanly first
             self.cancel()
             for t in threads:
                 t.join()
             self._close_owned()
             raise
         self._close_owned()
-        if self.progress is not None:
-            self.progress(self.stats())
         result = self._result()
         if self._errors:
             stage, err = self._errors[0]
