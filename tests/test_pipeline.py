@@ -460,3 +460,19 @@ def test_raw_mode_with_modules_threshold_binning_match_numpy() -> None:
     again, _ = raw_frames(cfg, 4)
     for a, b in zip(frames, again, strict=True):
         np.testing.assert_array_equal(a, b)  # the source's frames were not changed in place
+
+
+def test_failing_progress_callback_stops_cleanly() -> None:
+    h = InProcessDataHandler(maxsize=10_000)
+
+    def progress(st: dict[str, Any]) -> None:
+        raise RuntimeError("display went away")
+
+    pipe = Pipeline(jf_config(events=2_000), handlers=[h], progress=progress)
+    with pytest.raises(RuntimeError, match="display went away"):
+        pipe.run()
+    msgs = drain(h)
+    assert msgs[-1].kind == "end" and msgs[-1].totals is not None
+    assert msgs[-1].totals.cancelled
+    sent = sum(len(m.batch) for m in data_batches(msgs) if m.batch is not None)
+    assert msgs[-1].totals.events_sent == sent < 2_000
