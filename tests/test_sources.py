@@ -578,8 +578,47 @@ def test_reads_files_lclstream_wrote(tmp_path: Path) -> None:
     with h5py.File(written[0]) as f:
         assert "32008" in f["/entry_1/data_1/data"]._filters
     src = open_source(hdf5_config([str(tmp_path / "msg_*.h5")]))
-    assert src.info()["detector_data"].photon_energy_keV == pytest.approx(9.5)
+    got_info = src.info()["detector_data"]
+    assert got_info.photon_energy_keV == pytest.approx(9.5)
+    assert got_info.pixel_size_m == pytest.approx(75e-6)
+    assert got_info.detector_distance_m == pytest.approx(0.1)
+    assert got_info.beam_center_px == pytest.approx(d.info().beam_center_px)
     got = [(ev.event_id, ev.timestamp, ev.data["detector_data"].copy()) for ev in src.events()]
     assert [g[0] for g in got] == list(range(1000, 1007))
     assert [g[1] for g in got] == [d.timestamp(i) for i in range(7)]
     assert np.array_equal(np.stack([g[2] for g in got]), frames)
+
+
+@pytest.mark.parametrize("layout", ["bslz4", "bszstd", "two_per_chunk", "gzip"])
+def test_hdf5_compressed_layouts(tmp_path: Path, layout: str) -> None:
+    """One event per bitshuffle chunk is decoded by lclstream's codec; anything else by HDF5."""
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 3, (5, 2, 64, 32), dtype=np.uint16)
+    kw: dict[str, Any] = {"chunks": (1, 2, 64, 32)}
+    if layout == "bslz4":
+        kw.update(hdf5plugin.Bitshuffle(cname="lz4"))
+    elif layout == "bszstd":
+        kw.update(hdf5plugin.Bitshuffle(cname="zstd"))
+    elif layout == "two_per_chunk":
+        kw = {"chunks": (2, 2, 64, 32), **hdf5plugin.Bitshuffle(cname="lz4")}
+    else:
+        kw["compression"] = "gzip"
+    with h5py.File(tmp_path / "c.h5", "w") as f:
+        f.create_dataset("/entry_1/data_1/data", data=frames, **kw)
+    src = open_source(hdf5_config([str(tmp_path / "c.h5")]))
+    got = np.stack([ev.data["detector_data"].copy() for ev in src.events()])
+    assert np.array_equal(got, frames)
+
+
+def test_hdf5_corrupt_chunk_is_a_source_error(tmp_path: Path) -> None:
+    frames = np.ones((3, 1, 64, 64), np.uint16)
+    with h5py.File(tmp_path / "bad.h5", "w") as f:
+        ds = f.create_dataset(
+            "/entry_1/data_1/data",
+            data=frames,
+            chunks=(1, 1, 64, 64),
+            **hdf5plugin.Bitshuffle(cname="lz4"),
+        )
+        ds.id.write_direct_chunk((1, 0, 0, 0), b"\x00\x00\x00\x00\x00\x00\x20\x00garbage")
+    with pytest.raises(SourceError, match=r"bad\.h5:/entry_1/data_1/data: cannot read events"):
+        list(open_source(hdf5_config([str(tmp_path / "bad.h5")])).events())

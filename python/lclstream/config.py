@@ -104,7 +104,7 @@ class SyntheticDetectorParameters(_Model):
     #: Mean number of Bragg peaks on a hit.
     peaks_per_hit: int = Field(80, ge=0)
     #: Mean photons per pixel of the water-ring/diffuse background.
-    background_photons: float = Field(0.03, ge=0.0)
+    background_photons: float = Field(0.08, ge=0.0)
     #: Event rate used for timestamps (Hz).
     rate_hz: float = Field(120.0, gt=0.0)
     detector_distance_m: float = Field(0.1, gt=0.0)

@@ -20,13 +20,34 @@ import h5py
 import hdf5plugin  # noqa: F401  (registers the bitshuffle/LZ4/zstd filters with h5py)
 import numpy as np
 
-from lclstream.errors import SourceError
+from lclstream.errors import CorruptDataError, SourceError
 from lclstream.protocols import DetectorInfo, Event, StreamTotals
 from lclstream.sources.base import DataSource, IncompleteEvents
 from lclstream.sources.synthetic import T0_NS
 
 EV_TO_J = 1.602176634e-19
 SOURCE_ENERGY_J_PATH = "/entry_1/instrument_1/source_1/energy"
+DETECTOR_GROUP = "/entry_1/instrument_1/detector_1"
+
+
+def _direct_codec(ds: h5py.Dataset) -> str | None:
+    """'bslz4'/'bszstd' when ``ds`` holds one event per chunk behind the bitshuffle filter
+    (32008) alone, as lclstream writes it; then chunks are decoded by lclstream's codec."""
+    if ds.chunks is None or ds.ndim < 2 or tuple(ds.chunks) != (1, *ds.shape[1:]):
+        return None
+    plist = ds.id.get_create_plist()
+    if plist.get_nfilters() != 1:
+        return None
+    fid, _flags, cd, _name = plist.get_filter(0)
+    if fid != 32008 or len(cd) < 5 or cd[2] != ds.dtype.itemsize:
+        return None
+    if ds.dtype.kind not in "uif":
+        return None
+    try:
+        from lclstream import codec  # noqa: F401
+    except ImportError:
+        return None
+    return {2: "bslz4", 3: "bszstd"}.get(int(cd[4]))
 
 
 @dataclass
@@ -105,6 +126,7 @@ class Hdf5EventSource:
         self._lengths: list[int] = []
         self._energy: dict[str, float | None] = {}
         primary = next(iter(datasets))
+        self._geometry: dict[str, Any] = {}
         for path in self.files:
             with _open(path) as f:
                 for name, spec in datasets.items():
@@ -129,8 +151,11 @@ class Hdf5EventSource:
                         )
                     if name not in self._energy:
                         self._energy[name] = self._photon_energy(f, spec)
+                        if name == primary:
+                            self._geometry = self._cxi_geometry(f)
                 self._lengths.append(int(f[datasets[primary].path].shape[0]))
         self._bufs: dict[str, list[np.ndarray]] = {}
+        self._chunk_scratch: np.ndarray | None = None
 
     @staticmethod
     def _photon_energy(f: h5py.File, spec: DatasetSpec) -> float | None:
@@ -149,6 +174,31 @@ class Hdf5EventSource:
             return None
         return None
 
+    @staticmethod
+    def _cxi_geometry(f: h5py.File) -> dict[str, Any]:
+        """Detector facts from the CXI detector group (lclstream writes them), if present."""
+        out: dict[str, Any] = {}
+        g = f.get(DETECTOR_GROUP)
+        if not isinstance(g, h5py.Group):
+            return out
+
+        def num(key: str) -> float | None:
+            d = g.get(key)
+            try:
+                return float(np.asarray(d).reshape(-1)[0]) if isinstance(d, h5py.Dataset) else None
+            except (TypeError, ValueError, IndexError):
+                return None
+
+        out["detector_distance_m"] = num("distance")
+        out["pixel_size_m"] = num("x_pixel_size")
+        bx, by = num("beam_center_x"), num("beam_center_y")
+        if bx is not None and by is not None:
+            out["beam_center_px"] = (bx, by)
+        serial = g.attrs.get("serial")
+        if serial is not None:
+            out["serial"] = serial.decode() if isinstance(serial, bytes) else str(serial)
+        return {k: v for k, v in out.items() if v is not None}
+
     @property
     def total_events(self) -> int:
         n = max(0, sum(self._lengths) - self.first_event)
@@ -156,6 +206,7 @@ class Hdf5EventSource:
 
     def info(self) -> dict[str, DetectorInfo]:
         out: dict[str, DetectorInfo] = {}
+        primary = next(iter(self.datasets))
         for name, spec in self.datasets.items():
             shape, dtype = self._shapes[name]
             out[name] = DetectorInfo(
@@ -164,6 +215,7 @@ class Hdf5EventSource:
                 frame_shape=shape,
                 dtype=dtype.name,
                 photon_energy_keV=self._energy.get(name),
+                **(self._geometry if name == primary else {}),
             )
         for name, ds in self.others.items():
             i = ds.info()
@@ -212,10 +264,16 @@ class Hdf5EventSource:
                         m = max(0, min(n, int(ds.shape[0]) - start))
                         if m:
                             try:
-                                ds.read_direct(
-                                    buf, source_sel=np.s_[start : start + m], dest_sel=np.s_[0:m]
-                                )
-                            except OSError as e:
+                                codec_name = _direct_codec(ds)
+                                if codec_name is not None:
+                                    self._read_chunks(ds, codec_name, buf, start, m)
+                                else:
+                                    ds.read_direct(
+                                        buf,
+                                        source_sel=np.s_[start : start + m],
+                                        dest_sel=np.s_[0:m],
+                                    )
+                            except (OSError, ValueError, CorruptDataError) as e:
                                 raise SourceError(
                                     f"{path}:{spec.path}: cannot read events {start}..."
                                     f"{start + m - 1} ({e})"
@@ -253,6 +311,26 @@ class Hdf5EventSource:
                     remaining -= n
                     flip ^= 1
             global_index += length
+
+    def _read_chunks(
+        self, ds: h5py.Dataset, codec_name: str, buf: np.ndarray, start: int, m: int
+    ) -> None:
+        """One event per chunk, bitshuffle-compressed: read each chunk's bytes as stored and
+        decode them with lclstream's codec straight into ``buf`` (faster than the filter)."""
+        from lclstream import codec
+
+        frame = buf.shape[1:]
+        need = codec.compress_bound(int(buf[0].nbytes), buf.dtype.itemsize, codec_name)
+        if self._chunk_scratch is None or self._chunk_scratch.size < need:
+            self._chunk_scratch = np.empty(need, np.uint8)
+        scratch = self._chunk_scratch
+        zeros = (0,) * len(frame)
+        for j in range(m):
+            mask, chunk = ds.id.read_direct_chunk((start + j, *zeros), out=scratch)
+            if mask & 1:  # stored without the filter (HDF5 does so when it would not shrink)
+                buf[j] = np.frombuffer(chunk, buf.dtype).reshape(frame)
+            else:
+                codec.decompress(chunk, codec_name, dtype=buf.dtype, shape=frame, out=buf[j])
 
     @staticmethod
     def _optional_1d(f: h5py.File, path: str | None, length: int) -> h5py.Dataset | None:

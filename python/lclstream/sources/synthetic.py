@@ -8,8 +8,9 @@ map so calibration can be checked against the photons that were planted:
   a pedestal per gain (G0 ≈ 1000–3000 ADU, G1 and G2 ≈ 14000–16000 ADU) and a gain per gain
   stage in ADU/keV: G0 ≈ +40, G1 ≈ −1.5, G2 ≈ −0.1. **Sign convention**: in G1 and G2 the
   Jungfrau's ADC output *falls* as charge grows (PSI's gain files hold magnitudes, and their
-  Jungfraujoch back end multiplies G1/G2 by −1); psana stores the gain constants signed, so its
-  formula ``keV = (adc − pedestal[g]) × (1/gain[g])`` needs no per-stage sign. We follow psana.
+  Jungfraujoch back end multiplies G1/G2 by −1); psana's ``DetCache`` takes ``gfac = 1/gain``
+  for every stage with no sign of its own, so ``keV = (adc − pedestal[g]) × gfac[g]`` is
+  positive in G1/G2 only with negative G1/G2 gains: psana's constants are signed. We follow it.
   A pixel leaves G0 when its ADC would pass ~15000 and leaves G1 below ~1000.
 * **ePix10ka** (ePix10k2M: 16 panels of 352×384): ``raw = switch_bit14 | adc``; the per-pixel
   configuration (trbit = 0x10: auto-ranging high→low) plus bit 14 select gain range AHL_H (4)
@@ -98,7 +99,7 @@ class SyntheticDetector:
         photon_energy_keV: float = 9.5,
         pool_frames: int = 16,
         peaks_per_hit: int = 80,
-        background_photons: float = 0.03,
+        background_photons: float = 0.08,
         rate_hz: float = 120.0,
         detector_distance_m: float = 0.1,
         keep_truth: bool = False,
@@ -138,13 +139,18 @@ class SyntheticDetector:
         self.pool = np.empty((pool_frames, *g.shape), dtype=np.uint16)
         self._truth: list[tuple[np.ndarray, np.ndarray]] = []
         self._keep_truth = keep_truth
+        hi = 0 if g.kind == "jungfrau" else _EPIX_H
+        self._gain_sigma = (self.gain[hi] * np.float32(_NOISE_KEV)).reshape(-1)
+        # one scratch frame reused by every base frame (fresh pages fault in slowly), and one
+        # uniform field whose windows drive the background of every base frame
+        self._scratch = np.empty(self._n, np.float32)
+        self._uniform = self._rng.random(self._n + 64 * _NOISE_STRIDE, dtype=np.float32)
         for k in range(pool_frames):
-            photons = self._photon_map(hit=k < n_hit)
-            self._encode(photons, noise_offset=(k + 1) * _NOISE_STRIDE, out=self.pool[k])
+            idx, counts = self._photon_map(hit=k < n_hit)
+            self._encode(idx, counts, noise_offset=(k + 1) * _NOISE_STRIDE, out=self.pool[k])
             if keep_truth:
-                flat = photons.reshape(-1)
-                idx = np.flatnonzero(flat)
-                self._truth.append((idx, flat[idx].astype(np.uint16)))
+                self._truth.append((idx, counts.astype(np.uint16)))
+        del self._gain_sigma, self._scratch, self._uniform
         self.pool.flags.writeable = False
         del self._normal
 
@@ -243,20 +249,35 @@ class SyntheticDetector:
         prof = np.float32(0.3) + np.float32(2.5) * np.exp(
             np.float32(-0.5) * ((tth - np.float32(tth0)) / np.float32(w)) ** 2
         )
-        cdf = np.cumsum(prof.reshape(-1), dtype=np.float64)
-        self._bg_cdf = cdf / cdf[-1]
+        # Mean photons per pixel, and P(at least one) for inverse-CDF Poisson sampling.
+        lam = prof.reshape(-1)
+        lam *= np.float32(self.background_photons * lam.size / float(lam.sum(dtype=np.float64)))
+        self._bg_lam = lam
+        self._bg_p1 = -np.expm1(-lam)
 
-    def _photon_map(self, *, hit: bool) -> np.ndarray:
+    def _photon_map(self, *, hit: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Planted photons as (sorted unique flat pixel indices, counts): frames are sparse."""
         g = self.geometry
         rng = self._rng
         n = self._n
-        photons = np.zeros(n, np.uint32)
-        nbg = int(rng.poisson(self.background_photons * n))
-        if nbg:
-            pos = np.searchsorted(self._bg_cdf, np.sort(rng.random(nbg)))
-            np.minimum(pos, n - 1, out=pos)
-            photons += np.bincount(pos, minlength=n).astype(np.uint32)
-        photons = photons.reshape(g.shape)
+        idx_parts: list[np.ndarray] = []
+        cnt_parts: list[np.ndarray] = []
+        bg_idx = np.zeros(0, np.int64)
+        bg_cnt = np.zeros(0, np.int64)
+        if self.background_photons > 0:
+            # Poisson per pixel by inverse CDF on one uniform: u < P(k >= 1) selects the few
+            # pixels with photons (sorted, no sort needed); P(k >= 2), P(k >= 3) count them.
+            off = int(rng.integers(0, 64 * _NOISE_STRIDE))
+            u = self._uniform[off : off + n]
+            bg_idx = np.flatnonzero(u < self._bg_p1)
+            us = u[bg_idx]
+            lam = self._bg_lam[bg_idx]
+            e = np.exp(-lam)
+            bg_cnt = (
+                1
+                + (us < 1 - e * (1 + lam)).astype(np.int64)
+                + (us < 1 - e * (1 + lam + lam * lam / 2)).astype(np.int64)
+            )
         if hit and self.peaks_per_hit:
             npk = max(1, int(rng.poisson(self.peaks_per_hit)))
             ny, nx = g.module_shape
@@ -272,44 +293,65 @@ class SyntheticDetector:
             for dy in (-1, 0, 1):
                 for dx in (-1, 0, 1):
                     lam = np.minimum(inten * kern[dy + 1, dx + 1], 8000.0)
-                    np.add.at(photons, (m, y + dy, x + dx), rng.poisson(lam).astype(np.uint32))
-        np.minimum(photons, 9000, out=photons)  # keep G2 / low range in its ADC range
-        return photons
+                    idx_parts.append((m * ny + y + dy) * nx + x + dx)
+                    cnt_parts.append(rng.poisson(lam))
+        if not idx_parts:
+            return bg_idx, bg_cnt
+        pk_all = np.concatenate(idx_parts)
+        pk_idx, inv = np.unique(pk_all, return_inverse=True)
+        pk_cnt = np.bincount(inv, weights=np.concatenate(cnt_parts)).astype(np.int64)
+        pos = np.searchsorted(bg_idx, pk_idx)
+        hit_bg = np.zeros(pk_idx.size, bool)
+        ok = pos < bg_idx.size
+        hit_bg[ok] = bg_idx[pos[ok]] == pk_idx[ok]
+        bg_cnt[pos[hit_bg]] += pk_cnt[hit_bg]
+        new = ~hit_bg & (pk_cnt > 0)
+        idx = np.insert(bg_idx, pos[new], pk_idx[new])
+        counts = np.insert(bg_cnt, pos[new], pk_cnt[new])
+        # keep G2 / the low range inside its ADC range
+        return idx, np.minimum(counts, 9000)
 
     # ------------------------------------------------------------------ encoding
 
-    def _encode(self, photons: np.ndarray, *, noise_offset: int, out: np.ndarray) -> None:
+    def _encode(
+        self, idx: np.ndarray, counts: np.ndarray, *, noise_offset: int, out: np.ndarray
+    ) -> None:
+        """Raw frame: the dark frame (pedestal + noise, high gain) in a few whole-frame passes,
+        then the photon pixels (a few percent) encoded with gain switching, sparsely."""
         g = self.geometry
         f32 = np.float32
-        flat_noise = self._normal[noise_offset : noise_offset + self._n].reshape(g.shape)
-        e = photons.astype(f32)
-        e *= f32(self.photon_energy_keV)
-        e += f32(_NOISE_KEV) * flat_noise
+        noise = self._normal[noise_offset : noise_offset + self._n]
         ped, gain = self.pedestal, self.gain
-        if g.kind == "jungfrau":
-            adc = ped[0] + gain[0] * e
-            bits = np.zeros(g.shape, np.uint16)
-            sw = np.nonzero(adc > f32(_JF_G0_MAX))
-            if sw[0].size:
-                es = e[sw]
-                a1 = ped[1][sw] + gain[1][sw] * es
-                a2 = ped[2][sw] + gain[2][sw] * es
-                in2 = a1 < f32(_JF_G1_MIN)
-                adc[sw] = np.where(in2, a2, a1)
-                bits[sw] = np.where(in2, _JF_BITS[2], _JF_BITS[1]).astype(np.uint16)
-        else:
-            adc = ped[_EPIX_H] + gain[_EPIX_H] * e
-            bits = np.zeros(g.shape, np.uint16)
-            sw = np.nonzero(adc > f32(_EPIX_H_MAX))
-            if sw[0].size:
-                adc[sw] = ped[_EPIX_L][sw] + gain[_EPIX_L][sw] * e[sw]
-                bits[sw] = 1
-        np.rint(adc, out=adc)
-        np.clip(adc, 0, 16383, out=adc)
-        np.left_shift(bits, 14, out=bits)
-        np.bitwise_or(adc.astype(np.uint16), bits, out=out)
-        # Bad pixels: 0 → hot (G0 near full scale), 1 → dead (0), 2 → invalid gain bits.
+        hi = 0 if g.kind == "jungfrau" else _EPIX_H
+        ped_hi = ped[hi].reshape(-1)
+        dark = np.multiply(self._gain_sigma, noise, out=self._scratch)
+        dark += ped_hi
+        np.rint(dark, out=dark)
         flat = out.reshape(-1)
+        flat[...] = dark  # dark ADC stays well inside 0..16383 in the high-gain stage
+        if idx.size:
+            e = counts.astype(f32) * f32(self.photon_energy_keV) + f32(_NOISE_KEV) * noise[idx]
+            adc = ped_hi[idx] + gain[hi].reshape(-1)[idx] * e
+            bits = np.zeros(idx.size, np.uint16)
+            if g.kind == "jungfrau":
+                sw = np.nonzero(adc > f32(_JF_G0_MAX))[0]
+                if sw.size:
+                    p, es = idx[sw], e[sw]
+                    a1 = ped[1].reshape(-1)[p] + gain[1].reshape(-1)[p] * es
+                    a2 = ped[2].reshape(-1)[p] + gain[2].reshape(-1)[p] * es
+                    in2 = a1 < f32(_JF_G1_MIN)
+                    adc[sw] = np.where(in2, a2, a1)
+                    bits[sw] = np.where(in2, _JF_BITS[2], _JF_BITS[1])
+            else:
+                sw = np.nonzero(adc > f32(_EPIX_H_MAX))[0]
+                if sw.size:
+                    p = idx[sw]
+                    adc[sw] = ped[_EPIX_L].reshape(-1)[p] + gain[_EPIX_L].reshape(-1)[p] * e[sw]
+                    bits[sw] = 1
+            np.rint(adc, out=adc)
+            np.clip(adc, 0, 16383, out=adc)
+            flat[idx] = adc.astype(np.uint16) | (bits << 14)
+        # Bad pixels: 0 → hot (G0 near full scale), 1 → dead (0), 2 → invalid gain bits.
         bk = self._bad_kind
         flat[self._bad[bk == 0]] = 16000
         flat[self._bad[bk == 1]] = 0
