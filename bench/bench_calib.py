@@ -49,7 +49,11 @@ def numpy_jungfrau(raw: np.ndarray, poff: np.ndarray, gfac: np.ndarray) -> np.nd
 
 
 def copy_gbps(nbytes: int, repeats: int) -> float:
-    """Bytes moved (read + write) per second by one thread copying a large warm array."""
+    """Bytes moved (read + write) per second by one thread copying a large warm array.
+
+    Best of many repeats: a low copy speed (another process competing for memory) would
+    flatter every ratio against the bound, so the bound errs high.
+    """
     src = np.ones(nbytes // 4, np.float32)
     dst = np.zeros_like(src)
     t = time_it(lambda: _core.parallel_copy(dst, src, threads=1), repeats=repeats)
@@ -78,7 +82,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     reps = 3 if quick else 7
     nrep = 1 if quick else 3
     records: list[dict[str, Any]] = []
-    gbps = copy_gbps(64 << 20, reps)
+    gbps = copy_gbps(64 << 20, 3 * reps)
 
     # ---- Jungfrau 4M ---------------------------------------------------------------------
     c = jf_constants(JF4M, rng)
@@ -132,6 +136,80 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                     )
                 )
         _core.set_isa(_core.available_isas()[0])
+
+    # ---- Jungfrau 4M with common mode (median per row in 64-column banks) ----------------
+    xg = raw >> 14
+
+    def numpy_cm() -> np.ndarray:
+        idx = np.where(xg == 3, 2, xg & 1)
+        x = (raw & 0x3FFF).astype(np.float32) - np.choose(idx, poff)
+        g0 = (xg == 0).reshape(-1, 64)
+        xr = x.reshape(-1, 64)
+        cand = np.where(g0 & (xr < 100), xr, np.nan)
+        n = (~np.isnan(cand)).sum(axis=1)
+        cm = np.nanmedian(cand, axis=1).astype(np.float32)
+        cm = np.where((n >= 10) & (np.abs(cm) < 100), cm, np.float32(0))
+        xr -= np.where(g0, cm[:, None], np.float32(0))
+        out = x * np.choose(idx, gfac)
+        out[xg == 2] = 0
+        return out
+
+    t_npcm = time_it(numpy_cm, repeats=1 if quick else 2)
+    for threads in (1, 2):
+        cmcal = calib.Jungfrau(c["pedestal"], c["gain"], threads=threads, common_mode=True)
+        cmout = np.empty(raw.shape, np.float32)
+        cmcal(raw, cmout)
+        t_cm = time_it(lambda cmcal=cmcal, cmout=cmout: cmcal(raw, cmout), repeats=reps)
+        records.append(
+            record(
+                "calib",
+                "jungfrau4M keV common mode",
+                nbytes=raw.nbytes,
+                t=t_cm,
+                baseline="numpy nanmedian",
+                baseline_t=t_npcm,
+                threads=threads,
+            )
+        )
+        records.append(
+            bound_record("jungfrau4M keV common mode", npx * 14, t_cm, gbps, threads, None)
+        )
+
+    # ---- reduction helpers ---------------------------------------------------------------
+    kev = np.empty(raw.shape, np.float32)
+    calib.Jungfrau(c["pedestal"], c["gain"], threads=1)(raw, kev)
+    work = kev.copy()
+    t_z = time_it(
+        lambda: (np.copyto(work, kev), calib.zero_below(work, 4.0, threads=1)), repeats=reps
+    )
+    t_zn = time_it(
+        lambda: (np.copyto(work, kev), np.copyto(work, 0, where=work < 4.0)), repeats=reps
+    )
+    records.append(
+        record(
+            "calib",
+            "zero_below float32 (+copy)",
+            nbytes=kev.nbytes,
+            t=t_z,
+            baseline="numpy copyto where",
+            baseline_t=t_zn,
+        )
+    )
+    counts = np.empty(raw.shape, np.uint16)
+    t_b = time_it(lambda: calib.bin_pixels(counts, 2, 2, threads=1), repeats=reps)
+    t_bn = time_it(
+        lambda: counts.reshape(8, 256, 2, 512, 2).sum(axis=(2, 4), dtype=np.uint32), repeats=nrep
+    )
+    records.append(
+        record(
+            "calib",
+            "bin_pixels 2x2 uint16",
+            nbytes=counts.nbytes,
+            t=t_b,
+            baseline="numpy reshape-sum",
+            baseline_t=t_bn,
+        )
+    )
 
     # ---- ePix10k2M ------------------------------------------------------------------------
     ped7 = rng.normal(1500, 30, (7, *EPIX2M)).astype(np.float32)
@@ -194,6 +272,17 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         )
     )
     records.append(bound_record("generic int16 keV", graw.size * 14, t_g, gbps, 1, None))
+    # Measured again at the end: the bound is the faster of the two measurements, and every
+    # bound ratio is recomputed against it.
+    gbps_end = copy_gbps(64 << 20, 3 * reps)
+    if gbps_end > gbps:
+        for r in records:
+            if r["baseline"].startswith("copy bound"):
+                r["baseline_gbps"] = gbps_end
+                r["ratio"] = r["gbps"] / gbps_end
+                if r["target"] is not None:
+                    r["met"] = r["ratio"] >= r["target"]
+        gbps = gbps_end
     for r in records:
         r["copy_gbps"] = gbps
     return records

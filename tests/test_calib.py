@@ -94,6 +94,12 @@ def test_jungfrau_kev_bit_exact(isa: str, frame: tuple[int, ...]) -> None:
     # a single frame (no events axis) and one thread give the same bits
     one = calib.Jungfrau(ped, gain, off, mask, threads=1)(raw[1])
     np.testing.assert_array_equal(one.view(np.uint32), want[1].view(np.uint32))
+    # photons through the same path (large outputs take the streaming-store loop)
+    for dt in (np.uint16, np.uint32):
+        ph = calib.Jungfrau(
+            ped, gain, off, mask, threads=2, output="photons", photon_energy_keV=0.3, dtype=dt
+        )(raw)
+        np.testing.assert_array_equal(ph, photons_ref(want, 0.3, dt))
 
 
 def test_jungfrau_every_stage_and_edge_pixel(isa: str) -> None:
@@ -474,3 +480,84 @@ def test_crop_and_bin() -> None:
     assert calib.bin_pixels(sat, 2)[0, 0, 0] == 0xFFFFFFFF
     with pytest.raises(ValueError, match="do not tile"):
         calib.bin_pixels(x, 5)
+
+
+def test_epix10ka_common_mode(isa: str) -> None:
+    """Banks of 176 x 48 (here 8 x 16): high/medium-gain pixels are candidates and corrected."""
+    rng = np.random.default_rng(12)
+    frame = (2, 16, 32)
+    ped = np.round(rng.uniform(500, 2500, (7, *frame))).astype(np.float32)
+    gain = np.array([16.4, 5.466, 0.164, 16.4, 5.466, 0.164, 0.164], np.float32)[
+        :, None, None, None
+    ] * np.ones((7, *frame), np.float32)
+    cbits = rng.choice(np.array([28, 12, 8, 16, 0, 48, 32, 4], np.uint8), size=frame)
+    mask = (rng.random(frame) > 0.1).astype(np.uint8)
+    raw = np.empty((2, *frame), np.uint16)
+    for e in range(2):
+        noise = rng.normal(0, 2, frame) + rng.integers(0, 20, (2, 1, 1))
+        b14 = rng.random(frame) < 0.3
+        cb = (cbits & 0x1F) | np.where(b14, 32, 0)
+        conds = [
+            cb & 28 == 28,
+            cb & 28 == 12,
+            cb & 12 == 8,
+            cb & 60 == 16,
+            cb & 60 == 0,
+            cb & 60 == 48,
+            cb & 60 == 32,
+        ]
+        pd = np.select(conds, list(ped), default=0)
+        raw[e] = np.clip(np.rint(pd + noise), 0, 0x3FFF).astype(np.uint16) | np.where(
+            b14, 0x4000, 0
+        )
+    # reference: ADU, per-bank median of eligible unmasked pixels below threshold
+    cb = (cbits & 0x1F) | ((raw & 0x4000) >> 9)
+    conds = [
+        cb & 28 == 28,
+        cb & 28 == 12,
+        cb & 12 == 8,
+        cb & 60 == 16,
+        cb & 60 == 0,
+        cb & 60 == 48,
+        cb & 60 == 32,
+    ]
+    rng_idx = np.select(conds, [0, 1, 2, 3, 4, 5, 6], default=-1)
+    eligible = np.isin(rng_idx, [0, 1, 3, 4])
+    factor = np.select(conds, list(gfac_of(gain, None)), default=1).astype(np.float32)
+    x = (raw & 0x3FFF).astype(np.float32) - np.select(conds, list(ped), default=0).astype(
+        np.float32
+    )
+    cand_ok = eligible & (mask != 0)
+    for e in range(2):
+        for m in range(2):
+            for r0 in range(0, 16, 8):
+                for c0 in range(0, 32, 16):
+                    sl = (e, m, slice(r0, r0 + 8), slice(c0, c0 + 16))
+                    cand = x[sl][cand_ok[sl] & (x[sl] < 50)]
+                    if cand.size >= 5:
+                        cm = np.float32(np.median(cand))
+                        if abs(cm) < 40 and cm != 0:
+                            x[sl][eligible[sl]] -= cm
+    want = (x * factor * (mask != 0).astype(np.float32)).astype(np.float32)
+    spec = {"bank_rows": 8, "bank_cols": 16, "threshold": 50.0, "cormax": 40.0, "min_pixels": 5}
+    got = calib.Epix10ka(ped, gain, cbits, mask, common_mode=spec)(raw)
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    assert not np.array_equal(got, calib.Epix10ka(ped, gain, cbits, mask)(raw))
+
+
+def test_make_calibrator(tmp_path: Path) -> None:
+    frame = (1, 512, 1024)
+    ped, gain, off, mask = make_jf(frame)
+    np.savez(tmp_path / "jf.npz", pedestal=ped, gain=gain, offset=off, mask=mask)
+    cal = calib.make_calibrator(
+        "jungfrau4M", tmp_path / "jf.npz", output="photons", photon_energy_keV=9.5
+    )
+    assert isinstance(cal, calib.Jungfrau) and cal.dtype == np.uint16
+    raw = make_raw((1, *frame))
+    np.testing.assert_array_equal(
+        cal(raw), photons_ref(jungfrau_ref(raw, ped, gain, off, mask), 9.5, np.uint16)
+    )
+    g = calib.make_calibrator("generic", {"pedestal": ped[0, 0], "gain": gain[0, 0]})
+    assert isinstance(g, calib.Generic) and g.frame_shape == (512, 1024)
+    with pytest.raises(ValueError, match="unknown detector"):
+        calib.make_calibrator("pilatus", {})

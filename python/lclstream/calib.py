@@ -28,6 +28,7 @@ __all__ = [
     "epix10ka",
     "jungfrau",
     "load_constants",
+    "make_calibrator",
     "zero_below",
 ]
 
@@ -574,3 +575,46 @@ def bin_pixels(
         )
     _core.bin(a, out, int(by), int(bx), threads)
     return out
+
+
+# ---- construction from configuration ----------------------------------------------------
+
+DETECTORS = ("jungfrau", "epix10ka", "generic")
+
+
+def make_calibrator(
+    detector: str,
+    constants: str | os.PathLike[str] | Mapping[str, Any],
+    *,
+    modules: int | None = None,
+    **options: Any,
+) -> Jungfrau | Epix10ka | Generic:
+    """A prepared calibrator from a detector name and constants (file, folder or dict).
+
+    This is what a pipeline's ``calibration:`` entry maps onto, e.g.
+    ``make_calibrator("jungfrau", "constants.h5", output="photons", photon_energy_keV=9.5)``;
+    ``options`` are the class's keyword arguments (threads, output, photon_energy_keV,
+    dtype, common_mode). ``epix10k2M``/``epix10k`` name the ePix10ka kernel.
+    """
+    det = detector.lower()
+    if det in ("epix10k2m", "epix10k"):
+        det = "epix10ka"
+    if det.startswith("jungfrau"):  # jungfrau, jungfrau4M, jungfrau16M ...
+        det = "jungfrau"
+    if det not in DETECTORS:
+        raise ValueError(
+            f"calibration: unknown detector {detector!r} (allowed: {', '.join(DETECTORS)})"
+        )
+    if det == "generic":
+        named = {k: v for k, (v, _) in _read_named(constants).items()}
+        pick = {
+            key: np.asarray(named[n])
+            for key, names in _ALIASES.items()
+            for n in names
+            if n in named
+        }
+        return Generic(pick.get("pedestal"), pick.get("gain"), pick.get("mask"), **options)
+    c = load_constants(constants, detector=det, modules=modules)
+    if det == "jungfrau":
+        return Jungfrau(c["pedestal"], c["gain"], c.get("offset"), c.get("mask"), **options)
+    return Epix10ka(c["pedestal"], c["gain"], c["config_bits"], c.get("mask"), **options)

@@ -224,97 +224,94 @@ std::uint64_t Calibrator::apply_cm(std::span<const std::uint16_t> raw, std::span
   const std::size_t BR = cm_.bank_rows, BC = cm_.bank_cols;
   const std::size_t modules = F / (R * C), bands = R / BR;
   const std::size_t frames = raw.size() / F;
+
+  // The ISA's kernels, picked once per call.
+  using Gather = std::size_t (*)(const detail::Tables&, const detail::CmFlags&, const std::uint16_t*,
+                                 std::size_t, float, float*, std::uint8_t*, float*);
+  using Apply = std::uint64_t (*)(const detail::Tables&, const detail::CmFlags&, const float*,
+                                  const std::uint8_t*, std::size_t, float, Out*);
+  using Median = float (*)(float*, std::size_t, float*);
+  Gather gather = &detail::scalar::cm_gather;
+  Median median_fn = &detail::scalar::median_of;
+  Apply apply_fn = nullptr;
+  const Isa isa = active_isa();
+  if (isa == Isa::avx512) {
+    gather = &detail::avx512::cm_gather;
+    median_fn = &detail::avx512::median_of;
+  } else if (isa == Isa::avx2) {
+    gather = &detail::avx2::cm_gather;
+    median_fn = &detail::avx2::median_of;
+  }
+  if constexpr (std::is_same_v<Out, float>) {
+    apply_fn = isa == Isa::avx512 ? &detail::avx512::cm_apply_f32
+               : isa == Isa::avx2 ? &detail::avx2::cm_apply_f32 : &detail::scalar::cm_apply_f32;
+  } else if constexpr (std::is_same_v<Out, std::uint16_t>) {
+    apply_fn = isa == Isa::avx512 ? &detail::avx512::cm_apply_u16
+               : isa == Isa::avx2 ? &detail::avx2::cm_apply_u16 : &detail::scalar::cm_apply_u16;
+  } else {
+    apply_fn = isa == Isa::avx512 ? &detail::avx512::cm_apply_u32
+               : isa == Isa::avx2 ? &detail::avx2::cm_apply_u32 : &detail::scalar::cm_apply_u32;
+  }
+
   std::atomic<std::uint64_t> invalid_total{0};
-  float (*median_fn)(float*, std::size_t) = &detail::scalar::median_of;
-  if (active_isa() == Isa::avx512) median_fn = &detail::avx512::median_of;
-  if (active_isa() == Isa::avx2) median_fn = &detail::avx2::median_of;
   parallel_for(frames * modules * bands, threads, [&](std::size_t task) {
-    // Scratch for one bank (cache-sized), reused by this thread for every bank and call.
-    thread_local std::vector<float> xbuf_v, cand_v;
+    // Scratch for one bank (cache-sized), reused by this thread for every bank and call;
+    // 16 floats of slack for full-vector stores of compressed candidates.
+    thread_local std::vector<float> xbuf_v, cand_v, median_v;
     thread_local std::vector<std::uint8_t> sbuf_v;
     if (xbuf_v.size() < BR * BC) {
       xbuf_v.resize(BR * BC);
-      cand_v.resize(BR * BC);
+      cand_v.resize(BR * BC + 16);
+      median_v.resize(2 * BR * BC + 32);
       sbuf_v.resize(BR * BC);
     }
-    // Locals, so stores to the byte scratch cannot make the compiler reload member pointers.
     float* const xbuf = xbuf_v.data();
     float* const cand = cand_v.data();
+    float* const median_scratch = median_v.data();
     std::uint8_t* const sbuf = sbuf_v.data();
-    const float* poff[3] = {nullptr, nullptr, nullptr};
-    const float* gfac[3] = {nullptr, nullptr, nullptr};
-    const std::uint8_t* flags[3] = {nullptr, nullptr, nullptr};
-    for (int st = 0; st < stages_; ++st) {
-      poff[st] = poff_.data() + static_cast<std::size_t>(st) * F;
-      gfac[st] = gfac_.data() + static_cast<std::size_t>(st) * F;
-      flags[st] = cm_flags_.data() + static_cast<std::size_t>(st) * F;
-    }
-    std::uint8_t stage_of[4];
-    for (int k = 0; k < 4; ++k) stage_of[k] = stage_of_code_[k];
-    const std::uint16_t dmask = data_mask_;
-    const float threshold = cm_.threshold, cormax = cm_.cormax, energy = photon_energy_;
-    const std::size_t min_pixels = cm_.min_pixels;
-    const bool median = cm_.method == CommonMode::Method::median;
 
     const std::size_t frame = task / (modules * bands);
     const std::size_t module = (task / bands) % modules;
     const std::size_t r0 = (task % bands) * BR;
     const std::uint16_t* const fr = raw.data() + frame * F;
     Out* const fo = out.data() + frame * F;
+    detail::Tables t{};
+    detail::CmFlags fl{};
+    for (int k = 0; k < 4; ++k) t.stage_of_code[k] = stage_of_code_[k];
+    t.data_mask = data_mask_;
+    t.slow_bits = slow_bits_;
+    t.photon_energy = photon_energy_;
+    auto at = [&](std::size_t p) {  // tables offset to pixel p of the frame
+      for (int st = 0; st < stages_; ++st) {
+        const std::size_t o = static_cast<std::size_t>(st) * F + p;
+        t.poff[st] = poff_.data() + o;
+        t.gfac[st] = gfac_.data() + o;
+        fl.flags[st] = cm_flags_.data() + o;
+      }
+    };
     std::uint64_t invalid = 0;
     for (std::size_t c0 = 0; c0 < C; c0 += BC) {
       std::size_t n = 0;
       for (std::size_t r = 0; r < BR; ++r) {
         const std::size_t base = module * R * C + (r0 + r) * C + c0;
-        const std::uint16_t* const w = fr + base;
-        float* const xb = xbuf + r * BC;
-        std::uint8_t* const sb = sbuf + r * BC;
-        for (std::size_t c = 0; c < BC; ++c) {
-          const std::uint8_t st = stage_of[w[c] >> 14];
-          sb[c] = st;
-          if (st == kInvalidStage) {
-            xb[c] = 0.0F;
-            continue;
-          }
-          const float x = static_cast<float>(w[c] & dmask) - poff[st][base + c];
-          xb[c] = x;
-          cand[n] = x;
-          n += ((flags[st][base + c] & 2U) != 0) & (x < threshold);
-        }
+        at(base);
+        n += gather(t, fl, fr + base, BC, cm_.threshold, xbuf + r * BC, sbuf + r * BC, cand + n);
       }
       float cm = 0.0F;
-      if (n > 0 && n >= min_pixels) {
-        if (median) {
-          cm = median_fn(cand, n);
+      if (n > 0 && n >= cm_.min_pixels) {
+        if (cm_.method == CommonMode::Method::median) {
+          cm = median_fn(cand, n, median_scratch);
         } else {
           double sum = 0.0;
           for (std::size_t k = 0; k < n; ++k) sum += cand[k];
           cm = static_cast<float>(sum / static_cast<double>(n));
         }
-        if (!(std::fabs(cm) < cormax)) cm = 0.0F;
+        if (!(std::fabs(cm) < cm_.cormax)) cm = 0.0F;
       }
       for (std::size_t r = 0; r < BR; ++r) {
         const std::size_t base = module * R * C + (r0 + r) * C + c0;
-        const float* const xb = xbuf + r * BC;
-        const std::uint8_t* const sb = sbuf + r * BC;
-        Out* const o = fo + base;
-        for (std::size_t c = 0; c < BC; ++c) {
-          const std::uint8_t st = sb[c];
-          float v = 0.0F;
-          if (st == kInvalidStage) {
-            ++invalid;
-          } else {
-            const float x = (flags[st][base + c] & 1U) != 0 ? xb[c] - cm : xb[c];
-            v = x * gfac[st][base + c];
-          }
-          if constexpr (std::is_same_v<Out, float>) {
-            o[c] = v;
-          } else if constexpr (std::is_same_v<Out, std::uint16_t>) {
-            o[c] = static_cast<std::uint16_t>(detail::photons_of(v, energy, detail::kLimitU16, 0xffffU));
-          } else {
-            o[c] = detail::photons_of(v, energy, detail::kLimitU32, 0xffffffffU);
-          }
-        }
+        at(base);
+        invalid += apply_fn(t, fl, xbuf + r * BC, sbuf + r * BC, BC, cm, fo + base);
       }
     }
     invalid_total.fetch_add(invalid, std::memory_order_relaxed);

@@ -141,38 +141,169 @@ std::uint64_t calib_u32(const Tables& t, const std::uint16_t* raw, std::uint32_t
   return run<Kind::u32>(t, raw, out, n, stream);
 }
 
-// Branch-free selection for a bank's few candidates: the k-th smallest is the x with
-// count(< x) <= k < count(<= x); each candidate is ranked against all of them 16 at a time.
-float median_of(float* v, std::size_t n) {
-  if (n > 256) return scalar::median_of(v, n);
-  const std::size_t k_hi = n / 2, k_lo = (n - 1) / 2;
-  const std::size_t full = n / 16;
-  const __mmask16 tail = static_cast<__mmask16>((1U << (n % 16)) - 1U);
-  float lo = 0.0F, hi = 0.0F;
-  bool have_lo = false, have_hi = false;
-  for (std::size_t i = 0; i < n && !(have_lo && have_hi); ++i) {
-    const __m512 x = _mm512_set1_ps(v[i]);
-    std::size_t lt = 0, le = 0;
-    for (std::size_t b = 0; b < full; ++b) {
-      const __m512 y = _mm512_loadu_ps(v + 16 * b);
-      lt += static_cast<std::size_t>(__builtin_popcount(_mm512_cmp_ps_mask(y, x, _CMP_LT_OQ)));
-      le += static_cast<std::size_t>(__builtin_popcount(_mm512_cmp_ps_mask(y, x, _CMP_LE_OQ)));
+namespace {
+
+/// k-th smallest of at most 16 values: rank of each against all, in one vector.
+float kth_small(const float* a, std::size_t n, std::size_t k) {
+  const __mmask16 m = static_cast<__mmask16>((1U << n) - 1U);
+  const __m512 y = _mm512_maskz_loadu_ps(m, a);
+  for (std::size_t i = 0; i + 1 < n; ++i) {
+    const __m512 x = _mm512_set1_ps(a[i]);
+    const auto lt = static_cast<std::size_t>(__builtin_popcount(_mm512_mask_cmp_ps_mask(m, y, x, _CMP_LT_OQ)));
+    const auto le = static_cast<std::size_t>(__builtin_popcount(_mm512_mask_cmp_ps_mask(m, y, x, _CMP_LE_OQ)));
+    if (lt <= k && k < le) return a[i];
+  }
+  return a[n - 1];
+}
+
+/// k-th smallest of a[0..n) by quickselect with three-way vector partitions: the "less"
+/// side is compressed in place (the write position never passes the read position), the
+/// "greater" side into `other`; the two buffers swap roles as the search narrows. Both
+/// buffers need 16 floats of slack past n (compress to a register, then a full store: the
+/// memory form of vcompressps is microcoded and slow on AMD Zen).
+float kth(float* a, float* other, std::size_t n, std::size_t k) {
+  while (n > 16) {
+    const float p0 = a[0], p1 = a[n / 2], p2 = a[n - 1];
+    const float lo01 = p0 < p1 ? p0 : p1, hi01 = p0 < p1 ? p1 : p0;
+    const float m2 = hi01 < p2 ? hi01 : p2;
+    const float pivot = lo01 < m2 ? m2 : lo01;  // median of 3
+    const __m512 pv = _mm512_set1_ps(pivot);
+    std::size_t nl = 0, ng = 0, i = 0;
+    for (; i + 16 <= n; i += 16) {
+      const __m512 v = _mm512_loadu_ps(a + i);
+      const __mmask16 lt = _mm512_cmp_ps_mask(v, pv, _CMP_LT_OQ);
+      const __mmask16 gt = _mm512_cmp_ps_mask(v, pv, _CMP_GT_OQ);
+      _mm512_storeu_ps(a + nl, _mm512_maskz_compress_ps(lt, v));  // full stores: buffers have
+      _mm512_storeu_ps(other + ng, _mm512_maskz_compress_ps(gt, v));  // 16 floats of slack
+      nl += static_cast<std::size_t>(__builtin_popcount(lt));
+      ng += static_cast<std::size_t>(__builtin_popcount(gt));
     }
-    if (tail != 0) {
-      const __m512 y = _mm512_maskz_loadu_ps(tail, v + 16 * full);
-      lt += static_cast<std::size_t>(__builtin_popcount(_mm512_mask_cmp_ps_mask(tail, y, x, _CMP_LT_OQ)));
-      le += static_cast<std::size_t>(__builtin_popcount(_mm512_mask_cmp_ps_mask(tail, y, x, _CMP_LE_OQ)));
+    if (i < n) {
+      const __mmask16 m = static_cast<__mmask16>((1U << (n - i)) - 1U);
+      const __m512 v = _mm512_maskz_loadu_ps(m, a + i);
+      const __mmask16 lt = _mm512_mask_cmp_ps_mask(m, v, pv, _CMP_LT_OQ);
+      const __mmask16 gt = _mm512_mask_cmp_ps_mask(m, v, pv, _CMP_GT_OQ);
+      _mm512_storeu_ps(a + nl, _mm512_maskz_compress_ps(lt, v));  // full stores: buffers have
+      _mm512_storeu_ps(other + ng, _mm512_maskz_compress_ps(gt, v));  // 16 floats of slack
+      nl += static_cast<std::size_t>(__builtin_popcount(lt));
+      ng += static_cast<std::size_t>(__builtin_popcount(gt));
     }
-    if (lt <= k_lo && k_lo < le) {
-      lo = v[i];
-      have_lo = true;
-    }
-    if (lt <= k_hi && k_hi < le) {
-      hi = v[i];
-      have_hi = true;
+    const std::size_t neq = n - nl - ng;
+    if (k < nl) {
+      n = nl;
+    } else if (k < nl + neq) {
+      return pivot;
+    } else {
+      k -= nl + neq;
+      n = ng;
+      float* const t = a;
+      a = other;
+      other = t;
     }
   }
-  return n % 2 != 0 ? hi : (lo + hi) / 2.0F;
+  return kth_small(a, n, k);
+}
+
+}  // namespace
+
+float median_of(float* v, std::size_t n, float* scratch) {
+  float* const work = scratch;             // n + 16 floats
+  float* const other = scratch + n + 16;   // n + 16 floats
+  for (std::size_t i = 0; i < n; ++i) work[i] = v[i];
+  const float hi = kth(work, other, n, n / 2);
+  if (n % 2 != 0) return hi;
+  // Lower middle: the largest value below hi if at least n/2 values are below it, else hi.
+  const __m512 hv = _mm512_set1_ps(hi);
+  __m512 mx = _mm512_set1_ps(-__builtin_inff());
+  std::size_t below = 0;
+  for (std::size_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1U << (n - i)) - 1U);
+    const __m512 x = _mm512_maskz_loadu_ps(m, v + i);
+    const __mmask16 lt = _mm512_mask_cmp_ps_mask(m, x, hv, _CMP_LT_OQ);
+    below += static_cast<std::size_t>(__builtin_popcount(lt));
+    mx = _mm512_mask_max_ps(mx, lt, mx, x);
+  }
+  const float lo = below >= n / 2 ? _mm512_reduce_max_ps(mx) : hi;
+  return (lo + hi) / 2.0F;
+}
+
+// Common-mode passes: groups of 16 pixels all in stage 0 (the common case) are vector code;
+// any other group goes lane by lane through the shared scalar helpers.
+std::size_t cm_gather(const Tables& t, const CmFlags& f, const std::uint16_t* raw, std::size_t n,
+                      float threshold, float* x, std::uint8_t* stage, float* cand) {
+  const __m256i slow = _mm256_set1_epi16(static_cast<short>(t.slow_bits));
+  const __m256i dmask = _mm256_set1_epi16(static_cast<short>(t.data_mask));
+  const __m512 thr = _mm512_set1_ps(threshold);
+  const __m128i two = _mm_set1_epi8(2);
+  std::size_t nc = 0, i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256i r = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(raw + i));
+    if (_mm256_test_epi16_mask(r, slow) != 0) {
+      for (std::size_t k = i; k < i + 16; ++k) cm_gather_one(t, f, raw[k], k, threshold, x, stage, cand, nc);
+      continue;
+    }
+    const __m512 d = _mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(_mm256_and_si256(r, dmask)));
+    const __m512 v = _mm512_sub_ps(d, _mm512_loadu_ps(t.poff[0] + i));
+    _mm512_storeu_ps(x + i, v);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(stage + i), _mm_setzero_si128());
+    const __m128i fl = _mm_loadu_si128(reinterpret_cast<const __m128i*>(f.flags[0] + i));
+    const __mmask16 c = _mm512_mask_cmp_ps_mask(_mm_test_epi8_mask(fl, two), v, thr, _CMP_LT_OQ);
+    _mm512_storeu_ps(cand + nc, _mm512_maskz_compress_ps(c, v));
+    nc += static_cast<std::size_t>(__builtin_popcount(c));
+  }
+  for (; i < n; ++i) cm_gather_one(t, f, raw[i], i, threshold, x, stage, cand, nc);
+  return nc;
+}
+
+namespace {
+
+template <Kind K>
+std::uint64_t cm_apply(const Tables& t, const CmFlags& f, const float* x, const std::uint8_t* stage,
+                       std::size_t n, float cm, OutT<K>* out) {
+  const Consts c{_mm512_setzero_si512(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                 _mm512_set1_ps(t.photon_energy)};
+  const __m512 cmv = _mm512_set1_ps(cm);
+  const __m128i one = _mm_set1_epi8(1);
+  std::uint64_t invalid = 0;
+  std::size_t i = 0;
+  auto lane = [&](std::size_t k) {
+    const float v = cm_value_one(t, f, x, stage, k, cm, invalid);
+    if constexpr (K == Kind::f32) {
+      out[k] = v;
+    } else if constexpr (K == Kind::u16) {
+      out[k] = static_cast<std::uint16_t>(photons_of(v, t.photon_energy, kLimitU16, 0xffffU));
+    } else {
+      out[k] = photons_of(v, t.photon_energy, kLimitU32, 0xffffffffU);
+    }
+  };
+  for (; i + 16 <= n; i += 16) {
+    const __m128i st = _mm_loadu_si128(reinterpret_cast<const __m128i*>(stage + i));
+    if (!_mm_testz_si128(st, st)) {
+      for (std::size_t k = i; k < i + 16; ++k) lane(k);
+      continue;
+    }
+    const __m128i fl = _mm_loadu_si128(reinterpret_cast<const __m128i*>(f.flags[0] + i));
+    __m512 v = _mm512_loadu_ps(x + i);
+    v = _mm512_mask_sub_ps(v, _mm_test_epi8_mask(fl, one), v, cmv);
+    store16<K, false>(out, i, _mm512_mul_ps(v, _mm512_loadu_ps(t.gfac[0] + i)), c);
+  }
+  for (; i < n; ++i) lane(i);
+  return invalid;
+}
+
+}  // namespace
+
+std::uint64_t cm_apply_f32(const Tables& t, const CmFlags& f, const float* x, const std::uint8_t* stage,
+                           std::size_t n, float cm, float* out) {
+  return cm_apply<Kind::f32>(t, f, x, stage, n, cm, out);
+}
+std::uint64_t cm_apply_u16(const Tables& t, const CmFlags& f, const float* x, const std::uint8_t* stage,
+                           std::size_t n, float cm, std::uint16_t* out) {
+  return cm_apply<Kind::u16>(t, f, x, stage, n, cm, out);
+}
+std::uint64_t cm_apply_u32(const Tables& t, const CmFlags& f, const float* x, const std::uint8_t* stage,
+                           std::size_t n, float cm, std::uint32_t* out) {
+  return cm_apply<Kind::u32>(t, f, x, stage, n, cm, out);
 }
 
 }  // namespace lclstream::calib::detail::avx512
