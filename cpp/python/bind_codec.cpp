@@ -2,6 +2,7 @@
 // protocol, C-contiguous), outputs are numpy uint8 arrays (or the caller's `out`); the GIL is
 // released around every kernel.
 #include <cstring>
+#include <memory>
 
 #include "bindings.hpp"
 #include "lclstream/codec.hpp"
@@ -70,6 +71,53 @@ using namespace lclstream;
 using namespace lclstream::py_bind;
 
 LCLSTREAM_BINDING(codec) {
+  py::class_<CompressedFrames, std::shared_ptr<CompressedFrames>>(m, "CompressedFrames",
+      "One chunk per event, packed in a buffer borrowed from a BufferPool; views keep it alive.")
+      .def_property_readonly("offsets", [](const CompressedFrames& c) {
+        py::array_t<std::int64_t> a(static_cast<py::ssize_t>(c.offsets.size()));
+        for (std::size_t i = 0; i < c.offsets.size(); ++i) a.mutable_at(static_cast<py::ssize_t>(i)) = static_cast<std::int64_t>(c.offsets[i]);
+        return a;
+      })
+      .def_property_readonly("sizes", [](const CompressedFrames& c) {
+        py::array_t<std::int64_t> a(static_cast<py::ssize_t>(c.sizes.size()));
+        for (std::size_t i = 0; i < c.sizes.size(); ++i) a.mutable_at(static_cast<py::ssize_t>(i)) = static_cast<std::int64_t>(c.sizes[i]);
+        return a;
+      })
+      .def_property_readonly("nbytes", &CompressedFrames::total_bytes)
+      .def("buffer", [](const std::shared_ptr<CompressedFrames>& c) {
+        if (!c->buffer) throw ValueError("CompressedFrames: released");
+        return py::array(py::dtype("uint8"), {static_cast<py::ssize_t>(c->total_bytes())}, {1}, c->buffer.data(), py::cast(c));
+      }, "All chunks, back to back, as a uint8 view of the pooled buffer (no copy).")
+      .def("chunk", [](const std::shared_ptr<CompressedFrames>& c, std::size_t i) {
+        if (!c->buffer) throw ValueError("CompressedFrames: released");
+        if (i >= c->sizes.size()) throw py::index_error("CompressedFrames: no chunk " + std::to_string(i));
+        return py::array(py::dtype("uint8"), {static_cast<py::ssize_t>(c->sizes[i])}, {1}, c->buffer.data() + c->offsets[i], py::cast(c));
+      }, py::arg("i"), "Event i's chunk as a uint8 view (no copy).")
+      .def("release", [](CompressedFrames& c) { c.buffer.reset(); },
+           "Give the buffer back to its pool now (views must no longer be used).")
+      .def("__len__", [](const CompressedFrames& c) { return c.sizes.size(); });
+
+  m.def("codec_compress_frames_pooled", [](const py::array& a, BufferPool& pool, const std::string& codec, int level,
+                                           int threads) {
+        require_contiguous(a, "compress_frames: array");
+        if (a.ndim() < 1) throw ValueError("compress_frames: array needs a leading event axis");
+        const auto opt = options(codec, level, 0);
+        const std::size_t es = elem_size_of(a);
+        std::span<const std::byte> in(static_cast<const std::byte*>(a.data()), static_cast<std::size_t>(a.nbytes()));
+        const auto frames = static_cast<std::size_t>(a.shape(0));
+        std::shared_ptr<CompressedFrames> r;
+        {
+          py::gil_scoped_release nogil;
+          r = std::make_shared<CompressedFrames>(compress_frames(in, frames, es, pool, opt, threads));
+        }
+        return r;
+      }, py::arg("array"), py::arg("pool"), py::arg("codec") = "bslz4", py::arg("level") = 0, py::arg("threads") = 0,
+      "compress_frames into a buffer acquired from `pool` (blocks while none is free).");
+  m.def("codec_compress_frames_bound", [](const std::string& codec, std::size_t frames, std::size_t frame_bytes,
+                                          std::size_t elem_size, int level) {
+        return compress_frames_bound(options(codec, level, 0), frames, frame_bytes, elem_size);
+      }, py::arg("codec"), py::arg("frames"), py::arg("frame_bytes"), py::arg("elem_size"), py::arg("level") = 0);
+
   m.def("codec_compress_bound", [](const std::string& codec, std::size_t nbytes, std::size_t elem_size, int level,
                                    std::size_t block_size) {
         return compress_bound(options(codec, level, block_size), nbytes, elem_size);

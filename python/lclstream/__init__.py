@@ -7,7 +7,7 @@ stream2 or raw batches. See DESIGN.md in the repository for the contracts.
 
 from __future__ import annotations
 
-from lclstream import _core, calib, completeness, transport
+from lclstream import _core, calib, codec, completeness, transport
 from lclstream.batch import Batch, BufferPool, pool_for
 from lclstream.config import LclstreamConfig, example_config, load_config
 from lclstream.errors import (
@@ -35,6 +35,7 @@ __all__ = [
     "TransportError",
     "__version__",
     "calib",
+    "codec",
     "completeness",
     "example_config",
     "load_config",

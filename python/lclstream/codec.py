@@ -86,6 +86,31 @@ def compress_bound(nbytes: int, elem_size: int, codec: str = "bslz4") -> int:
     return int(_core.codec_compress_bound(_name(codec), nbytes, elem_size))
 
 
+def compress_frames_bound(
+    frames: int, frame_bytes: int, elem_size: int, codec: str = "bslz4"
+) -> int:
+    """Bytes a buffer (``out=`` or a BufferPool's buffers) needs for :func:`compress_frames`."""
+    return int(_core.codec_compress_frames_bound(_name(codec), frames, frame_bytes, elem_size))
+
+
+def compress_frames_pooled(
+    frames: npt.NDArray[np.generic],
+    pool: _core.BufferPool,
+    codec: str = "bslz4",
+    *,
+    level: int | None = None,
+    threads: int = 0,
+) -> _core.CompressedFrames:
+    """:func:`compress_frames` into a buffer borrowed from ``pool`` (no allocation per batch).
+
+    The result's ``buffer()`` / ``chunk(i)`` are views that keep the buffer borrowed; it goes
+    back to the pool when they and the result are gone (or at ``release()``).
+    """
+    if not frames.flags.c_contiguous:
+        raise _core.LclstreamValueError("compress_frames: array must be C-contiguous")
+    return _core.codec_compress_frames_pooled(frames, pool, _name(codec), _level(level), threads)
+
+
 def compress_frames(
     frames: npt.NDArray[np.generic],
     codec: str = "bslz4",
@@ -167,6 +192,8 @@ __all__ = [
     "compress",
     "compress_bound",
     "compress_frames",
+    "compress_frames_bound",
+    "compress_frames_pooled",
     "decompress",
     "decompress_frames",
     "default_block_size",

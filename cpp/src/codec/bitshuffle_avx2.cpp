@@ -145,13 +145,32 @@ thread_local std::array<std::uint8_t, 1 << 16> t_scratch;
 }  // namespace
 
 void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t nplanes, codec_detail::PlaneInfo* info) {
+  const __m256i nib = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2,
+                                       3, 3, 4);
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
   for (std::size_t p = 0; p < nplanes; ++p) {
     const std::uint8_t* x = planes + p * nb;
     const std::uint64_t pat = 0x0101010101010101ULL * x[0];
-    std::uint64_t diff = 0;
-    std::size_t flips = 0;
-    classify_tail(x, 0, nb, pat, diff, flips);
-    info[p] = decide(diff, flips, nb, x[0]);
+    const __m256i vpat = _mm256_set1_epi64x(static_cast<long long>(pat));
+    __m256i vdiff = _mm256_setzero_si256(), vflips = _mm256_setzero_si256();
+    std::size_t i = 0, zeros = 0;
+    for (; i + 32 <= nb; i += 32) {
+      const __m256i v = load(x + i);
+      vdiff = _mm256_or_si256(vdiff, _mm256_xor_si256(v, vpat));
+      // popcount of v ^ (v >> 1) per 64-bit lane (nibble table, then byte sums per lane)
+      const __m256i f = _mm256_xor_si256(v, _mm256_srli_epi64(v, 1));
+      const __m256i cnt = _mm256_add_epi8(_mm256_shuffle_epi8(nib, _mm256_and_si256(f, low4)),
+                                          _mm256_shuffle_epi8(nib, _mm256_and_si256(_mm256_srli_epi16(f, 4), low4)));
+      vflips = _mm256_add_epi64(vflips, _mm256_sad_epu8(cnt, _mm256_setzero_si256()));
+      zeros += static_cast<std::size_t>(
+          std::popcount(static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_setzero_si256())))));
+    }
+    std::uint64_t diff = _mm256_testz_si256(vdiff, vdiff) ? 0 : 1;
+    alignas(32) std::uint64_t lanes[4];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), vflips);
+    std::size_t flips = static_cast<std::size_t>(lanes[0] + lanes[1] + lanes[2] + lanes[3]);
+    classify_tail(x, i, nb, pat, diff, flips, zeros);
+    info[p] = decide(diff, flips, zeros, nb, x[0]);
   }
 }
 

@@ -183,7 +183,7 @@ struct CompressorState {
     std::byte* t = block_buf(bytes);
     bit_transpose(src, t, elems, elem_size);
     if (c == Codec::bszstd) {
-      const std::size_t r = ZSTD_compressCCtx(zc(), dst, cap, t, bytes, level > 0 ? level : kZstdDefaultLevel);
+      const std::size_t r = ZSTD_compressCCtx(zc(), dst, cap, t, bytes, level != 0 ? level : kZstdDefaultLevel);
       if (ZSTD_isError(r)) throw ValueError(std::string("zstd compression failed: ") + ZSTD_getErrorName(r));
       return r;
     }
@@ -451,19 +451,32 @@ std::size_t compress_frames(std::span<const std::byte> in, std::size_t frames, s
   const std::size_t fb = in.size() / frames;
   const std::size_t slot = compress_bound(opt, fb, elem_size);
   check_out(out, slot * frames, "compress_frames");
+  // Each thread packs a contiguous range of frames from the start of the range's worst-case
+  // space; the ranges are then moved down in order (one move per thread, not per frame).
   const unsigned t = resolve_threads(threads, frames);
-  if (t <= 1 && frames == 1) {
+  if (frames == 1) {
     sizes[0] = thread_compressor().compress(in, elem_size, out.first(slot), opt, threads);
-  } else {
-    parallel_for(frames, static_cast<int>(t), [&](std::size_t i) {
-      sizes[i] = thread_compressor().compress(in.subspan(i * fb, fb), elem_size, out.subspan(i * slot, slot), opt, 1);
-    });
+    return sizes[0];
   }
+  std::vector<std::size_t> used(t, 0);
+  parallel_for(t, static_cast<int>(t), [&](std::size_t k) {
+    const std::size_t f0 = group_begin(frames, t, k), f1 = group_begin(frames, t, k + 1);
+    Compressor& c = thread_compressor();
+    std::size_t pos = f0 * slot;
+    for (std::size_t i = f0; i < f1; ++i) {
+      sizes[i] = c.compress(in.subspan(i * fb, fb), elem_size, out.subspan(pos, slot), opt, 1);
+      offsets[i] = pos;
+      pos += sizes[i];
+    }
+    used[k] = pos - f0 * slot;
+  });
   std::size_t pos = 0;
-  for (std::size_t i = 0; i < frames; ++i) {
-    if (i * slot != pos) std::memmove(out.data() + pos, out.data() + i * slot, sizes[i]);
-    offsets[i] = pos;
-    pos += sizes[i];
+  for (std::size_t k = 0; k < t; ++k) {
+    const std::size_t f0 = group_begin(frames, t, k), f1 = group_begin(frames, t, k + 1);
+    const std::size_t from = f0 * slot;
+    if (from != pos && used[k]) std::memmove(out.data() + pos, out.data() + from, used[k]);
+    for (std::size_t i = f0; i < f1; ++i) offsets[i] = offsets[i] - from + pos;
+    pos += used[k];
   }
   return pos;
 }

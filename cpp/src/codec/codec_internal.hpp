@@ -8,7 +8,7 @@
 namespace lclstream {
 
 namespace codec_detail {
-enum class PlaneKind : std::uint8_t { constant, noisy, other };
+enum class PlaneKind : std::uint8_t { constant, noisy, sparse, other };
 struct PlaneInfo {
   PlaneKind kind;
   std::uint8_t value;  // the byte of a constant plane

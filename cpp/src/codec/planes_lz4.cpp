@@ -9,8 +9,9 @@
 //  * everything else (sparse or structured planes): runs of such planes go through liblz4,
 //    and its sequences are spliced into ours (its first sequence absorbs our pending
 //    literals, its final literals become our pending literals).
-// LZ4 block rules kept: every match ends at least 12 bytes before the block end, and the
-// block ends with a literal-only sequence, so LZ4_decompress_safe/_fast read it.
+// LZ4 block rules kept: every match starts at least 12 and ends at least 5 bytes before the
+// block end, and the block ends with a literal-only sequence, so LZ4_decompress_safe and
+// LZ4_decompress_fast (hdf5plugin's LZ4 filter uses it) read it.
 #include <lz4.h>
 
 #include <bit>
@@ -26,14 +27,7 @@ namespace {
 #include "codec/classify_body.inc"
 }  // namespace
 void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t nplanes, codec_detail::PlaneInfo* info) {
-  for (std::size_t p = 0; p < nplanes; ++p) {
-    const std::uint8_t* x = planes + p * nb;
-    const std::uint64_t pat = 0x0101010101010101ULL * x[0];
-    std::uint64_t diff = 0;
-    std::size_t flips = 0;
-    classify_tail(x, 0, nb, pat, diff, flips);
-    info[p] = decide(diff, flips, nb, x[0]);
-  }
+  classify_scalar_loop(planes, nb, nplanes, info);
 }
 }  // namespace scalar
 
@@ -49,14 +43,17 @@ void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t npl
 }
 namespace {
 
-constexpr std::size_t kMfLimit = 12;  // no match may end later than this before the block end
+constexpr std::size_t kMfLimit = 12;      // a match must start at least this far before the end
+constexpr std::size_t kLastLiterals = 5;  // and end at least this far before it
 
 struct Emitter {
   const std::uint8_t* in;
   std::size_t len;
   std::uint8_t* op;
   std::uint8_t* oend;
-  std::size_t lit = 0;  // pending literals are in[lit, current position)
+  std::size_t lit = 0;   // pending literals are in[lit, current position)
+  std::size_t zpos = 0;  // the latest long run of zero bytes: in[zpos, zpos + zlen)
+  std::size_t zlen = 0;
   bool ok = true;
 
   static std::size_t ext_bytes(std::size_t v) { return v >= 15 ? 1 + (v - 15) / 255 : 0; }
@@ -106,7 +103,7 @@ struct Emitter {
   // literals (e.g. the zero tail of a sparse plane) and the c bytes that follow e.
   void run(std::size_t s, std::size_t e, std::uint8_t c) {
     if (len < kMfLimit + 5) return;
-    const std::size_t limit = len - kMfLimit;
+    const std::size_t limit = len - kLastLiterals;
     if (s < lit) s = lit;
     while (e < limit && in[e] == c) ++e;
     if (e > limit) e = limit;
@@ -114,7 +111,39 @@ struct Emitter {
     std::size_t r = s;
     while (r > lit && in[r - 1] == c) --r;
     const std::size_t m = (r > 0 && in[r - 1] == c) ? r : r + 1;  // in[m - 1] == c
-    if (e >= m + 4) sequence(m, 1, e - m);
+    if (e >= m + 4 && m <= len - kMfLimit) sequence(m, 1, e - m);
+    if (c == 0 && e - r > zlen) {
+      zpos = r;
+      zlen = e - r;
+    }
+  }
+
+  // [a, b) is mostly zero bytes: zero runs of 4+ bytes become matches, from an earlier zero
+  // run at least as long when one is in reach, else with offset 1 after one literal zero.
+  void sparse(std::size_t a, std::size_t b) {
+    if (a < lit) a = lit;
+    if (len < kMfLimit + 5) return;
+    const std::size_t mlimit = len - kLastLiterals, slimit = len - kMfLimit;
+    std::size_t i = a;
+    while (i < b && ok) {
+      while (i < b && in[i] != 0) ++i;
+      if (i >= b) break;
+      std::size_t j = i + 1;
+      for (std::uint64_t w; j + 8 <= b && (std::memcpy(&w, in + j, 8), w == 0);) j += 8;
+      while (j < b && in[j] == 0) ++j;
+      const std::size_t g = j - i;
+      if (g >= 4) {
+        const bool far = zlen < g || i - zpos > 65535;
+        const std::size_t m = far ? i + 1 : i;
+        const std::size_t e = j < mlimit ? j : mlimit;
+        if (m <= slimit && e >= m + 4) sequence(m, far ? 1 : i - zpos, e - m);
+        if (far) {
+          zpos = i;
+          zlen = g;
+        }
+      }
+      i = j;
+    }
   }
 
   // [a, b) through liblz4; its sequences become ours.
@@ -191,6 +220,9 @@ std::size_t encode_planes_lz4(const std::byte* planes, std::size_t plane_bytes, 
       if (info[p].kind == PlaneKind::constant) {
         while (q < nplanes && info[q].kind == PlaneKind::constant && info[q].value == info[p].value) ++q;
         em.run(p * plane_bytes, q * plane_bytes, info[p].value);
+      } else if (info[p].kind == PlaneKind::sparse) {
+        while (q < nplanes && info[q].kind == PlaneKind::sparse) ++q;
+        em.sparse(p * plane_bytes, q * plane_bytes);
       } else if (info[p].kind == PlaneKind::other) {
         while (q < nplanes && info[q].kind == PlaneKind::other) ++q;
         em.lz4(p * plane_bytes, q * plane_bytes, lz4_state, reinterpret_cast<std::uint8_t*>(tmp), tmp_cap);
