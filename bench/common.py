@@ -29,6 +29,29 @@ def time_it(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1) -> dict[st
     return {"min": min(times), "median": statistics.median(times), "max": max(times)}
 
 
+def time_pair(
+    ours: Callable[[], Any], baseline: Callable[[], Any], repeats: int = 5, warmup: int = 1
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Times two functions alternately (A, B, A, B, ...) so that load from other processes
+    on a shared machine hits both alike; returns (ours, baseline) as :func:`time_it` does."""
+    for _ in range(warmup):
+        ours()
+        baseline()
+    ta, tb = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        ours()
+        ta.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        baseline()
+        tb.append(time.perf_counter() - t0)
+
+    def summary(ts: list[float]) -> dict[str, float]:
+        return {"min": min(ts), "median": statistics.median(ts), "max": max(ts)}
+
+    return summary(ta), summary(tb)
+
+
 def record(
     benchmark: str,
     case: str,
@@ -79,9 +102,13 @@ def machine() -> dict[str, Any]:
 
 
 def print_table(records: list[dict[str, Any]]) -> None:
-    print(f"{'benchmark':<14} {'case':<34} {'thr':>3} {'GB/s':>8} {'baseline':<22} {'GB/s':>8} {'ratio':>7} target")
+    print(
+        f"{'benchmark':<14} {'case':<34} {'thr':>3} {'GB/s':>8} {'baseline':<22} {'GB/s':>8} {'ratio':>7} target"
+    )
     for r in records:
-        tgt = "" if r.get("target") is None else f"≥{r['target']:g} {'ok' if r['met'] else 'MISSED'}"
+        tgt = (
+            "" if r.get("target") is None else f"≥{r['target']:g} {'ok' if r['met'] else 'MISSED'}"
+        )
         print(
             f"{r['benchmark']:<14} {r['case']:<34} {r['threads']:>3} {r['gbps']:>8.2f} "
             f"{r['baseline']:<22} {r['baseline_gbps']:>8.2f} {r['ratio']:>7.2f} {tgt}"

@@ -296,6 +296,47 @@ def test_ctrl_c_interrupts_a_blocking_recv() -> None:
         timer.cancel()
 
 
+def test_close_from_another_thread_stops_a_waiting_recv() -> None:
+    r = Receiver(tcp(), timeout=None)
+    threading.Timer(0.2, r.close).start()
+    t0 = time.monotonic()
+    with pytest.raises(ConnectionError, match="closed"):
+        r.recv(timeout=None)
+    assert time.monotonic() - t0 < 2.0
+    assert r.closed
+
+
+def test_stats_from_another_thread_while_send_blocks() -> None:
+    with Sender("tcp://127.0.0.1:9", timeout=1.0) as s:
+        errors: list[BaseException] = []
+
+        def send() -> None:
+            try:
+                s.send(b"x")
+            except BaseException as e:  # noqa: BLE001
+                errors.append(e)
+
+        t = threading.Thread(target=send)
+        t.start()
+        for _ in range(20):
+            assert s.stats()["peers"] == 0  # does not wait for the blocked send
+            time.sleep(0.01)
+        t.join(T)
+        assert len(errors) == 1 and isinstance(errors[0], TimeoutError)
+
+
+def test_ctrl_c_interrupts_a_blocking_send() -> None:
+    with Sender("tcp://127.0.0.1:9", timeout=None) as s:
+        timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
+        timer.start()
+        t0 = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            s.send(b"x")
+        assert time.monotonic() - t0 < 3.0
+        timer.cancel()
+        assert s.close(0.1) == 0
+
+
 def test_consumer_restart_reconnects(tmp_path: Path) -> None:
     """A consumer that goes away and binds again: the sender reconnects and goes on.
 
@@ -420,6 +461,23 @@ def test_curve_wrong_server_key_delivers_nothing() -> None:
         with Sender(r.endpoints, timeout=0.5) as plain:
             with pytest.raises(TimeoutError):
                 plain.send(b"x")
+
+
+@needs_curve
+def test_curve_client_authentication(tmp_path: Path) -> None:
+    server = CurveKeys.generate()
+    transport.generate_keys(tmp_path / "clients", "alice")
+    _, alice_secret = tmp_path / "clients" / "alice.key", tmp_path / "clients" / "alice.key_secret"
+    alice_secret.rename(tmp_path / "alice.key_secret")  # keep only public keys in the folder
+    curve = Curve.server(server, allowed_clients=tmp_path / "clients")
+    with Receiver(tcp(), curve=curve, timeout=T) as r:
+        with Sender(r.endpoints, curve=Curve.client(server), timeout=0.5) as stranger:
+            with pytest.raises(TimeoutError):
+                stranger.send(b"x")
+        alice = Curve.client(server, tmp_path / "alice.key_secret")
+        with Sender(r.endpoints, curve=alice, timeout=T) as s:
+            s.send(b"from alice")
+            assert [bytes(f) for f in r.recv()] == [b"from alice"]
 
 
 @needs_curve

@@ -107,6 +107,9 @@ TransportOptions make_options(const std::string& socket_type, bool bind, int hwm
     c.keys.public_key = d.contains("public_key") ? py::str(d["public_key"]) : py::str("");
     c.keys.secret_key = d.contains("secret_key") ? py::str(d["secret_key"]) : py::str("");
     if (d.contains("server_key") && !d["server_key"].is_none()) c.server_public_key = py::str(d["server_key"]);
+    if (d.contains("allowed_clients") && !d["allowed_clients"].is_none()) {
+      c.allowed_clients = d["allowed_clients"].cast<std::vector<std::string>>();
+    }
     if (c.keys.secret_key.size() != 40) throw ValueError("curve: secret_key must be 40 Z85 characters");
     o.curve = std::move(c);
   }
@@ -218,7 +221,8 @@ LCLSTREAM_BINDING(transport) {
              return std::move(*frames);
            }, py::arg("timeout") = py::none(), py::arg("use_default") = true,
            "The next message's frames; TimeoutError when none arrives in time.")
-      .def("close", &Receiver::close)
+      .def("close", &Receiver::close, py::call_guard<py::gil_scoped_release>(),
+           "Closes now; a recv waiting on another thread raises TransportError.")
       .def("stats", [](const Receiver& r) {
              auto st = r.stats();
              py::dict d;

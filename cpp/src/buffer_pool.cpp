@@ -9,10 +9,17 @@
 
 #include "lclstream/error.hpp"
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 namespace lclstream {
 
 namespace {
 constexpr std::size_t kAlign = 4096;
+// Large buffers are aligned to 2 MiB and marked for transparent huge pages: copies into
+// 4 KiB pages pay TLB misses (numpy does the same for its large arrays).
+constexpr std::size_t kHugeAlign = std::size_t{2} << 20;
 
 struct FreeDeleter {
   void operator()(std::byte* p) const noexcept { std::free(p); }
@@ -20,9 +27,13 @@ struct FreeDeleter {
 using Storage = std::unique_ptr<std::byte, FreeDeleter>;
 
 Storage allocate_touched(std::size_t bytes) {
-  const std::size_t rounded = ((bytes == 0 ? 1 : bytes) + kAlign - 1) / kAlign * kAlign;
-  Storage s(static_cast<std::byte*>(std::aligned_alloc(kAlign, rounded)));
+  const std::size_t align = bytes >= kHugeAlign ? kHugeAlign : kAlign;
+  const std::size_t rounded = ((bytes == 0 ? 1 : bytes) + align - 1) / align * align;
+  Storage s(static_cast<std::byte*>(std::aligned_alloc(align, rounded)));
   if (!s) throw CapacityError("BufferPool: cannot allocate " + std::to_string(rounded) + " bytes");
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (align == kHugeAlign) (void)madvise(s.get(), rounded, MADV_HUGEPAGE);  // advisory only
+#endif
   std::memset(s.get(), 0, rounded);  // fault every page in now, not on the hot path
   return s;
 }

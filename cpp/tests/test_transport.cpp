@@ -238,18 +238,52 @@ TEST_CASE("CurveZMQ: right key delivers, wrong key delivers nothing", "[transpor
   const CurveKeyPair server = curve_keypair(), client = curve_keypair(), impostor = curve_keypair();
   CHECK(server.public_key.size() == 40);
   auto ro = opts(SocketType::pull, true);
-  ro.curve = CurveOptions{true, server, ""};
+  ro.curve = CurveOptions{true, server, "", {}};
   Receiver r({"tcp://127.0.0.1:*"}, ro);
   {
     auto so = opts(SocketType::push, false, 300ms);
-    so.curve = CurveOptions{false, client, impostor.public_key};
+    so.curve = CurveOptions{false, client, impostor.public_key, {}};
     Sender bad(r.endpoints(), so);
     CHECK_THROWS_AS(bad.send(frame_of("x")), TimeoutError);
     CHECK_FALSE(r.try_recv(200ms).has_value());
   }
   auto so = opts(SocketType::push, false);
-  so.curve = CurveOptions{false, client, server.public_key};
+  so.curve = CurveOptions{false, client, server.public_key, {}};
   Sender good(r.endpoints(), so);
   good.send(frame_of("secret"));
   CHECK(text(r.recv()[0]) == "secret");
+}
+
+TEST_CASE("CurveZMQ client authentication: only allowed client keys get through", "[transport]") {
+  if (!has_curve()) {
+    WARN("skipped: libzmq built without CURVE");
+    return;
+  }
+  auto ctx = std::make_shared<Context>();  // its ZAP handler must stop before the context ends
+  const CurveKeyPair server = curve_keypair(), allowed = curve_keypair(), stranger = curve_keypair();
+  auto ro = opts(SocketType::pull, true);
+  ro.context = ctx;
+  ro.curve = CurveOptions{true, server, "", {allowed.public_key}};
+  Receiver r({"tcp://127.0.0.1:*"}, ro);
+  {
+    auto so = opts(SocketType::push, false, 300ms);
+    so.context = ctx;
+    so.curve = CurveOptions{false, stranger, server.public_key, {}};
+    Sender bad(r.endpoints(), so);
+    CHECK_THROWS_AS(bad.send(frame_of("x")), TimeoutError);
+    CHECK_FALSE(r.try_recv(200ms).has_value());
+  }
+  auto so = opts(SocketType::push, false);
+  so.context = ctx;
+  so.curve = CurveOptions{false, allowed, server.public_key, {}};
+  Sender good(r.endpoints(), so);
+  good.send(frame_of("for you"));
+  CHECK(text(r.recv()[0]) == "for you");
+  CHECK_THROWS_AS(([&] {
+                    auto o = opts(SocketType::pull, true);
+                    o.context = ctx;
+                    o.curve = CurveOptions{true, server, "", {"not-a-key"}};
+                    Receiver bad_cfg({"tcp://127.0.0.1:*"}, o);
+                  }()),
+                  ValueError);
 }

@@ -30,9 +30,15 @@ class Batch:
     def __init__(
         self, pool: BufferPool | None, dtype: str, frame_shape: list[int], capacity: int
     ) -> None: ...
-    def append(self, frame: np.ndarray, event_id: int, timestamp: int, threads: int = 1) -> None: ...
+    def append(
+        self, frame: np.ndarray, event_id: int, timestamp: int, threads: int = 1
+    ) -> None: ...
     def extend(
-        self, frames: list[np.ndarray], event_ids: list[int], timestamps: list[int], threads: int = 0
+        self,
+        frames: list[np.ndarray],
+        event_ids: list[int],
+        timestamps: list[int],
+        threads: int = 0,
     ) -> None: ...
     def extend_stacked(
         self, frames: np.ndarray, event_ids: list[int], timestamps: list[int], threads: int = 0

@@ -118,7 +118,10 @@ class Batch:
         return out
 
     def commit(
-        self, event_id: int | None = None, timestamp: int = 0, metadata: dict[str, Any] | None = None
+        self,
+        event_id: int | None = None,
+        timestamp: int = 0,
+        metadata: dict[str, Any] | None = None,
     ) -> None:
         """Make the frame written into ``slot()`` part of the batch."""
         self._b.commit(len(self) if event_id is None else int(event_id), int(timestamp))
@@ -126,7 +129,7 @@ class Batch:
 
     def _add_metadata(self, metadata: dict[str, Any] | None, n: int) -> None:
         before = len(self) - n
-        for key, values in self.metadata.items():
+        for values in self.metadata.values():
             values.extend([None] * (before + n - len(values)))
         for key, value in (metadata or {}).items():
             col = self.metadata.setdefault(key, [None] * before)

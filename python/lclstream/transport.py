@@ -100,20 +100,33 @@ class Curve:
     The *server* side (usually the one that binds, i.e. the consumer) holds its key pair;
     *clients* hold the server's public key and their own pair (fresh by default), and
     refuse a server that cannot prove it holds the matching secret key. Traffic is
-    encrypted both ways. Clients are not authorised by key (no ZAP handler): any client
-    that knows the server's public key may connect.
+    encrypted both ways. A server given ``allowed_clients`` also authenticates clients
+    (a ZAP handler checks their public keys); without it any client that knows the
+    server's public key may connect.
     """
 
     keys: CurveKeys
     server_key: str | None = None  # set on clients
+    allowed_clients: tuple[str, ...] = ()  # servers only: Z85 public keys
 
     @classmethod
-    def server(cls, keys: CurveKeys | str | os.PathLike[str]) -> Curve:
-        """Server side, from a key pair or a ``*.key_secret`` file."""
+    def server(
+        cls,
+        keys: CurveKeys | str | os.PathLike[str],
+        allowed_clients: Sequence[CurveKeys | str | os.PathLike[str]]
+        | str
+        | os.PathLike[str]
+        | None = None,
+    ) -> Curve:
+        """Server side, from a key pair or a ``*.key_secret`` file.
+
+        ``allowed_clients``: client public keys (Z85 text, ``CurveKeys``, key files) or a
+        directory whose ``*.key`` files are the allowed clients (as ``zmq.auth`` does).
+        """
         k = keys if isinstance(keys, CurveKeys) else load_keys(keys)
         if not k.secret_key:
             raise ValueError("Curve.server needs a secret key (a .key_secret file)")
-        return cls(k, None)
+        return cls(k, None, _client_keys(allowed_clients))
 
     @classmethod
     def client(
@@ -145,7 +158,30 @@ class Curve:
             "public_key": self.keys.public_key,
             "secret_key": self.keys.secret_key,
             "server_key": self.server_key,
+            "allowed_clients": list(self.allowed_clients),
         }
+
+
+def _client_keys(
+    spec: Sequence[CurveKeys | str | os.PathLike[str]] | str | os.PathLike[str] | None,
+) -> tuple[str, ...]:
+    if spec is None:
+        return ()
+    if isinstance(spec, str | os.PathLike) and Path(spec).is_dir():
+        files = sorted(Path(spec).glob("*.key"))
+        if not files:
+            raise ValueError(f"allowed_clients: no *.key files in {spec}")
+        return tuple(load_keys(f).public_key for f in files)
+    items = [spec] if isinstance(spec, str | os.PathLike) else list(spec)
+    out = []
+    for item in items:
+        if isinstance(item, CurveKeys):
+            out.append(item.public_key)
+        elif isinstance(item, str) and len(item) == 40 and not os.path.exists(item):
+            out.append(item)
+        else:
+            out.append(load_keys(item).public_key)
+    return tuple(out)
 
 
 _KEY_RE = re.compile(r'^\s*(public|secret)-key\s*=\s*"([^"]{40})"\s*$', re.MULTILINE)

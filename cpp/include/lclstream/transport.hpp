@@ -30,6 +30,10 @@
 // * close(timeout) waits until libzmq has handed every queued message to the kernel (or,
 //   for inproc, until the receiver released it) and returns how many messages were still
 //   queued when the timeout hit (they are discarded).
+// * Threads: a Sender or Receiver is used by one thread at a time for send/recv (calls
+//   from several threads are serialised); stats() may be called from any thread, and
+//   close() from another thread makes a send/recv that is waiting give up with
+//   TransportError within one slice (50 ms).
 // * A consumer that restarts (tests/test_transport.py::test_consumer_restart_*): what was
 //   already written to its connection is lost with it; what was still queued for it is
 //   kept until the connection comes back, then discarded, never re-delivered (so nothing
@@ -65,10 +69,14 @@ CurveKeyPair curve_keypair();
 
 /// CurveZMQ settings: the server holds its own pair; a client holds its own pair and the
 /// server's public key and refuses a server that cannot prove it holds the secret.
+/// With `allowed_clients` the server also authenticates clients: only those public keys
+/// get through (a ZAP handler in the socket's Context checks them); empty = any client
+/// that knows the server's public key.
 struct CurveOptions {
   bool server = false;
   CurveKeyPair keys;
-  std::string server_public_key;  // client only
+  std::string server_public_key;             // client only
+  std::vector<std::string> allowed_clients;  // server only: Z85 public keys
 };
 
 /// libzmq allocates every large received message with malloc, and glibc serves such
@@ -92,10 +100,12 @@ class Context {
   void* handle() const noexcept { return ctx_; }
 
  private:
+  friend struct ContextAccess;
   struct Global {};
   Context(Global, void* ctx) : ctx_(ctx), owned_(false) {}
   void* ctx_ = nullptr;
   bool owned_ = true;
+  std::shared_ptr<void> zap_;  // the context's ZAP handler, started on first need
 };
 
 /// Called between the slices of every blocking wait; it throws to abort the wait (the
@@ -144,7 +154,7 @@ struct SenderStats {
   std::uint64_t dropped = 0;     // pub only: messages dropped because a queue was full
   std::uint64_t broadcasts = 0;  // broadcast() calls
   std::uint64_t in_flight = 0;   // messages libzmq still holds
-  std::uint64_t peers = 0;       // connected peers (connect: endpoints up; bind: monitor count)
+  std::uint64_t peers = 0;       // connect: endpoints that can take a message now; bind: connected peers
   std::uint64_t blocked_ns = 0;  // time send() spent waiting for a writable peer
 };
 

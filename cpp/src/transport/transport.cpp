@@ -9,7 +9,10 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
+#include <set>
+#include <thread>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -159,7 +162,97 @@ bool send_now(void* sock, std::span<const OutFrame> frames, const std::shared_pt
   return true;
 }
 
-void apply_common(Socket& s, const TransportOptions& o, bool sending) {
+std::atomic<std::uint64_t> g_zap_domain_id{0};
+
+/// ZeroMQ authentication handler (ZAP, RFC 27) for one context: CURVE clients of a
+/// socket whose ZAP domain is registered get through only with an allowed public key.
+/// Requests for other domains are accepted (their sockets asked for no client check).
+class ZapHandler {
+ public:
+  explicit ZapHandler(void* ctx) : rep_(ctx, ZMQ_REP) {
+    rep_.set(ZMQ_LINGER, 0);
+    rep_.attach("inproc://zeromq.zap.01", true);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~ZapHandler() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  ZapHandler(const ZapHandler&) = delete;
+  ZapHandler& operator=(const ZapHandler&) = delete;
+
+  /// A fresh domain whose clients must hold one of `keys` (Z85 public keys).
+  std::string add_domain(const std::vector<std::string>& keys) {
+    std::set<std::string> binary;
+    for (const auto& k : keys) {
+      if (k.size() != 40) throw ValueError("CURVE allowed_clients: '" + k + "' is not a 40-character Z85 public key");
+      std::string b(32, '\0');
+      if (zmq_z85_decode(reinterpret_cast<std::uint8_t*>(b.data()), k.c_str()) == nullptr) {
+        throw ValueError("CURVE allowed_clients: '" + k + "' is not valid Z85");
+      }
+      binary.insert(std::move(b));
+    }
+    std::string domain = "lclstream-" + std::to_string(g_zap_domain_id.fetch_add(1));
+    std::lock_guard<std::mutex> lock(mu_);
+    allowed_[domain] = std::move(binary);
+    return domain;
+  }
+
+ private:
+  void run() {
+    while (!stop_) {
+      zmq_pollitem_t item{rep_.get(), 0, ZMQ_POLLIN, 0};
+      if (zmq_poll(&item, 1, 50) <= 0) continue;
+      std::vector<std::string> req;
+      for (;;) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, rep_.get(), 0) < 0) {
+          zmq_msg_close(&m);
+          break;
+        }
+        req.emplace_back(static_cast<const char*>(zmq_msg_data(&m)), zmq_msg_size(&m));
+        const bool more = zmq_msg_more(&m) != 0;
+        zmq_msg_close(&m);
+        if (!more) break;
+      }
+      // version, request id, domain, address, routing id, mechanism, credentials...
+      bool ok = req.size() >= 6 && req[0] == "1.0";
+      if (ok) {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = allowed_.find(req[2]);
+        if (it != allowed_.end()) ok = req[5] == "CURVE" && req.size() >= 7 && it->second.count(req[6]) > 0;
+      }
+      const std::string parts[] = {"1.0", req.size() > 1 ? req[1] : std::string(), ok ? "200" : "400",
+                                   ok ? "OK" : "client key not allowed", "", ""};
+      for (std::size_t i = 0; i < 6; ++i) {
+        zmq_send(rep_.get(), parts[i].data(), parts[i].size(), i + 1 < 6 ? ZMQ_SNDMORE : 0);
+      }
+    }
+  }
+
+  Socket rep_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::map<std::string, std::set<std::string>> allowed_;
+};
+
+std::mutex g_zap_mu;
+
+}  // namespace
+
+struct ContextAccess {
+  static ZapHandler& zap(Context& c) {
+    std::lock_guard<std::mutex> lock(g_zap_mu);
+    if (!c.zap_) c.zap_ = std::make_shared<ZapHandler>(c.ctx_);
+    return *static_cast<ZapHandler*>(c.zap_.get());
+  }
+};
+
+namespace {
+
+void apply_common(Socket& s, const TransportOptions& o, bool sending, Context& ctx) {
   s.set(sending ? ZMQ_SNDHWM : ZMQ_RCVHWM, o.hwm);
   if (o.sndbuf > 0) s.set(ZMQ_SNDBUF, o.sndbuf);
   if (o.rcvbuf > 0) s.set(ZMQ_RCVBUF, o.rcvbuf);
@@ -167,6 +260,7 @@ void apply_common(Socket& s, const TransportOptions& o, bool sending) {
     if (!has_curve()) throw TransportError("CurveZMQ requested but this libzmq was built without CURVE");
     const CurveOptions& c = *o.curve;
     if (c.server) {
+      if (!c.allowed_clients.empty()) s.set(ZMQ_ZAP_DOMAIN, ContextAccess::zap(ctx).add_domain(c.allowed_clients));
       s.set(ZMQ_CURVE_SERVER, 1);
       s.set(ZMQ_CURVE_SECRETKEY, c.keys.secret_key);
     } else {
@@ -256,6 +350,7 @@ Context::Context(int io_threads) : ctx_(zmq_ctx_new()) {
 }
 
 Context::~Context() {
+  zap_.reset();  // stops the ZAP thread and closes its socket before the context ends
   if (owned_ && ctx_ != nullptr) zmq_ctx_term(ctx_);
 }
 
@@ -282,12 +377,20 @@ struct Sender::Impl {
   Socket monitor;                        // push+bind: peer accept/disconnect events
   std::int64_t bound_peers = 0;
   std::size_t rr = 0;
-  bool is_closed = false;
-  std::size_t undelivered = 0;
-  SenderStats st;
   std::vector<zmq_pollitem_t> items;
+  // Threads: one thread sends at a time (sock_mu); stats() may run on any thread and
+  // close() may come from another thread (it makes a blocked send give up).
+  std::mutex sock_mu;   // sockets, rr, items, monitor, bound_peers
+  std::mutex close_mu;  // one close at a time
+  mutable std::mutex st_mu;
+  SenderStats st;       // guarded by st_mu
+  std::atomic<std::uint64_t> peers_cache{0};
+  std::atomic<bool> closing{false};
+  std::atomic<bool> is_closed{false};
+  std::atomic<std::size_t> undelivered{0};
 
   void check_interrupt() const {
+    if (closing.load()) throw TransportError("Sender closed while a send was waiting (" + join(endpoints) + ")");
     if (opt.interrupt) opt.interrupt();
   }
 
@@ -332,6 +435,7 @@ struct Sender::Impl {
   }
 
   void count(std::span<const OutFrame> frames) {
+    std::lock_guard<std::mutex> lock(st_mu);
     ++st.messages;
     for (const auto& f : frames) st.bytes += f.bytes.size();
   }
@@ -358,6 +462,7 @@ struct Sender::Impl {
       const long wait = slice_ms(deadline, opt.slice);
       if (wait < 0) timeout_error("send", *opt.timeout);
       if (poll_out(wait) && try_each(frames)) {
+        std::lock_guard<std::mutex> lock(st_mu);
         st.blocked_ns += static_cast<std::uint64_t>(
             std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
         return true;
@@ -370,6 +475,7 @@ struct Sender::Impl {
       count(frames);
       return true;
     }
+    std::lock_guard<std::mutex> lock(st_mu);
     ++st.dropped;
     return false;
   }
@@ -389,7 +495,7 @@ Sender::Sender(std::vector<std::string> endpoints, TransportOptions options) : i
   if (per_endpoint) {
     for (const auto& e : endpoints) {
       Socket s(im.ctx->handle(), ZMQ_PUSH);
-      apply_common(s, im.opt, true);
+      apply_common(s, im.opt, true, *im.ctx);
       s.set(ZMQ_IMMEDIATE, 1);  // queue only for peers that are connected
       im.endpoints.push_back(s.attach(e, false));
       im.sock_names.push_back(im.endpoints.back());
@@ -397,7 +503,7 @@ Sender::Sender(std::vector<std::string> endpoints, TransportOptions options) : i
     }
   } else {
     Socket s(im.ctx->handle(), zmq_type(t));
-    apply_common(s, im.opt, true);
+    apply_common(s, im.opt, true, *im.ctx);
     if (t == SocketType::pub) s.set(ZMQ_XPUB_NODROP, 1);  // full queue -> EAGAIN, which we count
     if (!im.opt.bind) s.set(ZMQ_IMMEDIATE, 1);
     if (t == SocketType::push && im.opt.bind) {
@@ -425,7 +531,8 @@ Sender::~Sender() {
 
 bool Sender::send(std::span<const OutFrame> frames) {
   Impl& im = *impl_;
-  if (im.is_closed) throw TransportError("send on a closed Sender (" + join(im.endpoints) + ")");
+  std::lock_guard<std::mutex> lock(im.sock_mu);
+  if (im.is_closed || im.closing) throw TransportError("send on a closed Sender (" + join(im.endpoints) + ")");
   if (frames.empty()) throw ValueError("send: a message needs at least one frame");
   if (im.opt.socket_type == SocketType::pub) return im.send_pub(frames);
   return im.send_push(frames);
@@ -433,9 +540,13 @@ bool Sender::send(std::span<const OutFrame> frames) {
 
 std::size_t Sender::broadcast(std::span<const OutFrame> frames) {
   Impl& im = *impl_;
-  if (im.is_closed) throw TransportError("broadcast on a closed Sender (" + join(im.endpoints) + ")");
+  std::lock_guard<std::mutex> lock(im.sock_mu);
+  if (im.is_closed || im.closing) throw TransportError("broadcast on a closed Sender (" + join(im.endpoints) + ")");
   if (frames.empty()) throw ValueError("broadcast: a message needs at least one frame");
-  ++im.st.broadcasts;
+  {
+    std::lock_guard<std::mutex> st_lock(im.st_mu);
+    ++im.st.broadcasts;
+  }
   if (im.opt.socket_type == SocketType::pub) return im.send_pub(frames) ? 1 : 0;
   if (im.monitor) {  // push + bind: one copy per connected peer, through the load balancer
     im.drain_monitor();
@@ -473,7 +584,9 @@ std::size_t Sender::broadcast(std::span<const OutFrame> frames) {
 
 std::size_t Sender::close(std::optional<milliseconds> timeout) {
   Impl& im = *impl_;
+  std::lock_guard<std::mutex> close_lock(im.close_mu);
   if (im.is_closed) return im.undelivered;
+  im.closing = true;  // a send blocked on another thread gives up at its next slice
   const auto deadline = deadline_of(timeout ? timeout : im.opt.timeout);
   {
     std::unique_lock<std::mutex> lock(im.tracker->mu);
@@ -484,12 +597,13 @@ std::size_t Sender::close(std::optional<milliseconds> timeout) {
       im.tracker->cv.wait_for(lock, milliseconds(wait));
       if (im.opt.interrupt) {
         lock.unlock();
-        im.check_interrupt();
+        im.opt.interrupt();
         lock.lock();
       }
     }
   }
   im.undelivered = static_cast<std::size_t>(im.tracker->in_flight.load(std::memory_order_acquire));
+  std::lock_guard<std::mutex> lock(im.sock_mu);
   if (im.monitor) {
     zmq_socket_monitor(im.socks[0].get(), nullptr, 0);
     im.monitor.reset();
@@ -501,17 +615,26 @@ std::size_t Sender::close(std::optional<milliseconds> timeout) {
 
 SenderStats Sender::stats() const {
   Impl& im = *impl_;
-  SenderStats s = im.st;
+  SenderStats s;
+  {
+    std::lock_guard<std::mutex> lock(im.st_mu);
+    s = im.st;
+  }
   s.in_flight = im.tracker->in_flight.load(std::memory_order_acquire);
-  if (!im.is_closed) {
+  // Refresh the peer count only when no send holds the sockets (else: the last value).
+  std::unique_lock<std::mutex> lock(im.sock_mu, std::try_to_lock);
+  if (lock.owns_lock() && !im.is_closed) {
+    std::uint64_t peers = 0;
     if (im.monitor) {
       im.drain_monitor();
-      s.peers = static_cast<std::uint64_t>(im.bound_peers);
+      peers = static_cast<std::uint64_t>(im.bound_peers);
     } else if (im.opt.socket_type == SocketType::push) {
       im.poll_out(0);
-      for (const auto& it : im.items) s.peers += (it.revents & ZMQ_POLLOUT) ? 1 : 0;
+      for (const auto& it : im.items) peers += (it.revents & ZMQ_POLLOUT) ? 1 : 0;
     }
+    im.peers_cache = peers;
   }
+  s.peers = im.peers_cache;
   return s;
 }
 
@@ -536,9 +659,12 @@ std::span<const std::byte> Frame::bytes() const noexcept {
 struct Receiver::Impl {
   TransportOptions opt;
   std::shared_ptr<Context> ctx;
-  Socket sock;
+  Socket sock;  // guarded by sock_mu: one recv at a time; close() may come from any thread
   std::vector<std::string> endpoints;
-  ReceiverStats st;
+  std::mutex sock_mu;
+  std::atomic<bool> closing{false};
+  std::atomic<std::uint64_t> messages{0};
+  std::atomic<std::uint64_t> bytes{0};
 };
 
 Receiver::Receiver(std::vector<std::string> endpoints, TransportOptions options)
@@ -553,7 +679,7 @@ Receiver::Receiver(std::vector<std::string> endpoints, TransportOptions options)
   if (endpoints.empty()) throw ValueError("Receiver: no endpoint given");
   if (im.opt.reuse_buffers) reuse_message_buffers();
   im.sock = Socket(im.ctx->handle(), zmq_type(t));
-  apply_common(im.sock, im.opt, false);
+  apply_common(im.sock, im.opt, false, *im.ctx);
   if (t == SocketType::sub) {
     for (const auto& prefix : im.opt.subscribe) im.sock.set(ZMQ_SUBSCRIBE, prefix);
   }
@@ -564,13 +690,15 @@ Receiver::~Receiver() { close(); }
 
 std::optional<std::vector<Frame>> Receiver::try_recv(std::optional<milliseconds> timeout) {
   Impl& im = *impl_;
-  if (!im.sock) throw TransportError("recv on a closed Receiver (" + join(im.endpoints) + ")");
+  std::lock_guard<std::mutex> lock(im.sock_mu);
+  if (!im.sock || im.closing) throw TransportError("recv on a closed Receiver (" + join(im.endpoints) + ")");
   const auto deadline = deadline_of(timeout);
   std::vector<Frame> frames;
   auto msg = std::make_shared<Frame::Msg>();
   // Try first, poll only when nothing is there (saves a system call per message).
   while (zmq_msg_recv(&msg->m, im.sock.get(), ZMQ_DONTWAIT) < 0) {
     if (zmq_errno() != EAGAIN && zmq_errno() != EINTR) throw TransportError(zerr("recv on " + join(im.endpoints)));
+    if (im.closing) throw TransportError("Receiver closed while a recv was waiting (" + join(im.endpoints) + ")");
     if (im.opt.interrupt) im.opt.interrupt();
     const long wait = slice_ms(deadline, im.opt.slice);
     if (wait < 0) return std::nullopt;
@@ -579,13 +707,13 @@ std::optional<std::vector<Frame>> Receiver::try_recv(std::optional<milliseconds>
   }
   for (;;) {
     const bool more = zmq_msg_more(&msg->m) != 0;
-    im.st.bytes += zmq_msg_size(&msg->m);
+    im.bytes += zmq_msg_size(&msg->m);
     frames.push_back(Frame(std::move(msg)));
     if (!more) break;
     msg = std::make_shared<Frame::Msg>();
     if (zmq_msg_recv(&msg->m, im.sock.get(), 0) < 0) throw TransportError(zerr("recv on " + join(im.endpoints)));
   }
-  ++im.st.messages;
+  ++im.messages;
   return frames;
 }
 
@@ -598,9 +726,14 @@ std::vector<Frame> Receiver::recv(std::optional<milliseconds> timeout) {
   return std::move(*r);
 }
 
-void Receiver::close() noexcept { impl_->sock.reset(0); }
-ReceiverStats Receiver::stats() const { return impl_->st; }
+void Receiver::close() noexcept {
+  impl_->closing = true;  // a recv waiting on another thread gives up at its next slice
+  std::lock_guard<std::mutex> lock(impl_->sock_mu);
+  impl_->sock.reset(0);
+}
+
+ReceiverStats Receiver::stats() const { return {impl_->messages.load(), impl_->bytes.load()}; }
 const std::vector<std::string>& Receiver::endpoints() const noexcept { return impl_->endpoints; }
-bool Receiver::closed() const noexcept { return !impl_->sock; }
+bool Receiver::closed() const noexcept { return impl_->closing.load(); }
 
 }  // namespace lclstream

@@ -1,0 +1,96 @@
+"""End to end: raw Jungfrau 4M frames -> photon counts -> bslz4 -> HDF5 message -> ZeroMQ ->
+a receiver process that opens every message.
+
+lclstream runs as a user runs it (``lclstream demo --json``: synthetic source, calibration,
+compression, HDF5 messages, a receiver process verifying completeness) and reports raw-input
+bytes/s over its steady-state window. The baseline is the plain-Python pipeline of
+plain_python_pipeline.py (LCLStreamer's way) with one producer process per core, fed the same
+synthetic frames and constants, in the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from common import record
+from plain_python_pipeline import run_baseline
+
+TARGET = 5.0  # DESIGN.md: >= 5x the plain-Python pipeline's raw-input bytes/s
+
+
+def _lclstream_cmd() -> list[str]:
+    exe = Path(sys.executable).with_name("lclstream")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "lclstream.cli"]
+
+
+def run_lclstream(events: int, fmt: str = "hdf5") -> dict[str, Any]:
+    out = subprocess.run(
+        [*_lclstream_cmd(), "demo", "--events", str(events), "--json", "--format", fmt],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"lclstream demo failed ({out.returncode}): {out.stderr.strip()[-500:]}")
+    doc: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    if not doc.get("complete"):
+        raise RuntimeError(f"lclstream demo reported an incomplete stream: {doc}")
+    return doc
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    from lclstream.sources.synthetic import SyntheticDetector
+
+    det = SyntheticDetector(detector="jungfrau4M", seed=1, hit_fraction=0.1)
+    consts = det.constants()
+    producers = os.cpu_count() or 1
+    per_producer = 10 if quick else 40
+    base = run_baseline(
+        det.pool,
+        consts["pedestal"],
+        consts["gain"],
+        consts["mask"].astype(bool),
+        det.photon_energy_keV,
+        per_producer,
+        producers,
+    )
+    ours = run_lclstream(100 if quick else 400)
+    t_ours = {"min": ours["seconds"], "median": ours["seconds"], "max": ours["seconds"]}
+    t_base = {"min": base["seconds"], "median": base["seconds"], "max": base["seconds"]}
+    # Compare rates, not times: the two runs may process different event counts.
+    bytes_ours = float(ours["bytes_in"])
+    scale = bytes_ours / base["bytes_in"]
+    t_base_scaled = {k: v * scale for k, v in t_base.items()}
+    rec = record(
+        "e2e",
+        "JF4M raw -> photons -> bslz4 HDF5 -> zmq -> receiver",
+        nbytes=bytes_ours,
+        t=t_ours,
+        baseline=f"plain Python, {producers} producer procs",
+        baseline_t=t_base_scaled,
+        threads=producers,
+        target=TARGET,
+        target_text=">= 5x plain-Python pipeline",
+        events=ours["events"],
+        events_per_s=ours["events"] / ours["seconds"],
+        baseline_events=base["events"],
+        baseline_events_per_s=base["events"] / base["seconds"],
+        compression_ratio=ours["bytes_in"] / max(1, ours["bytes_out"]),
+        baseline_compression_ratio=base["bytes_in"] / max(1, base["bytes_out"]),
+        notes=(
+            f"lclstream {ours['events'] / ours['seconds']:.1f} events/s vs baseline "
+            f"{base['events'] / base['seconds']:.1f} events/s"
+        ),
+    )
+    return [rec]
+
+
+if __name__ == "__main__":
+    from common import main
+
+    main(run)
