@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import _codec_stub
 import numpy as np
 from lclstream.protocols import DetectorInfo, EventBatch, StreamInfo
-
-CODEC_STUBBED = _codec_stub.install()
 
 
 def frames(n: int, shape: tuple[int, ...], dtype: str, seed: int = 0) -> np.ndarray:

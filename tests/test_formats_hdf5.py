@@ -9,15 +9,21 @@ import h5py
 import hdf5plugin  # noqa: F401
 import numpy as np
 import pytest
-from fmt_helpers import CODEC_STUBBED, batch, frames, info
+from fmt_helpers import batch, frames, info
 from lclstream.errors import ConfigError, FormatError
 from lclstream.formats import HDF5BinarySerializer, detect, parse
 from lclstream.protocols import StreamTotals
 
 SHAPE = (2, 32, 64)
-COMPRESSIONS = ["bitshuffle_with_lz4", "bitshuffle_with_zstd", "gzip", "gzip_with_shuffle", None]
-if not CODEC_STUBBED:  # the test-only stand-in has no plain LZ4/zstd
-    COMPRESSIONS += ["lz4", "zstd"]
+COMPRESSIONS = [
+    "bitshuffle_with_lz4",
+    "bitshuffle_with_zstd",
+    "lz4",
+    "zstd",
+    "gzip",
+    "gzip_with_shuffle",
+    None,
+]
 
 
 def _one(ser: HDF5BinarySerializer, b) -> bytes:  # type: ignore[no-untyped-def]
@@ -207,8 +213,31 @@ def test_layout_change_within_stream_is_refused() -> None:
 
 
 def test_unknown_compression_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="zfp"):
-        HDF5BinarySerializer(compression="zfp")
+    with pytest.raises(ConfigError, match="allowed"):
+        HDF5BinarySerializer(compression="snappy")
+
+
+def test_zfp_as_lclstreamer_uses_it() -> None:
+    data = frames(2, SHAPE, "float32")
+    ser = _started(HDF5BinarySerializer(compression="zfp"), dtype="float32")
+    with h5py.File(io.BytesIO(_one(ser, batch(data))), "r") as f:
+        d = f["/entry_1/data_1/data"]
+        assert "32013" in d._filters and d.shape == data.shape
+
+
+def test_with_fields_exactly_those_entries_are_written() -> None:
+    """LCLStreamer's consumers open the first key: nothing of ours may come first."""
+    data = frames(2, SHAPE, "uint16")
+    ser = _started(
+        HDF5BinarySerializer(fields={"detector_data": "/data", "timestamp": "/timestamp"})
+    )
+    b = batch(data, timestamp=np.array([1.5, 2.5]), photon_wavelength=np.array([1.3, 1.3]))
+    with h5py.File(io.BytesIO(_one(ser, b)), "r") as f:
+        assert list(f.keys()) == ["data", "timestamp"]
+        first = f[list(f.keys())[0]]
+        assert first[:].shape[0] == 2  # LCLStreamer's pull_script_hdf5_zmq.py
+        np.testing.assert_array_equal(f["/timestamp"][()], [1.5, 2.5])  # the data source wins
+        assert f.attrs["stream_id"] == "test-stream"
 
 
 def test_corrupt_and_truncated_messages_raise_format_error() -> None:
@@ -238,3 +267,19 @@ def test_foreign_hdf5_image_parses_by_walking_datasets() -> None:
     p = parse([bio.getvalue()])
     assert p.kind == "data" and p.batch is not None
     np.testing.assert_array_equal(p.batch.arrays["/detector_data"], np.ones((2, 4, 4)))
+
+
+def test_two_open_images_do_not_alias() -> None:
+    from lclstream.formats.hdf5 import open_image
+
+    msgs = []
+    for sid in ("A", "B"):
+        ser = HDF5BinarySerializer()
+        ser.start(info(SHAPE, "uint16", stream_id=sid))
+        msgs.append(_one(ser, batch(frames(1, SHAPE, "uint16"))))
+    fa, fb = open_image(msgs[0]), open_image(msgs[1])
+    try:
+        assert (fa.attrs["stream_id"], fb.attrs["stream_id"]) == ("A", "B")
+    finally:
+        fa.close()
+        fb.close()

@@ -20,9 +20,12 @@ def _stream(ser_cls=HDF5BinarySerializer, senders: int = 1, n: int = 2):  # type
     for s in range(senders):
         ser = ser_cls()
         out += ser.start(info(SHAPE, "uint16", sender=s, senders=senders))
+        sent = 0
         for k in range(n):
-            out += ser.serialize(batch(frames(3, SHAPE, "uint16", seed=k), first_id=10 * k))
-        out += ser.end(StreamTotals(events_sent=3 * n, messages_sent=n))
+            msgs = ser.serialize(batch(frames(3, SHAPE, "uint16", seed=k), first_id=10 * k))
+            sent += len(msgs)  # what a pipeline counts: the data messages it sent
+            out += msgs
+        out += ser.end(StreamTotals(events_sent=3 * n, messages_sent=sent))
     return out
 
 
@@ -37,8 +40,11 @@ def test_inspect_file_reports_datasets_compression_and_attrs(tmp_path: Path) -> 
     assert data["compression"] == "bitshuffle+lz4" and data["ratio"] > 3
     assert data["chunks"] == [1, *SHAPE]
     assert item["attrs"]["stream_id"] == "test-stream" and item["events"] == 3
-    rep_dir = inspect(tmp_path)
-    assert rep_dir["messages"] == 2 and rep_dir["events"] == 6
+    rep_dir = inspect(tmp_path)  # 2 data files + the end file: the directory proves itself
+    assert rep_dir["messages"] == 3 and rep_dir["events"] == 6
+    assert rep_dir["streams"]["test-stream"]["complete"] is True
+    w.files[0].unlink()
+    assert inspect(tmp_path)["streams"]["test-stream"]["complete"] is False
 
 
 def test_inspect_messages_completeness() -> None:

@@ -33,6 +33,10 @@ def _messages(ser_cls, n_batches: int = 3, per: int = 4, dtype: str = "uint16"):
     return out, data
 
 
+def _data_files(d: Path) -> list[Path]:
+    return sorted(p for p in d.iterdir() if not p.name.endswith("_end.h5"))
+
+
 def _read_all(files: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     arrs, ids = [], []
     for p in files:
@@ -49,10 +53,10 @@ def test_hdf5_messages_written_as_numbered_files(tmp_path: Path) -> None:
             w.handle(m)
         w.end(msgs[-1])
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == [f"run670_r0_{i:06d}.h5" for i in range(3)]
-    for p, m in zip(sorted(tmp_path.iterdir()), msgs[:-1], strict=True):
-        assert p.read_bytes() == bytes(m[0])  # as received
-    got, ids = _read_all(sorted(tmp_path.iterdir()))
+    assert names == [f"run670_r0_{i:06d}.h5" for i in range(3)] + ["run670_r0_end.h5"]
+    for p, m in zip(sorted(tmp_path.iterdir()), msgs, strict=True):
+        assert p.read_bytes() == bytes(m[0])  # as received, the end message included
+    got, ids = _read_all(_data_files(tmp_path))
     np.testing.assert_array_equal(got, data)
     np.testing.assert_array_equal(ids, np.arange(12))
     assert w.totals[("test-stream", 0)].events_sent == 12
@@ -63,9 +67,9 @@ def test_img_per_file_regroups_events(tmp_path: Path) -> None:
     w = FileWriter(tmp_path, img_per_file=5)
     for m in msgs:
         w.write_message(m)
-    assert len(w.files) == 2  # 5 + 5 written, 2 waiting
+    assert len(w.files) == 4  # 5 + 5, then at the end message the last 2 + the end file
     w.close()
-    files = sorted(tmp_path.iterdir())
+    files = _data_files(tmp_path)
     counts = []
     for p in files:
         with h5py.File(p, "r") as f:
@@ -85,8 +89,11 @@ def test_other_formats_are_converted_to_hdf5(tmp_path: Path, ser_cls: type) -> N
     with FileWriter(tmp_path, img_per_file=3) as w:
         for m in msgs:
             w.write_message(m)
-    files = sorted(tmp_path.iterdir())
+    files = _data_files(tmp_path)
     assert len(files) == 2
+    with h5py.File(tmp_path / "lclstream_r0_end.h5", "r") as f:
+        assert f.attrs["end_of_stream"] and f.attrs["events_sent"] == 6
+        assert f["/entry_1/data_1/data"].shape == (0, *SHAPE)
     got, ids = _read_all(files)
     np.testing.assert_array_equal(got, data)
     np.testing.assert_array_equal(ids, np.arange(6))
@@ -149,6 +156,6 @@ def test_failed_regrouped_write_keeps_the_events(tmp_path: Path, monkeypatch) ->
         w.write_message(msgs[1])
     monkeypatch.undo()
     w.close()
-    got, ids = _read_all(sorted(tmp_path.iterdir()))
+    got, ids = _read_all(_data_files(tmp_path))
     np.testing.assert_array_equal(got, data)
     np.testing.assert_array_equal(ids, np.arange(6))

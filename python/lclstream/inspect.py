@@ -4,7 +4,10 @@
 :func:`render` (a rich renderable) or as JSON. Targets: an ``.h5`` file, a directory of
 them, or a list of received messages (each a list of frames) in any of our formats.
 Completeness: per stream, which senders' end messages arrived and whether their totals
-match the events seen (``complete`` is None when no end message was seen).
+match the events seen (``complete`` is None when no end message was seen); for messages,
+``lclstream.completeness.StreamTracker`` (when present) adds exact per-sender accounting
+(missing sequence numbers, duplicates) under ``problems``. Directories written by
+``FileWriter`` hold each sender's end file, so they prove their own completeness.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from lclstream.errors import FormatError, SourceError
 from lclstream.formats import detect, parse
 from lclstream.formats._common import as_frames, frame_bytes
 from lclstream.formats.hdf5 import open_image
+from lclstream.protocols import ParsedMessage
 
 _FILTER_NAMES = {32008: "bitshuffle", 32004: "lz4", 32015: "zstd", 1: "gzip", 2: "shuffle"}
 _BSHUF_CODECS = {0: "", 2: "+lz4", 3: "+zstd"}
@@ -106,9 +110,15 @@ def inspect_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def inspect_message(message: Any) -> dict[str, Any]:
     """Facts of one received message (any of our formats), without decoding image data."""
+    desc, _ = _inspect_message(message)
+    return desc
+
+
+def _inspect_message(message: Any) -> tuple[dict[str, Any], ParsedMessage]:
     frames = as_frames(message)
     fmt = detect(frames)
     nbytes = sum(len(frame_bytes(fr)) for fr in frames)
+    parsed = parse(frames, decode=False)
     if fmt == "hdf5":
         with open_image(frames[0]) as f:
             desc = describe_hdf5(f)
@@ -117,8 +127,7 @@ def inspect_message(message: Any) -> dict[str, Any]:
             format=fmt, nbytes=nbytes, events=_events_of(desc),
             kind="end" if a.get("end_of_stream") else "data",
         )  # fmt: skip
-        return desc
-    parsed = parse(frames, decode=False)
+        return desc, parsed
     desc = {
         "format": fmt,
         "kind": parsed.kind,
@@ -143,7 +152,16 @@ def inspect_message(message: Any) -> dict[str, Any]:
             desc["datasets"].append(
                 {"path": name, "shape": list(arr.shape), "dtype": str(arr.dtype)}
             )
-    return desc
+    return desc, parsed
+
+
+def _tracker() -> Any:
+    """lclstream.completeness.StreamTracker where it exists (the transport's accounting)."""
+    try:
+        from lclstream.completeness import StreamTracker
+    except ImportError:
+        return None
+    return StreamTracker()
 
 
 def _streams(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -177,6 +195,7 @@ def _streams(items: list[dict[str, Any]]) -> dict[str, Any]:
 def inspect(target: str | os.PathLike[str] | Sequence[Any] | Iterable[Any]) -> dict[str, Any]:
     """Facts about a file, a directory of files, or a list of received messages."""
     items: list[dict[str, Any]]
+    tracker: Any = None
     if isinstance(target, (str, os.PathLike)):
         p = Path(target)
         if p.is_dir():
@@ -189,20 +208,31 @@ def inspect(target: str | os.PathLike[str] | Sequence[Any] | Iterable[Any]) -> d
         source = str(p)
     else:
         items = []
+        tracker = _tracker()
         for i, m in enumerate(target):
             try:
-                items.append(inspect_message(m))
+                desc, parsed = _inspect_message(m)
             except FormatError as exc:
                 items.append({"format": "unknown", "kind": "error", "error": f"message {i}: {exc}"})
+                continue
+            items.append(desc)
+            if tracker is not None:
+                tracker.add(parsed)
         source = f"{len(items)} messages"
     total = sum(int(it.get("nbytes", 0)) for it in items)
+    streams = _streams([it for it in items if it.get("kind") in ("data", "end")])
+    if tracker is not None:  # exact accounting (sequence gaps, duplicates) for messages
+        for sid, st in streams.items():
+            rep = tracker.report(sid)
+            st["complete"] = bool(rep.complete) if rep.done else (False if st["ends"] else None)
+            st["problems"] = rep.problems()
     return {
         "source": source,
         "items": items,
         "messages": len(items),
         "events": sum(int(it.get("events", 0)) for it in items if it.get("kind") == "data"),
         "nbytes": total,
-        "streams": _streams([it for it in items if it.get("kind") in ("data", "end")]),
+        "streams": streams,
     }
 
 

@@ -7,7 +7,10 @@ LCLStreamer-SIMPLON and raw-batch messages go through parse → EventBatch → t
 serializer, so every format ends up as the same CXI-style files. With ``img_per_file`` the
 events are regrouped into files of that many events (the last file may hold fewer).
 
-Names follow LCLStreamer's file handler: ``{prefix}_r{sender}_{counter}.h5``.
+Names follow LCLStreamer's file handler: ``{prefix}_r{sender}_{counter:06d}.h5``. Each
+sender's end message becomes ``{prefix}_r{sender}_end.h5`` (zero events, the totals as
+root attributes) unless ``write_end=False``, so a directory proves its own completeness
+(``lclstream.inspect``).
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ class FileWriter:
         compression: str | None = "bitshuffle_with_lz4",
         fields: dict[str, str | None] | None = None,
         threads: int = 0,
+        write_end: bool = True,
     ) -> None:
         if img_per_file is not None and int(img_per_file) < 1:
             raise ConfigError(f"img_per_file: must be >= 1, got {img_per_file}")
@@ -96,6 +100,7 @@ class FileWriter:
         self.compression = compression
         self.fields = fields
         self.threads = threads
+        self.write_end = write_end
         self.files: list[Path] = []
         self.events_written = 0
         self.totals: dict[tuple[str, int], StreamTotals] = {}
@@ -103,9 +108,10 @@ class FileWriter:
         self._info: StreamInfo | None = None
 
     # -- naming ---------------------------------------------------------------------------
-    def _path(self, sender: int, counter: int) -> Path:
+    def _path(self, sender: int, counter: int | None, again: int = 0) -> Path:
         stem = f"{self.prefix}_" if self.prefix and not self.prefix.endswith("_") else self.prefix
-        path = (self.directory / f"{stem}r{sender}_{counter:06d}.{self.suffix}").resolve()
+        num = f"{counter:06d}" if counter is not None else "end" + (f"{again}" if again else "")
+        path = (self.directory / f"{stem}r{sender}_{num}.{self.suffix}").resolve()
         if path.parent != self._root:
             raise ConfigError(f"file name {path} escapes the write directory {self._root}")
         return path
@@ -169,9 +175,7 @@ class FileWriter:
             self._state(info)
             return []
         if parsed.kind == "end":
-            if parsed.totals is not None:
-                self.totals[(parsed.stream_id, parsed.sender)] = parsed.totals
-            return []
+            return self._end(info, parsed.totals or StreamTotals(), None)
         if parsed.batch is None:
             return []
         return self.write_batch(parsed.batch, info)
@@ -185,13 +189,37 @@ class FileWriter:
                 sender=int(a.get("sender", 0)),
                 senders=int(a.get("senders", 1)),
             )
-            if bool(a.get("end_of_stream", False)):
-                parsed = parse([frame], decode=False)
-                if parsed.totals is not None:
-                    self.totals[(info.stream_id, info.sender)] = parsed.totals
-                return []
+            end = bool(a.get("end_of_stream", False))
+        if end:
+            parsed = parse([frame], decode=False)
+            return self._end(info, parsed.totals or StreamTotals(), frame)
         st = self._state(info)
         return [self._write_next(st, [frame_bytes(frame)])]
+
+    def _end(self, info: StreamInfo, totals: StreamTotals, frame: Any | None) -> list[Path]:
+        """A sender ended: write what it still has waiting, then its end file (totals)."""
+        self.totals[(info.stream_id, info.sender)] = totals
+        st = self._state(info)
+        written = self._flush(st, final=True)
+        if not self.write_end:
+            return written
+        if frame is not None:
+            image: Any = frame_bytes(frame)
+        else:
+            if st.serializer is None:
+                st.serializer = HDF5BinarySerializer(
+                    self.compression, fields=self.fields, threads=self.threads
+                )
+                st.serializer.start(st.info)
+            image = st.serializer.end(totals)[0][0]
+        path = self._path(st.info.sender, None)
+        n = 1
+        while path.exists():
+            path = self._path(st.info.sender, None, n)
+            n += 1
+        atomic_write(path, [image])
+        self.files.append(path)
+        return [*written, path]
 
     def write_batch(self, batch: EventBatch, info: StreamInfo | None = None) -> list[Path]:
         """Write events (regrouped by ``img_per_file`` if set) as HDF5 files."""

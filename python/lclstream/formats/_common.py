@@ -59,6 +59,7 @@ _ALIASES = {
     "zstd": "zstd",
     "gzip": "gzip",
     "gzip_with_shuffle": "gzip_with_shuffle",
+    "zfp": "zfp",
     "null": "none",
     "none": "none",
 }
@@ -72,7 +73,8 @@ def compression(name: str | None, level: int | None = None) -> Compression:
     if key is None:
         raise ConfigError(
             f"data_serializer.compression: {name!r} is not supported; allowed: "
-            "bitshuffle_with_lz4, bitshuffle_with_zstd, lz4, zstd, gzip, gzip_with_shuffle, null"
+            "bitshuffle_with_lz4, bitshuffle_with_zstd, lz4, zstd, gzip, gzip_with_shuffle, zfp, "
+            "null"
         )
     if key == "bitshuffle_with_lz4":
         return Compression(key, "bslz4", None, FILTER_BITSHUFFLE, (0, _BSHUF_LZ4))
@@ -87,6 +89,8 @@ def compression(name: str | None, level: int | None = None) -> Compression:
     if key in ("gzip", "gzip_with_shuffle"):
         lvl = 4 if level is None else int(level)
         return Compression(key, None, lvl, "gzip", lvl, h5_shuffle=key == "gzip_with_shuffle")
+    if key == "zfp":  # hdf5plugin's Zfp() as LCLStreamer uses it: h5py's filter path
+        return Compression(key, None, None, "zfp", None)
     return Compression("none", None, None, None, None)
 
 
@@ -135,18 +139,12 @@ def compress_events(
     if len(data) == 0:
         return []
     out = None
-    if buffer is not None and hasattr(mod, "compress_bound"):
+    if buffer is not None:
         frame_bytes_ = data[0].nbytes
         bound = int(mod.compress_bound(frame_bytes_, data.dtype.itemsize, codec))
         out = buffer.get(bound * len(data))
-    try:
-        res = mod.compress_frames(data, codec, level=level, threads=threads, out=out)
-    except TypeError:  # a codec without the keyword form
-        res = mod.compress_frames(data, codec, threads)
-    if isinstance(res, tuple) and len(res) == 3:
-        buf, offsets, sizes = res
-        return [buf[int(o) : int(o) + int(s)] for o, s in zip(offsets, sizes, strict=True)]
-    return list(res)
+    buf, offsets, sizes = mod.compress_frames(data, codec, level=level, threads=threads, out=out)
+    return [buf[int(o) : int(o) + int(s)] for o, s in zip(offsets, sizes, strict=True)]
 
 
 def decompress_chunk(
@@ -164,6 +162,37 @@ def decompress_chunk(
         raise
     except Exception as exc:
         raise FormatError(f"{codec} chunk of {len(chunk)} bytes cannot be decoded: {exc}") from exc
+    return arr
+
+
+def decompress_events(
+    chunks: Sequence[Any],
+    codec: str,
+    dtype: np.dtype[Any],
+    frame_shape: Sequence[int],
+    threads: int = 0,
+) -> np.ndarray:
+    """Decode one chunk per event into one (events, *frame_shape) array, events in parallel."""
+    mod = codec_module()
+    views = [frame_bytes(c) for c in chunks]
+    if not hasattr(mod, "decompress_frames"):
+        out = np.empty((len(views), *frame_shape), dtype)
+        for i, v in enumerate(views):
+            decompress_chunk(v, codec, dtype, frame_shape, out=out[i])
+        return out
+    sizes = np.array([len(v) for v in views], np.int64)
+    offsets = np.zeros(len(views), np.int64)
+    np.cumsum(sizes[:-1], out=offsets[1:])
+    packed = b"".join(views)
+    try:
+        arr: np.ndarray = mod.decompress_frames(
+            packed, offsets, sizes, codec, dtype=dtype, frame_shape=tuple(frame_shape),
+            threads=threads,
+        )  # fmt: skip
+    except Exception as exc:
+        raise FormatError(
+            f"{codec} chunks of {len(views)} events cannot be decoded: {exc}"
+        ) from exc
     return arr
 
 

@@ -20,7 +20,7 @@ from lclstream.formats._common import (
     as_frames,
     compress_events,
     compression,
-    decompress_chunk,
+    decompress_events,
     expansion_limit,
     frame_bytes,
     guarded,
@@ -249,12 +249,14 @@ def parse(message: Any, *, decode: bool = True, threads: int = 0) -> ParsedMessa
                             f"the frame has {frame_nbytes}"
                         )
                     off += s
-            arr = np.empty(shape, dt)
-            if decode:
-                off = 0
-                for i, s in enumerate(sizes):
-                    decompress_chunk(payload[off : off + s], comp, dt, shape[1:], out=arr[i])
-                    off += s
+            if decode and sizes:
+                bounds = np.concatenate([[0], np.cumsum(sizes)])
+                parts = [
+                    payload[int(a) : int(b)] for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+                ]
+                arr = decompress_events(parts, comp, dt, shape[1:], threads)
+            else:
+                arr = np.empty(shape if decode else (shape[0], 0), dt)
         arrays = {name: arr, **arrays}
     batch = EventBatch(ids, ts, arrays, results, owners=[frames[1]])
     return ParsedMessage(

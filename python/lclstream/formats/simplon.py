@@ -217,12 +217,15 @@ class SimplonBinarySerializer:
         }
 
     # -- Serializer protocol ------------------------------------------------------------------
-    def start(self, info: StreamInfo) -> list[Message]:
-        self.info = info
-        self.sequence = 0
+    def _arm(self) -> None:
         self.series_date = _now()
         self.series_start_ns = int(self.series_date.timestamp() * 1e9)
         self._series_date_cbor = cbor2.dumps(self.series_date)
+
+    def start(self, info: StreamInfo) -> list[Message]:
+        self.info = info
+        self.sequence = 0
+        self._arm()
         if info.sender != 0:
             return []
         return [[SELF_DESCRIBED + cbor2.dumps(self.start_message())]]
@@ -295,6 +298,8 @@ class SimplonBinarySerializer:
                     f"SimplonBinarySerializer: the batch has no {self.source!r} "
                     f"(data_source_to_serialize); it has {sorted(batch.arrays)}"
                 )
+        if not self._series_date_cbor:  # serialize() without start(): still valid stream2
+            self._arm()
         arr = np.ascontiguousarray(arr)
         if arr.dtype.byteorder == ">":
             raise FormatError("SimplonBinarySerializer: big-endian frames are not supported")
