@@ -711,9 +711,18 @@ def config(
 
 
 def _repo_root() -> Path | None:
-    for parent in Path(__file__).resolve().parents:
-        if (parent / "bench").is_dir() and (parent / "pyproject.toml").is_file():
-            return parent
+    """The source checkout holding bench/: $LCLSTREAM_REPO, the working directory or one of
+    its parents, or the tree this module runs from (a developer checkout)."""
+    starts: list[Path] = []
+    if os.environ.get("LCLSTREAM_REPO"):
+        starts.append(Path(os.environ["LCLSTREAM_REPO"]))
+    starts += [Path.cwd(), Path(__file__).resolve().parent]
+    for start in starts:
+        for parent in (start, *start.parents):
+            if (parent / "bench" / "harness.py").is_file() and (
+                parent / "pyproject.toml"
+            ).is_file():
+                return parent
     return None
 
 
@@ -721,13 +730,17 @@ def _repo_root() -> Path | None:
 def bench(
     quick: Annotated[bool, typer.Option("--quick", help="Small sizes, few repeats.")] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON.")] = None,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="Run only this benchmark (repeatable).")
+    ] = None,
 ) -> None:
-    """Run the benchmarks (needs the repository checkout's bench/ folder).
+    """Run the benchmarks (needs the repository checkout's bench/ folder: run from it, or set
+    LCLSTREAM_REPO).
 
     Exit codes: 0 ok, 1 error, 2 usage or configuration error.
     """
     root = _repo_root()
-    if root is None or not (root / "bench" / "harness.py").is_file():
+    if root is None:
         raise fail(
             "the benchmarks live in the repository checkout (bench/harness.py); run "
             "`lclstream bench` from a source tree or `make bench`",
@@ -741,7 +754,8 @@ def bench(
         import importlib
 
         harness = importlib.import_module("bench.harness")
-        rc = harness.main(quick, str(json_out) if json_out is not None else None)
+        args: list[Any] = [quick, str(json_out) if json_out is not None else None]
+        rc = harness.main(*args, only=list(only)) if only else harness.main(*args)
     if isinstance(rc, int) and rc:
         raise typer.Exit(rc)
 
