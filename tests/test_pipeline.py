@@ -476,3 +476,25 @@ def test_failing_progress_callback_stops_cleanly() -> None:
     assert msgs[-1].totals.cancelled
     sent = sum(len(m.batch) for m in data_batches(msgs) if m.batch is not None)
     assert msgs[-1].totals.events_sent == sent < 2_000
+
+
+def test_constants_from_a_file_give_the_same_photons(tmp_path: Path) -> None:
+    cfg = jf_config(events=5)
+    _, consts = raw_frames(cfg, 1)
+    path = tmp_path / "constants.npz"
+    np.savez(path, **consts)
+    _, synth = run_collect(cfg)
+    cfg["processing_pipeline"]["calibration"]["detector_data"]["constants"] = str(path)
+    _, from_file = run_collect(cfg)
+    a = [m.batch.arrays["detector_data"] for m in data_batches(synth) if m.batch is not None]
+    b = [m.batch.arrays["detector_data"] for m in data_batches(from_file) if m.batch is not None]
+    np.testing.assert_array_equal(np.concatenate(a), np.concatenate(b))
+
+
+def test_missing_constants_file_is_a_config_error(tmp_path: Path) -> None:
+    cfg = jf_config(events=5)
+    cfg["processing_pipeline"]["calibration"]["detector_data"]["constants"] = str(
+        tmp_path / "nope.h5"
+    )
+    with pytest.raises(ConfigError, match=r"calibration\.detector_data.*nope\.h5"):
+        Pipeline(cfg, handlers=[])

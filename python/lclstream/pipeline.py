@@ -344,6 +344,7 @@ def _make_calibrator(
         raise ConfigError(
             f"{where}.photon_energy_keV: needed for photon output (the source gives none)"
         )
+    source_of: Any
     if constants in (None, "synthetic"):
         loader = getattr(source, "constants", None)
         if loader is None:
@@ -351,50 +352,22 @@ def _make_calibrator(
                 f"{where}.constants: 'synthetic' needs a source with built-in constants "
                 "(SyntheticDetector); give a constants file instead"
             )
-        consts = dict(loader(name))
+        source_of = dict(loader(name))
     else:
-        try:
-            consts = calib.load_constants(str(constants), detector=detector)
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"{where}.constants: {e}") from None
+        source_of = str(constants)
     kwargs: dict[str, Any] = {"threads": threads, "output": output}
     if energy is not None:
         kwargs["photon_energy_keV"] = float(energy)
     if dtype is not None:
         kwargs["dtype"] = dtype
+    common_mode = _get(spec, "common_mode")
+    if common_mode is not None:
+        kwargs["common_mode"] = common_mode
     try:
-        obj: Any
-        if detector == "jungfrau":
-            obj = calib.Jungfrau(
-                consts["pedestal"],
-                consts["gain"],
-                consts.get("offset"),
-                consts.get("mask"),
-                **kwargs,
-            )
-        elif detector in ("epix10ka", "epix10k2m"):
-            obj = calib.Epix10ka(
-                consts["pedestal"],
-                consts["gain"],
-                consts["config_bits"],
-                consts.get("mask"),
-                **kwargs,
-            )
-        elif detector == "generic":
-            obj = calib.Generic(
-                consts.get("pedestal"),
-                consts.get("gain"),
-                consts.get("mask"),
-                frame_shape=tuple(info.frame_shape),
-                **kwargs,
-            )
-        else:
-            raise ConfigError(
-                f"{where}.detector: {detector!r} is not one of jungfrau, epix10ka, generic, auto"
-            )
+        obj: Any = calib.make_calibrator(detector, source_of, **kwargs)
     except KeyError as e:
         raise ConfigError(f"{where}.constants: no {e.args[0]} in the constants") from None
-    except ValueError as e:
+    except (OSError, ValueError) as e:
         if isinstance(e, ConfigError):
             raise
         raise ConfigError(f"{where}: {e}") from None
