@@ -498,3 +498,31 @@ def test_missing_constants_file_is_a_config_error(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"calibration\.detector_data.*nope\.h5"):
         Pipeline(cfg, handlers=[])
+
+
+def test_two_detectors_and_a_scalar_in_one_batch() -> None:
+    """A Jungfrau (photons) and an ePix10ka panel (keV) calibrated side by side, plus a scalar."""
+    cfg = jf_config(events=6)
+    cfg["data_sources"]["epix"] = {
+        "type": "SyntheticDetector",
+        "detector": "epix10ka",
+        "pool_frames": 2,
+        "photon_energy_keV": ENERGY,
+    }
+    cfg["data_sources"]["energy"] = {"type": "FloatValue", "value": 9.5}
+    cfg["processing_pipeline"]["calibration"]["epix"] = {"output": "keV"}
+    res, msgs = run_collect(cfg)
+    assert res.complete and res.events == 6
+    batches = [m.batch for m in data_batches(msgs) if m.batch is not None]
+    epix = np.concatenate([b.arrays["epix"] for b in batches])
+    energy = np.concatenate([b.arrays["energy"] for b in batches])
+    assert epix.dtype == np.float32 and epix.shape == (6, 1, 352, 384)
+    np.testing.assert_array_equal(energy, 9.5)
+    src = open_source(load_config(cfg))
+    try:
+        c = src.constants("epix")  # type: ignore[attr-defined]
+        k = calib.Epix10ka(c["pedestal"], c["gain"], c["config_bits"], c["mask"], output="keV")
+        for i, ev in zip(range(6), src.events(), strict=False):
+            np.testing.assert_array_equal(epix[i], k(ev.data["epix"]))
+    finally:
+        src.close()
