@@ -622,3 +622,63 @@ def test_hdf5_corrupt_chunk_is_a_source_error(tmp_path: Path) -> None:
         ds.id.write_direct_chunk((1, 0, 0, 0), b"\x00\x00\x00\x00\x00\x00\x20\x00garbage")
     with pytest.raises(SourceError, match=r"bad\.h5:/entry_1/data_1/data: cannot read events"):
         list(open_source(hdf5_config([str(tmp_path / "bad.h5")])).events())
+
+
+def test_plugin_types_with_new_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plug-in may bring event/data source types the schema does not know by name."""
+    from lclstream.errors import ConfigError
+
+    monkeypatch.setattr(registry_mod, "entry_points", lambda group: [])
+    seen: list[Any] = []
+
+    def factory(config: Any, totals: Any, **kw: int) -> Any:
+        seen.append((config.event_source, config.data_sources["det"]))
+        return SimpleNamespace(info=dict, events=lambda: iter(()), close=lambda: None)
+
+    cfg = {
+        "event_source": {"type": "XtcEventSource", "path": "/x", "shards": 4},
+        "data_sources": {"det": {"type": "XtcDetector", "name": "jf"}},
+    }
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg)
+    assert "event_source.type: 'XtcEventSource' is not allowed" in str(e.value)
+    register_source("XtcEventSource", factory)
+    registry_mod.register_data_source_type("XtcDetector")
+    try:
+        c = load_config(cfg)
+        open_source(c)
+        es, det = seen[0]
+        assert es.type == "XtcEventSource" and es.model_extra == {"path": "/x", "shards": 4}
+        assert det.type == "XtcDetector" and det.model_extra == {"name": "jf"}
+        with pytest.raises(ConfigError) as e:
+            load_config({"event_source": {"type": "XtcEvntSource"}})
+        assert "did you mean 'XtcEventSource'?" in str(e.value)
+        assert "XtcEventSource" in str(e.value).split("allowed: ")[1]
+        # a plug-in data source cannot be read by the built-in in-process source
+        with pytest.raises(SourceError, match="XtcDetector is not available"):
+            open_source(load_config({"data_sources": {"det": {"type": "XtcDetector"}}}))
+    finally:
+        unregister_source("XtcEventSource")
+        registry_mod._REGISTERED_DATA_TYPES.discard("XtcDetector")
+
+
+def test_write_run_then_stream_it_by_exp_and_run(tmp_path: Path) -> None:
+    from lclstream.sources.runs import write_run
+
+    files = write_run(tmp_path, "mfxdemo", 7, events=5, events_per_file=2, detector="jungfrau")
+    assert [p.name for p in files] == [f"mfxdemo_r0007_{i:03d}.h5" for i in range(3)]
+    cfg = load_config(
+        {
+            "source_identifier": "exp=mfxdemo,run=7",
+            "data_root": str(tmp_path),
+            "event_source": {"type": "Hdf5EventSource"},
+            "data_sources": {"detector_data": {"type": "Hdf5Dataset", "kind": "jungfrau"}},
+        }
+    )
+    src = open_source(cfg)
+    info = src.info()["detector_data"]
+    assert info.frame_shape == (1, 512, 1024) and info.photon_energy_keV == pytest.approx(9.5)
+    ref = SyntheticDetector(detector="jungfrau", seed=1, hit_fraction=0.1, pool_frames=4)
+    for ev in src.events():
+        assert np.array_equal(ev.data["detector_data"], ref.get_data(ev.event_id))
+        assert ev.timestamp == ref.timestamp(ev.event_id)

@@ -19,10 +19,18 @@ import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    model_validator,
+)
 
 from lclstream.errors import ConfigError
 
@@ -75,15 +83,69 @@ class Psana2EventSourceParameters(_Model):
     type: Literal["Psana2EventSource"]
 
 
-EventSourceParameters = Annotated[
-    (
+class PluginEventSourceParameters(BaseModel):
+    """An event source a plug-in provides (entry-point group ``lclstream.sources``).
+
+    Its options are the plug-in's own; the plug-in checks them when it opens the source.
+    """
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+
+
+def _plugin_types(kind: str) -> set[str]:
+    # imported late: lclstream.sources imports this module
+    from lclstream.sources.registry import plugin_type_names
+
+    return plugin_type_names(kind)
+
+
+def _tagger(builtin: tuple[str, ...], kind: str) -> Any:
+    """Discriminator: built-in type names validate with their model; a plug-in's name with
+    the open plug-in model; anything else is an invalid tag (listed with what is allowed)."""
+
+    def tag(value: Any) -> str | None:
+        t = value.get("type") if isinstance(value, Mapping) else getattr(value, "type", None)
+        if t is None or t in builtin:
+            return t  # type: ignore[no-any-return]
+        if isinstance(t, str) and t in _plugin_types(kind):
+            return _PLUGIN_TAG
+        return str(t)
+
+    return Discriminator(tag)
+
+
+_PLUGIN_TAG = "plugin"
+
+
+def _tagged_union(members: tuple[type[BaseModel], ...], plugin: type[BaseModel], kind: str) -> Any:
+    names = tuple(str(typing.get_args(m.model_fields["type"].annotation)[0]) for m in members)
+    tagged = tuple(Annotated[m, Tag(n)] for m, n in zip(members, names, strict=True))
+    return Annotated[
+        Union[(*tagged, Annotated[plugin, Tag(_PLUGIN_TAG)])],  # noqa: UP007
+        _tagger(names, kind),
+    ]
+
+
+if TYPE_CHECKING:  # the same union, spelled statically for type checkers
+    EventSourceParameters = (
         InternalEventSourceParameters
         | Hdf5EventSourceParameters
         | Psana1EventSourceParameters
         | Psana2EventSourceParameters
-    ),
-    Field(discriminator="type"),
-]
+        | PluginEventSourceParameters
+    )
+else:
+    EventSourceParameters = _tagged_union(
+        (
+            InternalEventSourceParameters,
+            Hdf5EventSourceParameters,
+            Psana1EventSourceParameters,
+            Psana2EventSourceParameters,
+        ),
+        PluginEventSourceParameters,
+        "event_source",
+    )
 
 # --------------------------------------------------------------------------- data sources
 
@@ -177,8 +239,16 @@ class Psana2RunInfoParameters(_Model):
     type: Literal["Psana2RunInfo"]
 
 
-DataSourceParameters = Annotated[
-    (
+class PluginDataSourceParameters(BaseModel):
+    """A data source type a plug-in declares (entry-point group ``lclstream.data_sources``);
+    the plug-in's event source reads its options."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+
+
+if TYPE_CHECKING:
+    DataSourceParameters = (
         SyntheticDetectorParameters
         | GenericRandomNumpyArrayParameters
         | IntValueParameters
@@ -191,9 +261,27 @@ DataSourceParameters = Annotated[
         | Psana2TimestampParameters
         | Psana1RunInfoParameters
         | Psana2RunInfoParameters
-    ),
-    Field(discriminator="type"),
-]
+        | PluginDataSourceParameters
+    )
+else:
+    DataSourceParameters = _tagged_union(
+        (
+            SyntheticDetectorParameters,
+            GenericRandomNumpyArrayParameters,
+            IntValueParameters,
+            FloatValueParameters,
+            SourceIdentifierParameters,
+            Hdf5DatasetParameters,
+            Psana1DetectorInterfaceParameters,
+            Psana2DetectorInterfaceParameters,
+            Psana1TimestampParameters,
+            Psana2TimestampParameters,
+            Psana1RunInfoParameters,
+            Psana2RunInfoParameters,
+        ),
+        PluginDataSourceParameters,
+        "data_source",
+    )
 
 #: Data source types that need psana (refused at run time when psana is not installed).
 PSANA_TYPES = frozenset(
@@ -548,6 +636,9 @@ def format_errors(error: ValidationError, data: Any) -> str:
         elif kind == "union_tag_invalid":
             tag = str(ctx.get("tag", ""))
             tags = _split_tags(str(ctx.get("expected_tags", "")))
+            if _PLUGIN_TAG in tags:
+                kind = "data_source" if path_elems[:1] == ["data_sources"] else "event_source"
+                tags = [t for t in tags if t != _PLUGIN_TAG] + sorted(_plugin_types(kind))
             close = difflib.get_close_matches(tag, tags, n=1, cutoff=0.5)
             hint = f"did you mean {close[0]!r}?; " if close else ""
             other.append(
@@ -628,7 +719,7 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[list[Any], tuple[Any, .
                 path.append(elem)
                 cursor = cursor[elem]
                 continue
-            if cursor.get("type") == elem:  # the discriminated-union tag pydantic inserts
+            if cursor.get("type") == elem or elem == _PLUGIN_TAG:  # union tags pydantic inserts
                 continue
             if i == len(loc) - 1:  # the missing or unknown key itself
                 path.append(elem)

@@ -24,11 +24,14 @@ from lclstream.errors import SourceError
 from lclstream.protocols import EventSource
 
 ENTRY_POINT_GROUP = "lclstream.sources"
+#: Data source type names a plug-in's event source reads (the value is not loaded).
+DATA_SOURCE_GROUP = "lclstream.data_sources"
 
 SourceFactory = Callable[..., EventSource]
 
 _BUILTIN: dict[str, SourceFactory] = {}
 _REGISTERED: dict[str, SourceFactory] = {}
+_REGISTERED_DATA_TYPES: set[str] = set()
 
 
 def builtin(name: str) -> Callable[[SourceFactory], SourceFactory]:
@@ -48,11 +51,23 @@ def unregister_source(name: str) -> None:
     _REGISTERED.pop(name, None)
 
 
-def _entry_points() -> dict[str, Any]:
+def register_data_source_type(name: str) -> None:
+    """Let configs name a data source type that a registered event source reads."""
+    _REGISTERED_DATA_TYPES.add(name)
+
+
+def _entry_points(group: str = ENTRY_POINT_GROUP) -> dict[str, Any]:
     try:
-        return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+        return {ep.name: ep for ep in entry_points(group=group)}
     except Exception:  # a broken installed distribution must not break built-in sources
         return {}
+
+
+def plugin_type_names(kind: str) -> set[str]:
+    """Type names plug-ins add: ``kind`` is "event_source" or "data_source"."""
+    if kind == "data_source":
+        return set(_entry_points(DATA_SOURCE_GROUP)) | _REGISTERED_DATA_TYPES
+    return (set(_entry_points()) | set(_REGISTERED)) - set(_BUILTIN)
 
 
 def source_types() -> list[str]:
