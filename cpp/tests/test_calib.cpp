@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -235,4 +236,54 @@ TEST_CASE("common mode subtracts each bank's median of G0 pixels below the thres
   }
   cm.bank_cols = 48;
   CHECK_THROWS_AS(cal.set_common_mode(cm), ValueError);
+}
+
+TEST_CASE("common mode gives the same bits on every ISA (median and mean, all bank shapes)") {
+  IsaGuard guard;
+  const std::size_t rows = 32, cols = 128, modules = 2, F = modules * rows * cols;
+  auto c = make_consts(F, 5);
+  for (std::size_t i = 0; i < F; ++i) c.ped[i] = std::round(c.ped[i]);  // ties among candidates
+  std::mt19937 rng(17);
+  std::normal_distribution<float> noise(0.0F, 3.0F);
+  std::vector<std::uint16_t> raw(2 * F);
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    const float v = c.ped[i % F] + c.off[i % F] + noise(rng) + static_cast<float>((i / cols) % 7);
+    auto w = static_cast<std::uint16_t>(std::clamp(v, 0.0F, 16383.0F));
+    if (rng() % 50 == 0) w = static_cast<std::uint16_t>(w | ((rng() % 4) << 14));
+    if (rng() % 40 == 0) w = static_cast<std::uint16_t>(std::min(16383, w + 300));
+    raw[i] = w;
+  }
+  const std::size_t banks[][2] = {{1, 64}, {8, 32}, {16, 64}, {4, 16}, {1, 127 + 1}};
+  for (const auto& b : banks) {
+    for (auto method : {CommonMode::Method::median, CommonMode::Method::mean}) {
+      auto kev = Calibrator::jungfrau(c.ped, c.gain, c.off, c.mask, F, Output::kev);
+      auto ph = Calibrator::jungfrau(c.ped, c.gain, c.off, c.mask, F, Output::photons, 0.05F);
+      CommonMode cm;
+      cm.method = method;
+      cm.module_rows = rows;
+      cm.module_cols = cols;
+      cm.bank_rows = b[0];
+      cm.bank_cols = b[1];
+      cm.threshold = 50.0F;
+      cm.cormax = 30.0F;
+      cm.min_pixels = 4;
+      kev.set_common_mode(cm);
+      ph.set_common_mode(cm);
+      set_isa(Isa::scalar);
+      std::vector<float> want(raw.size());
+      std::vector<std::uint16_t> want_ph(raw.size());
+      const auto inv = kev.apply(raw, want, 1);
+      ph.apply(raw, want_ph, 1);
+      for (Isa isa : available_isas()) {
+        set_isa(isa);
+        std::vector<float> got(raw.size());
+        std::vector<std::uint16_t> got_ph(raw.size());
+        INFO("isa " << isa_name(isa) << " bank " << b[0] << "x" << b[1] << " mean " << (method == CommonMode::Method::mean));
+        CHECK(kev.apply(raw, got, 2) == inv);
+        ph.apply(raw, got_ph, 2);
+        CHECK(same_bits(got, want));
+        CHECK(same_bits(got_ph, want_ph));
+      }
+    }
+  }
 }
