@@ -145,10 +145,21 @@ LCLSTREAM_BINDING(codec) {
   m.def("codec_decompress", [](const py::buffer& chunk, const std::string& codec, const py::dtype& dt,
                                const std::vector<py::ssize_t>& shape, int threads, const py::object& out) {
         auto c = bytes_of(chunk, "decompress: chunk");
+        const Codec k = codec_from_name(codec);
+        // Refuse a chunk whose declared size is not dtype x shape before allocating anything.
+        std::uint64_t want = static_cast<std::uint64_t>(dt.itemsize());
+        for (auto s : shape) {
+          if (s < 0) throw ValueError("decompress: negative dimension in shape");
+          want *= static_cast<std::uint64_t>(s);
+        }
+        const std::uint64_t declared = chunk_uncompressed_size(k, c);
+        if (declared != want) {
+          throw CorruptDataError(codec + " chunk: declares " + std::to_string(declared) + " uncompressed bytes, expected " +
+                                 std::to_string(want) + " (dtype and shape)");
+        }
         py::array res = make_output(out, dt, shape);
         const std::size_t es = elem_size_of(res);
         auto o = writable_bytes(res, "decompress: out");
-        const Codec k = codec_from_name(codec);
         {
           py::gil_scoped_release nogil;
           decompress_chunk(c, es, o, k, threads);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "codec/codec_internal.hpp"
+#include "lclstream/batch.hpp"
 #include "lclstream/buffer_pool.hpp"
 #include "lclstream/codec.hpp"
 #include "lclstream/error.hpp"
@@ -247,5 +248,23 @@ TEST_CASE("every ISA writes byte-identical bslz4 chunks that liblz4 decodes, for
     std::memcpy(back.data() + done, ref.data() + pos, tail);
     REQUIRE(pos + tail == ref.size());
     REQUIRE(std::memcmp(back.data(), in.data(), in.size()) == 0);
+  }
+}
+
+TEST_CASE("compress_batch gives each event of a Batch its own chunk") {
+  Batch batch(DType::u16, {64, 100}, 3);
+  for (unsigned e = 0; e < 3; ++e) {
+    const auto f = photons(6400, 40 + e);
+    batch.append(bytes_of(f), DType::u16, e, 0);
+  }
+  CodecOptions o;
+  o.codec = Codec::bszstd;
+  BufferPool pool(compress_frames_bound(o, 3, 12800, 2), 1);
+  const auto r = compress_batch(batch, pool, o, 2);
+  REQUIRE(r.sizes.size() == 3);
+  std::vector<std::byte> back(12800);
+  for (std::size_t e = 0; e < 3; ++e) {
+    decompress_chunk(r.buffer.span().subspan(r.offsets[e], r.sizes[e]), 2, back, Codec::bszstd);
+    REQUIRE(std::memcmp(back.data(), batch.bytes().data() + e * 12800, 12800) == 0);
   }
 }

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "lclstream/batch.hpp"
 #include "lclstream/buffer_pool.hpp"
 
 namespace lclstream {
@@ -113,6 +114,8 @@ std::size_t compress_frames(std::span<const std::byte> in, std::size_t frames, s
 /// Same, into a buffer taken from `pool` (whose buffers must hold compress_frames_bound).
 CompressedFrames compress_frames(std::span<const std::byte> in, std::size_t frames, std::size_t elem_size,
                                  BufferPool& pool, const CodecOptions& opt, int threads = 0);
+/// The events of a batch, one chunk each, into a buffer from `pool` (elements of the batch's dtype).
+CompressedFrames compress_batch(const Batch& batch, BufferPool& pool, const CodecOptions& opt, int threads = 0);
 /// Decompresses one chunk per frame into contiguous `out` (frames * frame bytes), in parallel.
 void decompress_frames(std::span<const std::byte> chunks, std::span<const std::size_t> offsets,
                        std::span<const std::size_t> sizes, std::size_t elem_size, std::span<std::byte> out,

@@ -1,6 +1,7 @@
 // Scalar bit transpose (the reference every ISA is compared with) and the one dispatch point.
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "codec/codec_internal.hpp"
 #include "lclstream/codec.hpp"
@@ -23,10 +24,87 @@ inline std::uint64_t transpose8(std::uint64_t x) noexcept {
 }
 }  // namespace
 
+namespace {
+// One byte stream of n bytes -> 8 planes of n/8 bytes, and back.
+void stream_to_planes(const std::uint8_t* s, std::uint8_t* planes, std::size_t n) {
+  const std::size_t nb = n / 8;
+  for (std::size_t g = 0; g < nb; ++g) {
+    std::uint64_t x;
+    std::memcpy(&x, s + g * 8, 8);
+    x = transpose8(x);
+    for (std::size_t j = 0; j < 8; ++j) planes[j * nb + g] = static_cast<std::uint8_t>(x >> (8 * j));
+  }
+}
+void planes_to_stream(const std::uint8_t* planes, std::uint8_t* s, std::size_t n) {
+  const std::size_t nb = n / 8;
+  for (std::size_t g = 0; g < nb; ++g) {
+    std::uint64_t x = 0;
+    for (std::size_t j = 0; j < 8; ++j) x |= std::uint64_t(planes[j * nb + g]) << (8 * j);
+    x = transpose8(x);
+    std::memcpy(s + g * 8, &x, 8);
+  }
+}
+// 2-byte elements -> low-byte stream and high-byte stream (SWAR on 8 elements at a time).
+inline std::uint64_t pack_even_bytes(std::uint64_t w) noexcept {
+  w &= 0x00FF00FF00FF00FFULL;
+  w = (w | (w >> 8)) & 0x0000FFFF0000FFFFULL;
+  return (w | (w >> 16)) & 0x00000000FFFFFFFFULL;
+}
+inline std::uint64_t spread_bytes(std::uint64_t w) noexcept {  // inverse of pack_even_bytes
+  w = (w | (w << 16)) & 0x0000FFFF0000FFFFULL;
+  return (w | (w << 8)) & 0x00FF00FF00FF00FFULL;
+}
+void split2(const std::uint8_t* src, std::uint8_t* dst, std::size_t n) {
+  std::size_t k = 0;
+  for (; k + 8 <= n; k += 8) {
+    std::uint64_t a, b;
+    std::memcpy(&a, src + 2 * k, 8);
+    std::memcpy(&b, src + 2 * k + 8, 8);
+    const std::uint64_t lo = pack_even_bytes(a) | (pack_even_bytes(b) << 32);
+    const std::uint64_t hi = pack_even_bytes(a >> 8) | (pack_even_bytes(b >> 8) << 32);
+    std::memcpy(dst + k, &lo, 8);
+    std::memcpy(dst + n + k, &hi, 8);
+  }
+  for (; k < n; ++k) {
+    dst[k] = src[2 * k];
+    dst[n + k] = src[2 * k + 1];
+  }
+}
+void join2(const std::uint8_t* src, std::uint8_t* dst, std::size_t n) {
+  std::size_t k = 0;
+  for (; k + 8 <= n; k += 8) {
+    std::uint64_t lo, hi;
+    std::memcpy(&lo, src + k, 8);
+    std::memcpy(&hi, src + n + k, 8);
+    const std::uint64_t a = spread_bytes(lo & 0xFFFFFFFFULL) | (spread_bytes(hi & 0xFFFFFFFFULL) << 8);
+    const std::uint64_t b = spread_bytes(lo >> 32) | (spread_bytes(hi >> 32) << 8);
+    std::memcpy(dst + 2 * k, &a, 8);
+    std::memcpy(dst + 2 * k + 8, &b, 8);
+  }
+  for (; k < n; ++k) {
+    dst[2 * k] = src[k];
+    dst[2 * k + 1] = src[n + k];
+  }
+}
+thread_local std::vector<std::uint8_t> t_scratch;
+std::uint8_t* scratch(std::size_t bytes) {
+  if (t_scratch.size() < bytes) t_scratch.resize(bytes);
+  return t_scratch.data();
+}
+}  // namespace
+
 void bit_transpose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size) {
   const auto* src = reinterpret_cast<const std::uint8_t*>(in);
   auto* dst = reinterpret_cast<std::uint8_t*>(out);
   const std::size_t nb = n / 8;
+  if (elem_size == 1) return stream_to_planes(src, dst, n);
+  if (elem_size == 2) {
+    std::uint8_t* tmp = scratch(2 * n);
+    split2(src, tmp, n);
+    stream_to_planes(tmp, dst, n);
+    stream_to_planes(tmp + n, dst + n, n);
+    return;
+  }
   for (std::size_t b = 0; b < elem_size; ++b) {
     std::uint8_t* plane = dst + b * 8 * nb;
     for (std::size_t g = 0; g < nb; ++g) {
@@ -43,6 +121,14 @@ void bit_untranspose(const std::byte* in, std::byte* out, std::size_t n, std::si
   const auto* src = reinterpret_cast<const std::uint8_t*>(in);
   auto* dst = reinterpret_cast<std::uint8_t*>(out);
   const std::size_t nb = n / 8;
+  if (elem_size == 1) return planes_to_stream(src, dst, n);
+  if (elem_size == 2) {
+    std::uint8_t* tmp = scratch(2 * n);
+    planes_to_stream(src, tmp, n);
+    planes_to_stream(src + n, tmp + n, n);
+    join2(tmp, dst, n);
+    return;
+  }
   for (std::size_t b = 0; b < elem_size; ++b) {
     const std::uint8_t* plane = src + b * 8 * nb;
     for (std::size_t g = 0; g < nb; ++g) {

@@ -13,6 +13,7 @@
 
 namespace lclstream::avx2 {
 namespace {
+inline int popcnt64(std::uint64_t v) noexcept { return std::popcount(v); }
 #include "codec/classify_body.inc"
 
 inline std::uint64_t transpose8(std::uint64_t x) noexcept {

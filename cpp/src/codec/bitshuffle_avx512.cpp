@@ -178,6 +178,7 @@ void planes_to_stream(const std::uint8_t* planes, std::uint8_t* s, std::size_t n
   }
 }
 
+inline int popcnt64(std::uint64_t v) noexcept { return std::popcount(v); }
 #include "codec/classify_body.inc"
 
 // Scratch for the byte-transposed block (bitshuffle blocks are 8 KiB by default).

@@ -493,6 +493,10 @@ CompressedFrames compress_frames(std::span<const std::byte> in, std::size_t fram
   return r;
 }
 
+CompressedFrames compress_batch(const Batch& batch, BufferPool& pool, const CodecOptions& opt, int threads) {
+  return compress_frames(batch.bytes(), batch.size(), dtype_size(batch.dtype()), pool, opt, threads);
+}
+
 void decompress_frames(std::span<const std::byte> chunks, std::span<const std::size_t> offsets,
                        std::span<const std::size_t> sizes, std::size_t elem_size, std::span<std::byte> out, Codec codec,
                        int threads) {

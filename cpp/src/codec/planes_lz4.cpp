@@ -24,6 +24,13 @@
 namespace lclstream {
 namespace scalar {
 namespace {
+// Without -mpopcnt std::popcount becomes a libgcc call; this inlines.
+inline int popcnt64(std::uint64_t v) noexcept {
+  v = v - ((v >> 1) & 0x5555555555555555ULL);
+  v = (v & 0x3333333333333333ULL) + ((v >> 2) & 0x3333333333333333ULL);
+  v = (v + (v >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+  return static_cast<int>((v * 0x0101010101010101ULL) >> 56);
+}
 #include "codec/classify_body.inc"
 }  // namespace
 void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t nplanes, codec_detail::PlaneInfo* info) {
