@@ -56,3 +56,6 @@ def test_examples_build_against_the_installed_package(tmp_path: Path) -> None:
     run = subprocess.run([str(build / "batch_example")], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert "batch of 4 events" in run.stdout
+    daq = subprocess.run([str(build / "daq_sender")], capture_output=True, text=True, timeout=120)
+    assert daq.returncode == 0, daq.stderr
+    assert "0 undelivered" in daq.stdout

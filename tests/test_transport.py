@@ -200,13 +200,22 @@ def test_one_producer_several_consumers_load_balance_and_broadcast() -> None:
 
 
 def test_bind_sender_broadcast_reaches_each_connected_consumer() -> None:
+    """Sender binds (LCLStreamer's role: server), consumers connect: after data messages
+    spread over them, the end message reaches every consumer exactly once."""
     with Sender(tcp(), bind=True, timeout=T) as s:
-        rs = [Receiver(s.endpoints, bind=False, timeout=T) for _ in range(2)]
-        wait_peers(s, 2)
-        assert s.broadcast(b"END") == 2
+        rs = [Receiver(s.endpoints, bind=False, timeout=T) for _ in range(3)]
+        wait_peers(s, 3)
+        for k in range(31):
+            s.send(b"m%d" % k)
+        assert s.broadcast(b"END") == 3
+        data = []
         for r in rs:
-            assert [bytes(f) for f in r.recv()] == [b"END"]
+            while (m := bytes(r.recv()[0])) != b"END":
+                data.append(m)
+            with pytest.raises(TimeoutError):
+                r.recv(timeout=0.2)  # exactly one END each
             r.close()
+        assert sorted(data) == sorted(b"m%d" % k for k in range(31))
 
 
 def test_slow_consumer_backpressure_blocks_without_dropping() -> None:

@@ -19,9 +19,11 @@ What holds (see also cpp/include/lclstream/transport.hpp):
   can take a message and blocks (``timeout`` → ``TimeoutError`` naming the endpoints)
   rather than dropping. ``broadcast`` waits until every endpoint can take a message and
   sends one copy to each: every consumer gets the end message.
-* ``push`` + bind: libzmq load-balances over connected consumers; ``broadcast`` sends one
-  copy per connected consumer (counted by a socket monitor) through the load balancer,
-  which reaches distinct consumers only while none is at its high-water mark.
+* ``push`` + bind (LCLStreamer's ``role: server``): libzmq load-balances over connected
+  consumers. ``broadcast`` waits until every queued message has been taken (so no
+  consumer's queue is full), then sends one copy per connected consumer (counted by a
+  socket monitor); libzmq hands consecutive messages to its consumers in turn, so each
+  gets one copy. A consumer that connects or leaves during the broadcast may miss it.
 * ``pub``: never blocks; a message is dropped (for all subscribers) when a subscriber's
   queue is full and counted in ``stats()["dropped"]``. A message published while nobody
   is subscribed is discarded by libzmq, uncounted.

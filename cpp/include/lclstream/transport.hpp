@@ -18,11 +18,12 @@
 //   TimeoutError naming the endpoints) when none can: nothing is dropped. broadcast()
 //   waits until every endpoint can take a message, then sends one copy to each: exact.
 // * PUSH, bind: one socket; libzmq load-balances over the peers that connected.
-//   broadcast() sends one copy per connected peer, counted with a socket monitor
-//   (ACCEPTED/DISCONNECTED). libzmq's load balancer visits peers in turn and skips a peer
-//   whose queue is full, so the copies reach distinct peers only while no peer is at its
-//   high-water mark: prefer connect mode (consumers bind) when every consumer must get
-//   the end message.
+//   broadcast() first waits (up to the timeout) until every queued message has been
+//   taken, so that no peer's queue is full, then sends one copy per connected peer
+//   (a socket monitor tracks accepted and disconnected connections); libzmq's load
+//   balancer hands consecutive messages to its peers in turn, so each peer gets one copy.
+//   A peer that connects or disconnects during the broadcast (or is still in its ZMTP
+//   handshake) can miss it or get two: consumers connect at start, long before the end.
 // * PUB: never blocks. With several subscribers a message is dropped for all of them when
 //   any subscriber's queue is full (ZMQ_XPUB_NODROP turns libzmq's silent drop into an
 //   error we count in stats().dropped). A message published while nobody is subscribed

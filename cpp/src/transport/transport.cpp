@@ -375,12 +375,12 @@ struct Sender::Impl {
   std::vector<std::string> endpoints;
   std::shared_ptr<Tracker> tracker = std::make_shared<Tracker>();
   Socket monitor;                        // push+bind: peer accept/disconnect events
-  std::int64_t bound_peers = 0;
+  std::set<std::uint32_t> peer_fds;      // push+bind: accepted connections (by fd)
   std::size_t rr = 0;
   std::vector<zmq_pollitem_t> items;
   // Threads: one thread sends at a time (sock_mu); stats() may run on any thread and
   // close() may come from another thread (it makes a blocked send give up).
-  std::mutex sock_mu;   // sockets, rr, items, monitor, bound_peers
+  std::mutex sock_mu;   // sockets, rr, items, monitor, peer_fds
   std::mutex close_mu;  // one close at a time
   mutable std::mutex st_mu;
   SenderStats st;       // guarded by st_mu
@@ -404,7 +404,11 @@ struct Sender::Impl {
         return;
       }
       std::uint16_t event = 0;
-      if (zmq_msg_size(&m) >= 2) std::memcpy(&event, zmq_msg_data(&m), 2);
+      std::uint32_t fd = 0;
+      if (zmq_msg_size(&m) >= 6) {
+        std::memcpy(&event, zmq_msg_data(&m), 2);
+        std::memcpy(&fd, static_cast<const char*>(zmq_msg_data(&m)) + 2, 4);
+      }
       const bool more = zmq_msg_more(&m) != 0;
       zmq_msg_close(&m);
       if (more) {  // the endpoint frame
@@ -412,8 +416,8 @@ struct Sender::Impl {
         zmq_msg_recv(&m, monitor.get(), 0);
         zmq_msg_close(&m);
       }
-      if (event == ZMQ_EVENT_ACCEPTED) ++bound_peers;
-      if (event == ZMQ_EVENT_DISCONNECTED) bound_peers = std::max<std::int64_t>(0, bound_peers - 1);
+      if (event == ZMQ_EVENT_ACCEPTED) peer_fds.insert(fd);
+      if (event == ZMQ_EVENT_DISCONNECTED) peer_fds.erase(fd);
     }
   }
 
@@ -548,9 +552,29 @@ std::size_t Sender::broadcast(std::span<const OutFrame> frames) {
     ++im.st.broadcasts;
   }
   if (im.opt.socket_type == SocketType::pub) return im.send_pub(frames) ? 1 : 0;
-  if (im.monitor) {  // push + bind: one copy per connected peer, through the load balancer
+  if (im.monitor) {
+    // push + bind: wait until every queue is empty (nothing in flight), so that no peer is
+    // skipped by libzmq's load balancer as full; then one copy per connected peer, which
+    // the load balancer hands to the peers in turn.
+    const auto deadline = deadline_of(im.opt.timeout);
+    {
+      std::unique_lock<std::mutex> tlock(im.tracker->mu);
+      while (im.tracker->in_flight.load(std::memory_order_acquire) != 0) {
+        const long wait = slice_ms(deadline, im.opt.slice);
+        if (wait < 0) {
+          throw TimeoutError("broadcast: " + std::to_string(im.tracker->in_flight.load()) +
+                             " queued message(s) not taken by the consumers of " + join(im.endpoints) + " within " +
+                             seconds_text(*im.opt.timeout) + "; nothing was sent");
+        }
+        im.tracker->cv.wait_for(tlock, milliseconds(wait));
+        tlock.unlock();
+        im.check_interrupt();
+        tlock.lock();
+      }
+    }
+    im.poll_out(0);  // lets libzmq process pending pipe attach/activate commands
     im.drain_monitor();
-    const std::size_t n = static_cast<std::size_t>(std::max<std::int64_t>(1, im.bound_peers));
+    const std::size_t n = std::max<std::size_t>(1, im.peer_fds.size());
     for (std::size_t i = 0; i < n; ++i) im.send_push(frames);
     return n;
   }
@@ -627,7 +651,7 @@ SenderStats Sender::stats() const {
     std::uint64_t peers = 0;
     if (im.monitor) {
       im.drain_monitor();
-      peers = static_cast<std::uint64_t>(im.bound_peers);
+      peers = im.peer_fds.size();
     } else if (im.opt.socket_type == SocketType::push) {
       im.poll_out(0);
       for (const auto& it : im.items) peers += (it.revents & ZMQ_POLLOUT) ? 1 : 0;
