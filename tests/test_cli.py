@@ -254,3 +254,31 @@ def test_demo_rejects_unknown_format() -> None:
     r = run_cli("demo", "--format", "tiff")
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
+
+
+def test_stream_to_nobody_fails_with_one_line_and_partial_json(tmp_path: Path) -> None:
+    """No consumer listens: the send times out, exit 1, and --json still reports the counts."""
+    cfg = small_config(tmp_path, events=12)
+    cfg["data_handlers"] = [
+        {
+            "type": "BinaryDataStreamingDataHandler",
+            "urls": [f"tcp://127.0.0.1:{free_port()}"],
+            "role": "client",
+            "send_timeout_s": 0.5,
+            "close_timeout_s": 0.5,
+        }
+    ]
+    r = run_cli("stream", str(write_config(tmp_path, cfg)), "--json")
+    assert r.returncode == 1
+    assert_one_line_error(r.stderr)
+    assert "127.0.0.1" in r.stderr  # the error names the endpoint
+    d = json.loads(r.stdout)
+    assert d["complete"] is False and d["events"] == 0 and "error" in d
+    assert d["events_dropped"] == 12
+
+
+def test_stream_without_handlers_is_a_config_error(tmp_path: Path) -> None:
+    r = run_cli("stream", str(write_config(tmp_path, small_config(tmp_path, data_handlers=[]))))
+    assert r.returncode == 2
+    assert_one_line_error(r.stderr)
+    assert "data_handlers" in r.stderr

@@ -285,7 +285,13 @@ def stream(
             pipe = Pipeline(
                 cfg, events=events, progress=_pipeline_progress(progress, total) if show else None
             )
-            res = pipe.run()
+            try:
+                res = pipe.run()
+            except LclstreamError as e:
+                partial = getattr(e, "pipeline_result", None)
+                if json_ and partial is not None:  # scripts still get the counts, complete=false
+                    emit_json({**_result_dict(partial), "error": _describe(e)})
+                raise
         d = _result_dict(res)
         d["startup_seconds"] = res.startup_seconds + (pipe._t_created - t0)
     if json_:

@@ -454,7 +454,13 @@ class Pipeline:
             if handlers is None:
                 from lclstream.handlers import create_handlers
 
-                handlers = create_handlers(_get(config, "data_handlers") or [])
+                specs = _get(config, "data_handlers") or []
+                if not specs:
+                    raise ConfigError(
+                        "data_handlers: none configured, so nothing would receive the stream "
+                        "(add a BinaryDataStreamingDataHandler or BinaryFileWritingDataHandler)"
+                    )
+                handlers = create_handlers(specs)
                 self._owned.extend(handlers)
             self.handlers: list[DataHandler] = list(handlers)
             self._plans = self._plan_detectors(pp)
