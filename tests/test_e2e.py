@@ -335,3 +335,22 @@ def test_demo_json_contract(tmp_path: Path) -> None:
         data = h5["/entry_1/data_1/data"]
         assert data.shape[1:] == (8, 512, 1024) and data.dtype == np.uint16
         assert data[0].sum() > 0
+
+
+def test_example_config_streams_as_it_is(tmp_path: Path) -> None:
+    """`lclstream config --example` runs unchanged (only its port moved to a free one)."""
+    text = CliRunner().invoke(app, ["config", "--example"]).output
+    port = free_port()
+    assert "tcp://127.0.0.1:12321" in text
+    cfg = tmp_path / "example.yaml"
+    cfg.write_text(text.replace("tcp://127.0.0.1:12321", f"tcp://127.0.0.1:{port}"))
+    rx = ReceiverThread(f"tcp://127.0.0.1:{port}", expect=10)
+    rx.endpoint()
+    r = subprocess.run(
+        [sys.executable, "-m", "lclstream.cli", "stream", str(cfg), "--events", "10", "--json"],
+        capture_output=True, text=True, env=cli_env(), timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    got = rx.join()
+    assert json.loads(r.stdout)["events"] == 10
+    assert got.complete and got.events == 10
