@@ -787,7 +787,8 @@ class Pipeline:
                 stamps.append(int(ev.timestamp))
                 for key, value in ev.data.items():
                     if key not in plans:
-                        scalars.setdefault(key, []).append(value)
+                        # a copy: sources may hand out views of buffers they reuse
+                        scalars.setdefault(key, []).append(np.array(value))
                 pending += 1
                 del frames
                 if pending >= self.batch_size:
