@@ -282,3 +282,23 @@ def test_stream_without_handlers_is_a_config_error(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert_one_line_error(r.stderr)
     assert "data_handlers" in r.stderr
+
+
+def test_workers_failing_report_partial_json_and_one_line(tmp_path: Path) -> None:
+    cfg = small_config(tmp_path, events=12)
+    cfg["processing_pipeline"]["workers"] = 2
+    cfg["data_handlers"] = [
+        {
+            "type": "BinaryDataStreamingDataHandler",
+            "urls": [f"tcp://127.0.0.1:{free_port()}"],
+            "role": "client",
+            "send_timeout_s": 0.5,
+            "close_timeout_s": 0.5,
+        }
+    ]
+    r = run_cli("stream", str(write_config(tmp_path, cfg)), "--json")
+    assert r.returncode == 1
+    assert_one_line_error(r.stderr)
+    assert "worker" in r.stderr and "127.0.0.1" in r.stderr
+    d = json.loads(r.stdout)
+    assert d["complete"] is False and d["events"] == 0 and d["events_dropped"] == 12

@@ -354,3 +354,44 @@ def test_example_config_streams_as_it_is(tmp_path: Path) -> None:
     got = rx.join()
     assert json.loads(r.stdout)["events"] == 10
     assert got.complete and got.events == 10
+
+
+def test_two_producer_processes_one_stream(tmp_path: Path) -> None:
+    """processing_pipeline.workers: 2 -> two processes, sender 0 and 1 of one stream; the
+    receiver needs both end messages to call it complete; every event arrives once."""
+    rx = ReceiverThread("tcp://127.0.0.1:*", expect=N)
+    url = rx.endpoint()
+    handlers = [
+        {"type": "BinaryDataStreamingDataHandler", "urls": [url], "role": "client"},
+        {"type": "BinaryFileWritingDataHandler", "write_directory": str(tmp_path / "local")},
+    ]
+    cfg = config("HDF5BinarySerializer", handlers, events=40)
+    cfg["processing_pipeline"]["workers"] = 2
+    r = subprocess.run(
+        [sys.executable, "-m", "lclstream.cli", "stream", str(write_yaml(tmp_path / "w.yaml", cfg)),
+         "--events", str(N), "--json"],
+        capture_output=True, text=True, env=cli_env(), timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["events"] == N and d["senders"] == 2 and d["complete"] is True
+    got = rx.join()
+    assert got.complete, got.problems
+    assert got.senders == got.senders_ended == 2 and got.events == got.events_sent == N
+    files = sorted((tmp_path / "local").glob("*.h5"))
+    assert {f.name.split("_")[1] for f in files} == {"r0", "r1"}  # one series per sender
+    ids, data = frames_in_files([f for f in files if not f.name.endswith("_end.h5")])
+    assert sorted(ids.tolist()) == list(range(N))
+    np.testing.assert_array_equal(data[np.argsort(ids)], reference(cfg, N))
+
+
+def test_workers_with_a_binding_streamer_is_a_config_error(tmp_path: Path) -> None:
+    handlers = [{"type": "BinaryDataStreamingDataHandler", "urls": ["tcp://127.0.0.1:1"]}]
+    cfg = config("HDF5BinarySerializer", handlers)
+    cfg["processing_pipeline"]["workers"] = 2
+    r = subprocess.run(
+        [sys.executable, "-m", "lclstream.cli", "stream", str(write_yaml(tmp_path / "w.yaml", cfg))],
+        capture_output=True, text=True, env=cli_env(), timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert "data_handlers[0].role" in r.stderr and "Traceback" not in r.stderr

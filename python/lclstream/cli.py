@@ -274,26 +274,32 @@ def stream(
     t0 = time.perf_counter()
     with _errors():
         from lclstream.config import load_config
-        from lclstream.pipeline import Pipeline
+        from lclstream.pipeline import Pipeline, run_workers
 
         cfg = load_config(config)
         total = events
         if total is None:
             total = getattr(cfg.event_source, "number_of_events_to_generate", None)
         show = not (json_ or quiet)
+        workers = int(getattr(cfg.processing_pipeline, "workers", 1) or 1)
         with _Progress(show) as progress:
-            pipe = Pipeline(
-                cfg, events=events, progress=_pipeline_progress(progress, total) if show else None
-            )
+            cb = _pipeline_progress(progress, total) if show else None
+            t_build = time.perf_counter()
             try:
-                res = pipe.run()
+                if workers > 1:  # producer processes, one sender index each
+                    res = run_workers(cfg, workers, events=events, progress=cb)
+                else:
+                    pipe = Pipeline(cfg, events=events, progress=cb)
+                    t_build = pipe._t_created
+                    res = pipe.run()
             except LclstreamError as e:
                 partial = getattr(e, "pipeline_result", None)
                 if json_ and partial is not None:  # scripts still get the counts, complete=false
                     emit_json({**_result_dict(partial), "error": _describe(e)})
                 raise
         d = _result_dict(res)
-        d["startup_seconds"] = res.startup_seconds + (pipe._t_created - t0)
+        d["startup_seconds"] = res.startup_seconds + (t_build - t0)
+        d["senders"] = res.senders
     if json_:
         emit_json(d)
     elif not quiet:

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from lclstream import _core
 from lclstream.batch import Batch, pool_for
 from lclstream.completeness import StreamTracker
 from lclstream.errors import ConfigError, FormatError, LclstreamError, SourceError
@@ -57,7 +58,10 @@ __all__ = [
     "PipelineResult",
     "StageStats",
     "message_nbytes",
+    "ReceiveResult",
+    "receive",
     "run_pipeline",
+    "run_workers",
 ]
 
 
@@ -113,6 +117,10 @@ class PipelineResult:
     stages: dict[str, dict[str, Any]]
     complete: bool  # every event read was sent and the end message went out
     error: str | None = None
+    #: time.monotonic() of the first event read and of the end (to merge workers' windows)
+    first_event_at: float | None = None
+    ended_at: float | None = None
+    senders: int = 1
 
     @property
     def compression_ratio(self) -> float:
@@ -121,6 +129,14 @@ class PipelineResult:
     @property
     def events_per_second(self) -> float:
         return self.events / self.seconds if self.seconds > 0 else 0.0
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PipelineResult:
+        """Inverse of :meth:`as_dict` (results travel between processes as dicts)."""
+        names = {f for f in cls.__dataclass_fields__}
+        kw = {k: v for k, v in d.items() if k in names}
+        kw["totals"] = StreamTotals(**d["totals"])
+        return cls(**kw)
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -288,10 +304,12 @@ def _reduction_from(spec: Any) -> Reduction:
 # Building the parts from a config.
 
 
-def _open_source(config: Any, totals: StreamTotals) -> EventSource:
+def _open_source(config: Any, totals: StreamTotals, worker: int, workers: int) -> EventSource:
     from lclstream.sources import open_source
 
-    return open_source(config, totals=totals)
+    if workers == 1:
+        return open_source(config, totals=totals)
+    return open_source(config, totals=totals, worker=worker, workers=workers)
 
 
 def _make_serializer(config: Any) -> Serializer:
@@ -398,13 +416,16 @@ class Pipeline:
         serializer: Serializer | None = None,
         handlers: Sequence[DataHandler] | None = None,
         batch_size: int | None = None,
-        workers: int | None = None,
+        worker: int = 0,
+        workers: int = 1,
+        serializer_threads: int = 1,
         queue_depth: int = 2,
         event_filter: Callable[[Event, dict[str, np.ndarray]], bool | None] | None = None,
         progress: Callable[[dict[str, Any]], None] | None = None,
         stream_id: str | None = None,
     ) -> None:
         self._t_created = time.perf_counter()
+        self._to_monotonic = time.monotonic() - self._t_created
         if isinstance(config, (str, Path, Mapping)):
             from lclstream.config import load_config
 
@@ -417,7 +438,10 @@ class Pipeline:
         self.batch_size = int(batch_size or _get(pp, "batch_size", 10) or 10)
         if self.batch_size < 1:
             raise ConfigError(f"processing_pipeline.batch_size must be >= 1, got {self.batch_size}")
-        self.workers = max(1, int(workers or _get(pp, "workers", 1) or 1))
+        if not 0 <= worker < workers:
+            raise ConfigError(f"worker {worker} is not within 0..{workers - 1}")
+        self.worker, self.n_workers = int(worker), int(workers)
+        self.workers = max(1, int(serializer_threads))  # serializer threads in this process
         self.queue_depth = max(1, queue_depth)
         self.skip_incomplete = bool(_get(config, "skip_incomplete_events", False))
         self._stats = {n: StageStats(n) for n in ("read", "calibrate", "serialize", "send")}
@@ -440,7 +464,9 @@ class Pipeline:
         try:
             self._source_totals = StreamTotals()  # drops inside the source (incomplete events)
             self.source = (
-                source if source is not None else _open_source(config, self._source_totals)
+                source
+                if source is not None
+                else _open_source(config, self._source_totals, self.worker, self.n_workers)
             )
             if source is None:
                 self._owned.append(self.source)
@@ -466,6 +492,8 @@ class Pipeline:
             self._plans = self._plan_detectors(pp)
             self.info = StreamInfo(
                 stream_id=stream_id or uuid.uuid4().hex,
+                sender=self.worker,
+                senders=self.n_workers,
                 source_identifier=str(_get(config, "source_identifier", "") or ""),
                 calibration=self._calibration,
                 detectors={p.name: p.info for p in self._plans.values()},
@@ -653,6 +681,9 @@ class Pipeline:
             stages=st["stages"],
             complete=complete,
             error=error,
+            first_event_at=None if t0 is None else t0 + self._to_monotonic,
+            ended_at=None if self._t_end is None else self._t_end + self._to_monotonic,
+            senders=self.n_workers,
         )
 
     def _drop_locked(self, reason: str, n: int = 1) -> None:
@@ -1026,8 +1057,248 @@ def _typed(stage: str, err: BaseException) -> BaseException:
 
 
 def run_pipeline(config: Any, **kwargs: Any) -> PipelineResult:
-    """Build a pipeline from a config (path, mapping or model) and run it."""
-    return Pipeline.from_config(config, **kwargs).run()
+    """Build a pipeline from a config (path, mapping or model) and run it.
+
+    With ``processing_pipeline.workers`` > 1 (or ``workers=``), :func:`run_workers` runs that
+    many producer processes instead.
+    """
+    if isinstance(config, (str, Path, Mapping)):
+        from lclstream.config import load_config
+
+        config = load_config(config)
+    workers = int(
+        kwargs.pop("workers", 0) or _get(_get(config, "processing_pipeline"), "workers", 1)
+    )
+    if workers > 1:
+        return run_workers(config, workers, **kwargs)
+    return Pipeline(config, **kwargs).run()
+
+
+# --------------------------------------------------------------------------------------------
+# Several producer processes: one stream, one sender index each (LCLStreamer's MPI ranks).
+
+
+def _worker_main(
+    config: Any, worker: int, workers: int, events: int | None, stream_id: str, q: Any
+) -> None:
+    """A producer process: its share of the events as sender ``worker`` of ``workers``."""
+    last = [0.0]
+
+    def progress(st: dict[str, Any]) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 0.2:
+            last[0] = now
+            q.put(("stats", worker, st))
+
+    try:
+        pipe = Pipeline(
+            config,
+            events=events,
+            worker=worker,
+            workers=workers,
+            stream_id=stream_id,
+            progress=progress,
+        )
+        res = pipe.run()
+        q.put(("stats", worker, pipe.stats()))
+        q.put(("done", worker, res.as_dict()))
+    except BaseException as e:  # noqa: BLE001 - reported to the parent, which raises it
+        partial = getattr(e, "pipeline_result", None)
+        q.put(("error", worker, type(e).__name__, str(e), partial.as_dict() if partial else None))
+
+
+#: Exception types a worker's error is raised as in the parent (by name).
+_ERROR_TYPES: dict[str, type[LclstreamError]] = {
+    t.__name__: t
+    for t in (
+        ConfigError,
+        SourceError,
+        IncompleteEventError,
+        FormatError,
+        _core.TransportError,
+        _core.LclstreamTimeoutError,
+        _core.CorruptDataError,
+        _core.CapacityError,
+        _core.LclstreamValueError,
+        LclstreamError,
+    )
+}
+
+
+def _check_workers_config(config: Any, workers: int) -> None:
+    for i, h in enumerate(_get(config, "data_handlers") or []):
+        if _get(h, "type") == "BinaryDataStreamingDataHandler" and _get(h, "role") == "server":
+            raise ConfigError(
+                f"data_handlers[{i}].role: 'server' binds its URLs, which {workers} producer "
+                "processes (processing_pipeline.workers) cannot share; use role: client with a "
+                "consumer that binds"
+            )
+
+
+def run_workers(
+    config: Any,
+    workers: int,
+    *,
+    events: int | None = None,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+    stream_id: str | None = None,
+) -> PipelineResult:
+    """Run ``workers`` producer processes, each a :class:`Pipeline` over its share of the
+    events with its own sender index, into one stream (same ``stream_id``; every sender sends
+    its own end message, so a receiver proves completeness across all of them).
+
+    ``events`` caps the total (shared out); ``progress`` gets the summed statistics. Returns
+    the merged result; the first worker error is raised (as its lclstream type where it is
+    one, else :class:`PipelineError`) after every worker has finished.
+    """
+    import multiprocessing as mp
+    import queue as queue_mod
+
+    if isinstance(config, (str, Path, Mapping)):
+        from lclstream.config import load_config
+
+        config = load_config(config)
+    if workers < 1:
+        raise ConfigError(f"processing_pipeline.workers must be >= 1, got {workers}")
+    _check_workers_config(config, workers)
+    t_created = time.monotonic()
+    sid = stream_id or uuid.uuid4().hex
+    shares: list[int | None] = (
+        [events // workers + (1 if i < events % workers else 0) for i in range(workers)]
+        if events is not None
+        else [None] * workers
+    )
+    ctx = mp.get_context("spawn")
+    q: Any = ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=_worker_main,
+            args=(config, i, workers, shares[i], sid, q),
+            name=f"lclstream-worker-{i}",
+            daemon=True,
+        )
+        for i in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    stats: dict[int, dict[str, Any]] = {}
+    results: dict[int, PipelineResult] = {}
+    errors: dict[int, tuple[str, str]] = {}
+    try:
+        while len(set(results) | set(errors)) < workers:
+            try:
+                msg = q.get(timeout=0.1)
+            except queue_mod.Empty:
+                for i, p in enumerate(procs):
+                    if not p.is_alive() and i not in results and i not in errors and q.empty():
+                        errors[i] = ("PipelineError", f"worker {i} exited with code {p.exitcode}")
+                msg = None
+            if msg is not None:
+                kind, i = msg[0], msg[1]
+                if kind == "stats":
+                    stats[i] = msg[2]
+                elif kind == "done":
+                    results[i] = PipelineResult.from_dict(msg[2])
+                else:
+                    errors[i] = (msg[2], msg[3])
+                    if msg[4] is not None:
+                        results[i] = PipelineResult.from_dict(msg[4])
+            if progress is not None:
+                progress(_sum_stats(list(stats.values())))
+    finally:
+        for p in procs:
+            p.join(10)
+            if p.is_alive():
+                p.terminate()
+                p.join(2)
+    merged = _merge_results(sid, [results[i] for i in sorted(results)], workers, t_created)
+    if errors:
+        i = min(errors)
+        name, text = errors[i]
+        cls = _ERROR_TYPES.get(name)
+        exc: LclstreamError = (
+            cls(f"worker {i}: {text}")
+            if cls is not None
+            else PipelineError(f"worker {i}", RuntimeError(f"{name}: {text}"))
+        )
+        merged.complete = False
+        merged.error = f"worker {i}: {name}: {text}"
+        exc.pipeline_result = merged  # type: ignore[attr-defined]
+        raise exc
+    return merged
+
+
+def _sum_stats(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "stages": {},
+        "events_read": 0,
+        "events_sent": 0,
+        "events_dropped": 0,
+        "messages_sent": 0,
+        "bytes_in": 0,
+        "bytes_out": 0,
+        "hits": 0,
+        "seconds": 0.0,
+        "max_events": None,
+    }
+    for st in parts:
+        for k in ("events_read", "events_sent", "events_dropped", "messages_sent"):
+            out[k] += st[k]
+        for k in ("bytes_in", "bytes_out", "hits"):
+            out[k] += st[k]
+        out["seconds"] = max(out["seconds"], st["seconds"])
+        for name, s in st["stages"].items():
+            agg = out["stages"].setdefault(name, {**s, "events": 0, "items": 0, "bytes_in": 0,
+                                                 "bytes_out": 0, "busy_seconds": 0.0})  # fmt: skip
+            for k in ("events", "items", "bytes_in", "bytes_out", "busy_seconds"):
+                agg[k] += s[k]
+    return out
+
+
+def _merge_results(
+    stream_id: str, parts: list[PipelineResult], workers: int, t_created: float
+) -> PipelineResult:
+    totals = StreamTotals()
+    for r in parts:
+        totals.events_sent += r.totals.events_sent
+        totals.messages_sent += r.totals.messages_sent
+        for reason, n in r.totals.drop_reasons.items():
+            totals.drop(reason, n)
+        totals.cancelled = totals.cancelled or r.totals.cancelled
+    firsts = [r.first_event_at for r in parts if r.first_event_at is not None]
+    ends = [r.ended_at for r in parts if r.ended_at is not None]
+    first = min(firsts) if firsts else None
+    stages = _sum_stats([{**_EMPTY_STATS, "stages": r.stages} for r in parts])["stages"]
+    return PipelineResult(
+        stream_id=stream_id,
+        events=sum(r.events for r in parts),
+        events_read=sum(r.events_read for r in parts),
+        bytes_in=sum(r.bytes_in for r in parts),
+        bytes_out=sum(r.bytes_out for r in parts),
+        messages=sum(r.messages for r in parts),
+        seconds=(max(ends) - first) if first is not None and ends else 0.0,
+        startup_seconds=(first - t_created) if first is not None else 0.0,
+        hits=sum(r.hits for r in parts),
+        totals=totals,
+        stages=stages,
+        complete=len(parts) == workers and all(r.complete for r in parts),
+        error=next((r.error for r in parts if r.error), None),
+        first_event_at=first,
+        ended_at=max(ends) if ends else None,
+        senders=workers,
+    )
+
+
+_EMPTY_STATS: dict[str, Any] = {
+    "events_read": 0,
+    "events_sent": 0,
+    "events_dropped": 0,
+    "messages_sent": 0,
+    "bytes_in": 0,
+    "bytes_out": 0,
+    "hits": 0,
+    "seconds": 0.0,
+}
 
 
 # --------------------------------------------------------------------------------------------
