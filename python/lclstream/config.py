@@ -63,7 +63,7 @@ class Hdf5EventSourceParameters(_Model):
     type: Literal["Hdf5EventSource"]
     files: list[str] = Field(default_factory=list)
     #: Events to read per HDF5 call (read_direct into one reused buffer).
-    chunk_events: int = Field(16, ge=1)
+    chunk_events: int = Field(8, ge=1)
     first_event: int = Field(0, ge=0)
     number_of_events: int | None = Field(None, ge=0)
     #: Per-event ids and timestamps (ns), used when a file has them (lclstream's own do).
@@ -402,38 +402,54 @@ class HDF5BinarySerializerParameters(_Model):
     compression_threads: int = Field(0, ge=0)
 
 
-class _SimplonCommon(_Model):
-    data_source_to_serialize: str = "detector_data"
-    polarization_fraction: float = Field(0.99, ge=0.0, le=1.0)
-    polarization_axis: list[float] = Field(default_factory=lambda: [1.0, 0.0, 0.0])
-    data_collection_rate: str = "120Hz"
-    detector_name: str = "jungfrau4M"
-    detector_type: str = "JUNGFRAU"
-    compression: Literal["bitshuffle_with_lz4", "lz4", None] = "bitshuffle_with_lz4"
-    # Detector metadata overrides (else taken from the source's DetectorInfo).
+class _DetectorOverrides(_Model):
+    """Detector metadata overrides; unset means the source's DetectorInfo decides."""
+
     detector_distance_m: float | None = Field(None, gt=0.0)
     beam_center_x_px: float | None = None
     beam_center_y_px: float | None = None
     pixel_size_m: float | None = Field(None, gt=0.0)
     incident_energy_keV: float | None = Field(None, gt=0.0)
-    sensor_material: str = "Si"
-    sensor_thickness_m: float = Field(320e-6, gt=0.0)
-    count_time_s: float | None = Field(None, gt=0.0)
-    frame_time_s: float | None = Field(None, gt=0.0)
-    series_id: int | None = Field(None, ge=0)
-    series_unique_id: str | None = None
 
 
-class SimplonBinarySerializerParameters(_SimplonCommon):
-    """DECTRIS SIMPLON stream2 (spec-exact CBOR start/image/end messages)."""
+class SimplonBinarySerializerParameters(_DetectorOverrides):
+    """DECTRIS SIMPLON stream2 (spec-exact CBOR start/image/end messages).
+
+    LCLStreamer's options (all optional here: unset values come from the source's metadata)
+    plus ours; names are the serializer's keyword arguments.
+    """
 
     type: Literal["SimplonBinarySerializer"]
+    data_source_to_serialize: str = "detector_data"
+    #: stream2 image compression: bslz4 (DECTRIS' own) or none.
+    compression: Literal["bitshuffle_with_lz4", "bslz4", None] = "bitshuffle_with_lz4"
+    polarization_fraction: float | None = Field(None, ge=0.0, le=1.0)
+    polarization_axis: list[float] | None = Field(None, min_length=3, max_length=3)
+    data_collection_rate: str | None = None
+    detector_name: str | None = None
+    detector_type: str | None = None
+    channel: str = "threshold_1"
+    count_time: float | None = Field(None, gt=0.0)  # s
+    frame_time: float | None = Field(None, gt=0.0)  # s
+    number_of_images: int = Field(0, ge=0)
+    sensor_material: str = "Si"
+    sensor_thickness: float | None = Field(None, gt=0.0)  # m
+    compression_threads: int = Field(0, ge=0)
 
 
-class LclstreamerSimplonSerializerParameters(_SimplonCommon):
+class LclstreamerSimplonSerializerParameters(_Model):
     """LCLStreamer's own prefixed-CBOR SIMPLON variant, for its existing consumers."""
 
     type: Literal["LclstreamerSimplonSerializer"]
+    data_source_to_serialize: str = "detector_data"
+    polarization_fraction: float = Field(0.0, ge=0.0, le=1.0)
+    polarization_axis: list[float] = Field(
+        default_factory=lambda: [1.0, 0.0, 0.0], min_length=3, max_length=3
+    )
+    data_collection_rate: str = "120Hz"
+    detector_name: str = "jungfrau"
+    detector_type: str = "AreaDetector"
+    compression_threads: int = Field(0, ge=0)
 
 
 class RawBatchSerializerParameters(_Model):
@@ -441,7 +457,9 @@ class RawBatchSerializerParameters(_Model):
 
     type: Literal["RawBatchSerializer"]
     compression: Literal["bitshuffle_with_lz4", "bitshuffle_with_zstd", "lz4", "zstd", None] = None
+    compression_level: int | None = None
     fields: dict[str, str] = Field(default_factory=dict)
+    compression_threads: int = Field(0, ge=0)
 
 
 DataSerializerParameters = Annotated[
@@ -549,7 +567,8 @@ class LclstreamConfig(_Model):
                             f"{_unknown_name_hint(key, names, 'data source')}"
                         )
         ser = self.data_serializer
-        if isinstance(ser, _SimplonCommon) and ser.data_source_to_serialize not in names:
+        simplon = (SimplonBinarySerializerParameters, LclstreamerSimplonSerializerParameters)
+        if isinstance(ser, simplon) and ser.data_source_to_serialize not in names:
             problems.append(
                 f"data_serializer.data_source_to_serialize: {ser.data_source_to_serialize!r} "
                 f"{_unknown_name_hint(ser.data_source_to_serialize, names, 'data source')}"

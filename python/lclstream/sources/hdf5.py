@@ -90,7 +90,7 @@ class Hdf5EventSource:
         datasets: dict[str, DatasetSpec],
         *,
         others: dict[str, DataSource] | None = None,
-        chunk_events: int = 16,
+        chunk_events: int = 8,
         first_event: int = 0,
         number_of_events: int | None = None,
         event_id_path: str | None = "/LCLS/eventNumber",
