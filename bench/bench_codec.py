@@ -55,10 +55,16 @@ def kev_frames(modules: int, seed: int = 2) -> np.ndarray:
     )
 
 
-def _h5plugin_write(a: np.ndarray) -> None:
+def _h5plugin_write(a: np.ndarray) -> bytes:
     buf = io.BytesIO()
     with h5py.File(buf, "w") as f:
         f.create_dataset("d", data=a, chunks=a.shape, **hdf5plugin.Bitshuffle(cname="lz4"))
+    return buf.getvalue()
+
+
+def _h5plugin_read(image: bytes) -> np.ndarray:
+    with h5py.File(io.BytesIO(image), "r") as f:
+        return np.asarray(f["d"][...])
 
 
 def _bslz4_case(name: str, a: np.ndarray, repeats: int, headline: bool) -> list[dict[str, Any]]:
@@ -109,6 +115,14 @@ def _bslz4_case(name: str, a: np.ndarray, repeats: int, headline: bool) -> list[
             baseline="h5py+hdf5plugin write", baseline_t=t_h5, isa=isa,
         )
     )  # fmt: skip
+    image = _h5plugin_write(a)
+    t_h5r = time_it(lambda: _h5plugin_read(image), max(3, repeats // 2))
+    records.append(
+        record(
+            "codec", f"bslz4 decompress {name} vs h5py", nbytes=a.nbytes, t=t_dec,
+            baseline="h5py+hdf5plugin read", baseline_t=t_h5r, isa=isa,
+        )
+    )  # fmt: skip
     t2 = time_it(lambda: codec.compress(a, "bslz4", threads=2, out=out), repeats)
     records.append(
         record(
@@ -140,7 +154,20 @@ def _bslz4_case(name: str, a: np.ndarray, repeats: int, headline: bool) -> list[
                     baseline="bitshuffle pkg (1 thr)", baseline_t=tb, isa=alt,
                 )
             )  # fmt: skip
-    for other in ("bszstd", "lz4", "zstd"):
+    zout = np.empty(codec.compress_bound(a.nbytes, a.itemsize, "bszstd"), np.uint8)
+    t_z = time_it(lambda: codec.compress(a, "bszstd", level=3, threads=1, out=zout), repeats)
+    t_pz = time_it(lambda: bitshuffle.compress_zstd(a, comp_lvl=3), max(3, repeats // 3))
+    zsize = len(codec.compress(a, "bszstd", level=3, threads=1))
+    pzsize = len(bitshuffle.compress_zstd(a, comp_lvl=3)) + 12
+    records.append(
+        record(
+            "codec", f"bszstd compress {name}", nbytes=a.nbytes, t=t_z,
+            baseline="bitshuffle pkg zstd (1 thr)", baseline_t=t_pz,
+            ratio_ours=a.nbytes / zsize, ratio_baseline=a.nbytes / pzsize,
+            ratio_change=pzsize / zsize - 1, isa=isa,
+        )
+    )  # fmt: skip
+    for other in ("lz4", "zstd"):
         t_o = time_it(lambda o=other: codec.compress(a, o, threads=1), max(3, repeats // 3))
         size = len(codec.compress(a, other, threads=1))
         records.append(

@@ -83,8 +83,10 @@ def test_bslz4_decoded_by_package_and_package_chunks_decoded_by_us(dtype: str) -
         assert np.array_equal(back, a)
 
 
+@pytest.mark.parametrize("name", ["bslz4", "bszstd"])
 @pytest.mark.parametrize("kind", ["photons", "jungfrau", "kev", "zeros"])
-def test_bslz4_of_detector_data_decoded_by_package(isa: str, kind: str) -> None:
+def test_detector_data_decoded_by_package_and_hdf5plugin(isa: str, kind: str, name: str) -> None:
+    """Our plane encoders (LZ4 sequences, hand-written zstd frames) on data that uses every path."""
     n = 3 * 4096 + 1001
     a = {
         "photons": photons_like(n),
@@ -92,11 +94,16 @@ def test_bslz4_of_detector_data_decoded_by_package(isa: str, kind: str) -> None:
         "kev": (photons_like(n) * 9.5 + np.random.default_rng(4).normal(0, 0.3, n)).astype("f4"),
         "zeros": np.zeros(n, np.uint16),
     }[kind]
-    ch = codec.compress(a, "bslz4")
-    got = bshuf.decompress_lz4(np.asarray(ch[12:]), a.shape, a.dtype)
+    ch = codec.compress(a, name, level=3)
+    if name == "bslz4":
+        got = bshuf.decompress_lz4(np.asarray(ch[12:]), a.shape, a.dtype)
+        pkg = len(bshuf.compress_lz4(a)) + 12
+    else:
+        got = bshuf.decompress_zstd(np.asarray(ch[12:]), a.shape, a.dtype)
+        pkg = len(bshuf.compress_zstd(a, comp_lvl=3)) + 12
     assert got.tobytes() == a.tobytes()
-    pkg = len(bshuf.compress_lz4(a)) + 12
     assert len(ch) <= pkg * 1.05, (len(ch), pkg)
+    assert np.array_equal(_h5_direct_roundtrip(a, name, 3)[1], a + 1)
 
 
 def test_bszstd_decoded_by_package() -> None:
@@ -297,3 +304,27 @@ def test_dectris_compression_decodes_our_chunks(name: str) -> None:
         ch = codec.compress(a, name).tobytes()
         got = np.frombuffer(dectris_decompress(ch, name, elem_size=a.itemsize), a.dtype)
         assert np.array_equal(got, a)
+
+
+_CORRUPT_SOURCE = {
+    name: codec.compress(photons_like(2 * 4096 + 77), name).tobytes() for name in codec.CODECS
+}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    name=st.sampled_from(codec.CODECS),
+    edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=6),
+    cut=st.integers(0, 10**6),
+)
+def test_corrupt_input_generated(name: str, edits: list[tuple[int, int]], cut: int) -> None:
+    """Overwritten bytes and truncation: a clean CorruptDataError or a decoded array."""
+    bad = bytearray(_CORRUPT_SOURCE[name])
+    for pos, value in edits:
+        bad[pos % len(bad)] = value
+    bad = bad[: max(0, len(bad) - cut % 64)]
+    try:
+        out = codec.decompress(bytes(bad), name, dtype="u2", shape=(2 * 4096 + 77,))
+        assert out.shape == (2 * 4096 + 77,)
+    except CorruptDataError:
+        pass

@@ -183,7 +183,11 @@ struct CompressorState {
     std::byte* t = block_buf(bytes);
     bit_transpose(src, t, elems, elem_size);
     if (c == Codec::bszstd) {
-      const std::size_t r = ZSTD_compressCCtx(zc(), dst, cap, t, bytes, level != 0 ? level : kZstdDefaultLevel);
+      const int lvl = level != 0 ? level : kZstdDefaultLevel;
+      const std::size_t tcap = ZSTD_compressBound(bytes);
+      const std::size_t e = encode_planes_zstd(t, elems / 8, 8 * elem_size, dst, cap, zc(), lvl, tmp_buf(tcap), tcap);
+      if (e > 0) return e;
+      const std::size_t r = ZSTD_compressCCtx(zc(), dst, cap, t, bytes, lvl);  // tiny or unusual blocks
       if (ZSTD_isError(r)) throw ValueError(std::string("zstd compression failed: ") + ZSTD_getErrorName(r));
       return r;
     }

@@ -11,7 +11,8 @@ namespace codec_detail {
 enum class PlaneKind : std::uint8_t { constant, noisy, sparse, other };
 struct PlaneInfo {
   PlaneKind kind;
-  std::uint8_t value;  // the byte of a constant plane
+  std::uint8_t value;   // the byte of a constant plane
+  std::uint32_t flips;  // neighbouring bits that differ (about 4 per byte for random bits)
 };
 }  // namespace codec_detail
 
@@ -61,6 +62,12 @@ void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t npl
 std::size_t encode_planes_lz4(const std::byte* planes, std::size_t plane_bytes, std::size_t nplanes,
                               std::byte* out, std::size_t cap, void* lz4_state, std::byte* tmp,
                               std::size_t tmp_cap);
+
+/// Same for zstd: one zstd frame per bitshuffle block, or several concatenated frames (every
+/// zstd decoder reads them as one): constant planes as RLE blocks, random planes as raw
+/// blocks, the rest through `cctx` at `level`. Returns the size, or 0 if `cap` is too small.
+std::size_t encode_planes_zstd(const std::byte* planes, std::size_t plane_bytes, std::size_t nplanes, std::byte* out,
+                               std::size_t cap, void* cctx, int level, std::byte* tmp, std::size_t tmp_cap);
 
 }  // namespace codec_detail
 }  // namespace lclstream
