@@ -6,6 +6,8 @@ import random
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lclstream.completeness import StreamTracker
 from lclstream.protocols import EventBatch, ParsedMessage, StreamTotals
 
@@ -119,3 +121,37 @@ def test_streams_are_kept_apart() -> None:
 def test_unknown_kind_is_rejected() -> None:
     with pytest.raises(ValueError, match="kind"):
         StreamTracker().add(ParsedMessage("bogus", "s", 0, 1, 0))  # type: ignore[arg-type]
+
+
+# Property: whatever subset and repetition of a stream arrives, in any order, the tracker
+# names exactly the lost sequence numbers and the duplicates, split over any consumers.
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(0, 30),
+    lost=st.sets(st.integers(0, 29)),
+    dup=st.sets(st.integers(0, 29)),
+    consumers=st.integers(1, 3),
+    seed=st.integers(0, 2**16),
+)
+def test_property_gaps_and_duplicates(
+    n: int, lost: set[int], dup: set[int], consumers: int, seed: int
+) -> None:
+    lost = {q for q in lost if q < n}
+    dup = {q for q in dup if q < n and q not in lost}
+    arrived = [q for q in range(n) if q not in lost] + sorted(dup)
+    rng = random.Random(seed)
+    rng.shuffle(arrived)
+    trackers = [StreamTracker() for _ in range(consumers)]
+    for q in arrived:
+        trackers[rng.randrange(consumers)].add(data(q, n=q % 3))
+    for t in trackers:
+        t.add(end(n, sum(q % 3 for q in range(n))))
+    merged = StreamTracker()
+    for t in trackers:
+        merged.merge(t)
+    r = merged.report()
+    assert r.per_sender[0].missing == sorted(lost)
+    assert r.per_sender[0].duplicates == len(dup)
+    assert merged.complete == (not lost and not dup)

@@ -199,6 +199,19 @@ def test_one_producer_several_consumers_load_balance_and_broadcast() -> None:
     assert all(len(msgs) == 10 for msgs in seen)  # round robin over ready consumers
 
 
+def test_one_consumer_down_sends_go_on_broadcast_names_it(tmp_path: Path) -> None:
+    dead = ipc(tmp_path, "dead")  # nobody binds here
+    with Receiver(tcp(), timeout=T) as r, Sender([r.endpoints[0], dead], timeout=0.5) as s:
+        wait_peers(s, 1)
+        for k in range(10):
+            s.send(b"%d" % k)  # all go to the consumer that is up; none blocks
+        assert [bytes(r.recv()[0]) for _ in range(10)] == [b"%d" % k for k in range(10)]
+        with pytest.raises(TimeoutError, match="dead.ipc"):
+            s.broadcast(b"END")
+        with pytest.raises(TimeoutError):
+            r.recv(timeout=0.2)  # broadcast sent nothing when it could not reach everyone
+
+
 def test_bind_sender_broadcast_reaches_each_connected_consumer() -> None:
     """Sender binds (LCLStreamer's role: server), consumers connect: after data messages
     spread over them, the end message reaches every consumer exactly once."""
@@ -216,6 +229,49 @@ def test_bind_sender_broadcast_reaches_each_connected_consumer() -> None:
                 r.recv(timeout=0.2)  # exactly one END each
             r.close()
         assert sorted(data) == sorted(b"m%d" % k for k in range(31))
+
+
+def test_bind_sender_broadcast_with_a_slow_consumer() -> None:
+    """A slow consumer's full queue would make libzmq's load balancer skip it: broadcast
+    waits for the queues to drain, so the slow consumer still gets its end message."""
+    with Sender(tcp(), bind=True, timeout=T, sndhwm=1, sndbuf=65536) as s:
+        rs = [
+            Receiver(s.endpoints, bind=False, timeout=T, rcvhwm=1, rcvbuf=65536) for _ in range(2)
+        ]
+        wait_peers(s, 2)
+        ends = [0, 0]
+        data = [0, 0]
+
+        def consume(i: int, delay: float) -> None:
+            while True:
+                (f,) = rs[i].recv()
+                if len(f) == 3:
+                    ends[i] += 1
+                    break
+                data[i] += 1
+                time.sleep(delay)
+            try:
+                rs[i].recv(timeout=0.3)
+                ends[i] += 1  # a second END (or anything after it) is wrong
+            except TimeoutError:
+                pass
+
+        threads = [
+            threading.Thread(target=consume, args=(0, 0.0)),
+            threading.Thread(target=consume, args=(1, 0.03)),
+        ]
+        for t in threads:
+            t.start()
+        payload = np.zeros(1 << 20, np.uint8)
+        for _ in range(12):
+            s.send(payload)
+        assert s.broadcast(b"END") == 2
+        for t in threads:
+            t.join(T)
+        assert ends == [1, 1]
+        assert sum(data) == 12
+        for r in rs:
+            r.close()
 
 
 def test_slow_consumer_backpressure_blocks_without_dropping() -> None:

@@ -6,6 +6,7 @@
 #include <Python.h>
 
 #include <chrono>
+#include <cstdio>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -214,7 +215,9 @@ LCLSTREAM_BINDING(transport) {
                  if (!frames) {
                    std::string eps;
                    for (const auto& e : r.endpoints()) eps += (eps.empty() ? "" : ", ") + e;
-                   throw TimeoutError("recv: no message within " + std::to_string(*timeout) + " s on " + eps);
+                   char t[32];
+                   std::snprintf(t, sizeof t, "%g s", *timeout);
+                   throw TimeoutError("recv: no message within " + std::string(t) + " on " + eps);
                  }
                }
              }

@@ -180,8 +180,8 @@ TEST_CASE("backpressure: push blocks at the high-water mark, close delivers the 
   auto so = opts(SocketType::push, false, 300ms);
   so.hwm = 2;
   so.sndbuf = 65536;
+  std::vector<std::byte> payload(1 << 20, std::byte{1});  // outlives the sender
   Sender s(r.endpoints(), so);
-  std::vector<std::byte> payload(1 << 20, std::byte{1});
   int sent = 0;
   CHECK_THROWS_AS(
       [&] {
@@ -204,6 +204,7 @@ TEST_CASE("pub never blocks and counts what it drops", "[transport]") {
   auto po = opts(SocketType::pub, true);
   po.hwm = 2;
   po.sndbuf = 65536;
+  std::vector<std::byte> big(1 << 20);  // outlives the sender
   Sender s({"tcp://127.0.0.1:*"}, po);
   auto so = opts(SocketType::sub, false);
   so.hwm = 2;
@@ -217,7 +218,6 @@ TEST_CASE("pub never blocks and counts what it drops", "[transport]") {
   while (sub.try_recv(100ms)) {
   }
   const auto base = s.stats();
-  std::vector<std::byte> big(1 << 20);
   auto owner = std::make_shared<int>(0);
   int ok = 0;
   for (int i = 0; i < 100; ++i) ok += s.send(OutFrame{big, owner}) ? 1 : 0;
@@ -286,4 +286,46 @@ TEST_CASE("CurveZMQ client authentication: only allowed client keys get through"
                     Receiver bad_cfg({"tcp://127.0.0.1:*"}, o);
                   }()),
                   ValueError);
+}
+
+TEST_CASE("binding push sender: broadcast reaches every connected consumer once", "[transport]") {
+  std::vector<std::byte> payload(1 << 20);  // outlives the sender (and so libzmq's use of it)
+  auto so = opts(SocketType::push, true);
+  so.hwm = 1;
+  so.sndbuf = 65536;
+  Sender s({"tcp://127.0.0.1:*"}, so);
+  std::vector<std::unique_ptr<Receiver>> rs;
+  for (int i = 0; i < 2; ++i) {
+    auto ro = opts(SocketType::pull, false);
+    ro.hwm = 1;
+    ro.rcvbuf = 65536;
+    rs.push_back(std::make_unique<Receiver>(s.endpoints(), ro));
+  }
+  wait_peers(s, 2);
+  std::atomic<int> ends[2] = {0, 0};
+  std::atomic<int> data{0};
+  std::vector<std::thread> readers;
+  for (int i = 0; i < 2; ++i) {
+    readers.emplace_back([&, i] {
+      for (;;) {
+        auto m = rs[i]->recv(5000ms);
+        if (m[0].size() == 3) {
+          ++ends[i];
+          break;
+        }
+        ++data;
+        if (i == 1) std::this_thread::sleep_for(20ms);  // a slow consumer: its queue fills
+      }
+      if (rs[i]->try_recv(300ms)) ++ends[i];  // nothing may follow the end message
+    });
+  }
+  auto owner = std::make_shared<int>(0);
+  for (int k = 0; k < 12; ++k) s.send(OutFrame{payload, owner});
+  const std::string end_text = "END";
+  const OutFrame end[] = {frame_of(end_text)};
+  CHECK(s.broadcast(end) == 2);
+  for (auto& t : readers) t.join();
+  CHECK(ends[0] == 1);
+  CHECK(ends[1] == 1);
+  CHECK(data == 12);
 }

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -36,7 +37,9 @@ std::string join(const std::vector<std::string>& v) {
 }
 
 std::string seconds_text(milliseconds t) {
-  return std::to_string(static_cast<double>(t.count()) / 1000.0).substr(0, 6) + " s";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g s", static_cast<double>(t.count()) / 1000.0);
+  return buf;
 }
 
 /// RAII libzmq socket.
