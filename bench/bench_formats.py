@@ -18,7 +18,12 @@ import hdf5plugin
 import numpy as np
 from common import main, record, time_it
 from lclstream import codec
-from lclstream.formats import HDF5BinarySerializer, RawBatchSerializer, SimplonBinarySerializer
+from lclstream.formats import (
+    HDF5BinarySerializer,
+    RawBatchSerializer,
+    SimplonBinarySerializer,
+    parse,
+)
 from lclstream.protocols import DetectorInfo, EventBatch, StreamInfo
 
 SHAPE = (8, 512, 1024)
@@ -135,6 +140,27 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 ratio_compression=nbytes / size,
             )
         )
+
+    # receiving: our parser (codec decode, events in parallel) vs h5py + hdf5plugin reading
+    msg = sers[1].serialize(batch)[0][0]
+
+    def h5py_read() -> np.ndarray:
+        with h5py.File(io.BytesIO(msg), "r") as f:
+            out: np.ndarray = f["/entry_1/data_1/data"][()]
+        return out
+
+    tp = interleaved({"base": h5py_read, "ours": lambda: parse([msg], threads=1)}, rounds=reps + 2)
+    records.append(
+        record(
+            "formats",
+            "parse hdf5 message (decode) thr=1",
+            nbytes=nbytes,
+            t=tp["ours"],
+            baseline="h5py+hdf5plugin read",
+            baseline_t=tp["base"],
+            threads=1,
+        )  # fmt: skip
+    )
 
     # the parts of our HDF5 path
     out = np.empty(codec.compress_bound(data[0].nbytes, 2) * n, np.uint8)

@@ -159,3 +159,17 @@ def test_failed_regrouped_write_keeps_the_events(tmp_path: Path, monkeypatch) ->
     got, ids = _read_all(_data_files(tmp_path))
     np.testing.assert_array_equal(got, data)
     np.testing.assert_array_equal(ids, np.arange(6))
+
+
+def test_write_parsed_skips_a_second_parse(tmp_path: Path) -> None:
+    from lclstream.formats import parse
+
+    msgs, data = _messages(HDF5BinarySerializer, n_batches=2, per=2)
+    w = FileWriter(tmp_path)
+    for m in msgs:
+        w.write_parsed(parse(m), m)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["lclstream_r0_000000.h5", "lclstream_r0_000001.h5", "lclstream_r0_end.h5"]
+    assert (tmp_path / "lclstream_r0_000001.h5").read_bytes() == bytes(msgs[1][0])
+    got, _ = _read_all(_data_files(tmp_path))
+    np.testing.assert_array_equal(got, data)

@@ -25,7 +25,7 @@ import numpy as np
 from lclstream.errors import ConfigError, FormatError
 from lclstream.formats import detect, parse
 from lclstream.formats._common import as_frames, frame_bytes
-from lclstream.formats.hdf5 import HDF5BinarySerializer, open_image
+from lclstream.formats.hdf5 import HDF5_SIGNATURE, HDF5BinarySerializer, open_image
 from lclstream.protocols import EventBatch, Message, ParsedMessage, StreamInfo, StreamTotals
 
 
@@ -167,7 +167,18 @@ class FileWriter:
         parsed = parse(frames, threads=self.threads)
         return self.write_parsed(parsed)
 
-    def write_parsed(self, parsed: ParsedMessage) -> list[Path]:
+    def write_parsed(self, parsed: ParsedMessage, frames: Any = None) -> list[Path]:
+        """Write a message the caller has parsed already (no second parse). Pass its
+        ``frames`` too so an HDF5 message is written byte for byte as it arrived."""
+        if frames is not None and self.img_per_file is None:
+            fr = as_frames(frames)
+            if len(fr) == 1 and bytes(frame_bytes(fr[0])[:8]) == HDF5_SIGNATURE:
+                if parsed.kind == "end":
+                    info = StreamInfo(parsed.stream_id, parsed.sender, parsed.senders)
+                    return self._end(info, parsed.totals or StreamTotals(), fr[0])
+                if parsed.kind == "data":
+                    st = self._state(StreamInfo(parsed.stream_id, parsed.sender, parsed.senders))
+                    return [self._write_next(st, [frame_bytes(fr[0])])]
         info = (
             parsed.info or self._info or StreamInfo(parsed.stream_id, parsed.sender, parsed.senders)
         )
