@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import cbor2
 import h5py
@@ -75,6 +76,30 @@ def test_batch_data_is_sent_without_copy() -> None:
         gc.collect()
         s.stats()  # releases the owner on this thread
         assert pool.stats()["available"] == 1
+
+
+def test_pooled_buffer_returns_while_the_producer_waits_on_the_pool() -> None:
+    """The owner of a sent buffer is released by a background Python thread: a producer
+    blocked on an empty pool gets the buffer back without calling into lclstream again."""
+    from lclstream import Batch, pool_for
+
+    pool = pool_for(1, (256, 256), np.uint16, count=1)
+    pull = zmq.Context.instance().socket(zmq.PULL)  # pyzmq: receiving does not touch our queue
+    pull.linger = 0
+    pull.rcvtimeo = int(T * 1000)
+    port = pull.bind_to_random_port("tcp://127.0.0.1")
+    with Sender(f"tcp://127.0.0.1:{port}", timeout=T) as s:
+        b = Batch(1, (256, 256), np.uint16, pool=pool)
+        b.append(np.ones((256, 256), np.uint16), event_id=0, timestamp=0)
+        s.send(b.data)
+        del b
+        got: list[Any] = []
+        t = threading.Thread(target=lambda: got.append(Batch(1, (256, 256), np.uint16, pool=pool)))
+        t.start()  # blocks in pool.acquire until the sent buffer comes back
+        assert len(pull.recv()) == 256 * 256 * 2
+        t.join(T)
+        assert not t.is_alive() and len(got) == 1
+    pull.close()
 
 
 def test_owner_kept_alive_until_libzmq_is_done() -> None:

@@ -6,6 +6,7 @@
 #include <Python.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <memory>
 #include <mutex>
@@ -28,7 +29,9 @@ struct PyOwner {
 /// Owners that libzmq has finished with, waiting for a thread that holds the GIL.
 struct ReleaseQueue {
   std::mutex mu;
+  std::condition_variable cv;
   std::vector<std::unique_ptr<PyOwner>> done;
+  bool stop = false;
 };
 
 ReleaseQueue& release_queue() {
@@ -144,6 +147,35 @@ LCLSTREAM_BINDING(transport) {
       }, "A fresh CurveZMQ key pair (public, secret) as Z85 text.");
   m.def("transport_drain", [] { return drain_released(); },
         "Release Python owners whose bytes libzmq has finished with (returns how many).");
+  m.def("transport_release_loop", [] {
+        // Run by a Python daemon thread (lclstream.transport): every 10 ms it releases the
+        // owners libzmq handed back, so a pooled buffer returns to its pool even while every
+        // other thread is blocked (e.g. waiting on that very pool). It is not woken per
+        // message: while a stream runs, send()/recv() drain the queue themselves and this
+        // thread finds it empty without taking the GIL.
+        auto& q = release_queue();
+        for (;;) {
+          bool stop = false;
+          bool pending = false;
+          {
+            py::gil_scoped_release nogil;
+            std::unique_lock<std::mutex> lock(q.mu);
+            q.cv.wait_for(lock, std::chrono::milliseconds(10), [&q] { return q.stop; });
+            stop = q.stop;
+            pending = !q.done.empty();
+          }
+          if (pending || stop) drain_released();
+          if (stop) return;
+        }
+      }, "Release owners until transport_release_stop() (run on a Python thread).");
+  m.def("transport_release_stop", [] {
+        auto& q = release_queue();
+        {
+          std::lock_guard<std::mutex> lock(q.mu);
+          q.stop = true;
+        }
+        q.cv.notify_all();
+      });
 
   py::class_<Frame>(m, "Frame", py::buffer_protocol(),
                     "One received frame: a read-only buffer over libzmq's message, no copy.")

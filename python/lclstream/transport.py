@@ -8,8 +8,10 @@ sequence numbers and end-of-stream totals travel inside the format.
 Zero copy: ``send`` takes any contiguous buffer (bytes, memoryview, numpy array, a
 ``Batch``'s data) and hands its memory to libzmq as it is. The object is kept alive until
 libzmq is done with the bytes (the core's free callback, which may run on a libzmq I/O
-thread and never touches the GIL, queues the owner; the next ``send``/``stats``/``close``
-on any Python thread releases it). Do not modify a buffer after sending it until
+thread and never touches the GIL, queues the owner; a daemon Python thread,
+``lclstream-release``, drops it at once, and every ``send``/``recv``/``stats``/``close``
+drains the queue too). So a pooled buffer returns to its pool as soon as it is on the wire,
+even while the producer is blocked waiting for the pool. Do not modify a buffer after sending it until
 ``stats()["in_flight"]`` says libzmq let go of it (pooled buffers do this for you).
 
 What holds (see also cpp/include/lclstream/transport.hpp):
@@ -40,8 +42,10 @@ Blocking calls release the GIL and wake every 50 ms to check for Ctrl-C.
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -231,6 +235,40 @@ def load_keys(path: str | os.PathLike[str]) -> CurveKeys:
     return CurveKeys(found["public"], found.get("secret", ""))
 
 
+# ---- owner release thread ---------------------------------------------------------------------
+
+_release_lock = threading.Lock()
+_release_thread: threading.Thread | None = None
+
+
+def _stop_release_thread() -> None:
+    global _release_thread
+    t = _release_thread
+    if t is not None:
+        _core.transport_release_stop()
+        t.join(2.0)
+        _release_thread = None
+
+
+def _ensure_release_thread() -> None:
+    """Starts the daemon thread that drops owners of sent buffers once libzmq is done.
+
+    Without it an owner would be released only on the next send/recv/stats/close, and a
+    producer blocked on an empty pool (waiting for exactly that buffer) would wait forever.
+    """
+    global _release_thread
+    with _release_lock:
+        if _release_thread is None or not _release_thread.is_alive():
+            t = threading.Thread(
+                target=_core.transport_release_loop, name="lclstream-release", daemon=True
+            )
+            t.start()
+            _release_thread = t
+
+
+atexit.register(_stop_release_thread)
+
+
 # ---- Sender / Receiver -----------------------------------------------------------------------
 
 
@@ -256,6 +294,7 @@ class Sender:
         sndbuf: int = 0,
         hwm: int | None = None,
     ) -> None:
+        _ensure_release_thread()
         self._s = _core.Sender(
             _urls(url_or_urls),
             socket_type,
