@@ -459,7 +459,6 @@ class Pipeline:
         self._ran = False
         self._end_sent = False
         self._start_messages: list[Message] = []
-        self._closers: list[Callable[[], None]] = []
         self._owned: list[Any] = []
         try:
             self._source_totals = StreamTotals()  # drops inside the source (incomplete events)
@@ -743,7 +742,7 @@ class Pipeline:
                 arrays=arrays,
                 owners=list(batches.values()),
             )
-            self._put(out, (index, eb))
+            out.put((index, eb))  # blocks while the serializers are behind
             index += 1
             batches, ids, stamps, scalars, pending = {}, [], [], {}, 0
 
@@ -855,10 +854,6 @@ class Pipeline:
 
             _core.parallel_copy(slot, np.ascontiguousarray(raw, dtype=plan.out_dtype), 1)
         return slot
-
-    def _put(self, q: queue.Queue[Any], item: Any) -> None:
-        """Put without deadlocking when downstream died: downstream always drains on stop."""
-        q.put(item)
 
     # ---- serializers --------------------------------------------------------------------------
 
@@ -1326,7 +1321,6 @@ class ReceiveResult:
     expected: int | None = None
     files: list[str] = field(default_factory=list)
     endpoints: list[str] = field(default_factory=list)
-    hits: int = 0
     problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
