@@ -395,3 +395,21 @@ def test_workers_with_a_binding_streamer_is_a_config_error(tmp_path: Path) -> No
     )  # fmt: skip
     assert r.returncode == 2
     assert "data_handlers[0].role" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_receiver_refuses_the_wrong_format_and_the_streamer_notices(tmp_path: Path) -> None:
+    """A consumer expecting raw batches gets HDF5: it stops with a FormatError; the streamer's
+    messages stay undelivered, which its close() reports instead of claiming success."""
+    from lclstream.errors import FormatError, TransportError
+
+    rx = ReceiverThread("tcp://127.0.0.1:*", format="raw")
+    url = rx.endpoint()
+    handlers = [
+        {"type": "BinaryDataStreamingDataHandler", "urls": [url], "role": "client",
+         "send_timeout_s": 1.0, "close_timeout_s": 1.0},
+    ]  # fmt: skip
+    with pytest.raises((TransportError, TimeoutError)) as info:
+        Pipeline(config("HDF5BinarySerializer", handlers, events=40)).run()
+    assert not info.value.pipeline_result.complete  # type: ignore[attr-defined]
+    with pytest.raises(FormatError, match="not the expected raw"):
+        rx.join()

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from lclstream.errors import ConfigError
+from lclstream.errors import ConfigError, TransportError
 from lclstream.protocols import DataHandler, Message, StreamInfo
 
 __all__ = [
@@ -117,7 +117,13 @@ class BinaryDataStreamingDataHandler:
         self.messages_sent += 1
 
     def close(self) -> None:
-        self.sender.close(self.close_timeout_s)
+        """Deliver what is queued (up to ``close_timeout_s``); undelivered messages are an error."""
+        lost = self.sender.close(self.close_timeout_s)
+        if lost:
+            raise TransportError(
+                f"{lost} message(s) still queued for {', '.join(self.endpoints)} after "
+                f"{self.close_timeout_s:g} s (no consumer took them); the stream is incomplete"
+            )
 
 
 class BinaryFileWritingDataHandler:
