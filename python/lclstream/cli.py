@@ -547,7 +547,8 @@ def demo(
                     recv_result, recv_error = _drain(q, received, recv_result, recv_error)
                     progress.update("received", received[0], events, f"{received[1] / 1e6:,.0f} MB")
                 if recv_result is not None:
-                    progress.update("received", recv_result["events"], events)
+                    mb = f"{recv_result['bytes'] / 1e6:,.0f} MB"
+                    progress.update("received", recv_result["events"], events, mb)
         finally:
             child.join(5)
             if child.is_alive():
