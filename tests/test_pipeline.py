@@ -526,3 +526,15 @@ def test_two_detectors_and_a_scalar_in_one_batch() -> None:
             np.testing.assert_array_equal(epix[i], k(ev.data["epix"]))
     finally:
         src.close()
+
+
+def test_in_process_handler_iterates_until_the_stream_ends() -> None:
+    h = InProcessDataHandler(maxsize=2)  # smaller than the stream: the pipeline waits for us
+    got: list[ParsedMessage] = []
+    t = threading.Thread(target=lambda: got.extend(formats.parse(m) for m in h))
+    t.start()
+    res = Pipeline(jf_config(events=23), handlers=[h]).run()
+    t.join(30)
+    assert res.complete
+    assert [m.kind for m in got] == ["data"] * 5 + ["end"]
+    assert sum(len(m.batch) for m in got if m.batch is not None and m.kind == "data") == 23
