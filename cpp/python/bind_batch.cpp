@@ -1,6 +1,7 @@
 // BufferPool and Batch: numpy views over pooled memory, no copies. A view's base is the
 // Python Batch object, so the pooled buffer goes back only when the last view is gone.
 #include <memory>
+#include <sstream>
 
 #include "bindings.hpp"
 #include "lclstream/batch.hpp"
@@ -15,10 +16,13 @@ void check_frame_shape(const Batch& b, const py::array& a, std::size_t skip) {
   bool ok = static_cast<std::size_t>(a.ndim()) == fs.size() + skip;
   for (std::size_t i = 0; ok && i < fs.size(); ++i) ok = static_cast<std::size_t>(a.shape(i + skip)) == fs[i];
   if (!ok) {
-    std::string got = "(", want = "(";
-    for (py::ssize_t i = 0; i < a.ndim(); ++i) got += (i ? ", " : "") + std::to_string(a.shape(i));
-    for (std::size_t i = 0; i < fs.size(); ++i) want += (i ? ", " : "") + std::to_string(fs[i]);
-    throw ValueError("Batch: frame shape " + got + ") does not match the batch's frame shape " + want + ")");
+    std::ostringstream msg;
+    msg << "Batch: frame shape (";
+    for (py::ssize_t i = 0; i < a.ndim(); ++i) msg << (i ? ", " : "") << a.shape(i);
+    msg << ") does not match the batch's frame shape (";
+    for (std::size_t i = 0; i < fs.size(); ++i) msg << (i ? ", " : "") << fs[i];
+    msg << ")";
+    throw ValueError(msg.str());
   }
 }
 

@@ -7,4 +7,5 @@
 #include "lclstream/error.hpp"
 #include "lclstream/isa.hpp"
 #include "lclstream/parallel.hpp"
+#include "lclstream/transport.hpp"
 #include "lclstream/version.hpp"
