@@ -1,0 +1,253 @@
+"""Data handlers: where serialized messages go (ZeroMQ streams, files), by LCLStreamer type name.
+
+A handler receives each message once, in order, from the pipeline's sender thread:
+``start(info)``, ``handle(message)`` per message, ``end(message)`` for the end-of-stream
+message and ``close()``, which must deliver (or write) everything accepted before it returns.
+"""
+
+from __future__ import annotations
+
+import inspect
+import queue
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from lclstream.errors import ConfigError, TransportError
+from lclstream.protocols import DataHandler, Message, StreamInfo
+
+__all__ = [
+    "HANDLERS",
+    "BinaryDataStreamingDataHandler",
+    "BinaryFileWritingDataHandler",
+    "InProcessDataHandler",
+    "create_handler",
+    "create_handlers",
+]
+
+
+def _accepted(fn: Callable[..., Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options ``fn`` takes (so optional tuning knobs pass through when supported)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return dict(options)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return dict(options)
+    return {k: v for k, v in options.items() if k in params}
+
+
+class BinaryDataStreamingDataHandler:
+    """Streams messages over ZeroMQ (LCLStreamer's ``BinaryDataStreamingDataHandler``).
+
+    ``role="server"`` binds the URLs (LCLStreamer's default), ``"client"`` connects to
+    consumers that bind. ``socket_type`` is ``push`` (load-balanced among consumers) or
+    ``pub``. The end-of-stream message is broadcast, so every connected consumer gets it.
+    The socket is created at construction so that a server is listening before the first
+    message is ready.
+    """
+
+    type_name = "BinaryDataStreamingDataHandler"
+
+    def __init__(
+        self,
+        urls: str | Iterable[str],
+        *,
+        role: str = "server",
+        socket_type: str = "push",
+        high_water_mark: int | None = None,
+        send_timeout_s: float | None = None,
+        close_timeout_s: float = 30.0,
+        library: str = "zmq",
+        **extra: Any,
+    ) -> None:
+        from lclstream.transport import Sender
+
+        url_list = [urls] if isinstance(urls, str) else [str(u) for u in urls]
+        if not url_list:
+            raise ConfigError("BinaryDataStreamingDataHandler.urls: at least one URL is needed")
+        if role not in ("server", "client"):
+            raise ConfigError(
+                f"BinaryDataStreamingDataHandler.role: {role!r} is not one of server, client"
+            )
+        if socket_type not in ("push", "pub"):
+            raise ConfigError(
+                f"BinaryDataStreamingDataHandler.socket_type: {socket_type!r} is not one of "
+                "push, pub"
+            )
+        if library != "zmq":
+            raise ConfigError(
+                f"BinaryDataStreamingDataHandler.library: {library!r} is not supported (zmq)"
+            )
+        self.urls = url_list
+        self.role = role
+        self.close_timeout_s = close_timeout_s
+        opts: dict[str, Any] = {"bind": role == "server", "socket_type": socket_type}
+        if high_water_mark is not None:
+            opts["sndhwm"] = high_water_mark
+        if send_timeout_s is not None:  # else the transport's default deadline
+            opts["timeout"] = send_timeout_s
+        opts.update(extra)
+        self.sender = Sender(url_list, **_accepted(Sender, opts))
+        self.bytes_sent = 0
+        self.messages_sent = 0
+
+    @property
+    def endpoints(self) -> list[str]:
+        """Where the socket is bound or connected (wildcard ports resolved where known)."""
+        eps = getattr(self.sender, "endpoints", None)
+        return list(eps) if eps else list(self.urls)
+
+    def start(self, info: StreamInfo) -> None:
+        pass
+
+    def handle(self, message: Message) -> None:
+        if len(message) == 1:
+            self.sender.send(message[0])
+        else:
+            self.sender.send_multipart(list(message))
+        self.messages_sent += 1
+
+    def end(self, message: Message) -> None:
+        frames = list(message)
+        if len(frames) == 1:
+            self.sender.broadcast(frames[0])
+        else:
+            self.sender.broadcast(frames)
+        self.messages_sent += 1
+
+    def close(self) -> None:
+        """Deliver what is queued (up to ``close_timeout_s``); undelivered messages are an error."""
+        lost = self.sender.close(self.close_timeout_s)
+        if lost:
+            raise TransportError(
+                f"{lost} message(s) still queued for {', '.join(self.endpoints)} after "
+                f"{self.close_timeout_s:g} s (no consumer took them); the stream is incomplete"
+            )
+
+
+class BinaryFileWritingDataHandler:
+    """Writes messages as numbered ``.h5`` files (LCLStreamer's ``BinaryFileWritingDataHandler``).
+
+    HDF5 messages are written as they are; other formats are decoded and written as HDF5,
+    ``img_per_file`` events a file (see :class:`lclstream.writer.FileWriter`).
+    """
+
+    type_name = "BinaryFileWritingDataHandler"
+
+    def __init__(
+        self,
+        write_directory: str | Path = ".",
+        *,
+        img_per_file: int | None = None,
+        file_prefix: str = "",
+        file_suffix: str = "h5",
+        **extra: Any,
+    ) -> None:
+        from lclstream.writer import FileWriter
+
+        self.directory = Path(write_directory)
+        opts: dict[str, Any] = {
+            "img_per_file": img_per_file,
+            "prefix": file_prefix,
+            "file_prefix": file_prefix,
+            "suffix": file_suffix,
+            "file_suffix": file_suffix,
+        }
+        opts.update(extra)
+        opts = {k: v for k, v in opts.items() if v not in (None, "")}
+        self.writer = FileWriter(self.directory, **_accepted(FileWriter, opts))
+
+    @property
+    def files(self) -> list[Path]:
+        return list(getattr(self.writer, "files", []))
+
+    def start(self, info: StreamInfo) -> None:
+        self.writer.start(info)
+
+    def handle(self, message: Message) -> None:
+        self.writer.handle(message)
+
+    def end(self, message: Message) -> None:
+        self.writer.end(message)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class InProcessDataHandler:
+    """Hands messages to a consumer in the same process through a bounded queue.
+
+    The consumer calls :meth:`get` (or iterates) until it sees ``None`` (after the end
+    message); a full queue makes the pipeline wait, so memory stays bounded.
+    """
+
+    type_name = "InProcessDataHandler"
+
+    def __init__(self, maxsize: int = 16, **extra: Any) -> None:
+        if extra:
+            raise ConfigError(f"InProcessDataHandler: unknown options {sorted(extra)}")
+        self.queue: queue.Queue[Message | None] = queue.Queue(maxsize)
+        self.info: StreamInfo | None = None
+
+    def start(self, info: StreamInfo) -> None:
+        self.info = info
+
+    def handle(self, message: Message) -> None:
+        self.queue.put(message)
+
+    def end(self, message: Message) -> None:
+        self.queue.put(message)
+
+    def close(self) -> None:
+        self.queue.put(None)
+
+    def get(self, timeout: float | None = None) -> Message | None:
+        """The next message, or None once the stream is over."""
+        return self.queue.get(timeout=timeout)
+
+    def __iter__(self) -> Iterator[Message]:
+        while (m := self.queue.get()) is not None:
+            yield m
+
+
+HANDLERS: dict[str, type] = {
+    "BinaryDataStreamingDataHandler": BinaryDataStreamingDataHandler,
+    "BinaryFileWritingDataHandler": BinaryFileWritingDataHandler,
+    "InProcessDataHandler": InProcessDataHandler,
+}
+
+
+def create_handler(spec: Any) -> DataHandler:
+    """A handler from its config entry (a mapping or model with ``type`` and options)."""
+    if isinstance(spec, Mapping):
+        options = dict(spec)
+    elif hasattr(spec, "model_dump"):
+        options = spec.model_dump()
+    else:
+        options = dict(vars(spec))
+    kind = options.pop("type", None)
+    cls = HANDLERS.get(str(kind))
+    if cls is None:
+        raise ConfigError(
+            f"data_handlers: type {kind!r} is not one of {', '.join(sorted(HANDLERS))}"
+        )
+    options = {k: v for k, v in options.items() if v is not None}
+    handler: DataHandler = cls(**options)
+    return handler
+
+
+def create_handlers(specs: Iterable[Any]) -> list[DataHandler]:
+    """Handlers for every ``data_handlers`` entry; closes those made so far if one fails."""
+    made: list[DataHandler] = []
+    try:
+        for spec in specs:
+            made.append(create_handler(spec))
+    except BaseException:
+        for h in made:
+            try:
+                h.close()
+            except Exception:  # noqa: BLE001 - the original error is the one to report
+                pass
+        raise
+    return made
