@@ -270,8 +270,8 @@ def test_literal_and_bounds_and_types() -> None:
         }
     )
     assert msg == (
-        "data_sources.d.detector: 'jungfrau5M' is not allowed (must be one of 'jungfrau4M', "
-        "'jungfrau1M', 'jungfrau', 'epix10k2M' or 'epix10ka'); "
+        "data_sources.d.detector: 'jungfrau5M' is not allowed (must be one of 'jungfrau16M', "
+        "'jungfrau4M', 'jungfrau1M', 'jungfrau', 'epix10k2M' or 'epix10ka'); "
         "data_sources.d.hit_fraction: 2 is not allowed (must be <= 1.0)"
     )
     msg = error_of({"data_sources": {"d": {"type": "SyntheticDetector", "seed": "abc"}}})
