@@ -725,11 +725,15 @@ def config(
 
 def _repo_root() -> Path | None:
     """The source checkout holding bench/: $LCLSTREAM_REPO, the working directory or one of
-    its parents, or the tree this module runs from (a developer checkout)."""
+    its parents, the tree this module runs from (a developer checkout), or the checkout the
+    installed package was built from."""
     starts: list[Path] = []
     if os.environ.get("LCLSTREAM_REPO"):
         starts.append(Path(os.environ["LCLSTREAM_REPO"]))
     starts += [Path.cwd(), Path(__file__).resolve().parent]
+    built_from = Path(__file__).resolve().parent / "source_dir.txt"  # written by the build
+    if built_from.is_file():
+        starts.append(Path(built_from.read_text().strip()))
     for start in starts:
         for parent in (start, *start.parents):
             if (parent / "bench" / "harness.py").is_file() and (
