@@ -145,6 +145,17 @@ thread_local std::array<std::uint8_t, 1 << 16> t_scratch;
 
 }  // namespace
 
+void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out) {
+  const __m256i zero = _mm256_setzero_si256();
+  std::size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    const auto lo = static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(load(x + i), zero)));
+    const auto hi = static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(load(x + i + 32), zero)));
+    out[i / 64] = ~((std::uint64_t(hi) << 32) | lo);
+  }
+  nonzero_mask_tail(x, i, n, out);
+}
+
 void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t nplanes, codec_detail::PlaneInfo* info) {
   const __m256i nib = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2,
                                        3, 3, 4);

@@ -206,6 +206,15 @@ void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t npl
   }
 }
 
+void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out) {
+  std::size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    const __m512i v = load(x + i);
+    out[i / 64] = _mm512_test_epi8_mask(v, v);
+  }
+  nonzero_mask_tail(x, i, n, out);
+}
+
 void bit_transpose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size) {
   const auto* src = reinterpret_cast<const std::uint8_t*>(in);
   auto* dst = reinterpret_cast<std::uint8_t*>(out);

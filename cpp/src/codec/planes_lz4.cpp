@@ -36,6 +36,7 @@ inline int popcnt64(std::uint64_t v) noexcept {
 void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t nplanes, codec_detail::PlaneInfo* info) {
   classify_scalar_loop(planes, nb, nplanes, info);
 }
+void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out) { nonzero_mask_tail(x, 0, n, out); }
 }  // namespace scalar
 
 namespace codec_detail {
@@ -47,6 +48,15 @@ void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t npl
     case Isa::scalar: break;
   }
   scalar::classify_planes(planes, nb, nplanes, info);
+}
+
+void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out) {
+  switch (active_isa()) {
+    case Isa::avx512: return avx512::nonzero_mask(x, n, out);
+    case Isa::avx2: return avx2::nonzero_mask(x, n, out);
+    case Isa::scalar: break;
+  }
+  scalar::nonzero_mask(x, n, out);
 }
 namespace {
 
@@ -127,18 +137,34 @@ struct Emitter {
 
   // [a, b) is mostly zero bytes: zero runs of 4+ bytes become matches, from an earlier zero
   // run at least as long when one is in reach, else with offset 1 after one literal zero.
-  void sparse(std::size_t a, std::size_t b) {
+  // The runs are read off a nonzero-byte bit mask (one vector compare per 64 bytes, then
+  // tzcnt), which every ISA computes identically: the sequences do not depend on the ISA.
+  // `mask` has room for (b - a) / 64 + 1 words.
+  void sparse(std::size_t a, std::size_t b, std::uint64_t* mask) {
     if (a < lit) a = lit;
-    if (len < kMfLimit + 5) return;
+    if (len < kMfLimit + 5 || a >= b) return;
     const std::size_t mlimit = len - kLastLiterals, slimit = len - kMfLimit;
-    std::size_t i = a;
-    while (i < b && ok) {
-      while (i < b && in[i] != 0) ++i;
-      if (i >= b) break;
-      std::size_t j = i + 1;
-      for (std::uint64_t w; j + 8 <= b && (std::memcpy(&w, in + j, 8), w == 0);) j += 8;
-      while (j < b && in[j] == 0) ++j;
-      const std::size_t g = j - i;
+    const std::size_t n = b - a, nw = (n + 63) / 64;
+    nonzero_mask(in + a, n, mask);
+    // Bits past the region read as nonzero, so that a zero run stops at b.
+    if (n % 64) mask[nw - 1] |= ~std::uint64_t{0} << (n % 64);
+    // Offsets (relative to a) of the next zero / nonzero byte at or after r, or n.
+    auto next = [&](std::size_t r, std::uint64_t flip) {
+      std::size_t w = r / 64;
+      std::uint64_t x = (mask[w] ^ flip) & (~std::uint64_t{0} << (r % 64));
+      while (x == 0) {
+        if (++w >= nw) return n;
+        x = mask[w] ^ flip;
+      }
+      const std::size_t p = w * 64 + static_cast<std::size_t>(std::countr_zero(x));
+      return p < n ? p : n;
+    };
+    std::size_t r = 0;
+    while (r < n && ok) {
+      r = next(r, ~std::uint64_t{0});  // next zero byte
+      if (r >= n) break;
+      const std::size_t rj = next(r + 1, 0);  // the nonzero byte that ends the run
+      const std::size_t i = a + r, j = a + rj, g = rj - r;
       if (g >= 4) {
         const bool far = zlen < g || i - zpos > 65535;
         const std::size_t m = far ? i + 1 : i;
@@ -149,7 +175,7 @@ struct Emitter {
           zlen = g;
         }
       }
-      i = j;
+      r = rj;
     }
   }
 
@@ -218,7 +244,11 @@ std::size_t encode_planes_lz4(const std::byte* planes, std::size_t plane_bytes, 
   Emitter em{in, len, reinterpret_cast<std::uint8_t*>(out), reinterpret_cast<std::uint8_t*>(out) + cap};
   constexpr std::size_t kMaxPlanes = 64;
   PlaneInfo info[kMaxPlanes];
-  const bool planned = nplanes <= kMaxPlanes && plane_bytes >= 16;
+  // The sparse regions' nonzero masks live in `tmp` (LZ4_compressBound(len) >= len / 8 + 8
+  // bytes, 8-aligned); liblz4 output, which also goes there, is never needed at the same time.
+  auto* mask = reinterpret_cast<std::uint64_t*>(tmp);
+  const bool planned = nplanes <= kMaxPlanes && plane_bytes >= 16 && tmp_cap >= len / 8 + 8 &&
+                       reinterpret_cast<std::uintptr_t>(tmp) % alignof(std::uint64_t) == 0;
   if (planned) {
     classify_planes(in, plane_bytes, nplanes, info);
     std::size_t p = 0;
@@ -229,7 +259,7 @@ std::size_t encode_planes_lz4(const std::byte* planes, std::size_t plane_bytes, 
         em.run(p * plane_bytes, q * plane_bytes, info[p].value);
       } else if (info[p].kind == PlaneKind::sparse) {
         while (q < nplanes && info[q].kind == PlaneKind::sparse) ++q;
-        em.sparse(p * plane_bytes, q * plane_bytes);
+        em.sparse(p * plane_bytes, q * plane_bytes, mask);
       } else if (info[p].kind == PlaneKind::other) {
         while (q < nplanes && info[q].kind == PlaneKind::other) ++q;
         em.lz4(p * plane_bytes, q * plane_bytes, lz4_state, reinterpret_cast<std::uint8_t*>(tmp), tmp_cap);
