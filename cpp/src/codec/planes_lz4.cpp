@@ -94,7 +94,11 @@ struct Emitter {
     std::uint8_t* tok = op++;
     std::uint8_t t = static_cast<std::uint8_t>((ll >= 15 ? 15 : ll) << 4);
     if (ll >= 15) op = put_len(op, ll);
-    std::memcpy(op, in + lit, ll);
+    if (ll <= 16 && lit + 16 <= len && static_cast<std::size_t>(oend - op) >= 16 + 2 + 1 + ext_bytes(ml)) {
+      std::memcpy(op, in + lit, 16);  // fixed size: no library call; the extra bytes get overwritten
+    } else {
+      std::memcpy(op, in + lit, ll);
+    }
     op += ll;
     *op++ = static_cast<std::uint8_t>(offset);
     *op++ = static_cast<std::uint8_t>(offset >> 8);
@@ -122,10 +126,25 @@ struct Emitter {
     if (len < kMfLimit + 5) return;
     const std::size_t limit = len - kLastLiterals;
     if (s < lit) s = lit;
+    const std::uint64_t pat = 0x0101010101010101ULL * c;
+    for (std::uint64_t v; e + 8 <= limit; e += 8) {  // 8 bytes at a time (little-endian)
+      std::memcpy(&v, in + e, 8);
+      if (v != pat) {
+        e += static_cast<std::size_t>(std::countr_zero(v ^ pat)) / 8;
+        break;
+      }
+    }
     while (e < limit && in[e] == c) ++e;
     if (e > limit) e = limit;
     if (s >= e) return;
     std::size_t r = s;
+    for (std::uint64_t v; r >= lit + 8; r -= 8) {
+      std::memcpy(&v, in + r - 8, 8);
+      if (v != pat) {
+        r -= static_cast<std::size_t>(std::countl_zero(v ^ pat)) / 8;
+        break;
+      }
+    }
     while (r > lit && in[r - 1] == c) --r;
     const std::size_t m = (r > 0 && in[r - 1] == c) ? r : r + 1;  // in[m - 1] == c
     if (e >= m + 4 && m <= len - kMfLimit) sequence(m, 1, e - m);
@@ -159,23 +178,39 @@ struct Emitter {
       const std::size_t p = w * 64 + static_cast<std::size_t>(std::countr_zero(x));
       return p < n ? p : n;
     };
-    std::size_t r = 0;
-    while (r < n && ok) {
-      r = next(r, ~std::uint64_t{0});  // next zero byte
-      if (r >= n) break;
-      const std::size_t rj = next(r + 1, 0);  // the nonzero byte that ends the run
-      const std::size_t i = a + r, j = a + rj, g = rj - r;
-      if (g >= 4) {
-        const bool far = zlen < g || i - zpos > 65535;
-        const std::size_t m = far ? i + 1 : i;
-        const std::size_t e = j < mlimit ? j : mlimit;
-        if (m <= slimit && e >= m + 4) sequence(m, far ? 1 : i - zpos, e - m);
-        if (far) {
-          zpos = i;
-          zlen = g;
-        }
+    // Starts of zero runs of 4+ bytes in word w: shorter runs never become matches.
+    auto long_starts = [&](std::size_t w) {
+      const std::uint64_t z = ~mask[w];
+      const std::uint64_t zn = w + 1 < nw ? ~mask[w + 1] : 0;  // past the region: nonzero
+      const std::uint64_t zp = w > 0 ? ~mask[w - 1] : 0;       // before it: nonzero
+      const std::uint64_t z4 = z & ((z >> 1) | (zn << 63)) & ((z >> 2) | (zn << 62)) & ((z >> 3) | (zn << 61));
+      return z4 & ~((z << 1) | (zp >> 63));
+    };
+    std::size_t w = 0;
+    std::uint64_t starts = long_starts(0);
+    while (ok) {
+      while (starts == 0) {
+        if (++w >= nw) return;
+        starts = long_starts(w);
       }
-      r = rj;
+      const std::size_t r = w * 64 + static_cast<std::size_t>(std::countr_zero(starts));
+      const std::size_t rj = next(r + 4, 0);  // the nonzero byte that ends the run
+      const std::size_t i = a + r, j = a + rj, g = rj - r;
+      const bool far = zlen < g || i - zpos > 65535;
+      const std::size_t m = far ? i + 1 : i;
+      const std::size_t e = j < mlimit ? j : mlimit;
+      if (m <= slimit && e >= m + 4) sequence(m, far ? 1 : i - zpos, e - m);
+      if (far) {
+        zpos = i;
+        zlen = g;
+      }
+      if (rj / 64 != w) {  // the run ends in a later word
+        w = rj / 64;
+        if (w >= nw) return;
+        starts = long_starts(w) & (~std::uint64_t{0} << (rj % 64));
+      } else {
+        starts &= starts - 1;
+      }
     }
   }
 
