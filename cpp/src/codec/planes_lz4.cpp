@@ -186,32 +186,64 @@ struct Emitter {
       const std::uint64_t z4 = z & ((z >> 1) | (zn << 63)) & ((z >> 2) | (zn << 62)) & ((z >> 3) | (zn << 61));
       return z4 & ~((z << 1) | (zp >> 63));
     };
+    // The state lives in locals here: stores through the uint8_t output pointer could alias
+    // the members, which would make the compiler reload them after every byte written.
+    const std::uint8_t* const src = in;
+    const std::size_t srclen = len;
+    std::uint8_t* o = op;
+    std::uint8_t* const oe = oend;
+    std::size_t lt = lit, zp = zpos, zl = zlen;
     std::size_t w = 0;
     std::uint64_t starts = long_starts(0);
-    while (ok) {
+    for (;;) {
       while (starts == 0) {
-        if (++w >= nw) return;
+        if (++w >= nw) goto done;
         starts = long_starts(w);
       }
-      const std::size_t r = w * 64 + static_cast<std::size_t>(std::countr_zero(starts));
-      const std::size_t rj = next(r + 4, 0);  // the nonzero byte that ends the run
-      const std::size_t i = a + r, j = a + rj, g = rj - r;
-      const bool far = zlen < g || i - zpos > 65535;
-      const std::size_t m = far ? i + 1 : i;
-      const std::size_t e = j < mlimit ? j : mlimit;
-      if (m <= slimit && e >= m + 4) sequence(m, far ? 1 : i - zpos, e - m);
-      if (far) {
-        zpos = i;
-        zlen = g;
-      }
-      if (rj / 64 != w) {  // the run ends in a later word
-        w = rj / 64;
-        if (w >= nw) return;
-        starts = long_starts(w) & (~std::uint64_t{0} << (rj % 64));
-      } else {
-        starts &= starts - 1;
+      {
+        const std::size_t r = w * 64 + static_cast<std::size_t>(std::countr_zero(starts));
+        const std::size_t rj = next(r + 4, 0);  // the nonzero byte that ends the run
+        const std::size_t i = a + r, j = a + rj, g = rj - r;
+        const bool far = zl < g || i - zp > 65535;
+        const std::size_t m = far ? i + 1 : i;
+        const std::size_t e = j < mlimit ? j : mlimit;
+        if (m <= slimit && e >= m + 4) {
+          const std::size_t off = far ? 1 : i - zp, ll = m - lt, ml = e - m - 4;
+          if (ll < 15 && ml < 15 && lt + 16 <= srclen && oe - o >= 32) {  // the common short sequence
+            o[0] = static_cast<std::uint8_t>((ll << 4) | ml);
+            std::memcpy(o + 1, src + lt, 16);  // fixed size; the extra bytes get overwritten
+            o += 1 + ll;
+            o[0] = static_cast<std::uint8_t>(off);
+            o[1] = static_cast<std::uint8_t>(off >> 8);
+            o += 2;
+            lt = e;
+          } else {
+            op = o;
+            lit = lt;
+            sequence(m, off, e - m);
+            o = op;
+            lt = lit;
+            if (!ok) goto done;
+          }
+        }
+        if (far) {
+          zp = i;
+          zl = g;
+        }
+        if (rj / 64 != w) {  // the run ends in a later word
+          w = rj / 64;
+          if (w >= nw) goto done;
+          starts = long_starts(w) & (~std::uint64_t{0} << (rj % 64));
+        } else {
+          starts &= starts - 1;
+        }
       }
     }
+  done:
+    op = o;
+    lit = lt;
+    zpos = zp;
+    zlen = zl;
   }
 
   // [a, b) through liblz4; its sequences become ours.
