@@ -37,6 +37,7 @@ struct Tables {
   alignas(64) std::uint8_t inv1[64];       // one chunk: plane-major -> reversed group form
   alignas(64) std::uint8_t split[4][64];   // E = 2, 4, 8: bytes of elements -> stream-major (index by log2 E - 1)
   alignas(64) std::uint8_t join[4][64];    // inverse of split
+  alignas(64) std::uint8_t rev2[2][64];    // E = 2: byte b of 64 elements (128 bytes), each qword reversed
   Tables() {
     for (int i = 0; i < 64; ++i) rev[i] = static_cast<std::uint8_t>((i & ~7) | (7 - (i & 7)));
     for (int h = 0; h < 2; ++h) {
@@ -55,6 +56,9 @@ struct Tables {
     }
     for (int g = 0; g < 8; ++g) {
       for (int k = 0; k < 8; ++k) inv1[g * 8 + k] = static_cast<std::uint8_t>((7 - k) * 8 + g);
+    }
+    for (int b = 0; b < 2; ++b) {
+      for (int i = 0; i < 64; ++i) rev2[b][i] = static_cast<std::uint8_t>(2 * rev[i] + b);
     }
     for (int l = 0; l < 3; ++l) {
       const int e = 2 << l, per = 64 / e;
@@ -111,6 +115,38 @@ void join_bytes(const std::uint8_t* src, std::uint8_t* dst, std::size_t n) {
   for (; k < n; ++k) {
     for (std::size_t b = 0; b < E; ++b) dst[k * E + b] = src[b * n + k];
   }
+}
+
+// E = 2, both phases fused: 128 elements (256 bytes) -> 16 bytes of each of the 16 planes,
+// without the stream buffer: the byte split and the qword reversal are one two-source vpermb.
+// Returns the elements done (a multiple of 128); the rest goes the two-pass way.
+std::size_t transpose2_fused(const std::uint8_t* src, std::uint8_t* dst, std::size_t n) {
+  const Tables& t = tables();
+  const std::size_t nb = n / 8;
+  const __m512i r0 = load(t.rev2[0]), r1 = load(t.rev2[1]), f0 = load(t.fwd[0]), f1 = load(t.fwd[1]);
+  std::size_t k = 0;
+  for (; k + 128 <= n; k += 128) {
+    const __m512i a0 = load(src + 2 * k), a1 = load(src + 2 * k + 64);
+    const __m512i a2 = load(src + 2 * k + 128), a3 = load(src + 2 * k + 192);
+    const std::size_t g = k / 8;
+    for (std::size_t b = 0; b < 2; ++b) {
+      const __m512i idx = b == 0 ? r0 : r1;
+      const __m512i y0 = gf_transpose(_mm512_permutex2var_epi8(a0, idx, a1));
+      const __m512i y1 = gf_transpose(_mm512_permutex2var_epi8(a2, idx, a3));
+      const __m512i z0 = _mm512_permutex2var_epi8(y0, f0, y1);
+      const __m512i z1 = _mm512_permutex2var_epi8(y0, f1, y1);
+      std::uint8_t* planes = dst + b * n;
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(planes + 0 * nb + g), _mm512_castsi512_si128(z0));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(planes + 1 * nb + g), _mm512_extracti32x4_epi32(z0, 1));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(planes + 2 * nb + g), _mm512_extracti32x4_epi32(z0, 2));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(planes + 3 * nb + g), _mm512_extracti32x4_epi32(z0, 3));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(planes + 4 * nb + g), _mm512_castsi512_si128(z1));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(planes + 5 * nb + g), _mm512_extracti32x4_epi32(z1, 1));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(planes + 6 * nb + g), _mm512_extracti32x4_epi32(z1, 2));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(planes + 7 * nb + g), _mm512_extracti32x4_epi32(z1, 3));
+    }
+  }
+  return k;
 }
 
 // Phase B: one stream of n bytes -> 8 planes of n/8 bytes at `planes` (plane stride nb).
@@ -219,6 +255,10 @@ void bit_transpose(const std::byte* in, std::byte* out, std::size_t n, std::size
   const auto* src = reinterpret_cast<const std::uint8_t*>(in);
   auto* dst = reinterpret_cast<std::uint8_t*>(out);
   if (elem_size == 1) return stream_to_planes(src, dst, n);
+  if (elem_size == 2 && n % 128 == 0) {
+    transpose2_fused(src, dst, n);
+    return;
+  }
   if ((elem_size != 2 && elem_size != 4 && elem_size != 8) || n * elem_size > t_scratch.size()) {
     return scalar::bit_transpose(in, out, n, elem_size);
   }
