@@ -12,7 +12,8 @@ enum class PlaneKind : std::uint8_t { constant, noisy, sparse, other };
 struct PlaneInfo {
   PlaneKind kind;
   std::uint8_t value;   // the byte of a constant plane
-  std::uint32_t flips;  // neighbouring bits that differ (about 4 per byte for random bits)
+  std::uint32_t flips;  // neighbouring bits that differ (about 4 per byte for random bits);
+                        // 0 for constant and sparse planes, which do not need it
 };
 }  // namespace codec_detail
 
