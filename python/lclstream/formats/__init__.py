@@ -1,0 +1,115 @@
+"""Format adapters: serializers (EventBatch → messages) and parsers (messages → ParsedMessage).
+
+Registry by LCLStreamer-style type name; :func:`parse` recognises any of our formats from
+the message itself (HDF5 signature, stream2's self-described CBOR tag, LCLStreamer's
+one-letter prefix, the raw batch's two frames). Format specs: README.md next to this file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lclstream.errors import ConfigError, FormatError
+from lclstream.formats._common import COMPRESSION_NAMES, as_frames, compression, frame_bytes
+from lclstream.formats.hdf5 import HDF5_SIGNATURE, HDF5BinarySerializer
+from lclstream.formats.lclstreamer_simplon import LclstreamerSimplonSerializer
+from lclstream.formats.raw import RawBatchSerializer
+from lclstream.formats.simplon import SimplonBinarySerializer
+from lclstream.protocols import ParsedMessage
+
+SERIALIZERS: dict[str, type] = {
+    "HDF5BinarySerializer": HDF5BinarySerializer,
+    "LclstreamerSimplonSerializer": LclstreamerSimplonSerializer,
+    "RawBatchSerializer": RawBatchSerializer,
+    "SimplonBinarySerializer": SimplonBinarySerializer,
+}
+
+#: Short names used by ``--format`` on the command line.
+FORMAT_NAMES: dict[str, str] = {
+    "hdf5": "HDF5BinarySerializer",
+    "raw": "RawBatchSerializer",
+    "simplon": "SimplonBinarySerializer",
+    "lclstreamer_simplon": "LclstreamerSimplonSerializer",
+}
+
+
+def serializer_class(type_name: str) -> type:
+    """The serializer class for a config ``type:`` (or a short --format name)."""
+    key = FORMAT_NAMES.get(type_name, type_name)
+    try:
+        return SERIALIZERS[key]
+    except KeyError:
+        allowed = ", ".join(sorted(SERIALIZERS) + sorted(FORMAT_NAMES))
+        raise ConfigError(
+            f"data_serializer.type: {type_name!r} is not a serializer; allowed: {allowed}"
+        ) from None
+
+
+def make_serializer(type_name: str, **options: Any) -> Any:
+    """Build a serializer from its config mapping (minus ``type``)."""
+    return serializer_class(type_name)(**options)
+
+
+def detect(message: Any) -> str:
+    """Which format a received message is in: 'hdf5', 'simplon', 'lclstreamer_simplon', 'raw'."""
+    frames = as_frames(message)
+    if not frames:
+        raise FormatError("empty message: no frames")
+    if len(frames) == 2:
+        from lclstream.formats.raw import is_raw
+
+        if is_raw(frames):
+            return "raw"
+    if len(frames) != 1:
+        raise FormatError(
+            f"message with {len(frames)} frames is none of our formats "
+            "(HDF5 and stream2 are single-frame, raw batches have 2)"
+        )
+    head = bytes(frame_bytes(frames[0])[:8])
+    if head == HDF5_SIGNATURE:
+        return "hdf5"
+    if head[:3] == b"\xd9\xd9\xf7":
+        return "simplon"
+    if head[:1] in (b"c", b"m") and len(head) > 1 and 0xA0 <= head[1] <= 0xBF:
+        return "lclstreamer_simplon"
+    raise FormatError(
+        f"unrecognised message: {len(frame_bytes(frames[0]))} bytes starting {head!r} "
+        "(not an HDF5 image, stream2 CBOR, LCLStreamer SIMPLON or raw batch)"
+    )
+
+
+def parse(message: Any, *, decode: bool = True, threads: int = 0) -> ParsedMessage:
+    """Parse one received message of any of our formats (frames: list of bytes-likes)."""
+    kind = detect(message)
+    frames = as_frames(message)
+    if kind == "hdf5":
+        from lclstream.formats import hdf5
+
+        return hdf5.parse(frames, decode=decode, threads=threads)
+    if kind == "raw":
+        from lclstream.formats import raw
+
+        return raw.parse(frames, decode=decode, threads=threads)
+    if kind == "simplon":
+        from lclstream.formats import simplon
+
+        return simplon.parse(frames, decode=decode)
+    from lclstream.formats import lclstreamer_simplon
+
+    return lclstreamer_simplon.parse(frames, decode=decode)
+
+
+__all__ = [
+    "COMPRESSION_NAMES",
+    "FORMAT_NAMES",
+    "SERIALIZERS",
+    "HDF5BinarySerializer",
+    "LclstreamerSimplonSerializer",
+    "RawBatchSerializer",
+    "SimplonBinarySerializer",
+    "compression",
+    "detect",
+    "make_serializer",
+    "parse",
+    "serializer_class",
+]

@@ -1,0 +1,686 @@
+"""HDF5 messages: one complete HDF5 file image per ZeroMQ message (the default format).
+
+Why this shape: ``h5py.File(io.BytesIO(msg))`` is all a consumer needs (LCLStreamer's
+consumers, OM, CrystFEL via files), while the expensive part, compression, happens in the
+C++ codecs: each event is one chunk, compressed by :mod:`lclstream.codec` (HDF5 filter
+layout) and placed with a direct chunk write, so HDF5 only lays out the file image in
+memory (core driver, no backing store). The dataset carries the matching filter id and
+options, so any reader with ``hdf5plugin`` decodes it.
+
+Layout (defaults in docs/formats.md): CXI — detector frames at ``/entry_1/data_1/data``,
+peaks under ``/entry_1/result_1``, per-event ids/timestamps under ``/LCLS``; stream facts
+as root attributes. With ``fields`` (LCLStreamer's data source name → dataset path) exactly
+the listed entries are written; a name mapped to ``None`` or ``""`` is left out.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import asdict
+from typing import Any
+
+import h5py
+import hdf5plugin  # noqa: F401  (registers filters 32008/32004/32015 for create and read)
+import numpy as np
+
+from lclstream import _core
+from lclstream.errors import FormatError
+from lclstream.formats._common import (
+    FILTER_BITSHUFFLE,
+    FILTER_LZ4,
+    FILTER_ZSTD,
+    ChunkBuffer,
+    Compression,
+    compress_events,
+    compression,
+    decompress_chunk,
+    decompress_events,
+    expansion_limit,
+    frame_bytes,
+)
+from lclstream.protocols import (
+    DetectorInfo,
+    EventBatch,
+    Message,
+    ParsedMessage,
+    StreamInfo,
+    StreamTotals,
+)
+
+#: The first 8 bytes of every HDF5 file (superblock at offset 0 in our images).
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+#: Default dataset paths (CXI / psocake / OM conventions); see docs/formats.md.
+DATA_PATH = "/entry_1/data_1/data"
+RESULT_GROUP = "/entry_1/result_1"
+EVENT_ID_PATH = "/LCLS/eventNumber"
+TIMESTAMP_PATH = "/LCLS/timestamp"
+MACHINE_TIME_PATH = "/LCLS/machineTime"
+MACHINE_TIME_NS_PATH = "/LCLS/machineTimeNanoSeconds"
+PHOTON_ENERGY_EV_PATH = "/LCLS/photon_energy_eV"
+SOURCE_ENERGY_J_PATH = "/entry_1/instrument_1/source_1/energy"
+DETECTOR_GROUP = "/entry_1/instrument_1/detector_1"
+EV_TO_J = 1.602176634e-19
+
+_EVENT_ID_NAMES = ("event_id", "event_ids")
+_TIMESTAMP_NAMES = ("timestamp", "timestamps")
+_ids = itertools.count()
+
+
+def _default_array_path(name: str, ndim: int, detector_index: int) -> str:
+    if ndim >= 3:
+        return f"/entry_1/data_{detector_index}/data"
+    return f"/LCLS/{name}"
+
+
+class _Layout:
+    """Where each entry of a batch goes; fixed at the first batch so END has the same datasets."""
+
+    def __init__(self) -> None:
+        self.arrays: dict[
+            str, tuple[str, str, tuple[int, ...]]
+        ] = {}  # name -> (path, dtype, shape)
+        self.results: dict[str, tuple[str, str, tuple[int, ...]]] = {}
+        self.event_id: str | None = EVENT_ID_PATH
+        self.timestamp: str | None = TIMESTAMP_PATH
+        self.instrument = True  # CXI instrument metadata (default layout only)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "arrays": {k: v[0] for k, v in self.arrays.items()},
+                "results": {k: v[0] for k, v in self.results.items()},
+                "event_id": self.event_id,
+                "timestamp": self.timestamp,
+            }
+        )
+
+
+class HDF5BinarySerializer:
+    """Batches → HDF5 file images (see module docstring). One instance per sender.
+
+    Options are LCLStreamer's (``compression``, ``compression_level``, ``fields``) plus
+    ``threads`` (codec threads; 0 = all cores) and ``primary`` (the data source whose
+    frames go to ``/entry_1/data_1/data``; default ``detector_data`` or the first
+    multi-dimensional array).
+    """
+
+    type_name = "HDF5BinarySerializer"
+
+    def __init__(
+        self,
+        compression: str | None = "bitshuffle_with_lz4",
+        compression_level: int | None = None,
+        fields: dict[str, str | None] | None = None,
+        *,
+        threads: int = 0,
+        primary: str | None = None,
+        **_ignored: Any,
+    ) -> None:
+        self.compression: Compression = _resolve(compression, compression_level)
+        self.fields: dict[str, str | None] = dict(fields or {})
+        self.threads = int(threads)
+        self.primary = primary
+        self.info = StreamInfo(stream_id="")
+        self.sequence = 0
+        self._layout: _Layout | None = None
+        self._buffers: dict[str, ChunkBuffer] = {}
+        self._fields_json: str | None = None
+        self._detectors_json: str | None = None
+        self._name = f"lclstream-{next(_ids)}".encode()
+
+    # -- Serializer protocol -------------------------------------------------------------
+    def start(self, info: StreamInfo) -> list[Message]:
+        """Remember the stream facts; HDF5 streams have no start message."""
+        self.info = info
+        self.sequence = 0
+        self._detectors_json = None
+        return []
+
+    def serialize(self, batch: EventBatch) -> list[Message]:
+        layout = self._layout_for(batch)
+        image = self._build(batch, layout, end=None)
+        self.sequence += 1
+        return [[image]]
+
+    def end(self, totals: StreamTotals) -> list[Message]:
+        """An image with the same datasets holding zero events, plus the sender's totals."""
+        layout = self._layout or self._layout_from_info()
+        empty = EventBatch(
+            event_ids=np.zeros(0, np.uint64),
+            timestamps=np.zeros(0, np.uint64),
+            arrays={
+                k: np.zeros((0, *shape), dtype) for k, (_, dtype, shape) in layout.arrays.items()
+            },
+            results={
+                k: np.zeros((0, *shape), dtype) for k, (_, dtype, shape) in layout.results.items()
+            },
+        )
+        return [[self._build(empty, layout, end=totals)]]
+
+    # -- layout -----------------------------------------------------------------------------
+    def _path(self, name: str, default: str | None) -> str | None:
+        if name in self.fields:
+            p = self.fields[name]
+            return p if p else None
+        return default
+
+    def _primary_name(self, arrays: dict[str, np.ndarray]) -> str | None:
+        if self.primary is not None:
+            return self.primary
+        if "detector_data" in arrays:
+            return "detector_data"
+        for k, v in arrays.items():
+            if v.ndim >= 3:
+                return k
+        return None
+
+    def _layout_for(self, batch: EventBatch) -> _Layout:
+        """Fix the layout at the first batch. With ``fields`` given, exactly those entries
+        are written (LCLStreamer's rule, so its consumers see only what they asked for);
+        without, everything goes to the CXI defaults plus instrument metadata."""
+        if self._layout is not None:
+            self._check(batch, self._layout)
+            return self._layout
+        layout = _Layout()
+        explicit = bool(self.fields)
+        layout.instrument = not explicit
+        primary = self._primary_name(batch.arrays)
+        det_index = 2
+        used: dict[str, str] = {}
+
+        def claim(path: str, name: str) -> None:
+            if path in used:
+                raise FormatError(
+                    f"HDF5BinarySerializer: fields map both {used[path]!r} and {name!r} to {path}"
+                )
+            used[path] = name
+
+        for name, arr in batch.arrays.items():
+            if name == primary:
+                default: str | None = DATA_PATH
+            else:
+                default = _default_array_path(name, arr.ndim, det_index)
+                if arr.ndim >= 3:
+                    det_index += 1
+            path = self._path(name, None if explicit else default)
+            if path is None:
+                continue
+            claim(path, name)
+            layout.arrays[name] = (path, arr.dtype.str, tuple(arr.shape[1:]))
+        for name, arr in batch.results.items():
+            path = self._path(name, None if explicit else f"{RESULT_GROUP}/{name}")
+            if path is not None:
+                claim(path, name)
+                layout.results[name] = (path, arr.dtype.str, tuple(arr.shape[1:]))
+        # ids and timestamps, unless a data source of that name is written instead
+        layout.event_id = layout.timestamp = None
+        for names, default, attr in (
+            (_EVENT_ID_NAMES, EVENT_ID_PATH, "event_id"),
+            (_TIMESTAMP_NAMES, TIMESTAMP_PATH, "timestamp"),
+        ):
+            if any(n in layout.arrays for n in names):
+                continue
+            path = self._path(names[0], self._path(names[1], None if explicit else default))
+            if path is not None:
+                claim(path, names[0])
+                setattr(layout, attr, path)
+        self._layout = layout
+        self._fields_json = layout.to_json()
+        return layout
+
+    def _layout_from_info(self) -> _Layout:
+        """END before any batch: the datasets the detectors would have had."""
+        arrays = {
+            name: np.zeros((0, *d.frame_shape), d.dtype) for name, d in self.info.detectors.items()
+        }
+        batch = EventBatch(np.zeros(0, np.uint64), np.zeros(0, np.uint64), arrays)
+        return self._layout_for(batch)
+
+    @staticmethod
+    def _check(batch: EventBatch, layout: _Layout) -> None:
+        for name, (path, dtype, shape) in layout.arrays.items():
+            arr = batch.arrays.get(name)
+            if arr is None:
+                raise FormatError(f"HDF5BinarySerializer: batch lacks {name!r} (for {path})")
+            if arr.dtype.str != dtype or tuple(arr.shape[1:]) != shape:
+                raise FormatError(
+                    f"HDF5BinarySerializer: {name!r} changed from {dtype}{list(shape)} to "
+                    f"{arr.dtype.str}{list(arr.shape[1:])} within a stream"
+                )
+
+    # -- building ---------------------------------------------------------------------------
+    def _root_attrs(self, w: _LowLevel, layout: _Layout, end: StreamTotals | None) -> None:
+        info = self.info
+        attrs: dict[str, Any] = {
+            "stream_id": info.stream_id,
+            "sequence": np.int64(self.sequence),
+            "sender": np.int64(info.sender),
+            "senders": np.int64(info.senders),
+            "source_identifier": info.source_identifier,
+            "calibration": info.calibration,
+            "lclstream_version": _core.__version__,
+            "lclstream_fields": self._fields_json or layout.to_json(),
+        }
+        if info.detectors:
+            if self._detectors_json is None:
+                self._detectors_json = json.dumps({k: asdict(v) for k, v in info.detectors.items()})
+            attrs["lclstream_detectors"] = self._detectors_json
+        if end is not None:
+            attrs.update(
+                end_of_stream=np.bool_(True),
+                events_sent=np.int64(end.events_sent),
+                messages_sent=np.int64(end.messages_sent),
+                events_dropped=np.int64(end.events_dropped),
+                drop_reasons=json.dumps(end.drop_reasons, sort_keys=True),
+                cancelled=np.bool_(end.cancelled),
+            )
+        w.attrs(attrs)
+
+    def _build(self, batch: EventBatch, layout: _Layout, end: StreamTotals | None) -> bytes:
+        n = len(batch)
+        comp = self.compression
+        chunks: dict[str, list[Any]] = {}
+        est = 65536
+        for name, (_path, _dtype, shape) in layout.arrays.items():
+            arr = batch.arrays[name]
+            if len(arr) != n:
+                raise FormatError(
+                    f"HDF5BinarySerializer: {name!r} has {len(arr)} events, the batch has {n}"
+                )
+            if _is_frames(shape) and comp.direct:
+                arr = np.ascontiguousarray(arr)
+                if comp.codec is not None:
+                    buf = self._buffers.setdefault(name, ChunkBuffer())
+                    chunks[name] = compress_events(
+                        arr, comp.codec, level=comp.level, threads=self.threads, buffer=buf
+                    )
+                else:
+                    chunks[name] = [memoryview(a).cast("B") for a in arr] if n else []
+                est += sum(len(memoryview(c).cast("B")) for c in chunks[name])
+            else:
+                est += arr.nbytes
+        est += sum(a.nbytes for a in batch.results.values())
+        block = max(65536, (est * 5 // 4 + 65535) // 65536 * 65536)
+        with h5py.File(self._name, "w", driver="core", backing_store=False, block_size=block) as f:
+            w = _LowLevel(f)
+            self._root_attrs(w, layout, end)
+            for name, (path, dtype, shape) in layout.arrays.items():
+                arr = batch.arrays[name]
+                if name in chunks:
+                    d = w.frames(path, n, shape, np.dtype(dtype), comp)
+                    zeros = (0,) * len(shape)
+                    for i, c in enumerate(chunks[name]):
+                        d.write_direct_chunk((i, *zeros), c)
+                elif _is_frames(shape):  # h5py's own filter (gzip): the slower path
+                    w.paths.add(path)
+                    dset = f.create_dataset(
+                        path,
+                        shape=(n, *shape),
+                        dtype=np.dtype(dtype),
+                        chunks=(1, *shape),
+                        maxshape=(None, *shape),
+                        **_filter_kwargs(comp),
+                    )
+                    if n:
+                        dset[...] = arr
+                else:
+                    w.put(path, np.asarray(arr, dtype=np.dtype(dtype)))
+            for name, (path, dtype, _shape) in layout.results.items():
+                w.put(path, np.asarray(batch.results[name], dtype=np.dtype(dtype)))
+            if layout.event_id:
+                w.put(layout.event_id, np.asarray(batch.event_ids, np.uint64))
+            if layout.timestamp:
+                ts = np.asarray(batch.timestamps, np.uint64)
+                w.put(layout.timestamp, ts)
+                if layout.timestamp == TIMESTAMP_PATH:  # psocake's split seconds / nanoseconds
+                    w.put(MACHINE_TIME_PATH, (ts // 10**9).astype(np.uint32))
+                    w.put(MACHINE_TIME_NS_PATH, (ts % 10**9).astype(np.uint32))
+            if layout.instrument:
+                self._instrument(w, layout, n)
+            f.flush()
+            image: bytes = f.id.get_file_image()
+        return image
+
+    def _instrument(self, w: _LowLevel, layout: _Layout, n: int) -> None:
+        """Per-event photon energy and the detector geometry, where the stream knows them."""
+        det = self._primary_info(layout)
+        if det is None:
+            return
+        if det.photon_energy_keV is not None:
+            ev = np.full(n, det.photon_energy_keV * 1e3, np.float64)
+            w.put(PHOTON_ENERGY_EV_PATH, ev, replace=False)
+            w.put(SOURCE_ENERGY_J_PATH, ev * EV_TO_J, replace=False)
+        g = DETECTOR_GROUP
+        if det.detector_distance_m is not None:
+            w.put(f"{g}/distance", np.float64(det.detector_distance_m), replace=False)
+        if det.pixel_size_m is not None:
+            w.put(f"{g}/x_pixel_size", np.float64(det.pixel_size_m), replace=False)
+            w.put(f"{g}/y_pixel_size", np.float64(det.pixel_size_m), replace=False)
+        if det.beam_center_px is not None:
+            w.put(f"{g}/beam_center_x", np.float64(det.beam_center_px[0]), replace=False)
+            w.put(f"{g}/beam_center_y", np.float64(det.beam_center_px[1]), replace=False)
+        prim = next((p for p, _, _ in layout.arrays.values() if p == DATA_PATH), None)
+        if prim is not None:
+            w.soft_link(f"{g}/data", DATA_PATH)
+        if det.serial and g in w.f:
+            w.f[g].attrs["serial"] = det.serial
+
+    def _primary_info(self, layout: _Layout) -> DetectorInfo | None:
+        dets = self.info.detectors
+        if not dets:
+            return None
+        for name, (path, _, _) in layout.arrays.items():
+            if path == DATA_PATH and name in dets:
+                return dets[name]
+        return next(iter(dets.values()))
+
+
+class _LowLevel:
+    """Dataset creation through h5py's low-level API: ~4x less overhead per dataset than
+    ``create_dataset`` (a message has a dozen small datasets; this is per message cost)."""
+
+    _lcpl: Any = None
+
+    def __init__(self, f: h5py.File) -> None:
+        self.f = f
+        self.paths: set[str] = set()
+        if _LowLevel._lcpl is None:
+            lcpl = h5py.h5p.create(h5py.h5p.LINK_CREATE)
+            lcpl.set_create_intermediate_group(True)
+            _LowLevel._lcpl = lcpl
+
+    def _claim(self, path: str, replace: bool) -> bool:
+        if path in self.paths:
+            if replace:
+                raise FormatError(f"HDF5BinarySerializer: two entries map to {path}")
+            return False
+        self.paths.add(path)
+        return True
+
+    def put(self, path: str, arr: Any, *, replace: bool = True) -> None:
+        """A contiguous dataset holding ``arr`` (0-d arrays become scalar datasets)."""
+        if not self._claim(path, replace):
+            return
+        a = np.ascontiguousarray(arr)
+        space = h5py.h5s.create_simple(a.shape) if a.ndim else h5py.h5s.create(h5py.h5s.SCALAR)
+        d = h5py.h5d.create(
+            self.f.id, path.encode(), h5py.h5t.py_create(a.dtype), space, lcpl=self._lcpl
+        )
+        if a.size:
+            d.write(h5py.h5s.ALL, h5py.h5s.ALL, a)
+
+    def frames(
+        self, path: str, n: int, shape: tuple[int, ...], dtype: np.dtype[Any], comp: Compression
+    ) -> Any:
+        """A chunked (1 event per chunk), extendible dataset with the codec's filter."""
+        self._claim(path, True)
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_chunk((1, *shape))
+        if comp.h5_filter is not None:
+            opts = comp.h5_opts if isinstance(comp.h5_opts, tuple) else (comp.h5_opts,)
+            dcpl.set_filter(int(comp.h5_filter), h5py.h5z.FLAG_OPTIONAL, opts)
+        space = h5py.h5s.create_simple((n, *shape), (h5py.h5s.UNLIMITED, *shape))
+        return h5py.h5d.create(
+            self.f.id, path.encode(), h5py.h5t.py_create(dtype), space, dcpl=dcpl, lcpl=self._lcpl
+        )
+
+    _str_tid: Any = None
+
+    def attrs(self, values: dict[str, Any]) -> None:
+        """Root attributes: str as variable-length UTF-8 (as h5py writes them), numbers as
+        their numpy type."""
+        if _LowLevel._str_tid is None:
+            _LowLevel._str_tid = h5py.h5t.py_create(h5py.string_dtype(), logical=True)
+        scalar = h5py.h5s.create(h5py.h5s.SCALAR)
+        fid = self.f.id
+        for k, v in values.items():
+            if isinstance(v, str):
+                a = h5py.h5a.create(fid, k.encode(), self._str_tid, scalar)
+                a.write(np.array(v, dtype=h5py.string_dtype()))
+            else:
+                arr = np.asarray(v)
+                a = h5py.h5a.create(fid, k.encode(), h5py.h5t.py_create(arr.dtype), scalar)
+                a.write(arr)
+
+    def soft_link(self, path: str, target: str) -> None:
+        if self._claim(path, False):
+            self.f.id.links.create_soft(path.encode(), target.encode(), lcpl=self._lcpl)
+
+
+def _is_frames(shape: tuple[int, ...]) -> bool:
+    """Per-event arrays of at least 2 dimensions are stored one event per chunk, compressed."""
+    return len(shape) >= 2
+
+
+def _resolve(name: str | None, level: int | None) -> Compression:
+    return compression(name, level)
+
+
+def _filter_kwargs(comp: Compression) -> dict[str, Any]:
+    if comp.h5_filter is None:
+        return {}
+    if comp.h5_filter == "zfp":
+        return dict(hdf5plugin.Zfp())
+    if comp.h5_filter == "gzip":
+        return {"compression": "gzip", "compression_opts": comp.h5_opts, "shuffle": comp.h5_shuffle}
+    return {"compression": comp.h5_filter, "compression_opts": comp.h5_opts}
+
+
+# -- parsing ------------------------------------------------------------------------------
+def is_hdf5(frame: Any) -> bool:
+    return bytes(frame_bytes(frame)[:8]) == HDF5_SIGNATURE
+
+
+def open_image(frame: Any) -> h5py.File:
+    """Open a received HDF5 message read-only, in memory (one copy into HDF5's buffer)."""
+    mv = frame_bytes(frame)
+    if bytes(mv[:8]) != HDF5_SIGNATURE:
+        raise FormatError(
+            f"not an HDF5 message: {len(mv)} bytes starting {bytes(mv[:8])!r} "
+            "(expected the HDF5 signature)"
+        )
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_fapl_core(backing_store=False)
+    fapl.set_file_image(mv)
+    try:
+        # a unique name: HDF5 shares an already-open file of the same name (it would hand
+        # back the other image)
+        fid = h5py.h5f.open(f"lclstream-rx-{next(_ids)}".encode(), h5py.h5f.ACC_RDONLY, fapl=fapl)
+    except Exception as exc:
+        raise FormatError(
+            f"HDF5 message of {len(mv)} bytes is truncated or corrupt: {exc}"
+        ) from exc
+    return h5py.File(fid)
+
+
+_CODEC_OF_FILTER = {FILTER_LZ4: "lz4", FILTER_ZSTD: "zstd"}
+
+
+def _codec_of(dset: h5py.Dataset) -> str | None:
+    """The lclstream.codec name that decodes this dataset's chunks, if we know the filter."""
+    plist = dset.id.get_create_plist()
+    nf = plist.get_nfilters()
+    if nf != 1:
+        return None
+    fid, _flags, vals, _name = plist.get_filter(0)
+    if fid == FILTER_BITSHUFFLE:
+        comp = vals[4] if len(vals) > 4 else 0
+        return {2: "bslz4", 3: "bszstd"}.get(int(comp))
+    return _CODEC_OF_FILTER.get(fid)
+
+
+def read_dataset(dset: h5py.Dataset, threads: int = 0, *, limit: int | None = None) -> np.ndarray:
+    """Read a dataset; chunks of our codecs are decoded by lclstream.codec, others by h5py.
+
+    ``limit`` caps the bytes a dataset may declare (checked before anything is allocated).
+    """
+    try:
+        nbytes = int(dset.size) * dset.dtype.itemsize
+        if limit is not None and nbytes > limit:
+            raise FormatError(
+                f"HDF5 message: dataset {dset.name} declares {nbytes} bytes "
+                f"{list(dset.shape)}, more than the message can hold (corrupt?)"
+            )
+        codec = _codec_of(dset) if dset.chunks is not None and dset.ndim >= 3 else None
+        if codec is None or dset.chunks != (1, *dset.shape[1:]):
+            return np.asarray(dset[()])
+        zeros = (0,) * (dset.ndim - 1)
+        frame_nbytes = nbytes // max(1, dset.shape[0])
+        chunks = []
+        for i in range(dset.shape[0]):
+            mask, chunk = dset.id.read_direct_chunk((i, *zeros))
+            if not mask and codec != "zstd":  # 32008/32004 chunks start with the size
+                declared = int.from_bytes(bytes(chunk[:8]), "big")
+                if declared != frame_nbytes:
+                    raise FormatError(
+                        f"HDF5 message: {dset.name} chunk {i} declares {declared} bytes, "
+                        f"the frame has {frame_nbytes}"
+                    )
+            chunks.append((mask, chunk))
+        if chunks and not any(m for m, _ in chunks):
+            return decompress_events(
+                [c for _, c in chunks], codec, dset.dtype, dset.shape[1:], threads
+            )
+        out = np.empty(dset.shape, dset.dtype)
+        for i, (mask, chunk) in enumerate(chunks):
+            if mask:
+                out[i] = dset[i]
+            else:
+                decompress_chunk(chunk, codec, dset.dtype, dset.shape[1:], out=out[i])
+        return out
+    except FormatError:
+        raise
+    except Exception as exc:
+        raise FormatError(f"HDF5 message: dataset {dset.name} cannot be read: {exc}") from exc
+
+
+def _attr_str(attrs: Any, key: str, default: str = "") -> str:
+    v = attrs.get(key, default)
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _info_from_attrs(attrs: Any) -> StreamInfo:
+    dets: dict[str, DetectorInfo] = {}
+    raw = attrs.get("lclstream_detectors")
+    if raw is not None:
+        for k, d in json.loads(raw).items():
+            d["frame_shape"] = tuple(d["frame_shape"])
+            if d.get("beam_center_px") is not None:
+                d["beam_center_px"] = tuple(d["beam_center_px"])
+            dets[k] = DetectorInfo(**d)
+    return StreamInfo(
+        stream_id=_attr_str(attrs, "stream_id"),
+        sender=int(attrs.get("sender", 0)),
+        senders=int(attrs.get("senders", 1)),
+        source_identifier=_attr_str(attrs, "source_identifier"),
+        calibration=_attr_str(attrs, "calibration", "raw"),  # type: ignore[arg-type]
+        detectors=dets,
+    )
+
+
+def parse(frames: Any, *, decode: bool = True, threads: int = 0) -> ParsedMessage:
+    """One HDF5 message → ParsedMessage (data or end). Foreign images (e.g. LCLStreamer's)
+    parse too: every dataset whose first axis is the event axis becomes an array.
+    Anything wrong with the image is a FormatError saying what."""
+    frame = frames[-1] if isinstance(frames, list) else frames
+    nbytes = len(frame_bytes(frame))
+    try:
+        return _parse(frame, nbytes, decode, threads)
+    except FormatError:
+        raise
+    except (ImportError, MemoryError):
+        raise
+    except Exception as exc:
+        raise FormatError(
+            f"HDF5 message of {nbytes} bytes is corrupt: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _parse(frame: Any, nbytes: int, decode: bool, threads: int) -> ParsedMessage:
+    limit = expansion_limit(nbytes)
+    with open_image(frame) as f:
+        attrs = f.attrs
+        info = _info_from_attrs(attrs)
+        try:
+            fields = json.loads(attrs["lclstream_fields"]) if "lclstream_fields" in attrs else None
+        except (ValueError, TypeError) as exc:
+            raise FormatError(f"HDF5 message: bad lclstream_fields attribute: {exc}") from exc
+        arrays: dict[str, np.ndarray] = {}
+        results: dict[str, np.ndarray] = {}
+        if fields is not None:
+            for name, path in fields["arrays"].items():
+                arrays[name] = _read(f, path, decode, threads, limit)
+            for name, path in fields["results"].items():
+                results[name] = _read(f, path, decode, threads, limit)
+            ids_path, ts_path = fields.get("event_id"), fields.get("timestamp")
+        else:
+            ids_path, ts_path = None, None
+            for path, ds in _walk(f):
+                arrays[path] = (
+                    _read(f, path, decode, threads, limit) if decode else np.empty((ds.shape[0], 0))
+                )
+        n = next(iter(arrays.values())).shape[0] if arrays else 0
+        ids = (
+            _read(f, ids_path, True, threads, limit) if ids_path else np.arange(n, dtype=np.uint64)
+        )
+        ts = _read(f, ts_path, True, threads, limit) if ts_path else np.zeros(n, np.uint64)
+        batch = EventBatch(np.asarray(ids, np.uint64), np.asarray(ts, np.uint64), arrays, results)
+        seq = int(attrs.get("sequence", -1))
+        if bool(attrs.get("end_of_stream", False)):
+            try:
+                reasons = json.loads(_attr_str(attrs, "drop_reasons", "{}"))
+            except ValueError as exc:
+                raise FormatError(f"HDF5 END message: bad drop_reasons: {exc}") from exc
+            totals = StreamTotals(
+                events_sent=int(attrs.get("events_sent", 0)),
+                messages_sent=int(attrs.get("messages_sent", 0)),
+                events_dropped=int(attrs.get("events_dropped", 0)),
+                drop_reasons={str(k): int(v) for k, v in reasons.items()},
+                cancelled=bool(attrs.get("cancelled", False)),
+            )
+            return ParsedMessage(
+                "end",
+                info.stream_id,
+                info.sender,
+                info.senders,
+                seq,
+                batch=batch,
+                totals=totals,
+                info=info,
+                nbytes=nbytes,
+            )
+        return ParsedMessage(
+            "data",
+            info.stream_id,
+            info.sender,
+            info.senders,
+            seq,
+            batch=batch,
+            info=info,
+            nbytes=nbytes,
+        )
+
+
+def _read(f: h5py.File, path: str, decode: bool, threads: int, limit: int) -> np.ndarray:
+    try:
+        obj = f.get(path)
+    except Exception as exc:
+        raise FormatError(f"HDF5 message: {path} cannot be opened: {exc}") from exc
+    if not isinstance(obj, h5py.Dataset):
+        raise FormatError(f"HDF5 message: dataset {path} is missing")
+    if not decode and obj.ndim >= 3:
+        return np.empty((obj.shape[0], 0), obj.dtype)
+    return read_dataset(obj, threads, limit=limit)
+
+
+def _walk(f: h5py.File) -> list[tuple[str, h5py.Dataset]]:
+    out: list[tuple[str, h5py.Dataset]] = []
+
+    def visit(name: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Dataset) and obj.ndim >= 1:
+            out.append(("/" + name, obj))
+
+    f.visititems(visit)
+    return out

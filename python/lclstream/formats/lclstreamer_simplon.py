@@ -1,0 +1,263 @@
+"""LCLStreamer's own SIMPLON variant, for consumers written against LCLStreamer.
+
+LCLStreamer's ``SimplonBinarySerializer`` (``data_serializers/dectris/simplon.py``) sends
+CBOR maps prefixed with one ASCII byte: ``b"c"`` + start/stop control maps (from the last
+rank only) and ``b"m"`` + one image map per event, with the frame as bitshuffle+LZ4 blocks
+*without* the 12-byte HDF5 header (``bitshuffle.compress_lz4(array, block_size=4096)``).
+This is not DECTRIS stream2; :mod:`lclstream.formats.simplon` is. Differences are listed in
+docs/formats.md. We add ``block_size``, ``shape``, ``event_id`` and lclstream stream facts
+to the maps (extra keys; LCLStreamer's consumers read only the keys they know).
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import cbor2
+import numpy as np
+
+from lclstream import _core
+from lclstream.errors import FormatError
+from lclstream.formats._common import (
+    ChunkBuffer,
+    as_frames,
+    compress_events,
+    decompress_chunk,
+    expansion_limit,
+    frame_bytes,
+    guarded,
+)
+from lclstream.protocols import EventBatch, Message, ParsedMessage, StreamInfo, StreamTotals
+
+#: LCLStreamer calls bitshuffle.compress_lz4 with this block size (elements).
+LCLSTREAMER_BLOCK = 4096
+
+
+def _run_info(source_identifier: str) -> dict[str, str]:
+    """'exp=mfx100852324,run=51' → {'exp': ..., 'run': ...}."""
+    out: dict[str, str] = {}
+    for part in source_identifier.split(","):
+        if "=" in part:
+            k, v = part.split("=", 1)
+            out[k.strip()] = v.strip()
+    return out
+
+
+class LclstreamerSimplonSerializer:
+    """Batches → LCLStreamer's prefixed-CBOR SIMPLON messages (options as LCLStreamer's)."""
+
+    type_name = "LclstreamerSimplonSerializer"
+
+    def __init__(
+        self,
+        data_source_to_serialize: str = "detector_data",
+        polarization_fraction: float = 0.0,
+        polarization_axis: list[float] | None = None,
+        data_collection_rate: str = "120Hz",
+        detector_name: str = "jungfrau",
+        detector_type: str = "AreaDetector",
+        *,
+        threads: int = 0,
+        **_ignored: Any,
+    ) -> None:
+        self.source = data_source_to_serialize
+        self.polarization = {
+            "fraction": float(polarization_fraction),
+            "axis": [float(v) for v in (polarization_axis or [0.0, 0.0, 0.0])],
+        }
+        self.rate = data_collection_rate
+        self.detector_name = detector_name
+        self.detector_type = detector_type
+        self.threads = int(threads)
+        self._buffer = ChunkBuffer()
+        self.info = StreamInfo(stream_id="")
+        self.sequence = 0
+        self._started = False
+
+    def _message_id(self) -> int:
+        # LCLStreamer: rank * 10000 + per-rank count (from 1)
+        return self.info.sender * 10000 + self.sequence + 1
+
+    def _facts(self) -> dict[str, Any]:
+        i = self.info
+        return {
+            "stream_id": i.stream_id,
+            "sender": i.sender,
+            "senders": i.senders,
+            "sequence": self.sequence,
+            "calibration": i.calibration,
+            "lclstream_version": _core.__version__,
+        }
+
+    def _run(self) -> tuple[int, str]:
+        run = _run_info(self.info.source_identifier)
+        try:
+            number = int(run.get("run", "0"))
+        except ValueError:
+            number = 0
+        return number, run.get("exp", "")
+
+    def start(self, info: StreamInfo) -> list[Message]:
+        """Nothing yet: LCLStreamer's start map describes the first array (dtype, shape)."""
+        self.info = info
+        self.sequence = 0
+        self._started = False
+        return []
+
+    def _start_message(self, arr: np.ndarray) -> bytes:
+        run, exp = self._run()
+        det = self.info.detectors.get(self.source)
+        msg = {
+            "type": "start",
+            "run_number": run,
+            "start_time": time.time(),
+            "duration": "N/A",
+            "beamline": exp[:3].upper(),
+            "experiment": exp,
+            "beam_type": "X-ray",
+            "polarization": self.polarization,
+            "data_collection_rate": self.rate,
+            "datatype": str(arr.dtype),
+            "shape": "x".join(str(s) for s in arr.shape[1:]),
+            "algorithm": "bitshuffle-lz4",
+            "detector": {
+                "name": self.detector_name,
+                "id": det.serial if det else "",
+                "type": self.detector_type,
+                "geometry": "",
+                "pixel_coords": "",
+                "material": "???",
+                "thickness": "???",
+            },
+            "message_id": self._message_id(),
+            "timestamp": time.time(),
+            "lclstream": self._facts(),
+        }
+        return b"c" + cbor2.dumps(msg)
+
+    def serialize(self, batch: EventBatch) -> list[Message]:
+        arr = batch.arrays.get(self.source)
+        if arr is None:
+            raise FormatError(
+                f"LclstreamerSimplonSerializer: the batch has no {self.source!r} "
+                f"(data_source_to_serialize); it has {sorted(batch.arrays)}"
+            )
+        arr = np.ascontiguousarray(arr)
+        out: list[Message] = []
+        if not self._started and self.info.sender == self.info.senders - 1:
+            out.append([self._start_message(arr)])
+        self._started = True
+        chunks = (
+            compress_events(arr, "bslz4", threads=self.threads, buffer=self._buffer)
+            if len(arr)
+            else []
+        )
+        run, _ = self._run()
+        sums = arr.reshape(len(arr), -1).sum(axis=1) if len(arr) else []
+        for i, chunk in enumerate(chunks):
+            mv = memoryview(chunk).cast("B")
+            block = struct.unpack(">I", mv[8:12])[0] // arr.dtype.itemsize
+            s = sums[i]
+            msg = {
+                "type": "image",
+                "run": run,
+                "compressed_data": bytes(mv[12:]),
+                "dtype": str(arr.dtype),
+                "sum": float(s) if arr.dtype.kind == "f" else int(s),
+                "message_id": self._message_id(),
+                "timestamp": int(batch.timestamps[i]) / 1e9,
+                "block_size": int(block),
+                "shape": list(arr.shape[1:]),
+                "event_id": int(batch.event_ids[i]),
+                "lclstream": self._facts(),
+            }
+            out.append([b"m" + cbor2.dumps(msg)])
+            self.sequence += 1
+        return out
+
+    def end(self, totals: StreamTotals) -> list[Message]:
+        run, _ = self._run()
+        msg = {
+            "type": "stop",
+            "run": run,
+            "timestamp": time.time(),
+            "lclstream": {
+                **self._facts(),
+                "end_of_stream": True,
+                "events_sent": totals.events_sent,
+                "messages_sent": totals.messages_sent,
+                "events_dropped": totals.events_dropped,
+                "drop_reasons": dict(totals.drop_reasons),
+                "cancelled": totals.cancelled,
+            },
+        }
+        return [[b"c" + cbor2.dumps(msg)]]
+
+
+@guarded("LCLStreamer SIMPLON")
+def parse(message: Any, *, decode: bool = True) -> ParsedMessage:
+    frames = as_frames(message)
+    if len(frames) != 1:
+        raise FormatError(f"LCLStreamer SIMPLON: a message is one frame, got {len(frames)}")
+    mv = frame_bytes(frames[0])
+    prefix = bytes(mv[:1])
+    if prefix not in (b"c", b"m"):
+        raise FormatError(f"LCLStreamer SIMPLON: prefix {prefix!r} is neither b'c' nor b'm'")
+    try:
+        msg = cbor2.loads(mv[1:])
+    except Exception as exc:
+        raise FormatError(
+            f"LCLStreamer SIMPLON: {len(mv)}-byte message is not CBOR: {exc}"
+        ) from exc
+    if not isinstance(msg, Mapping):
+        raise FormatError("LCLStreamer SIMPLON: content is not a CBOR map")
+    ours = dict(msg.get("lclstream", {}))
+    info = StreamInfo(
+        stream_id=str(ours.get("stream_id", "")),
+        sender=int(ours.get("sender", 0)),
+        senders=int(ours.get("senders", 1)),
+        calibration=ours.get("calibration", "raw"),
+    )
+    seq = int(ours.get("sequence", -1))
+    kind = msg.get("type")
+    args = (info.stream_id, info.sender, info.senders, seq)
+    if kind == "start":
+        return ParsedMessage("start", *args, info=info, nbytes=len(mv))
+    if kind == "stop":
+        totals = StreamTotals(
+            events_sent=int(ours.get("events_sent", 0)),
+            messages_sent=int(ours.get("messages_sent", 0)),
+            events_dropped=int(ours.get("events_dropped", 0)),
+            drop_reasons={str(k): int(v) for k, v in dict(ours.get("drop_reasons", {})).items()},
+            cancelled=bool(ours.get("cancelled", False)),
+        )
+        return ParsedMessage("end", *args, totals=totals, info=info, nbytes=len(mv))
+    if kind != "image":
+        raise FormatError(f"LCLStreamer SIMPLON: unknown message type {kind!r}")
+    try:
+        dt = np.dtype(msg["dtype"])
+        shape = tuple(int(s) for s in msg["shape"])
+        blocks = bytes(msg["compressed_data"])
+        block = int(msg.get("block_size", LCLSTREAMER_BLOCK))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FormatError(
+            f"LCLStreamer SIMPLON: image map lacks dtype/shape/compressed_data: {exc}"
+        ) from exc
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+    if nbytes > expansion_limit(len(mv)) or min(shape, default=1) < 0:
+        raise FormatError(f"LCLStreamer SIMPLON: image declares {nbytes} bytes (corrupt?)")
+    if decode:
+        chunk = struct.pack(">QI", nbytes, block * dt.itemsize) + blocks
+        arr = decompress_chunk(chunk, "bslz4", dt, shape).reshape((1, *shape))
+    else:
+        arr = np.empty((1, 0), dt)
+    ts = int(round(float(msg.get("timestamp", 0.0)) * 1e9))
+    batch = EventBatch(
+        np.array([int(msg.get("event_id", seq))], np.uint64),
+        np.array([ts], np.uint64),
+        {"detector_data": arr},
+    )
+    return ParsedMessage("data", *args, batch=batch, info=info, nbytes=len(mv))

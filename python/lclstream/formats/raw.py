@@ -1,0 +1,271 @@
+"""Raw batches: a small CBOR header frame + ONE payload frame holding the batch's memory.
+
+Why: a consumer on the same site (GPU, Ray) wants the frames as an array, not a file. The
+payload is the primary array's contiguous memory, sent as it is (no copy when
+uncompressed); the receiver gets a numpy array that views the received frame (ready for
+DLPack). Small per-event arrays (scalars, peak lists) travel in the header. See README.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cbor2
+import numpy as np
+
+from lclstream import _core
+from lclstream.errors import FormatError
+from lclstream.formats._common import (
+    ChunkBuffer,
+    as_frames,
+    compress_events,
+    compression,
+    decompress_events,
+    expansion_limit,
+    frame_bytes,
+    guarded,
+)
+from lclstream.protocols import (
+    DetectorInfo,
+    EventBatch,
+    Message,
+    ParsedMessage,
+    StreamInfo,
+    StreamTotals,
+)
+
+FORMAT_TAG = "lclstream-raw"
+VERSION = 1
+
+
+def _small(arr: np.ndarray) -> dict[str, Any]:
+    a = np.ascontiguousarray(arr)
+    return {"dtype": a.dtype.str, "shape": list(a.shape), "data": a.tobytes()}
+
+
+def _unsmall(d: Any, where: str) -> np.ndarray:
+    try:
+        arr = np.frombuffer(d["data"], np.dtype(d["dtype"])).reshape(d["shape"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FormatError(f"raw batch header: {where} is malformed: {exc}") from exc
+    return arr
+
+
+class RawBatchSerializer:
+    """Batches → [header, payload] messages. ``compression`` (default none) compresses each
+    event's frame with lclstream.codec; the payload is then the chunks back to back."""
+
+    type_name = "RawBatchSerializer"
+
+    def __init__(
+        self,
+        compression: str | None = None,
+        compression_level: int | None = None,
+        *,
+        primary: str | None = None,
+        threads: int = 0,
+        **_ignored: Any,
+    ) -> None:
+        self.compression = _compression(compression, compression_level)
+        self.primary = primary
+        self.threads = int(threads)
+        self._buffer = ChunkBuffer()
+        self.info = StreamInfo(stream_id="")
+        self.sequence = 0
+
+    def _head(self) -> dict[str, Any]:
+        i = self.info
+        return {
+            "format": FORMAT_TAG,
+            "version": VERSION,
+            "stream_id": i.stream_id,
+            "sender": i.sender,
+            "senders": i.senders,
+            "sequence": self.sequence,
+            "source_identifier": i.source_identifier,
+            "calibration": i.calibration,
+            "lclstream_version": _core.__version__,
+        }
+
+    def start(self, info: StreamInfo) -> list[Message]:
+        self.info = info
+        self.sequence = 0
+        return []
+
+    def _primary(self, batch: EventBatch) -> str | None:
+        if self.primary is not None:
+            return self.primary
+        if "detector_data" in batch.arrays:
+            return "detector_data"
+        big = [(v.nbytes, k) for k, v in batch.arrays.items()]
+        return max(big)[1] if big else None
+
+    def serialize(self, batch: EventBatch) -> list[Message]:
+        name = self._primary(batch)
+        head = self._head()
+        head["kind"] = "data"
+        head["event_ids"] = _small(np.asarray(batch.event_ids, np.uint64))
+        head["timestamps"] = _small(np.asarray(batch.timestamps, np.uint64))
+        head["arrays"] = {k: _small(v) for k, v in batch.arrays.items() if k != name}
+        head["results"] = {k: _small(v) for k, v in batch.results.items()}
+        payload: Any = b""
+        if name is not None:
+            arr = batch.arrays[name]
+            head["name"] = name
+            head["dtype"] = arr.dtype.str
+            head["shape"] = list(arr.shape)
+            comp = self.compression
+            if comp is None or len(arr) == 0:
+                if not arr.flags.c_contiguous:
+                    arr = np.ascontiguousarray(arr)
+                payload = arr.data.cast("B") if arr.nbytes else b""
+            else:
+                chunks = compress_events(
+                    np.ascontiguousarray(arr), comp, threads=self.threads, buffer=self._buffer
+                )
+                views = [memoryview(c).cast("B") for c in chunks]
+                head["compression"] = comp
+                head["chunk_sizes"] = [len(v) for v in views]
+                payload = b"".join(views)
+        self.sequence += 1
+        return [[cbor2.dumps(head), payload]]
+
+    def end(self, totals: StreamTotals) -> list[Message]:
+        head = self._head()
+        head.update(
+            kind="end",
+            end_of_stream=True,
+            events_sent=totals.events_sent,
+            messages_sent=totals.messages_sent,
+            events_dropped=totals.events_dropped,
+            drop_reasons=dict(totals.drop_reasons),
+            cancelled=totals.cancelled,
+            detectors={
+                k: {"kind": d.kind, "frame_shape": list(d.frame_shape), "dtype": d.dtype}
+                for k, d in self.info.detectors.items()
+            },
+        )
+        return [[cbor2.dumps(head), b""]]
+
+
+def _compression(name: str | None, level: int | None) -> str | None:
+    comp = compression(name, level)
+    if comp.name == "none":
+        return None
+    if comp.codec is None:
+        raise FormatError(f"RawBatchSerializer: compression {name!r} is HDF5-only; use a codec")
+    return comp.codec
+
+
+def is_raw(frames: list[Any]) -> bool:
+    if len(frames) != 2:
+        return False
+    head = bytes(frame_bytes(frames[0])[:32])
+    return b"lclstream-raw" in head
+
+
+@guarded("raw batch")
+def parse(message: Any, *, decode: bool = True, threads: int = 0) -> ParsedMessage:
+    """[header, payload] → ParsedMessage; the primary array views the payload frame."""
+    frames = as_frames(message)
+    if len(frames) != 2:
+        raise FormatError(f"raw batch: expected 2 frames (header, payload), got {len(frames)}")
+    hb = frame_bytes(frames[0])
+    try:
+        head = cbor2.loads(hb)
+    except Exception as exc:
+        raise FormatError(f"raw batch: header ({len(hb)} bytes) is not valid CBOR: {exc}") from exc
+    if not isinstance(head, dict) or head.get("format") != FORMAT_TAG:
+        raise FormatError("raw batch: header lacks format='lclstream-raw'")
+    if int(head.get("version", 0)) > VERSION:
+        raise FormatError(f"raw batch: version {head.get('version')} is newer than {VERSION}")
+    payload = frame_bytes(frames[1])
+    info = StreamInfo(
+        stream_id=str(head.get("stream_id", "")),
+        sender=int(head.get("sender", 0)),
+        senders=int(head.get("senders", 1)),
+        source_identifier=str(head.get("source_identifier", "")),
+        calibration=head.get("calibration", "raw"),
+    )
+    seq = int(head.get("sequence", -1))
+    nbytes = len(hb) + len(payload)
+    if head.get("kind") == "end":
+        totals = StreamTotals(
+            events_sent=int(head.get("events_sent", 0)),
+            messages_sent=int(head.get("messages_sent", 0)),
+            events_dropped=int(head.get("events_dropped", 0)),
+            drop_reasons={str(k): int(v) for k, v in dict(head.get("drop_reasons", {})).items()},
+            cancelled=bool(head.get("cancelled", False)),
+        )
+        for k, d in dict(head.get("detectors", {})).items():
+            info.detectors[k] = DetectorInfo(k, d["kind"], tuple(d["frame_shape"]), d["dtype"])
+        return ParsedMessage(
+            "end",
+            info.stream_id,
+            info.sender,
+            info.senders,
+            seq,
+            totals=totals,
+            info=info,
+            nbytes=nbytes,
+        )
+    arrays = {k: _unsmall(v, f"array {k!r}") for k, v in dict(head.get("arrays", {})).items()}
+    results = {k: _unsmall(v, f"result {k!r}") for k, v in dict(head.get("results", {})).items()}
+    ids = _unsmall(head.get("event_ids"), "event_ids")
+    ts = _unsmall(head.get("timestamps"), "timestamps")
+    name = head.get("name")
+    if name is not None:
+        try:
+            dt = np.dtype(head["dtype"])
+            shape = tuple(int(s) for s in head["shape"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FormatError(f"raw batch: bad dtype/shape in header: {exc}") from exc
+        expected = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+        comp = head.get("compression")
+        if comp is None:
+            if len(payload) != expected:
+                raise FormatError(
+                    f"raw batch: payload has {len(payload)} bytes, header says {list(shape)} "
+                    f"{dt} = {expected} bytes (truncated?)"
+                )
+            arr = np.frombuffer(payload, dt).reshape(shape) if expected else np.zeros(shape, dt)
+        else:
+            sizes = [int(s) for s in head.get("chunk_sizes", [])]
+            if sum(sizes) != len(payload) or len(sizes) != shape[0]:
+                raise FormatError(
+                    f"raw batch: payload has {len(payload)} bytes in {len(sizes)} chunks, "
+                    f"header chunk sizes sum to {sum(sizes)} for {shape[0]} events"
+                )
+            frame_nbytes = expected // max(1, shape[0])
+            if expected > expansion_limit(nbytes):
+                raise FormatError(f"raw batch: header declares {expected} bytes (corrupt?)")
+            if comp != "zstd":  # 32008/32004 chunks start with their uncompressed size
+                off = 0
+                for i, s in enumerate(sizes):
+                    declared = int.from_bytes(bytes(payload[off : off + 8]), "big")
+                    if declared != frame_nbytes:
+                        raise FormatError(
+                            f"raw batch: chunk {i} declares {declared} bytes, "
+                            f"the frame has {frame_nbytes}"
+                        )
+                    off += s
+            if decode and sizes:
+                bounds = np.concatenate([[0], np.cumsum(sizes)])
+                parts = [
+                    payload[int(a) : int(b)] for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+                ]
+                arr = decompress_events(parts, comp, dt, shape[1:], threads)
+            else:
+                arr = np.empty(shape if decode else (shape[0], 0), dt)
+        arrays = {name: arr, **arrays}
+    batch = EventBatch(ids, ts, arrays, results, owners=[frames[1]])
+    return ParsedMessage(
+        "data",
+        info.stream_id,
+        info.sender,
+        info.senders,
+        seq,
+        batch=batch,
+        info=info,
+        nbytes=nbytes,
+    )
