@@ -1,12 +1,17 @@
 // LZ4 block encoder for bit-transposed blocks (bslz4).
 //
 // A bitshuffled block is 8*E bit planes, each a contiguous run of n/8 bytes. Planes fall into
-// three kinds, and each kind has a cheap encoding that is still an ordinary LZ4 block:
+// four kinds, and each kind has a cheap encoding that is still an ordinary LZ4 block:
 //  * constant (every byte the same, e.g. unused high bits): one literal byte (or none, when
 //    the previous byte already has that value) and a match with offset 1 over the rest;
 //  * noisy (bits flip at random, e.g. the low bits of pedestal + noise): LZ4 could not
 //    shrink them, so they are emitted as literals without searching;
-//  * everything else (sparse or structured planes): runs of such planes go through liblz4,
+//  * sparse (70%+ zero bytes, e.g. photon counts): zero runs of 4+ bytes become matches
+//    (offset 1 after a literal zero, or a copy of an earlier zero run at least as long), the
+//    bytes between them literals. The runs come from a nonzero-byte bit mask (one vector
+//    compare per 64 bytes; run starts by shifts and ANDs, run ends by tzcnt), so no byte
+//    loop, no hash table and no liblz4 call; the mask is the same on every ISA, so are the bytes;
+//  * everything else (structured planes): runs of such planes go through liblz4,
 //    and its sequences are spliced into ours (its first sequence absorbs our pending
 //    literals, its final literals become our pending literals).
 // LZ4 block rules kept: every match starts at least 12 and ends at least 5 bytes before the
