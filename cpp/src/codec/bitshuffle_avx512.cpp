@@ -38,6 +38,7 @@ struct Tables {
   alignas(64) std::uint8_t split[4][64];   // E = 2, 4, 8: bytes of elements -> stream-major (index by log2 E - 1)
   alignas(64) std::uint8_t join[4][64];    // inverse of split
   alignas(64) std::uint8_t rev2[2][64];    // E = 2: byte b of 64 elements (128 bytes), each qword reversed
+  alignas(64) std::uint8_t zip2[2][64];    // E = 2: interleave bytes 0-31 / 32-63 of two streams
   Tables() {
     for (int i = 0; i < 64; ++i) rev[i] = static_cast<std::uint8_t>((i & ~7) | (7 - (i & 7)));
     for (int h = 0; h < 2; ++h) {
@@ -59,6 +60,7 @@ struct Tables {
     }
     for (int b = 0; b < 2; ++b) {
       for (int i = 0; i < 64; ++i) rev2[b][i] = static_cast<std::uint8_t>(2 * rev[i] + b);
+      for (int i = 0; i < 64; ++i) zip2[b][i] = static_cast<std::uint8_t>((i % 2) * 64 + 32 * b + i / 2);
     }
     for (int l = 0; l < 3; ++l) {
       const int e = 2 << l, per = 64 / e;
@@ -147,6 +149,36 @@ std::size_t transpose2_fused(const std::uint8_t* src, std::uint8_t* dst, std::si
     }
   }
   return k;
+}
+
+// The inverse of transpose2_fused: 16 bytes of each of the 16 planes -> 128 elements.
+void untranspose2_fused(const std::uint8_t* src, std::uint8_t* dst, std::size_t n) {
+  const Tables& t = tables();
+  const std::size_t nb = n / 8;
+  const __m512i i0 = load(t.inv[0]), i1 = load(t.inv[1]), q0 = load(t.zip2[0]), q1 = load(t.zip2[1]);
+  for (std::size_t k = 0; k + 128 <= n; k += 128) {
+    const std::size_t g = k / 8;
+    __m512i lo[2], hi[2];  // stream b, elements k..k+63 / k+64..k+127
+    for (std::size_t b = 0; b < 2; ++b) {
+      const std::uint8_t* planes = src + b * n;
+      auto l128 = [&](std::size_t j) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(planes + j * nb + g)); };
+      __m512i z0 = _mm512_castsi128_si512(l128(0));
+      z0 = _mm512_inserti32x4(z0, l128(1), 1);
+      z0 = _mm512_inserti32x4(z0, l128(2), 2);
+      z0 = _mm512_inserti32x4(z0, l128(3), 3);
+      __m512i z1 = _mm512_castsi128_si512(l128(4));
+      z1 = _mm512_inserti32x4(z1, l128(5), 1);
+      z1 = _mm512_inserti32x4(z1, l128(6), 2);
+      z1 = _mm512_inserti32x4(z1, l128(7), 3);
+      lo[b] = gf_transpose(_mm512_permutex2var_epi8(z0, i0, z1));
+      hi[b] = gf_transpose(_mm512_permutex2var_epi8(z0, i1, z1));
+    }
+    std::uint8_t* o = dst + 2 * k;
+    _mm512_storeu_si512(o, _mm512_permutex2var_epi8(lo[0], q0, lo[1]));
+    _mm512_storeu_si512(o + 64, _mm512_permutex2var_epi8(lo[0], q1, lo[1]));
+    _mm512_storeu_si512(o + 128, _mm512_permutex2var_epi8(hi[0], q0, hi[1]));
+    _mm512_storeu_si512(o + 192, _mm512_permutex2var_epi8(hi[0], q1, hi[1]));
+  }
 }
 
 // Phase B: one stream of n bytes -> 8 planes of n/8 bytes at `planes` (plane stride nb).
@@ -280,6 +312,10 @@ void bit_untranspose(const std::byte* in, std::byte* out, std::size_t n, std::si
   const auto* src = reinterpret_cast<const std::uint8_t*>(in);
   auto* dst = reinterpret_cast<std::uint8_t*>(out);
   if (elem_size == 1) return planes_to_stream(src, dst, n);
+  if (elem_size == 2 && n % 128 == 0) {
+    untranspose2_fused(src, dst, n);
+    return;
+  }
   if ((elem_size != 2 && elem_size != 4 && elem_size != 8) || n * elem_size > t_scratch.size()) {
     return scalar::bit_untranspose(in, out, n, elem_size);
   }
