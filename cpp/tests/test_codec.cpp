@@ -48,9 +48,11 @@ std::span<const std::byte> bytes_of(const std::vector<T>& v) {
   return std::as_bytes(std::span(v));
 }
 
-std::vector<std::byte> compress(std::span<const std::byte> in, std::size_t es, Codec c, int threads = 1) {
+std::vector<std::byte> compress(std::span<const std::byte> in, std::size_t es, Codec c, int threads = 1,
+                                std::size_t block_size = 0) {
   CodecOptions o;
   o.codec = c;
+  o.block_size = block_size;
   std::vector<std::byte> out(compress_bound(o, in.size(), es));
   out.resize(compress_chunk(in, es, out, o, threads));
   return out;
@@ -60,7 +62,7 @@ std::vector<std::byte> compress(std::span<const std::byte> in, std::size_t es, C
 TEST_CASE("every ISA's bit transpose equals scalar, and inverts") {
   IsaGuard guard;
   for (std::size_t es : {1u, 2u, 4u, 8u, 3u}) {
-    for (std::size_t n : {8u, 16u, 64u, 120u, 512u, 1024u, 4096u, 4104u}) {
+    for (std::size_t n : {8u, 16u, 64u, 120u, 128u, 256u, 512u, 1024u, 4096u, 4104u, 40960u}) {
       auto in = random_bytes(n * es, static_cast<unsigned>(n + es), 30);
       std::vector<std::byte> ref(in.size()), got(in.size()), back(in.size());
       scalar::bit_transpose(in.data(), ref.data(), n, es);
@@ -266,5 +268,91 @@ TEST_CASE("compress_batch gives each event of a Batch its own chunk") {
   for (std::size_t e = 0; e < 3; ++e) {
     decompress_chunk(r.buffer.span().subspan(r.offsets[e], r.sizes[e]), 2, back, Codec::bszstd);
     REQUIRE(std::memcmp(back.data(), batch.bytes().data() + e * 12800, 12800) == 0);
+  }
+}
+
+namespace {
+// Photon counts: `percent` of the pixels hold 1-3 photons, a few hold a Bragg peak's hundreds.
+template <class T>
+std::vector<T> sparse_counts(std::size_t n, unsigned seed, double percent) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> u(0, 100);
+  std::vector<T> v(n, T{0});
+  for (auto& x : v) {
+    const double r = u(rng);
+    if (r < percent * 0.01) x = static_cast<T>(200 + rng() % 1800);
+    else if (r < percent) x = static_cast<T>(1 + rng() % 3);
+  }
+  return v;
+}
+
+// Every block of an LZ4-in-bitshuffle chunk through liblz4 alone (safe and fast decoders).
+std::vector<std::byte> decode_with_liblz4(const std::vector<std::byte>& chunk, std::size_t total, std::size_t es) {
+  const std::size_t bbytes = codec_detail::get_be32(chunk.data() + 8);
+  std::vector<std::byte> planes(bbytes), back(total);
+  std::size_t pos = 12, done = 0;
+  const std::size_t tail = (total / es) % 8 * es;
+  while (done + tail < total) {
+    const std::size_t m = std::min(bbytes, (total - tail - done));
+    const std::size_t c = codec_detail::get_be32(chunk.data() + pos);
+    pos += 4;
+    REQUIRE(LZ4_decompress_safe(reinterpret_cast<const char*>(chunk.data() + pos), reinterpret_cast<char*>(planes.data()),
+                                static_cast<int>(c), static_cast<int>(m)) == static_cast<int>(m));
+    REQUIRE(LZ4_decompress_fast(reinterpret_cast<const char*>(chunk.data() + pos), reinterpret_cast<char*>(planes.data()),
+                                static_cast<int>(m)) == static_cast<int>(c));
+    scalar::bit_untranspose(planes.data(), back.data() + done, m / es, es);
+    pos += c;
+    done += m;
+  }
+  std::memcpy(back.data() + done, chunk.data() + pos, tail);
+  REQUIRE(pos + tail == chunk.size());
+  return back;
+}
+}  // namespace
+
+TEST_CASE("nonzero-byte masks: every ISA equals a byte loop") {
+  IsaGuard guard;
+  for (std::size_t n : {0u, 1u, 7u, 8u, 9u, 63u, 64u, 65u, 127u, 128u, 200u, 512u, 1000u}) {
+    for (int zp : {0, 50, 90, 100}) {
+      const auto in = random_bytes(n, static_cast<unsigned>(n * 7 + static_cast<std::size_t>(zp)), zp);
+      const auto* x = reinterpret_cast<const std::uint8_t*>(in.data());
+      const std::size_t nw = (n + 63) / 64;
+      std::vector<std::uint64_t> ref(nw + 1, 0);
+      for (std::size_t i = 0; i < n; ++i) ref[i / 64] |= std::uint64_t(x[i] != 0) << (i % 64);
+      for (Isa isa : available_isas()) {
+        set_isa(isa);
+        std::vector<std::uint64_t> got(nw + 1, 0);
+        codec_detail::nonzero_mask(x, n, got.data());
+        INFO("isa " << isa_name(isa) << " n " << n << " zeros " << zp << "%");
+        REQUIRE(got == ref);
+      }
+    }
+  }
+}
+
+TEST_CASE("sparse photon-count data: identical bytes on every ISA, liblz4 decodes, any block size") {
+  IsaGuard guard;
+  for (double pct : {0.0, 0.05, 0.5, 2.0, 8.0, 20.0, 45.0}) {
+    const auto c8 = sparse_counts<std::uint8_t>(3 * 8192 + 35, 31, pct);
+    const auto c16 = sparse_counts<std::uint16_t>(5 * 4096 + 77, 32, pct);
+    const auto c32 = sparse_counts<std::uint32_t>(3 * 2048 + 13, 33, pct);
+    const std::vector<std::pair<std::span<const std::byte>, std::size_t>> inputs{
+        {bytes_of(c8), 1}, {bytes_of(c16), 2}, {bytes_of(c32), 4}};
+    for (auto [in, es] : inputs) {
+      for (std::size_t bs : {0u, 16u, 64u, 136u, 1000u, 4096u, 8000u}) {
+        set_isa(Isa::scalar);
+        const auto ref = compress(in, es, Codec::bslz4, 1, bs);
+        for (Isa isa : available_isas()) {
+          set_isa(isa);
+          INFO("isa " << isa_name(isa) << " elem " << es << " block " << bs << " percent " << pct);
+          REQUIRE(compress(in, es, Codec::bslz4, 1, bs) == ref);
+        }
+        INFO("elem " << es << " block " << bs << " percent " << pct);
+        set_isa(Isa::scalar);
+        const auto back = decode_with_liblz4(ref, in.size(), es);
+        REQUIRE(std::memcmp(back.data(), in.data(), in.size()) == 0);
+        if (pct <= 2.0 && bs == 0) REQUIRE(ref.size() * 4 < in.size());  // sparse data must shrink
+      }
+    }
   }
 }

@@ -37,6 +37,8 @@ struct Tables {
   alignas(64) std::uint8_t inv1[64];       // one chunk: plane-major -> reversed group form
   alignas(64) std::uint8_t split[4][64];   // E = 2, 4, 8: bytes of elements -> stream-major (index by log2 E - 1)
   alignas(64) std::uint8_t join[4][64];    // inverse of split
+  alignas(64) std::uint8_t rev2[2][64];    // E = 2: byte b of 64 elements (128 bytes), each qword reversed
+  alignas(64) std::uint8_t zip2[2][64];    // E = 2: interleave bytes 0-31 / 32-63 of two streams
   Tables() {
     for (int i = 0; i < 64; ++i) rev[i] = static_cast<std::uint8_t>((i & ~7) | (7 - (i & 7)));
     for (int h = 0; h < 2; ++h) {
@@ -55,6 +57,10 @@ struct Tables {
     }
     for (int g = 0; g < 8; ++g) {
       for (int k = 0; k < 8; ++k) inv1[g * 8 + k] = static_cast<std::uint8_t>((7 - k) * 8 + g);
+    }
+    for (int b = 0; b < 2; ++b) {
+      for (int i = 0; i < 64; ++i) rev2[b][i] = static_cast<std::uint8_t>(2 * rev[i] + b);
+      for (int i = 0; i < 64; ++i) zip2[b][i] = static_cast<std::uint8_t>((i % 2) * 64 + 32 * b + i / 2);
     }
     for (int l = 0; l < 3; ++l) {
       const int e = 2 << l, per = 64 / e;
@@ -110,6 +116,68 @@ void join_bytes(const std::uint8_t* src, std::uint8_t* dst, std::size_t n) {
   }
   for (; k < n; ++k) {
     for (std::size_t b = 0; b < E; ++b) dst[k * E + b] = src[b * n + k];
+  }
+}
+
+// E = 2, both phases fused: 128 elements (256 bytes) -> 16 bytes of each of the 16 planes,
+// without the stream buffer: the byte split and the qword reversal are one two-source vpermb.
+// Returns the elements done (a multiple of 128); the rest goes the two-pass way.
+std::size_t transpose2_fused(const std::uint8_t* src, std::uint8_t* dst, std::size_t n) {
+  const Tables& t = tables();
+  const std::size_t nb = n / 8;
+  const __m512i r0 = load(t.rev2[0]), r1 = load(t.rev2[1]), f0 = load(t.fwd[0]), f1 = load(t.fwd[1]);
+  std::size_t k = 0;
+  for (; k + 128 <= n; k += 128) {
+    const __m512i a0 = load(src + 2 * k), a1 = load(src + 2 * k + 64);
+    const __m512i a2 = load(src + 2 * k + 128), a3 = load(src + 2 * k + 192);
+    const std::size_t g = k / 8;
+    for (std::size_t b = 0; b < 2; ++b) {
+      const __m512i idx = b == 0 ? r0 : r1;
+      const __m512i y0 = gf_transpose(_mm512_permutex2var_epi8(a0, idx, a1));
+      const __m512i y1 = gf_transpose(_mm512_permutex2var_epi8(a2, idx, a3));
+      const __m512i z0 = _mm512_permutex2var_epi8(y0, f0, y1);
+      const __m512i z1 = _mm512_permutex2var_epi8(y0, f1, y1);
+      std::uint8_t* planes = dst + b * n;
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(planes + 0 * nb + g), _mm512_castsi512_si128(z0));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(planes + 1 * nb + g), _mm512_extracti32x4_epi32(z0, 1));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(planes + 2 * nb + g), _mm512_extracti32x4_epi32(z0, 2));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(planes + 3 * nb + g), _mm512_extracti32x4_epi32(z0, 3));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(planes + 4 * nb + g), _mm512_castsi512_si128(z1));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(planes + 5 * nb + g), _mm512_extracti32x4_epi32(z1, 1));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(planes + 6 * nb + g), _mm512_extracti32x4_epi32(z1, 2));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(planes + 7 * nb + g), _mm512_extracti32x4_epi32(z1, 3));
+    }
+  }
+  return k;
+}
+
+// The inverse of transpose2_fused: 16 bytes of each of the 16 planes -> 128 elements.
+void untranspose2_fused(const std::uint8_t* src, std::uint8_t* dst, std::size_t n) {
+  const Tables& t = tables();
+  const std::size_t nb = n / 8;
+  const __m512i i0 = load(t.inv[0]), i1 = load(t.inv[1]), q0 = load(t.zip2[0]), q1 = load(t.zip2[1]);
+  for (std::size_t k = 0; k + 128 <= n; k += 128) {
+    const std::size_t g = k / 8;
+    __m512i lo[2], hi[2];  // stream b, elements k..k+63 / k+64..k+127
+    for (std::size_t b = 0; b < 2; ++b) {
+      const std::uint8_t* planes = src + b * n;
+      auto l128 = [&](std::size_t j) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(planes + j * nb + g)); };
+      __m512i z0 = _mm512_castsi128_si512(l128(0));
+      z0 = _mm512_inserti32x4(z0, l128(1), 1);
+      z0 = _mm512_inserti32x4(z0, l128(2), 2);
+      z0 = _mm512_inserti32x4(z0, l128(3), 3);
+      __m512i z1 = _mm512_castsi128_si512(l128(4));
+      z1 = _mm512_inserti32x4(z1, l128(5), 1);
+      z1 = _mm512_inserti32x4(z1, l128(6), 2);
+      z1 = _mm512_inserti32x4(z1, l128(7), 3);
+      lo[b] = gf_transpose(_mm512_permutex2var_epi8(z0, i0, z1));
+      hi[b] = gf_transpose(_mm512_permutex2var_epi8(z0, i1, z1));
+    }
+    std::uint8_t* o = dst + 2 * k;
+    _mm512_storeu_si512(o, _mm512_permutex2var_epi8(lo[0], q0, lo[1]));
+    _mm512_storeu_si512(o + 64, _mm512_permutex2var_epi8(lo[0], q1, lo[1]));
+    _mm512_storeu_si512(o + 128, _mm512_permutex2var_epi8(hi[0], q0, hi[1]));
+    _mm512_storeu_si512(o + 192, _mm512_permutex2var_epi8(hi[0], q1, hi[1]));
   }
 }
 
@@ -191,25 +259,45 @@ void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t npl
     const std::uint8_t* x = planes + p * nb;
     const std::uint64_t pat = 0x0101010101010101ULL * x[0];
     const __m512i vpat = _mm512_set1_epi64(static_cast<long long>(pat));
-    __m512i vdiff = _mm512_setzero_si512(), vflips = _mm512_setzero_si512();
-    std::size_t i = 0, zeros = 0;
+    __m512i vdiff = _mm512_setzero_si512();
+    std::size_t i = 0, zeros = 0, flips = 0;
     for (; i + 64 <= nb; i += 64) {
       const __m512i v = load(x + i);
       vdiff = _mm512_or_si512(vdiff, _mm512_xor_si512(v, vpat));
-      vflips = _mm512_add_epi64(vflips, _mm512_popcnt_epi64(_mm512_xor_si512(v, _mm512_srli_epi64(v, 1))));
       zeros += static_cast<std::size_t>(std::popcount(_mm512_testn_epi8_mask(v, v)));
     }
     std::uint64_t diff = _mm512_test_epi64_mask(vdiff, vdiff) ? 1 : 0;
-    std::size_t flips = static_cast<std::size_t>(_mm512_reduce_add_epi64(vflips));
     classify_tail(x, i, nb, pat, diff, flips, zeros);
+    // Constant and sparse planes do not need the flip count (decide reports 0 for them).
+    if (diff != 0 && zeros * 10 < nb * 7) {
+      __m512i vflips = _mm512_setzero_si512();
+      for (std::size_t k = 0; k + 64 <= nb; k += 64) {
+        const __m512i v = load(x + k);
+        vflips = _mm512_add_epi64(vflips, _mm512_popcnt_epi64(_mm512_xor_si512(v, _mm512_srli_epi64(v, 1))));
+      }
+      flips += static_cast<std::size_t>(_mm512_reduce_add_epi64(vflips));
+    }
     info[p] = decide(diff, flips, zeros, nb, x[0]);
   }
+}
+
+void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out) {
+  std::size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    const __m512i v = load(x + i);
+    out[i / 64] = _mm512_test_epi8_mask(v, v);
+  }
+  nonzero_mask_tail(x, i, n, out);
 }
 
 void bit_transpose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size) {
   const auto* src = reinterpret_cast<const std::uint8_t*>(in);
   auto* dst = reinterpret_cast<std::uint8_t*>(out);
   if (elem_size == 1) return stream_to_planes(src, dst, n);
+  if (elem_size == 2 && n % 128 == 0) {
+    transpose2_fused(src, dst, n);
+    return;
+  }
   if ((elem_size != 2 && elem_size != 4 && elem_size != 8) || n * elem_size > t_scratch.size()) {
     return scalar::bit_transpose(in, out, n, elem_size);
   }
@@ -224,6 +312,10 @@ void bit_untranspose(const std::byte* in, std::byte* out, std::size_t n, std::si
   const auto* src = reinterpret_cast<const std::uint8_t*>(in);
   auto* dst = reinterpret_cast<std::uint8_t*>(out);
   if (elem_size == 1) return planes_to_stream(src, dst, n);
+  if (elem_size == 2 && n % 128 == 0) {
+    untranspose2_fused(src, dst, n);
+    return;
+  }
   if ((elem_size != 2 && elem_size != 4 && elem_size != 8) || n * elem_size > t_scratch.size()) {
     return scalar::bit_untranspose(in, out, n, elem_size);
   }

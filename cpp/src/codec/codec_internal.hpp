@@ -12,22 +12,26 @@ enum class PlaneKind : std::uint8_t { constant, noisy, sparse, other };
 struct PlaneInfo {
   PlaneKind kind;
   std::uint8_t value;   // the byte of a constant plane
-  std::uint32_t flips;  // neighbouring bits that differ (about 4 per byte for random bits)
+  std::uint32_t flips;  // neighbouring bits that differ (about 4 per byte for random bits);
+                        // 0 for constant and sparse planes, which do not need it
 };
 }  // namespace codec_detail
 
 namespace scalar {
 void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t nplanes, codec_detail::PlaneInfo* info);
+void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out);
 void bit_transpose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size);
 void bit_untranspose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size);
 }  // namespace scalar
 namespace avx2 {
 void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t nplanes, codec_detail::PlaneInfo* info);
+void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out);
 void bit_transpose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size);
 void bit_untranspose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size);
 }  // namespace avx2
 namespace avx512 {
 void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t nplanes, codec_detail::PlaneInfo* info);
+void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out);
 void bit_transpose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size);
 void bit_untranspose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size);
 }  // namespace avx512
@@ -54,6 +58,10 @@ inline std::uint64_t get_be64(const std::byte* p) noexcept {
 
 /// Classifies each bit plane (dispatching on the active ISA; every ISA gives the same answer).
 void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t nplanes, PlaneInfo* info);
+
+/// Writes ceil(n / 64) words: bit k of word w is set iff x[64 w + k] != 0 (bits past n are 0).
+/// Dispatches on the active ISA; every ISA writes the same words.
+void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out);
 
 /// Encodes one bit-transposed block (8*elem_size planes of `plane_bytes` each) as one valid
 /// LZ4 block: constant planes become offset-1 matches, noisy planes literals, the rest goes

@@ -1,12 +1,17 @@
 // LZ4 block encoder for bit-transposed blocks (bslz4).
 //
 // A bitshuffled block is 8*E bit planes, each a contiguous run of n/8 bytes. Planes fall into
-// three kinds, and each kind has a cheap encoding that is still an ordinary LZ4 block:
+// four kinds, and each kind has a cheap encoding that is still an ordinary LZ4 block:
 //  * constant (every byte the same, e.g. unused high bits): one literal byte (or none, when
 //    the previous byte already has that value) and a match with offset 1 over the rest;
 //  * noisy (bits flip at random, e.g. the low bits of pedestal + noise): LZ4 could not
 //    shrink them, so they are emitted as literals without searching;
-//  * everything else (sparse or structured planes): runs of such planes go through liblz4,
+//  * sparse (70%+ zero bytes, e.g. photon counts): zero runs of 4+ bytes become matches
+//    (offset 1 after a literal zero, or a copy of an earlier zero run at least as long), the
+//    bytes between them literals. The runs come from a nonzero-byte bit mask (one vector
+//    compare per 64 bytes; run starts by shifts and ANDs, run ends by tzcnt), so no byte
+//    loop, no hash table and no liblz4 call; the mask is the same on every ISA, so are the bytes;
+//  * everything else (structured planes): runs of such planes go through liblz4,
 //    and its sequences are spliced into ours (its first sequence absorbs our pending
 //    literals, its final literals become our pending literals).
 // LZ4 block rules kept: every match starts at least 12 and ends at least 5 bytes before the
@@ -36,6 +41,7 @@ inline int popcnt64(std::uint64_t v) noexcept {
 void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t nplanes, codec_detail::PlaneInfo* info) {
   classify_scalar_loop(planes, nb, nplanes, info);
 }
+void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out) { nonzero_mask_tail(x, 0, n, out); }
 }  // namespace scalar
 
 namespace codec_detail {
@@ -47,6 +53,15 @@ void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t npl
     case Isa::scalar: break;
   }
   scalar::classify_planes(planes, nb, nplanes, info);
+}
+
+void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out) {
+  switch (active_isa()) {
+    case Isa::avx512: return avx512::nonzero_mask(x, n, out);
+    case Isa::avx2: return avx2::nonzero_mask(x, n, out);
+    case Isa::scalar: break;
+  }
+  scalar::nonzero_mask(x, n, out);
 }
 namespace {
 
@@ -84,7 +99,11 @@ struct Emitter {
     std::uint8_t* tok = op++;
     std::uint8_t t = static_cast<std::uint8_t>((ll >= 15 ? 15 : ll) << 4);
     if (ll >= 15) op = put_len(op, ll);
-    std::memcpy(op, in + lit, ll);
+    if (ll <= 16 && lit + 16 <= len && static_cast<std::size_t>(oend - op) >= 16 + 2 + 1 + ext_bytes(ml)) {
+      std::memcpy(op, in + lit, 16);  // fixed size: no library call; the extra bytes get overwritten
+    } else {
+      std::memcpy(op, in + lit, ll);
+    }
     op += ll;
     *op++ = static_cast<std::uint8_t>(offset);
     *op++ = static_cast<std::uint8_t>(offset >> 8);
@@ -112,10 +131,25 @@ struct Emitter {
     if (len < kMfLimit + 5) return;
     const std::size_t limit = len - kLastLiterals;
     if (s < lit) s = lit;
+    const std::uint64_t pat = 0x0101010101010101ULL * c;
+    for (std::uint64_t v; e + 8 <= limit; e += 8) {  // 8 bytes at a time (little-endian)
+      std::memcpy(&v, in + e, 8);
+      if (v != pat) {
+        e += static_cast<std::size_t>(std::countr_zero(v ^ pat)) / 8;
+        break;
+      }
+    }
     while (e < limit && in[e] == c) ++e;
     if (e > limit) e = limit;
     if (s >= e) return;
     std::size_t r = s;
+    for (std::uint64_t v; r >= lit + 8; r -= 8) {
+      std::memcpy(&v, in + r - 8, 8);
+      if (v != pat) {
+        r -= static_cast<std::size_t>(std::countl_zero(v ^ pat)) / 8;
+        break;
+      }
+    }
     while (r > lit && in[r - 1] == c) --r;
     const std::size_t m = (r > 0 && in[r - 1] == c) ? r : r + 1;  // in[m - 1] == c
     if (e >= m + 4 && m <= len - kMfLimit) sequence(m, 1, e - m);
@@ -127,30 +161,94 @@ struct Emitter {
 
   // [a, b) is mostly zero bytes: zero runs of 4+ bytes become matches, from an earlier zero
   // run at least as long when one is in reach, else with offset 1 after one literal zero.
-  void sparse(std::size_t a, std::size_t b) {
+  // The runs are read off a nonzero-byte bit mask (one vector compare per 64 bytes, then
+  // tzcnt), which every ISA computes identically: the sequences do not depend on the ISA.
+  // `mask` has room for (b - a) / 64 + 1 words.
+  void sparse(std::size_t a, std::size_t b, std::uint64_t* mask) {
     if (a < lit) a = lit;
-    if (len < kMfLimit + 5) return;
+    if (len < kMfLimit + 5 || a >= b) return;
     const std::size_t mlimit = len - kLastLiterals, slimit = len - kMfLimit;
-    std::size_t i = a;
-    while (i < b && ok) {
-      while (i < b && in[i] != 0) ++i;
-      if (i >= b) break;
-      std::size_t j = i + 1;
-      for (std::uint64_t w; j + 8 <= b && (std::memcpy(&w, in + j, 8), w == 0);) j += 8;
-      while (j < b && in[j] == 0) ++j;
-      const std::size_t g = j - i;
-      if (g >= 4) {
-        const bool far = zlen < g || i - zpos > 65535;
+    const std::size_t n = b - a, nw = (n + 63) / 64;
+    nonzero_mask(in + a, n, mask);
+    // Bits past the region read as nonzero, so that a zero run stops at b.
+    if (n % 64) mask[nw - 1] |= ~std::uint64_t{0} << (n % 64);
+    // Offsets (relative to a) of the next zero / nonzero byte at or after r, or n.
+    auto next = [&](std::size_t r, std::uint64_t flip) {
+      std::size_t w = r / 64;
+      std::uint64_t x = (mask[w] ^ flip) & (~std::uint64_t{0} << (r % 64));
+      while (x == 0) {
+        if (++w >= nw) return n;
+        x = mask[w] ^ flip;
+      }
+      const std::size_t p = w * 64 + static_cast<std::size_t>(std::countr_zero(x));
+      return p < n ? p : n;
+    };
+    // Starts of zero runs of 4+ bytes in word w: shorter runs never become matches.
+    auto long_starts = [&](std::size_t w) {
+      const std::uint64_t z = ~mask[w];
+      const std::uint64_t zn = w + 1 < nw ? ~mask[w + 1] : 0;  // past the region: nonzero
+      const std::uint64_t zp = w > 0 ? ~mask[w - 1] : 0;       // before it: nonzero
+      const std::uint64_t z4 = z & ((z >> 1) | (zn << 63)) & ((z >> 2) | (zn << 62)) & ((z >> 3) | (zn << 61));
+      return z4 & ~((z << 1) | (zp >> 63));
+    };
+    // The state lives in locals here: stores through the uint8_t output pointer could alias
+    // the members, which would make the compiler reload them after every byte written.
+    const std::uint8_t* const src = in;
+    const std::size_t srclen = len;
+    std::uint8_t* o = op;
+    std::uint8_t* const oe = oend;
+    std::size_t lt = lit, zp = zpos, zl = zlen;
+    std::size_t w = 0;
+    std::uint64_t starts = long_starts(0);
+    for (;;) {
+      while (starts == 0) {
+        if (++w >= nw) goto done;
+        starts = long_starts(w);
+      }
+      {
+        const std::size_t r = w * 64 + static_cast<std::size_t>(std::countr_zero(starts));
+        const std::size_t rj = next(r + 4, 0);  // the nonzero byte that ends the run
+        const std::size_t i = a + r, j = a + rj, g = rj - r;
+        const bool far = zl < g || i - zp > 65535;
         const std::size_t m = far ? i + 1 : i;
         const std::size_t e = j < mlimit ? j : mlimit;
-        if (m <= slimit && e >= m + 4) sequence(m, far ? 1 : i - zpos, e - m);
+        if (m <= slimit && e >= m + 4) {
+          const std::size_t off = far ? 1 : i - zp, ll = m - lt, ml = e - m - 4;
+          if (ll < 15 && ml < 15 && lt + 16 <= srclen && oe - o >= 32) {  // the common short sequence
+            o[0] = static_cast<std::uint8_t>((ll << 4) | ml);
+            std::memcpy(o + 1, src + lt, 16);  // fixed size; the extra bytes get overwritten
+            o += 1 + ll;
+            o[0] = static_cast<std::uint8_t>(off);
+            o[1] = static_cast<std::uint8_t>(off >> 8);
+            o += 2;
+            lt = e;
+          } else {
+            op = o;
+            lit = lt;
+            sequence(m, off, e - m);
+            o = op;
+            lt = lit;
+            if (!ok) goto done;
+          }
+        }
         if (far) {
-          zpos = i;
-          zlen = g;
+          zp = i;
+          zl = g;
+        }
+        if (rj / 64 != w) {  // the run ends in a later word
+          w = rj / 64;
+          if (w >= nw) goto done;
+          starts = long_starts(w) & (~std::uint64_t{0} << (rj % 64));
+        } else {
+          starts &= starts - 1;
         }
       }
-      i = j;
     }
+  done:
+    op = o;
+    lit = lt;
+    zpos = zp;
+    zlen = zl;
   }
 
   // [a, b) through liblz4; its sequences become ours.
@@ -218,7 +316,11 @@ std::size_t encode_planes_lz4(const std::byte* planes, std::size_t plane_bytes, 
   Emitter em{in, len, reinterpret_cast<std::uint8_t*>(out), reinterpret_cast<std::uint8_t*>(out) + cap};
   constexpr std::size_t kMaxPlanes = 64;
   PlaneInfo info[kMaxPlanes];
-  const bool planned = nplanes <= kMaxPlanes && plane_bytes >= 16;
+  // The sparse regions' nonzero masks live in `tmp` (LZ4_compressBound(len) >= len / 8 + 8
+  // bytes, 8-aligned); liblz4 output, which also goes there, is never needed at the same time.
+  auto* mask = reinterpret_cast<std::uint64_t*>(tmp);
+  const bool planned = nplanes <= kMaxPlanes && plane_bytes >= 16 && tmp_cap >= len / 8 + 8 &&
+                       reinterpret_cast<std::uintptr_t>(tmp) % alignof(std::uint64_t) == 0;
   if (planned) {
     classify_planes(in, plane_bytes, nplanes, info);
     std::size_t p = 0;
@@ -229,7 +331,7 @@ std::size_t encode_planes_lz4(const std::byte* planes, std::size_t plane_bytes, 
         em.run(p * plane_bytes, q * plane_bytes, info[p].value);
       } else if (info[p].kind == PlaneKind::sparse) {
         while (q < nplanes && info[q].kind == PlaneKind::sparse) ++q;
-        em.sparse(p * plane_bytes, q * plane_bytes);
+        em.sparse(p * plane_bytes, q * plane_bytes, mask);
       } else if (info[p].kind == PlaneKind::other) {
         while (q < nplanes && info[q].kind == PlaneKind::other) ++q;
         em.lz4(p * plane_bytes, q * plane_bytes, lz4_state, reinterpret_cast<std::uint8_t*>(tmp), tmp_cap);
