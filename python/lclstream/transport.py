@@ -141,14 +141,7 @@ class Curve:
         keys: CurveKeys | str | os.PathLike[str] | None = None,
     ) -> Curve:
         """Client side: the server's public key (Z85 text, a key file or CurveKeys)."""
-        if isinstance(server_key, CurveKeys):
-            sk = server_key.public_key
-        elif (
-            isinstance(server_key, str) and len(server_key) == 40 and not os.path.exists(server_key)
-        ):
-            sk = server_key
-        else:
-            sk = load_keys(server_key).public_key
+        sk = _public_key(server_key)
         own = (
             CurveKeys.generate()
             if keys is None
@@ -179,15 +172,20 @@ def _client_keys(
             raise ValueError(f"allowed_clients: no *.key files in {spec}")
         return tuple(load_keys(f).public_key for f in files)
     items = [spec] if isinstance(spec, str | os.PathLike) else list(spec)
-    out = []
-    for item in items:
-        if isinstance(item, CurveKeys):
-            out.append(item.public_key)
-        elif isinstance(item, str) and len(item) == 40 and not os.path.exists(item):
-            out.append(item)
-        else:
-            out.append(load_keys(item).public_key)
-    return tuple(out)
+    return tuple(_public_key(item) for item in items)
+
+
+def _public_key(key: CurveKeys | str | os.PathLike[str]) -> str:
+    """A public key given as CurveKeys, 40-character Z85 text or a key file."""
+    if isinstance(key, CurveKeys):
+        return key.public_key
+    if isinstance(key, str) and len(key) == 40 and not os.path.exists(key):
+        return key
+    return load_keys(key).public_key
+
+
+def _curve_dict(curve: Curve | None) -> dict[str, Any] | None:
+    return None if curve is None else curve._as_dict()
 
 
 _KEY_RE = re.compile(r'^\s*(public|secret)-key\s*=\s*"([^"]{40})"\s*$', re.MULTILINE)
@@ -301,7 +299,7 @@ class Sender:
             bind,
             sndhwm if hwm is None else hwm,
             timeout,
-            None if curve is None else curve._as_dict(),
+            _curve_dict(curve),
             sndbuf,
         )
         self.timeout = timeout
@@ -344,9 +342,7 @@ class Sender:
 
         Returns how many messages could not be delivered (0 when everything went out).
         """
-        if timeout is None:
-            return int(self._s.close(self.timeout if self.timeout is not None else None))
-        return int(self._s.close(timeout))
+        return int(self._s.close(self.timeout if timeout is None else timeout))
 
     def __del__(self) -> None:
         # A Sender dropped without close() still delivers what it queued (bounded by its
@@ -396,7 +392,7 @@ class Receiver:
             bind,
             rcvhwm,
             timeout,
-            None if curve is None else curve._as_dict(),
+            _curve_dict(curve),
             rcvbuf,
             list(subscribe),
         )
@@ -415,11 +411,7 @@ class Receiver:
 
         ``timeout`` in seconds; None waits forever; by default the Receiver's timeout.
         """
-        if timeout is not None and timeout < 0:
-            frames = self._r.recv(None, True)
-        else:
-            frames = self._r.recv(timeout, False)
-        return [memoryview(f) for f in frames]
+        return [memoryview(f) for f in self.recv_frames(timeout)]
 
     def try_recv(self, timeout: float | None = -1.0) -> list[memoryview] | None:
         """Like recv, but None instead of ``TimeoutError``."""
@@ -430,6 +422,7 @@ class Receiver:
 
     def recv_frames(self, timeout: float | None = -1.0) -> list[Any]:
         """Like recv, but the core's Frame objects (``.address``, ``.nbytes``, buffer protocol)."""
+        # A negative timeout (the default) asks the core for the Receiver's own deadline.
         if timeout is not None and timeout < 0:
             return list(self._r.recv(None, True))
         return list(self._r.recv(timeout, False))
