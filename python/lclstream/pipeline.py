@@ -1224,23 +1224,11 @@ def run_workers(
 
 
 def _sum_stats(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "stages": {},
-        "events_read": 0,
-        "events_sent": 0,
-        "events_dropped": 0,
-        "messages_sent": 0,
-        "bytes_in": 0,
-        "bytes_out": 0,
-        "hits": 0,
-        "seconds": 0.0,
-        "max_events": None,
-    }
+    out: dict[str, Any] = {"stages": {}, **_EMPTY_STATS, "max_events": None}
     for st in parts:
-        for k in ("events_read", "events_sent", "events_dropped", "messages_sent"):
-            out[k] += st[k]
-        for k in ("bytes_in", "bytes_out", "hits"):
-            out[k] += st[k]
+        for k in _EMPTY_STATS:
+            if k != "seconds":
+                out[k] += st[k]
         out["seconds"] = max(out["seconds"], st["seconds"])
         for name, s in st["stages"].items():
             agg = out["stages"].setdefault(name, {**s, "events": 0, "items": 0, "bytes_in": 0,
