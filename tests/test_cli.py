@@ -8,8 +8,6 @@ the full JF4M demo runs in test_e2e.py.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,32 +17,23 @@ import lclstream
 import pytest
 import yaml
 from lclstream.cli import app
+from proc_helpers import cli_env, free_port
 from typer.testing import CliRunner
-
-PYTHON_DIR = str(Path(lclstream.__file__).resolve().parent.parent)
 
 
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """The command as users run it: a fresh process (so exit codes and stderr are real)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = PYTHON_DIR + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.run(
         [sys.executable, "-m", "lclstream.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=env,
+        env=cli_env(),
     )
 
 
 def invoke(*args: str) -> Any:
     return CliRunner().invoke(app, list(args))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def assert_one_line_error(stderr: str) -> None:

@@ -10,7 +10,6 @@ event is checked against a direct call of the calibration kernel on the source's
 from __future__ import annotations
 
 import json
-import os
 import queue
 import socket
 import subprocess
@@ -22,7 +21,6 @@ from typing import Any
 
 import h5py
 import hdf5plugin  # noqa: F401
-import lclstream
 import numpy as np
 import pytest
 import yaml
@@ -31,23 +29,11 @@ from lclstream.cli import app
 from lclstream.config import load_config
 from lclstream.pipeline import Pipeline, ReceiveResult, receive
 from lclstream.sources import open_source
+from proc_helpers import cli_env, free_port, synthetic_jungfrau
 from typer.testing import CliRunner
 
-PYTHON_DIR = str(Path(lclstream.__file__).resolve().parent.parent)
 ENERGY = 9.5
 N = 13  # events: batches of 5, 5, 3
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cli_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = PYTHON_DIR + os.pathsep + env.get("PYTHONPATH", "")
-    return env
 
 
 def config(
@@ -56,15 +42,7 @@ def config(
     return {
         "source_identifier": "exp=xpptut15,run=670",
         "event_source": {"type": "InternalEventSource", "number_of_events_to_generate": events},
-        "data_sources": {
-            "detector_data": {
-                "type": "SyntheticDetector",
-                "detector": "jungfrau",
-                "hit_fraction": 0.5,
-                "pool_frames": 4,
-                "photon_energy_keV": ENERGY,
-            }
-        },
+        "data_sources": {"detector_data": synthetic_jungfrau(ENERGY)},
         "processing_pipeline": {
             "type": "BatchProcessingPipeline",
             "batch_size": 5,

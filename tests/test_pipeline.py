@@ -29,6 +29,7 @@ from lclstream.handlers import (
 from lclstream.pipeline import IncompleteEventError, Pipeline, PipelineError, Reduction
 from lclstream.protocols import DetectorInfo, Event, Message, ParsedMessage, StreamInfo
 from lclstream.sources import open_source
+from proc_helpers import synthetic_jungfrau
 
 ENERGY = 9.5
 
@@ -46,15 +47,7 @@ def jf_config(events: int = 12, **pp: Any) -> dict[str, Any]:
     return {
         "source_identifier": "exp=xpptut15,run=670",
         "event_source": {"type": "InternalEventSource", "number_of_events_to_generate": events},
-        "data_sources": {
-            "detector_data": {
-                "type": "SyntheticDetector",
-                "detector": "jungfrau",
-                "hit_fraction": 0.5,
-                "pool_frames": 4,
-                "photon_energy_keV": ENERGY,
-            }
-        },
+        "data_sources": {"detector_data": synthetic_jungfrau(ENERGY)},
         "processing_pipeline": processing,
         "data_serializer": {"type": "HDF5BinarySerializer", "compression": "bitshuffle_with_lz4"},
         "data_handlers": [],

@@ -1,0 +1,38 @@
+"""Shared helpers for tests that start ``lclstream`` processes or build synthetic configs."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import lclstream
+
+#: The directory holding the ``lclstream`` package, for a child process's PYTHONPATH.
+PYTHON_DIR = str(Path(lclstream.__file__).resolve().parent.parent)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 the OS just reported free."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cli_env() -> dict[str, str]:
+    """This process's environment with the tested package first on PYTHONPATH."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = PYTHON_DIR + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def synthetic_jungfrau(photon_energy_keV: float) -> dict[str, Any]:
+    """``data_sources`` entry: one synthetic Jungfrau module, half the events hits."""
+    return {
+        "type": "SyntheticDetector",
+        "detector": "jungfrau",
+        "hit_fraction": 0.5,
+        "pool_frames": 4,
+        "photon_energy_keV": photon_energy_keV,
+    }
