@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
 from lclstream.errors import ConfigError, FormatError
+from lclstream.protocols import EventBatch, ParsedMessage, StreamInfo, StreamTotals
 
 #: HDF5 filter ids of the chunk layouts lclstream.codec writes.
 FILTER_BITSHUFFLE = 32008
@@ -248,3 +249,43 @@ def guarded(what: str) -> Callable[[_F], _F]:
         return wrapper  # type: ignore[return-value]
 
     return deco
+
+
+def stream_totals(
+    fields: Mapping[str, Any], drop_reasons: Mapping[str, Any] | None = None
+) -> StreamTotals:
+    """An END message's totals from its header fields (our keys in every format).
+
+    ``drop_reasons`` overrides ``fields["drop_reasons"]`` where a format stores it encoded.
+    """
+    reasons = dict(fields.get("drop_reasons", {})) if drop_reasons is None else drop_reasons
+    return StreamTotals(
+        events_sent=int(fields.get("events_sent", 0)),
+        messages_sent=int(fields.get("messages_sent", 0)),
+        events_dropped=int(fields.get("events_dropped", 0)),
+        drop_reasons={str(k): int(v) for k, v in reasons.items()},
+        cancelled=bool(fields.get("cancelled", False)),
+    )
+
+
+def parsed_message(
+    kind: Literal["start", "data", "end"],
+    info: StreamInfo,
+    seq: int,
+    nbytes: int,
+    *,
+    batch: EventBatch | None = None,
+    totals: StreamTotals | None = None,
+) -> ParsedMessage:
+    """A ParsedMessage whose stream id and sender come from ``info``."""
+    return ParsedMessage(
+        kind,
+        info.stream_id,
+        info.sender,
+        info.senders,
+        seq,
+        batch=batch,
+        totals=totals,
+        info=info,
+        nbytes=nbytes,
+    )

@@ -38,6 +38,8 @@ from lclstream.formats._common import (
     decompress_events,
     expansion_limit,
     frame_bytes,
+    parsed_message,
+    stream_totals,
 )
 from lclstream.protocols import (
     DetectorInfo,
@@ -633,34 +635,9 @@ def _parse(frame: Any, nbytes: int, decode: bool, threads: int) -> ParsedMessage
                 reasons = json.loads(_attr_str(attrs, "drop_reasons", "{}"))
             except ValueError as exc:
                 raise FormatError(f"HDF5 END message: bad drop_reasons: {exc}") from exc
-            totals = StreamTotals(
-                events_sent=int(attrs.get("events_sent", 0)),
-                messages_sent=int(attrs.get("messages_sent", 0)),
-                events_dropped=int(attrs.get("events_dropped", 0)),
-                drop_reasons={str(k): int(v) for k, v in reasons.items()},
-                cancelled=bool(attrs.get("cancelled", False)),
-            )
-            return ParsedMessage(
-                "end",
-                info.stream_id,
-                info.sender,
-                info.senders,
-                seq,
-                batch=batch,
-                totals=totals,
-                info=info,
-                nbytes=nbytes,
-            )
-        return ParsedMessage(
-            "data",
-            info.stream_id,
-            info.sender,
-            info.senders,
-            seq,
-            batch=batch,
-            info=info,
-            nbytes=nbytes,
-        )
+            totals = stream_totals(attrs, reasons)
+            return parsed_message("end", info, seq, nbytes, batch=batch, totals=totals)
+        return parsed_message("data", info, seq, nbytes, batch=batch)
 
 
 def _read(f: h5py.File, path: str, decode: bool, threads: int, limit: int) -> np.ndarray:

@@ -29,6 +29,7 @@ from lclstream.formats._common import (
     expansion_limit,
     frame_bytes,
     guarded,
+    stream_totals,
 )
 from lclstream.protocols import EventBatch, Message, ParsedMessage, StreamInfo, StreamTotals
 
@@ -227,13 +228,7 @@ def parse(message: Any, *, decode: bool = True) -> ParsedMessage:
     if kind == "start":
         return ParsedMessage("start", *args, info=info, nbytes=len(mv))
     if kind == "stop":
-        totals = StreamTotals(
-            events_sent=int(ours.get("events_sent", 0)),
-            messages_sent=int(ours.get("messages_sent", 0)),
-            events_dropped=int(ours.get("events_dropped", 0)),
-            drop_reasons={str(k): int(v) for k, v in dict(ours.get("drop_reasons", {})).items()},
-            cancelled=bool(ours.get("cancelled", False)),
-        )
+        totals = stream_totals(ours)
         return ParsedMessage("end", *args, totals=totals, info=info, nbytes=len(mv))
     if kind != "image":
         raise FormatError(f"LCLStreamer SIMPLON: unknown message type {kind!r}")

@@ -24,6 +24,8 @@ from lclstream.formats._common import (
     expansion_limit,
     frame_bytes,
     guarded,
+    parsed_message,
+    stream_totals,
 )
 from lclstream.protocols import (
     DetectorInfo,
@@ -190,25 +192,10 @@ def parse(message: Any, *, decode: bool = True, threads: int = 0) -> ParsedMessa
     seq = int(head.get("sequence", -1))
     nbytes = len(hb) + len(payload)
     if head.get("kind") == "end":
-        totals = StreamTotals(
-            events_sent=int(head.get("events_sent", 0)),
-            messages_sent=int(head.get("messages_sent", 0)),
-            events_dropped=int(head.get("events_dropped", 0)),
-            drop_reasons={str(k): int(v) for k, v in dict(head.get("drop_reasons", {})).items()},
-            cancelled=bool(head.get("cancelled", False)),
-        )
+        totals = stream_totals(head)
         for k, d in dict(head.get("detectors", {})).items():
             info.detectors[k] = DetectorInfo(k, d["kind"], tuple(d["frame_shape"]), d["dtype"])
-        return ParsedMessage(
-            "end",
-            info.stream_id,
-            info.sender,
-            info.senders,
-            seq,
-            totals=totals,
-            info=info,
-            nbytes=nbytes,
-        )
+        return parsed_message("end", info, seq, nbytes, totals=totals)
     arrays = {k: _unsmall(v, f"array {k!r}") for k, v in dict(head.get("arrays", {})).items()}
     results = {k: _unsmall(v, f"result {k!r}") for k, v in dict(head.get("results", {})).items()}
     ids = _unsmall(head.get("event_ids"), "event_ids")
@@ -259,13 +246,4 @@ def parse(message: Any, *, decode: bool = True, threads: int = 0) -> ParsedMessa
                 arr = np.empty(shape if decode else (shape[0], 0), dt)
         arrays = {name: arr, **arrays}
     batch = EventBatch(ids, ts, arrays, results, owners=[frames[1]])
-    return ParsedMessage(
-        "data",
-        info.stream_id,
-        info.sender,
-        info.senders,
-        seq,
-        batch=batch,
-        info=info,
-        nbytes=nbytes,
-    )
+    return parsed_message("data", info, seq, nbytes, batch=batch)
