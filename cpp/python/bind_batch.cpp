@@ -157,8 +157,7 @@ LCLSTREAM_BINDING(batch) {
   m.def("parallel_copy", [](const py::array& dst, const py::array& src, int threads) {
         require_contiguous(dst, "parallel_copy: dst");
         require_contiguous(src, "parallel_copy: src");
-        if (!dst.writeable()) throw ValueError("parallel_copy: dst is read-only");
-        std::span<std::byte> d(static_cast<std::byte*>(const_cast<void*>(dst.data())), static_cast<std::size_t>(dst.nbytes()));
+        const std::span<std::byte> d = writable_bytes(dst, "parallel_copy: dst");
         std::span<const std::byte> s(static_cast<const std::byte*>(src.data()), static_cast<std::size_t>(src.nbytes()));
         py::gil_scoped_release nogil;
         parallel_copy(d, s, threads);

@@ -24,12 +24,6 @@ std::span<const std::byte> bytes_of(const py::buffer& b, const char* what) {
   return {static_cast<const std::byte*>(info.ptr), static_cast<std::size_t>(info.size * info.itemsize)};
 }
 
-std::span<std::byte> writable_bytes(const py::array& a, const char* what) {
-  require_contiguous(a, what);
-  if (!a.writeable()) throw ValueError(std::string(what) + " is read-only");
-  return {static_cast<std::byte*>(const_cast<void*>(a.data())), static_cast<std::size_t>(a.nbytes())};
-}
-
 CodecOptions options(const std::string& codec, int level, std::size_t block_size) {
   CodecOptions o;
   o.codec = codec_from_name(codec);

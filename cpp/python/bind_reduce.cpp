@@ -23,11 +23,6 @@ std::span<T> span_of(const py::array& a) {
   return {static_cast<T*>(const_cast<void*>(a.data())), static_cast<std::size_t>(a.size())};
 }
 
-void writable(const py::array& a, const char* what) {
-  require_contiguous(a, what);
-  if (!a.writeable()) throw ValueError(std::string(what) + " is read-only");
-}
-
 }  // namespace
 }  // namespace lclstream::py_bind
 
@@ -36,7 +31,7 @@ using namespace lclstream::py_bind;
 
 LCLSTREAM_BINDING(reduce) {
   m.def("zero_below", [](const py::array& data, double threshold, int threads) {
-        writable(data, "zero_below: data");
+        writable_bytes(data, "zero_below: data");
         const DType t = dtype_of(data);
         std::uint64_t n = 0;
         if (t == DType::f32) {
@@ -85,7 +80,7 @@ LCLSTREAM_BINDING(reduce) {
   m.def("crop", [](const py::array& in, const py::array& out, std::size_t r0, std::size_t r1, std::size_t c0,
                    std::size_t c1, int threads) {
         require_contiguous(in, "crop: data");
-        writable(out, "crop: out");
+        writable_bytes(out, "crop: out");
         if (dtype_of(in) != dtype_of(out)) throw ValueError("crop: out dtype differs from the data's");
         const auto s = stack_of(in, "crop: data");
         std::span<const std::byte> i(static_cast<const std::byte*>(in.data()), static_cast<std::size_t>(in.nbytes()));
@@ -98,7 +93,7 @@ LCLSTREAM_BINDING(reduce) {
 
   m.def("bin", [](const py::array& in, const py::array& out, std::size_t by, std::size_t bx, int threads) {
         require_contiguous(in, "bin: data");
-        writable(out, "bin: out");
+        writable_bytes(out, "bin: out");
         const auto s = stack_of(in, "bin: data");
         const DType it = dtype_of(in), ot = dtype_of(out);
         if (it == DType::f32 && ot == DType::f32) {

@@ -6,7 +6,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstddef>
 #include <map>
+#include <span>
 #include <string>
 
 #include "lclstream/dtype.hpp"
@@ -28,6 +30,8 @@ DType dtype_of(const py::array& a);
 py::dtype numpy_dtype(DType t);
 /// Requires a C-contiguous array (no silent copies on the hot path); names `what` on error.
 void require_contiguous(const py::array& a, const char* what);
+/// Requires a C-contiguous, writeable array and returns its bytes; names `what` on error.
+std::span<std::byte> writable_bytes(const py::array& a, const char* what);
 
 }  // namespace lclstream::py_bind
 

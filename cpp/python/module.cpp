@@ -31,6 +31,12 @@ void require_contiguous(const py::array& a, const char* what) {
   }
 }
 
+std::span<std::byte> writable_bytes(const py::array& a, const char* what) {
+  require_contiguous(a, what);
+  if (!a.writeable()) throw ValueError(std::string(what) + " is read-only");
+  return {static_cast<std::byte*>(const_cast<void*>(a.data())), static_cast<std::size_t>(a.nbytes())};
+}
+
 namespace {
 // Creates `lclstream._core.<name>` deriving from the given Python classes.
 py::object make_exception(py::module_& m, const char* name, py::tuple bases, const char* doc) {
