@@ -441,6 +441,24 @@ def test_common_mode_misuse() -> None:
 # ---- reduction helpers -------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32])
+@pytest.mark.parametrize(
+    "threshold", [-1, 0, 1, 2.5, 65535, 65535.5, 65536, 70000, 4294967295, 4294967295.5, 1e12]
+)
+def test_zero_below_integer_limits(dtype: type, threshold: float) -> None:
+    """Thresholds at and past the dtype's largest value: same pixels and count as numpy."""
+    rng = np.random.default_rng(11)
+    top = np.iinfo(dtype).max
+    a = rng.integers(0, top, (3, 16, 16), dtype=dtype, endpoint=True)
+    a.flat[:5] = top
+    a.flat[5:9] = 0
+    below = a < threshold
+    want = np.where(below, 0, a).astype(dtype)
+    n = calib.zero_below(a, threshold)
+    np.testing.assert_array_equal(a, want)
+    assert n == int(below.sum())
+
+
 def test_zero_below() -> None:
     rng = np.random.default_rng(5)
     f = rng.normal(0, 2, (3, 40, 50)).astype(np.float32)

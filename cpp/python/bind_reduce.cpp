@@ -1,5 +1,8 @@
 // Reduction kernels (zero below threshold, ROI crop, pixel binning): thin, GIL released.
 #include <cmath>
+#include <cstdint>
+#include <limits>
+#include <span>
 #include <string>
 
 #include "bindings.hpp"
@@ -23,6 +26,22 @@ std::span<T> span_of(const py::array& a) {
   return {static_cast<T*>(const_cast<void*>(a.data())), static_cast<std::size_t>(a.size())};
 }
 
+/// zero_below for unsigned counts; `threshold` is in [0, 2^bits]. A threshold above the
+/// largest value zeroes every pixel (the kernel takes T, so those are counted and cleared here).
+template <class T>
+std::uint64_t zero_below_counts(std::span<T> s, double threshold, int threads) {
+  constexpr std::uint64_t top = std::numeric_limits<T>::max();
+  const auto thr = static_cast<std::uint64_t>(std::ceil(threshold));
+  py::gil_scoped_release nogil;
+  if (thr <= top) return reduce::zero_below(s, static_cast<T>(thr), threads);
+  std::uint64_t n = reduce::zero_below(s, static_cast<T>(top), threads);
+  for (auto& v : s) {
+    n += v != 0;
+    v = 0;
+  }
+  return n;
+}
+
 }  // namespace
 }  // namespace lclstream::py_bind
 
@@ -42,33 +61,8 @@ LCLSTREAM_BINDING(reduce) {
           if (threshold < 0) return std::uint64_t{0};
           const double cap = t == DType::u16 ? 65536.0 : 4294967296.0;
           if (threshold >= cap) threshold = cap;  // everything below: zero it all
-          if (t == DType::u16) {
-            auto s = span_of<std::uint16_t>(data);
-            const auto thr = static_cast<std::uint32_t>(std::ceil(threshold));
-            py::gil_scoped_release nogil;
-            if (thr > 0xffffU) {
-              n = reduce::zero_below(s, std::uint16_t{0xffff}, threads);
-              for (auto& v : s) {
-                n += v != 0;
-                v = 0;
-              }
-            } else {
-              n = reduce::zero_below(s, static_cast<std::uint16_t>(thr), threads);
-            }
-          } else {
-            auto s = span_of<std::uint32_t>(data);
-            const auto thr = static_cast<std::uint64_t>(std::ceil(threshold));
-            py::gil_scoped_release nogil;
-            if (thr > 0xffffffffULL) {
-              n = reduce::zero_below(s, 0xffffffffU, threads);
-              for (auto& v : s) {
-                n += v != 0;
-                v = 0;
-              }
-            } else {
-              n = reduce::zero_below(s, static_cast<std::uint32_t>(thr), threads);
-            }
-          }
+          n = t == DType::u16 ? zero_below_counts(span_of<std::uint16_t>(data), threshold, threads)
+                              : zero_below_counts(span_of<std::uint32_t>(data), threshold, threads);
         } else {
           throw ValueError("zero_below: data must be float32, uint16 or uint32, got " +
                            std::string(dtype_name(t)));
