@@ -251,6 +251,17 @@ def guarded(what: str) -> Callable[[_F], _F]:
     return deco
 
 
+def totals_fields(totals: StreamTotals) -> dict[str, Any]:
+    """An END message's totals as header fields (CBOR formats); ``stream_totals`` reads them."""
+    return {
+        "events_sent": totals.events_sent,
+        "messages_sent": totals.messages_sent,
+        "events_dropped": totals.events_dropped,
+        "drop_reasons": dict(totals.drop_reasons),
+        "cancelled": totals.cancelled,
+    }
+
+
 def stream_totals(
     fields: Mapping[str, Any], drop_reasons: Mapping[str, Any] | None = None
 ) -> StreamTotals:

@@ -30,6 +30,7 @@ from lclstream.formats._common import (
     frame_bytes,
     guarded,
     stream_totals,
+    totals_fields,
 )
 from lclstream.protocols import EventBatch, Message, ParsedMessage, StreamInfo, StreamTotals
 
@@ -188,11 +189,7 @@ class LclstreamerSimplonSerializer:
             "lclstream": {
                 **self._facts(),
                 "end_of_stream": True,
-                "events_sent": totals.events_sent,
-                "messages_sent": totals.messages_sent,
-                "events_dropped": totals.events_dropped,
-                "drop_reasons": dict(totals.drop_reasons),
-                "cancelled": totals.cancelled,
+                **totals_fields(totals),
             },
         }
         return [[b"c" + cbor2.dumps(msg)]]

@@ -26,6 +26,7 @@ from lclstream.formats._common import (
     guarded,
     parsed_message,
     stream_totals,
+    totals_fields,
 )
 from lclstream.protocols import (
     DetectorInfo,
@@ -137,11 +138,7 @@ class RawBatchSerializer:
         head.update(
             kind="end",
             end_of_stream=True,
-            events_sent=totals.events_sent,
-            messages_sent=totals.messages_sent,
-            events_dropped=totals.events_dropped,
-            drop_reasons=dict(totals.drop_reasons),
-            cancelled=totals.cancelled,
+            **totals_fields(totals),
             detectors={
                 k: {"kind": d.kind, "frame_shape": list(d.frame_shape), "dtype": d.dtype}
                 for k, d in self.info.detectors.items()
