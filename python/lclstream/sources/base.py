@@ -34,6 +34,12 @@ class DataSource(Protocol):
     def close(self) -> None: ...
 
 
+def check_worker(worker: int, workers: int) -> None:
+    """A source split over ``workers`` processes reads only its share ``worker`` of it."""
+    if not 0 <= worker < workers:
+        raise SourceError(f"worker {worker} is not within 0..{workers - 1}")
+
+
 class IncompleteEvents:
     """Applies ``skip_incomplete_events`` and keeps the counts (also into a StreamTotals)."""
 
@@ -79,8 +85,7 @@ class CompositeEventSource:
         worker: int = 0,
         workers: int = 1,
     ) -> None:
-        if not 0 <= worker < workers:
-            raise SourceError(f"worker {worker} is not within 0..{workers - 1}")
+        check_worker(worker, workers)
         self.worker = worker
         self.workers = workers
         self.data_sources = data_sources

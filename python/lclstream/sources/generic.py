@@ -77,18 +77,8 @@ class ConstantValue:
         pass
 
 
-class SourceIdentifierValue:
+class SourceIdentifierValue(ConstantValue):
     """The config's ``source_identifier`` as a 0-d string array in every event."""
 
     def __init__(self, name: str, identifier: str) -> None:
-        self.name = name
-        self.value = np.array(identifier)
-
-    def info(self) -> DetectorInfo | None:
-        return None
-
-    def get_data(self, index: int) -> np.ndarray:
-        return self.value
-
-    def close(self) -> None:
-        pass
+        super().__init__(name, identifier, None)

@@ -22,7 +22,7 @@ import numpy as np
 
 from lclstream.errors import CorruptDataError, SourceError
 from lclstream.protocols import DetectorInfo, Event, StreamTotals
-from lclstream.sources.base import DataSource, IncompleteEvents
+from lclstream.sources.base import DataSource, IncompleteEvents, check_worker
 from lclstream.sources.synthetic import T0_NS
 
 EV_TO_J = 1.602176634e-19
@@ -100,8 +100,7 @@ class Hdf5EventSource:
         worker: int = 0,
         workers: int = 1,
     ) -> None:
-        if not 0 <= worker < workers:
-            raise SourceError(f"worker {worker} is not within 0..{workers - 1}")
+        check_worker(worker, workers)
         self.worker = worker
         self.workers = workers
         if not files:
