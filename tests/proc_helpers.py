@@ -1,4 +1,4 @@
-"""Shared helpers for tests that start ``lclstream`` processes or build synthetic configs."""
+"""Shared helpers for tests that start ``lclstream`` processes or stream synthetic Jungfrau."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import lclstream
+import numpy as np
+from lclstream import calib
 
 #: The directory holding the ``lclstream`` package, for a child process's PYTHONPATH.
 PYTHON_DIR = str(Path(lclstream.__file__).resolve().parent.parent)
@@ -36,3 +38,15 @@ def synthetic_jungfrau(photon_energy_keV: float) -> dict[str, Any]:
         "pool_frames": 4,
         "photon_energy_keV": photon_energy_keV,
     }
+
+
+def photon_calibrator(consts: dict[str, np.ndarray], photon_energy_keV: float) -> calib.Jungfrau:
+    """The calibration the pipeline should apply to a synthetic source's raw frames."""
+    return calib.Jungfrau(
+        consts["pedestal"],
+        consts["gain"],
+        None,
+        consts["mask"],
+        output="photons",
+        photon_energy_keV=photon_energy_keV,
+    )

@@ -24,12 +24,11 @@ import hdf5plugin  # noqa: F401
 import numpy as np
 import pytest
 import yaml
-from lclstream import calib
 from lclstream.cli import app
 from lclstream.config import load_config
 from lclstream.pipeline import Pipeline, ReceiveResult, receive
 from lclstream.sources import open_source
-from proc_helpers import cli_env, free_port, synthetic_jungfrau
+from proc_helpers import cli_env, free_port, photon_calibrator, synthetic_jungfrau
 from typer.testing import CliRunner
 
 ENERGY = 9.5
@@ -58,9 +57,7 @@ def reference(cfg: dict[str, Any], n: int) -> np.ndarray:
     src = open_source(load_config(cfg))
     try:
         c = src.constants("detector_data")  # type: ignore[attr-defined]
-        k = calib.Jungfrau(
-            c["pedestal"], c["gain"], None, c["mask"], output="photons", photon_energy_keV=ENERGY
-        )
+        k = photon_calibrator(c, ENERGY)
         events = zip(range(n), src.events(), strict=False)
         return np.stack([k(ev.data["detector_data"]) for _, ev in events])
     finally:

@@ -29,7 +29,7 @@ from lclstream.handlers import (
 from lclstream.pipeline import IncompleteEventError, Pipeline, PipelineError, Reduction
 from lclstream.protocols import DetectorInfo, Event, Message, ParsedMessage, StreamInfo
 from lclstream.sources import open_source
-from proc_helpers import synthetic_jungfrau
+from proc_helpers import photon_calibrator, synthetic_jungfrau
 
 ENERGY = 9.5
 
@@ -115,14 +115,7 @@ def test_photons_match_kernel_and_numpy_reference() -> None:
     assert ids.tolist() == list(range(12))
     frames, consts = raw_frames(cfg, 12)
     assert got.dtype == np.uint16 and got.shape == (12, 1, 512, 1024)
-    kernel = calib.Jungfrau(
-        consts["pedestal"],
-        consts["gain"],
-        None,
-        consts["mask"],
-        output="photons",
-        photon_energy_keV=ENERGY,
-    )
+    kernel = photon_calibrator(consts, ENERGY)
     for i, raw in enumerate(frames):
         np.testing.assert_array_equal(got[i], kernel(raw))
         ref = numpy_photons(raw, consts, ENERGY)
@@ -226,14 +219,7 @@ def test_reduction_roi_threshold_binning_match_numpy() -> None:
     )
     assert got.shape == (6, 1, 64, 128)
     frames, consts = raw_frames(cfg, 6)
-    kernel = calib.Jungfrau(
-        consts["pedestal"],
-        consts["gain"],
-        None,
-        consts["mask"],
-        output="photons",
-        photon_energy_keV=ENERGY,
-    )
+    kernel = photon_calibrator(consts, ENERGY)
     for i, raw in enumerate(frames):
         ph = kernel(raw)[:, 0:256, 128:640].astype(np.int64)
         ph[ph < 2] = 0
