@@ -245,18 +245,21 @@ def test_demo_rejects_unknown_format() -> None:
     assert "Traceback" not in r.stderr
 
 
+def unheard_handler() -> dict[str, Any]:
+    """A streaming handler to a port nobody listens on, with short timeouts."""
+    return {
+        "type": "BinaryDataStreamingDataHandler",
+        "urls": [f"tcp://127.0.0.1:{free_port()}"],
+        "role": "client",
+        "send_timeout_s": 0.5,
+        "close_timeout_s": 0.5,
+    }
+
+
 def test_stream_to_nobody_fails_with_one_line_and_partial_json(tmp_path: Path) -> None:
     """No consumer listens: the send times out, exit 1, and --json still reports the counts."""
     cfg = small_config(tmp_path, events=12)
-    cfg["data_handlers"] = [
-        {
-            "type": "BinaryDataStreamingDataHandler",
-            "urls": [f"tcp://127.0.0.1:{free_port()}"],
-            "role": "client",
-            "send_timeout_s": 0.5,
-            "close_timeout_s": 0.5,
-        }
-    ]
+    cfg["data_handlers"] = [unheard_handler()]
     r = run_cli("stream", str(write_config(tmp_path, cfg)), "--json")
     assert r.returncode == 1
     assert_one_line_error(r.stderr)
@@ -276,15 +279,7 @@ def test_stream_without_handlers_is_a_config_error(tmp_path: Path) -> None:
 def test_workers_failing_report_partial_json_and_one_line(tmp_path: Path) -> None:
     cfg = small_config(tmp_path, events=12)
     cfg["processing_pipeline"]["workers"] = 2
-    cfg["data_handlers"] = [
-        {
-            "type": "BinaryDataStreamingDataHandler",
-            "urls": [f"tcp://127.0.0.1:{free_port()}"],
-            "role": "client",
-            "send_timeout_s": 0.5,
-            "close_timeout_s": 0.5,
-        }
-    ]
+    cfg["data_handlers"] = [unheard_handler()]
     r = run_cli("stream", str(write_config(tmp_path, cfg)), "--json")
     assert r.returncode == 1
     assert_one_line_error(r.stderr)
