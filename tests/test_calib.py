@@ -8,6 +8,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from epix_ref import epix_gain_conditions
 from lclstream import Batch, _core, calib
 
 
@@ -213,15 +214,7 @@ def test_threads_agree() -> None:
 
 def epix_ref(raw, ped, gain, cbits, mask):
     cb = (cbits & 0x1F) | ((raw & 0x4000) >> 9)
-    conds = [
-        cb & 28 == 28,
-        cb & 28 == 12,
-        cb & 12 == 8,
-        cb & 60 == 16,
-        cb & 60 == 0,
-        cb & 60 == 48,
-        cb & 60 == 32,
-    ]
+    conds = epix_gain_conditions(cb)
     gf = gfac_of(gain, None)
     factor = np.select(conds, list(gf), default=1).astype(np.float32)
     pedest = np.select(conds, list(ped), default=0).astype(np.float32)
@@ -515,30 +508,14 @@ def test_epix10ka_common_mode(isa: str) -> None:
         noise = rng.normal(0, 2, frame) + rng.integers(0, 20, (2, 1, 1))
         b14 = rng.random(frame) < 0.3
         cb = (cbits & 0x1F) | np.where(b14, 32, 0)
-        conds = [
-            cb & 28 == 28,
-            cb & 28 == 12,
-            cb & 12 == 8,
-            cb & 60 == 16,
-            cb & 60 == 0,
-            cb & 60 == 48,
-            cb & 60 == 32,
-        ]
+        conds = epix_gain_conditions(cb)
         pd = np.select(conds, list(ped), default=0)
         raw[e] = np.clip(np.rint(pd + noise), 0, 0x3FFF).astype(np.uint16) | np.where(
             b14, 0x4000, 0
         )
     # reference: ADU, per-bank median of eligible unmasked pixels below threshold
     cb = (cbits & 0x1F) | ((raw & 0x4000) >> 9)
-    conds = [
-        cb & 28 == 28,
-        cb & 28 == 12,
-        cb & 12 == 8,
-        cb & 60 == 16,
-        cb & 60 == 0,
-        cb & 60 == 48,
-        cb & 60 == 32,
-    ]
+    conds = epix_gain_conditions(cb)
     rng_idx = np.select(conds, [0, 1, 2, 3, 4, 5, 6], default=-1)
     eligible = np.isin(rng_idx, [0, 1, 3, 4])
     factor = np.select(conds, list(gfac_of(gain, None)), default=1).astype(np.float32)

@@ -11,6 +11,7 @@ import h5py
 import hdf5plugin
 import numpy as np
 import pytest
+from epix_ref import epix_gain_conditions
 from lclstream.config import load_config
 from lclstream.errors import SourceError
 from lclstream.protocols import EventSource, StreamTotals
@@ -75,15 +76,7 @@ def numpy_jungfrau_photons(raw: np.ndarray, c: dict[str, np.ndarray]) -> np.ndar
 
 def numpy_epix_photons(raw: np.ndarray, c: dict[str, np.ndarray]) -> np.ndarray:
     cb = c["config_bits"].astype(np.int32) | (((raw >> 14) & 1).astype(np.int32) << 5)
-    conds = [
-        cb & 28 == 28,
-        cb & 28 == 12,
-        cb & 12 == 8,
-        cb & 60 == 16,
-        cb & 60 == 0,
-        cb & 60 == 48,
-        cb & 60 == 32,
-    ]
+    conds = epix_gain_conditions(cb)
     r = np.select(conds, list(range(7)), default=-1)
     assert (r >= 0).all()
     ped = np.choose(r, c["pedestal"])
