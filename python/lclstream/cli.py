@@ -777,6 +777,23 @@ def bench(
         raise typer.Exit(rc)
 
 
+@app.command()
+def keys(
+    directory: Annotated[Path, typer.Argument(help="Folder for the key files (created).")],
+    name: Annotated[str, typer.Option(help="Base name of the files.")] = "server",
+) -> None:
+    """Generate a CurveZMQ key pair: NAME.key (public, give it to the other side) and
+    NAME.key_secret (keep it; mode 0600). ZeroMQ's certificate format, as pyzmq reads."""
+    from lclstream import transport
+
+    with _errors():
+        if not transport.curve_available():
+            raise fail("this libzmq was built without CURVE support")
+        pub, sec = transport.generate_keys(directory, name)
+    typer.echo(f"public key: {pub}")
+    typer.echo(f"secret key: {sec}")
+
+
 def main() -> None:
     app()
 
