@@ -495,12 +495,14 @@ class BinaryDataStreamingDataHandlerParameters(_Model):
 
 
 class BinaryFileWritingDataHandlerParameters(_Model):
-    """Writes each message to its own numbered file."""
+    """Writes each message to its own numbered file (or regroups ``img_per_file`` events a file)."""
 
     type: Literal["BinaryFileWritingDataHandler"]
     file_prefix: str = ""
     file_suffix: str = "h5"
     write_directory: Path = Path(".")
+    #: Events per written file (as LCLStream's REST body); unset: one file per message.
+    img_per_file: int | None = Field(None, ge=1)
 
 
 class InProcessDataHandlerParameters(_Model):
