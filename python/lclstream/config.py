@@ -437,6 +437,9 @@ class SimplonBinarySerializerParameters(_DetectorOverrides):
     number_of_images: int = Field(0, ge=0)
     sensor_material: str = "Si"
     sensor_thickness: float | None = Field(None, gt=0.0)  # m
+    #: Place modules into one 2-D image with the source's module layout (when it has one)
+    #: instead of stacking them along y.
+    assemble: bool = False
     compression_threads: int = Field(0, ge=0)
 
 
