@@ -342,6 +342,12 @@ def receive(
     out: Annotated[
         Path | None, typer.Option(help="Write each message as a numbered .h5 file here.")
     ] = None,
+    img_per_file: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="With --out: regroup this many events a file (default: per message)."
+        ),
+    ] = None,
     format_: Annotated[
         Format | None, typer.Option("--format", help="Expected format (default: detect).")
     ] = None,
@@ -376,6 +382,7 @@ def receive(
                 url,
                 bind=not connect,
                 out=out,
+                img_per_file=img_per_file,
                 format=format_.value if format_ is not None else None,
                 expect=expect,
                 timeout=timeout,
