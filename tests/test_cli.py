@@ -286,3 +286,21 @@ def test_workers_failing_report_partial_json_and_one_line(tmp_path: Path) -> Non
     assert "worker" in r.stderr and "127.0.0.1" in r.stderr
     d = json.loads(r.stdout)
     assert d["complete"] is False and d["events"] == 0 and d["events_dropped"] == 12
+
+
+# -- keys ---------------------------------------------------------------------------------------
+def test_keys_writes_a_curve_pair_pyzmq_reads(tmp_path: Path) -> None:
+    from lclstream import transport
+
+    if not transport.curve_available():
+        pytest.skip("libzmq without CURVE")
+    import zmq.auth
+
+    res = run_cli("keys", str(tmp_path / "k"), "--name", "consumer")
+    assert res.returncode == 0, res.stderr
+    pub, sec = tmp_path / "k" / "consumer.key", tmp_path / "k" / "consumer.key_secret"
+    assert f"public key: {pub}" in res.stdout
+    public, secret = zmq.auth.load_certificate(str(sec))
+    assert secret is not None and len(public) == 40
+    assert zmq.auth.load_certificate(str(pub))[0] == public
+    assert sec.stat().st_mode & 0o077 == 0  # the secret is readable by its owner only

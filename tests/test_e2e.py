@@ -243,6 +243,23 @@ def test_cli_stream_to_cli_receive(tmp_path: Path) -> None:
     assert len([f for f in files if not f.name.endswith("_end.h5")]) == 3  # + the end message
 
 
+def test_receive_img_per_file_regroups_events(tmp_path: Path) -> None:
+    """``receive(out=..., img_per_file=4)`` (CLI ``--img-per-file``): files of 4 events."""
+    rx = ReceiverThread("tcp://127.0.0.1:*", out=tmp_path / "recv", img_per_file=4, expect=N)
+    url = rx.endpoint()
+    handlers = [{"type": "BinaryDataStreamingDataHandler", "urls": [url], "role": "client"}]
+    assert Pipeline(config("SimplonBinarySerializer", handlers)).run().complete
+    assert rx.join().complete
+    counts = []
+    for f in sorted((tmp_path / "recv").glob("*.h5")):
+        with h5py.File(f, "r") as h:
+            if "/entry_1/data_1/data" in h and h["/entry_1/data_1/data"].shape[0]:
+                counts.append(h["/entry_1/data_1/data"].shape[0])
+    assert counts == [4, 4, 4, 1]  # 13 events, one image message each, regrouped
+    r = CliRunner().invoke(app, ["receive", "--help"])
+    assert "--img-per-file" in r.output
+
+
 def test_cli_receive_expect_mismatch_exit_3(tmp_path: Path) -> None:
     port = free_port()
     url = f"tcp://127.0.0.1:{port}"

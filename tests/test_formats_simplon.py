@@ -206,3 +206,121 @@ def test_lclstreamer_simplon_start_from_last_sender_only() -> None:
         from lclstream.formats import lclstreamer_simplon
 
         lclstreamer_simplon.parse([b"x\xa0"])
+
+
+# ------------------------------------------------------------------ detector overrides
+
+
+def test_stream2_detector_overrides_replace_source_metadata() -> None:
+    ser = SimplonBinarySerializer(
+        detector_distance_m=0.25,
+        beam_center_x_px=100.5,
+        beam_center_y_px=200.25,
+        pixel_size_m=1e-4,
+        incident_energy_keV=12.0,
+    )
+    start = cbor2.loads(ser.start(info(SHAPE, "uint16"))[0][0])  # source says 0.12 m, 9.5 keV
+    assert list(start["detector_translation"]) == [0.0, 0.0, 0.25]
+    assert (start["beam_center_x"], start["beam_center_y"]) == (100.5, 200.25)
+    assert start["pixel_size_x"] == start["pixel_size_y"] == 1e-4
+    assert start["incident_energy"] == 12000.0
+    assert start["incident_wavelength"] == pytest.approx(12.398419843320026 / 12.0)
+    assert start["threshold_energy"]["threshold_1"] == 6000.0  # half a photon
+    for k in FLOAT_KEYS & set(start):
+        assert isinstance(start[k], float)
+    # only some overrides given: the rest still come from the source
+    part = SimplonBinarySerializer(beam_center_y_px=7.0)
+    s2 = cbor2.loads(part.start(info(SHAPE, "uint16"))[0][0])
+    assert (s2["beam_center_x"], s2["beam_center_y"]) == (512.0, 7.0)
+    assert s2["incident_energy"] == 9500.0 and s2["detector_translation"][2] == 0.12
+
+
+def test_stream2_overrides_from_the_yaml_config() -> None:
+    from lclstream.config import load_config
+    from lclstream.pipeline import _make_serializer
+
+    cfg = load_config(
+        {
+            "data_serializer": {
+                "type": "SimplonBinarySerializer",
+                "detector_distance_m": 0.3,
+                "incident_energy_keV": 6.0,
+                "assemble": True,
+            }
+        }
+    )
+    ser = _make_serializer(cfg)
+    start = cbor2.loads(ser.start(info(SHAPE, "uint16"))[0][0])
+    assert start["detector_translation"][2] == 0.3 and start["incident_energy"] == 6000.0
+    p = parse([ser.start(info(SHAPE, "uint16"))[0][0]])
+    assert p.info is not None
+    d = p.info.detectors["detector_data"]
+    assert d.detector_distance_m == 0.3 and d.photon_energy_keV == 6.0
+
+
+# ------------------------------------------------------------------ module assembly
+
+
+def _layout_info(shape: tuple[int, ...], layout: tuple[int, int] | None) -> Any:
+    i = info(shape, "uint16")
+    i.detectors["detector_data"].module_layout = layout
+    return i
+
+
+def test_stream2_assemble_places_modules_by_layout_and_parser_undoes_it() -> None:
+    shape = (8, 16, 32)  # a small "4M": (4, 2) modules of 16 × 32 → 64 × 64
+    data = frames(3, shape, "uint16")
+    ser = SimplonBinarySerializer(assemble=True)
+    start_msg = ser.start(_layout_info(shape, (4, 2)))[0][0]
+    start = cbor2.loads(start_msg)
+    assert (start["image_size_y"], start["image_size_x"]) == (64, 64)
+    assert list(start["user_data"]["lclstream"]["module_layout"]) == [4, 2]
+    s = parse([start_msg])
+    assert s.info is not None
+    assert s.info.detectors["detector_data"].module_layout == (4, 2)
+    assert s.info.detectors["detector_data"].frame_shape == shape
+    msgs = ser.serialize(batch(data))
+    for i, m in enumerate(msgs):
+        img, _ = dectris_decode(bytes(m[0]))
+        ref = np.zeros((64, 64), np.uint16)
+        for mod in range(8):
+            r, c = divmod(mod, 2)
+            ref[r * 16 : (r + 1) * 16, c * 32 : (c + 1) * 32] = data[i, mod]
+        np.testing.assert_array_equal(img["data"]["threshold_1"], ref)
+        p = parse([bytes(m[0])])
+        assert p.batch is not None
+        np.testing.assert_array_equal(p.batch.arrays["detector_data"], data[i : i + 1])
+
+
+def test_stream2_stacks_by_default_or_without_a_layout() -> None:
+    shape = (8, 16, 32)
+    for ser, layout in (
+        (SimplonBinarySerializer(), (4, 2)),  # default: stacked even when a layout is known
+        (SimplonBinarySerializer(assemble=True), None),  # no layout: stacked
+        (SimplonBinarySerializer(assemble=True), (3, 2)),  # layout does not fit: stacked
+    ):
+        start = cbor2.loads(ser.start(_layout_info(shape, layout))[0][0])
+        assert (start["image_size_y"], start["image_size_x"]) == (128, 32)
+        assert "module_layout" not in start["user_data"]["lclstream"]
+        (msg,) = ser.serialize(batch(frames(1, shape, "uint16")))
+        img, _ = dectris_decode(bytes(msg[0]))
+        assert img["data"]["threshold_1"].shape == (128, 32)
+
+
+def test_stream2_assembled_jungfrau_4m_from_synthetic_source_is_2048_square() -> None:
+    from lclstream.sources.synthetic import SyntheticDetector
+
+    det = SyntheticDetector(detector="jungfrau4M", pool_frames=1).info()
+    assert det.module_layout == (4, 2)
+    i = info(det.frame_shape, "uint16")
+    i.detectors["detector_data"] = det
+    ser = SimplonBinarySerializer(assemble=True)
+    start = cbor2.loads(ser.start(i)[0][0])
+    assert (start["image_size_y"], start["image_size_x"]) == (2048, 2048)
+    img = np.zeros((1, 8, 512, 1024), np.uint16)
+    img[0, 7, 511, 1023] = 3  # last module: row 3, column 1 → bottom-right corner
+    img[0, 1, 0, 0] = 5  # module 1: row 0, column 1 → (0, 1024)
+    (msg,) = ser.serialize(batch(img))
+    out, _ = dectris_decode(bytes(msg[0]))
+    a = out["data"]["threshold_1"]
+    assert a.shape == (2048, 2048) and a[2047, 2047] == 3 and a[0, 1024] == 5

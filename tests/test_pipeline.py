@@ -517,3 +517,25 @@ def test_in_process_handler_iterates_until_the_stream_ends() -> None:
     assert res.complete
     assert [m.kind for m in got] == ["data"] * 5 + ["end"]
     assert sum(len(m.batch) for m in got if m.batch is not None and m.kind == "data") == 23
+
+
+def test_file_handler_img_per_file_from_config(tmp_path: Path) -> None:
+    """``img_per_file`` in the YAML config regroups events into files of that many events."""
+    cfg = jf_config(events=12)
+    cfg["data_handlers"] = [
+        {
+            "type": "BinaryFileWritingDataHandler",
+            "write_directory": str(tmp_path / "out"),
+            "img_per_file": 4,
+        }
+    ]
+    res = Pipeline(load_config(cfg)).run()
+    assert res.complete and res.events == 12
+    files = sorted((tmp_path / "out").glob("*.h5"))
+    counts = []
+    for f in files:
+        with h5py.File(f, "r") as h:
+            if "/entry_1/data_1/data" in h:
+                counts.append(h["/entry_1/data_1/data"].shape[0])
+    # batches of 5 regrouped 4 a file (the end-of-stream file holds no events)
+    assert [c for c in counts if c] == [4, 4, 4]

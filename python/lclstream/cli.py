@@ -342,6 +342,12 @@ def receive(
     out: Annotated[
         Path | None, typer.Option(help="Write each message as a numbered .h5 file here.")
     ] = None,
+    img_per_file: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="With --out: regroup this many events a file (default: per message)."
+        ),
+    ] = None,
     format_: Annotated[
         Format | None, typer.Option("--format", help="Expected format (default: detect).")
     ] = None,
@@ -376,6 +382,7 @@ def receive(
                 url,
                 bind=not connect,
                 out=out,
+                img_per_file=img_per_file,
                 format=format_.value if format_ is not None else None,
                 expect=expect,
                 timeout=timeout,
@@ -775,6 +782,23 @@ def bench(
         rc = harness.main(*args, only=list(only)) if only else harness.main(*args)
     if isinstance(rc, int) and rc:
         raise typer.Exit(rc)
+
+
+@app.command()
+def keys(
+    directory: Annotated[Path, typer.Argument(help="Folder for the key files (created).")],
+    name: Annotated[str, typer.Option(help="Base name of the files.")] = "server",
+) -> None:
+    """Generate a CurveZMQ key pair: NAME.key (public, give it to the other side) and
+    NAME.key_secret (keep it; mode 0600). ZeroMQ's certificate format, as pyzmq reads."""
+    from lclstream import transport
+
+    with _errors():
+        if not transport.curve_available():
+            raise fail("this libzmq was built without CURVE support")
+        pub, sec = transport.generate_keys(directory, name)
+    typer.echo(f"public key: {pub}")
+    typer.echo(f"secret key: {sec}")
 
 
 def main() -> None:

@@ -437,6 +437,9 @@ class SimplonBinarySerializerParameters(_DetectorOverrides):
     number_of_images: int = Field(0, ge=0)
     sensor_material: str = "Si"
     sensor_thickness: float | None = Field(None, gt=0.0)  # m
+    #: Place modules into one 2-D image with the source's module layout (when it has one)
+    #: instead of stacking them along y.
+    assemble: bool = False
     compression_threads: int = Field(0, ge=0)
 
 
@@ -495,12 +498,14 @@ class BinaryDataStreamingDataHandlerParameters(_Model):
 
 
 class BinaryFileWritingDataHandlerParameters(_Model):
-    """Writes each message to its own numbered file."""
+    """Writes each message to its own numbered file (or regroups ``img_per_file`` events a file)."""
 
     type: Literal["BinaryFileWritingDataHandler"]
     file_prefix: str = ""
     file_suffix: str = "h5"
     write_directory: Path = Path(".")
+    #: Events per written file (as LCLStream's REST body); unset: one file per message.
+    img_per_file: int | None = Field(None, ge=1)
 
 
 class InProcessDataHandlerParameters(_Model):

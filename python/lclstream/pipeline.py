@@ -1089,6 +1089,7 @@ def receive(
     timeout: float = 30.0,
     first_timeout: float | None = None,
     max_files: int | None = None,
+    img_per_file: int | None = None,
     socket_type: str = "pull",
     on_ready: Callable[[list[str]], None] | None = None,
     on_message: Callable[[ReceiveResult], None] | None = None,
@@ -1099,7 +1100,7 @@ def receive(
     an error here, not downstream. ``expect`` is the number of events the caller expects;
     the stream is complete when all end messages arrived, the events received equal the
     senders' ``events_sent`` and (if given) ``expect``. With ``out``, messages are written as
-    numbered .h5 files (at most ``max_files``).
+    numbered .h5 files (at most ``max_files``), or ``img_per_file`` events a file.
     """
     from lclstream import formats
     from lclstream.transport import Receiver
@@ -1118,7 +1119,7 @@ def receive(
         if out is not None:
             from lclstream.writer import FileWriter
 
-            writer = FileWriter(Path(out))
+            writer = FileWriter(Path(out), img_per_file=img_per_file)
         tracker = StreamTracker()
         t_ready = time.perf_counter()
         t_first: float | None = None

@@ -44,6 +44,9 @@ class DetectorInfo:
     photon_energy_keV: float | None = None
     beam_center_px: tuple[float, float] | None = None  # (x, y)
     serial: str = ""
+    #: (rows, cols) of modules in the assembled, gap-free image (module m at row m // cols,
+    #: column m % cols); None when the source knows no layout.
+    module_layout: tuple[int, int] | None = None
 
 
 @dataclass

@@ -571,6 +571,8 @@ def _info_from_attrs(attrs: Any) -> StreamInfo:
             d["frame_shape"] = tuple(d["frame_shape"])
             if d.get("beam_center_px") is not None:
                 d["beam_center_px"] = tuple(d["beam_center_px"])
+            if d.get("module_layout") is not None:
+                d["module_layout"] = tuple(d["module_layout"])
             dets[k] = DetectorInfo(**d)
     return StreamInfo(
         stream_id=_attr_str(attrs, "stream_id"),

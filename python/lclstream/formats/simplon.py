@@ -123,6 +123,24 @@ def image_shape(frame_shape: tuple[int, ...]) -> tuple[int, int]:
     return y, x
 
 
+def assemble_modules(arr: np.ndarray, layout: tuple[int, int]) -> np.ndarray:
+    """(n, rows*cols, my, mx) → (n, rows*my, cols*mx): module m at row m // cols, column
+    m % cols, no gaps (the synthetic sources' layout)."""
+    rows, cols = layout
+    n, _, my, mx = arr.shape
+    out = arr.reshape(n, rows, cols, my, mx).transpose(0, 1, 3, 2, 4)
+    return np.ascontiguousarray(out).reshape(n, rows * my, cols * mx)
+
+
+def disassemble_modules(img: np.ndarray, layout: tuple[int, int]) -> np.ndarray:
+    """Inverse of :func:`assemble_modules` for one (rows*my, cols*mx) image."""
+    rows, cols = layout
+    y, x = img.shape
+    my, mx = y // rows, x // cols
+    out = img.reshape(rows, my, cols, mx).transpose(0, 2, 1, 3)
+    return np.ascontiguousarray(out).reshape(rows * cols, my, mx)
+
+
 def _describe(det: DetectorInfo) -> str:
     kind = det.kind.upper()
     if det.kind == "jungfrau" and len(det.frame_shape) == 3:
@@ -142,7 +160,12 @@ class SimplonBinarySerializer:
     ``data_collection_rate``, ``detector_name``, ``detector_type``) and ours:
     ``compression`` (``bslz4``/``bitshuffle_with_lz4`` default, or ``null``), ``channel``,
     ``count_time``/``frame_time`` (s), ``number_of_images``, ``sensor_material``,
-    ``sensor_thickness`` (m), ``threads``.
+    ``sensor_thickness`` (m), ``threads``; detector overrides ``detector_distance_m``,
+    ``beam_center_x_px``/``beam_center_y_px``, ``pixel_size_m``, ``incident_energy_keV`` (they
+    replace the source's DetectorInfo values in the start message); and ``assemble``: place a
+    frame's modules into one 2-D image with the source's ``module_layout`` (recorded as
+    ``user_data.lclstream.module_layout`` so :func:`parse` restores module frames) instead
+    of stacking them along y.
     """
 
     type_name = "SimplonBinarySerializer"
@@ -163,6 +186,12 @@ class SimplonBinarySerializer:
         data_collection_rate: str | None = None,
         detector_name: str | None = None,
         detector_type: str | None = None,
+        detector_distance_m: float | None = None,
+        beam_center_x_px: float | None = None,
+        beam_center_y_px: float | None = None,
+        pixel_size_m: float | None = None,
+        incident_energy_keV: float | None = None,
+        assemble: bool = False,
         threads: int = 0,
         **_ignored: Any,
     ) -> None:
@@ -186,6 +215,14 @@ class SimplonBinarySerializer:
         self.polarization = (polarization_fraction, polarization_axis)
         self.detector_name = detector_name
         self.detector_type = detector_type
+        self.overrides = {
+            "detector_distance_m": detector_distance_m,
+            "beam_center_x_px": beam_center_x_px,
+            "beam_center_y_px": beam_center_y_px,
+            "pixel_size_m": pixel_size_m,
+            "incident_energy_keV": incident_energy_keV,
+        }
+        self.assemble = bool(assemble)
         self.threads = int(threads)
         self._buffer = ChunkBuffer()
         self.info = StreamInfo(stream_id="")
@@ -198,6 +235,22 @@ class SimplonBinarySerializer:
     def _det(self) -> DetectorInfo | None:
         dets = self.info.detectors
         return dets.get(self.source) or (next(iter(dets.values())) if dets else None)
+
+    def _layout(self, frame_shape: tuple[int, ...]) -> tuple[int, int] | None:
+        """The module layout to assemble ``frame_shape`` frames with, or None (stack along y)."""
+        if not self.assemble or len(frame_shape) != 3:
+            return None
+        det = self._det()
+        layout = det.module_layout if det else None
+        if not layout or int(layout[0]) * int(layout[1]) != frame_shape[0]:
+            return None
+        return int(layout[0]), int(layout[1])
+
+    def _image_shape(self, frame_shape: tuple[int, ...]) -> tuple[int, int]:
+        layout = self._layout(frame_shape)
+        if layout is None:
+            return image_shape(frame_shape)
+        return layout[0] * frame_shape[1], layout[1] * frame_shape[2]
 
     def _stream_facts(self) -> dict[str, Any]:
         i = self.info
@@ -234,13 +287,24 @@ class SimplonBinarySerializer:
         """The start map (also used by tests against the spec's key list)."""
         det = self._det()
         frame_shape = det.frame_shape if det else (0, 0)
-        y, x = image_shape(tuple(frame_shape))
+        y, x = self._image_shape(tuple(frame_shape))
+        layout = self._layout(tuple(frame_shape))
         dtype = np.dtype(det.dtype) if det else np.dtype(np.uint16)
-        e_kev = det.photon_energy_keV if det and det.photon_energy_keV else None
+        ov = self.overrides
+        e_kev = ov["incident_energy_keV"] or (
+            det.photon_energy_keV if det and det.photon_energy_keV else None
+        )
         energy_ev = float(e_kev * 1e3) if e_kev else 0.0
         bc = det.beam_center_px if det and det.beam_center_px else (x / 2.0, y / 2.0)
-        px = float(det.pixel_size_m) if det and det.pixel_size_m else 0.0
-        dist = float(det.detector_distance_m) if det and det.detector_distance_m else 0.0
+        if ov["beam_center_x_px"] is not None:
+            bc = (float(ov["beam_center_x_px"]), bc[1])
+        if ov["beam_center_y_px"] is not None:
+            bc = (bc[0], float(ov["beam_center_y_px"]))
+        px = float(ov["pixel_size_m"] or (det.pixel_size_m if det and det.pixel_size_m else 0.0))
+        dist = float(
+            ov["detector_distance_m"]
+            or (det.detector_distance_m if det and det.detector_distance_m else 0.0)
+        )
         thickness = self.sensor_thickness
         if thickness is None:
             thickness = 320e-6 if det and det.kind in ("jungfrau", "epix10ka") else 0.0
@@ -256,6 +320,8 @@ class SimplonBinarySerializer:
             user["lclstream"]["polarization_axis"] = [float(v) for v in pa]
         if self.detector_name:
             user["lclstream"]["detector_name"] = self.detector_name
+        if layout is not None:
+            user["lclstream"]["module_layout"] = list(layout)
         msg: dict[str, Any] = {"type": "start", **self._ids()}
         msg.update(
             arm_date=self.series_date,
@@ -304,7 +370,10 @@ class SimplonBinarySerializer:
         if arr.dtype.byteorder == ">":
             raise FormatError("SimplonBinarySerializer: big-endian frames are not supported")
         frame_shape = tuple(arr.shape[1:])
-        y, x = image_shape(frame_shape)
+        y, x = self._image_shape(frame_shape)
+        layout = self._layout(frame_shape)
+        if layout is not None and len(arr):
+            arr = assemble_modules(arr, layout)
         tag = TYPED_ARRAY_TAG.get(arr.dtype.str)
         if tag is None:
             raise FormatError(f"SimplonBinarySerializer: dtype {arr.dtype} has no stream2 tag")
@@ -332,6 +401,8 @@ class SimplonBinarySerializer:
                     "frame_shape": list(frame_shape),
                 }
             }
+            if layout is not None:
+                user["lclstream"]["module_layout"] = list(layout)
             head = b"".join(
                 (
                     SELF_DESCRIBED,
@@ -525,6 +596,7 @@ def parse(message: Any, *, decode: bool = True) -> ParsedMessage:
                 float(msg.get("beam_center_y", 0.0)),
             ),
             serial=str(msg.get("detector_serial_number", "")),
+            module_layout=_layout_of(ours),
         )
         return ParsedMessage("start", stream_id, sender, senders, -1, info=info, nbytes=nbytes)
     if kind == "end":
@@ -546,11 +618,20 @@ def parse(message: Any, *, decode: bool = True) -> ParsedMessage:
         raise FormatError("stream2: image message has no data map")
     arrays: dict[str, np.ndarray] = {}
     shape = tuple(int(s) for s in ours.get("frame_shape", []))
+    layout = _layout_of(ours)
     for ch, img in data.items():
         if not isinstance(img, np.ndarray):
             raise FormatError(f"stream2: channel {ch!r} is not a tag 40 array")
         name = "detector_data" if len(data) == 1 else str(ch)
-        if decode and shape and int(np.prod(shape)) == img.size:
+        if (
+            decode
+            and layout is not None
+            and len(shape) == 3
+            and img.shape == (layout[0] * shape[1], layout[1] * shape[2])
+            and layout[0] * layout[1] == shape[0]
+        ):
+            arrays[name] = disassemble_modules(img, layout).reshape((1, *shape))
+        elif decode and shape and int(np.prod(shape)) == img.size:
             arrays[name] = img.reshape((1, *shape))
         else:
             arrays[name] = img.reshape((1, *img.shape))
@@ -564,3 +645,16 @@ def parse(message: Any, *, decode: bool = True) -> ParsedMessage:
     return ParsedMessage(
         "data", stream_id, sender, senders, seq, batch=batch, info=info, nbytes=nbytes
     )
+
+
+def _layout_of(ours: Mapping[str, Any]) -> tuple[int, int] | None:
+    """``user_data.lclstream.module_layout`` as (rows, cols), if there is a valid one."""
+    v = ours.get("module_layout")
+    if isinstance(v, (list, tuple)) and len(v) == 2:
+        try:
+            rows, cols = int(v[0]), int(v[1])
+        except (TypeError, ValueError):
+            return None
+        if rows > 0 and cols > 0:
+            return rows, cols
+    return None

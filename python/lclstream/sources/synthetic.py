@@ -375,6 +375,7 @@ class SyntheticDetector:
             photon_energy_keV=self.photon_energy_keV,
             beam_center_px=self.beam_center_px(),
             serial=f"synthetic-{self.detector}-seed{self.seed}",
+            module_layout=g.layout,
         )
 
     def is_hit(self, index: int) -> bool:
