@@ -405,3 +405,39 @@ def test_receiver_refuses_the_wrong_format_and_the_streamer_notices(tmp_path: Pa
     assert not info.value.pipeline_result.complete  # type: ignore[attr-defined]
     with pytest.raises(FormatError, match="not the expected raw"):
         rx.join()
+
+
+def test_curve_encrypted_stream_from_config_to_cli_receive(tmp_path: Path) -> None:
+    """CurveZMQ end to end: the consumer (``lclstream receive --curve-secret-key``) is the
+    CURVE server, the streamer's config names its public key; a streamer holding a wrong
+    server key gets nothing through (its close() reports the undelivered messages)."""
+    from lclstream import transport
+    from lclstream.errors import TransportError
+
+    if not transport.curve_available():
+        pytest.skip("libzmq without CURVE")
+    pub, sec = transport.generate_keys(tmp_path / "keys", "consumer")
+    wrong_pub, _ = transport.generate_keys(tmp_path / "other", "consumer")
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    rx = subprocess.Popen(
+        [sys.executable, "-m", "lclstream.cli", "receive", url, "--json", "--expect", str(N),
+         "--timeout", "30", "--curve-secret-key", str(sec)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
+    )  # fmt: skip
+    try:
+        bad = [{"type": "BinaryDataStreamingDataHandler", "urls": [url], "role": "client",
+                "curve_server_key": str(wrong_pub), "close_timeout_s": 1.0,
+                "send_timeout_s": 2.0}]  # fmt: skip
+        with pytest.raises((TransportError, TimeoutError)):
+            Pipeline(config("HDF5BinarySerializer", bad)).run()
+        good = [{"type": "BinaryDataStreamingDataHandler", "urls": [url], "role": "client",
+                 "curve_server_key": str(pub)}]  # fmt: skip
+        assert Pipeline(config("HDF5BinarySerializer", good)).run().complete
+        out, err = rx.communicate(timeout=60)
+    finally:
+        if rx.poll() is None:
+            rx.kill()
+    assert rx.returncode == 0, err
+    doc = json.loads(out)
+    assert doc["complete"] is True and doc["events"] == N

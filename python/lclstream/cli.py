@@ -359,6 +359,18 @@ def receive(
     ] = 60.0,
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON summary object.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no table.")] = False,
+    curve_secret_key: Annotated[
+        Path | None,
+        typer.Option(help="CurveZMQ: this consumer's .key_secret (it is the CURVE server)."),
+    ] = None,
+    curve_allowed_clients: Annotated[
+        Path | None,
+        typer.Option(help="CurveZMQ: accept only streamers whose *.key files are here."),
+    ] = None,
+    curve_server_key: Annotated[
+        Path | None,
+        typer.Option(help="CurveZMQ: the streamer's public .key (the streamer is the server)."),
+    ] = None,
 ) -> None:
     """Receive a stream, open every message and check completeness from the end totals.
 
@@ -366,8 +378,10 @@ def receive(
     """
     show = not (json_ or quiet)
     with _errors():
+        from lclstream.handlers import curve_settings
         from lclstream.pipeline import receive as do_receive
 
+        curve = curve_settings(curve_server_key, curve_secret_key, curve_allowed_clients)
         with _Progress(show) as progress:
 
             def on_msg(r: Any) -> None:
@@ -386,6 +400,7 @@ def receive(
                 format=format_.value if format_ is not None else None,
                 expect=expect,
                 timeout=timeout,
+                curve=curve,
                 on_ready=on_ready,
                 on_message=on_msg if show else None,
             )

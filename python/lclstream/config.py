@@ -495,6 +495,14 @@ class BinaryDataStreamingDataHandlerParameters(_Model):
     send_timeout_s: float | None = Field(None, gt=0.0)
     #: How long close() waits to deliver what is queued.
     close_timeout_s: float = Field(30.0, ge=0.0)
+    #: CurveZMQ (encryption; the consumer proves its identity): the consumer's public key
+    #: file (``NAME.key`` from ``lclstream keys``). The streamer is then the CURVE client.
+    curve_server_key: Path | None = None
+    #: This side's key pair (a ``.key_secret`` file): the client's identity with
+    #: ``curve_server_key``; without it the streamer is the CURVE server with this key.
+    curve_secret_key: Path | None = None
+    #: CURVE server only: accept only clients whose ``*.key`` files are in this folder.
+    curve_allowed_clients: Path | None = None
 
 
 class BinaryFileWritingDataHandlerParameters(_Model):

@@ -11,10 +11,13 @@ import inspect
 import queue
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lclstream.errors import ConfigError, TransportError
 from lclstream.protocols import DataHandler, Message, StreamInfo
+
+if TYPE_CHECKING:
+    from lclstream.transport import Curve
 
 __all__ = [
     "HANDLERS",
@@ -35,6 +38,31 @@ def _accepted(fn: Callable[..., Any], options: Mapping[str, Any]) -> dict[str, A
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return dict(options)
     return {k: v for k, v in options.items() if k in params}
+
+
+def curve_settings(
+    server_key: str | Path | None,
+    secret_key: str | Path | None,
+    allowed_clients: str | Path | None,
+) -> Curve | None:
+    """CurveZMQ settings from key files: with the peer's public key this side is the CURVE
+    client (its own pair optional); with only a secret key it is the CURVE server."""
+    from lclstream.transport import Curve, curve_available
+
+    if server_key is None and secret_key is None:
+        if allowed_clients is not None:
+            raise ConfigError("curve_allowed_clients needs curve_secret_key (the server's pair)")
+        return None
+    if not curve_available():
+        raise ConfigError("CurveZMQ keys are configured but this libzmq has no CURVE support")
+    if server_key is not None:
+        if allowed_clients is not None:
+            raise ConfigError("curve_allowed_clients applies to the CURVE server only")
+        return Curve.client(Path(server_key), None if secret_key is None else Path(secret_key))
+    assert secret_key is not None
+    return Curve.server(
+        Path(secret_key), None if allowed_clients is None else Path(allowed_clients)
+    )
 
 
 class BinaryDataStreamingDataHandler:
@@ -59,6 +87,9 @@ class BinaryDataStreamingDataHandler:
         send_timeout_s: float | None = None,
         close_timeout_s: float = 30.0,
         library: str = "zmq",
+        curve_server_key: str | Path | None = None,
+        curve_secret_key: str | Path | None = None,
+        curve_allowed_clients: str | Path | None = None,
         **extra: Any,
     ) -> None:
         from lclstream.transport import Sender
@@ -87,6 +118,9 @@ class BinaryDataStreamingDataHandler:
             opts["sndhwm"] = high_water_mark
         if send_timeout_s is not None:  # else the transport's default deadline
             opts["timeout"] = send_timeout_s
+        curve = curve_settings(curve_server_key, curve_secret_key, curve_allowed_clients)
+        if curve is not None:
+            opts["curve"] = curve
         opts.update(extra)
         self.sender = Sender(url_list, **_accepted(Sender, opts))
         self.bytes_sent = 0

@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -74,6 +74,9 @@ __all__ = [
     "run_pipeline",
     "run_workers",
 ]
+
+if TYPE_CHECKING:
+    from lclstream.transport import Curve
 
 
 class PipelineError(LclstreamError):
@@ -1091,6 +1094,7 @@ def receive(
     max_files: int | None = None,
     img_per_file: int | None = None,
     socket_type: str = "pull",
+    curve: Curve | None = None,
     on_ready: Callable[[list[str]], None] | None = None,
     on_message: Callable[[ReceiveResult], None] | None = None,
 ) -> ReceiveResult:
@@ -1110,7 +1114,7 @@ def receive(
     wanted = None if format is None else _FORMAT_KINDS.get(format)
     if format is not None and wanted is None:
         raise ConfigError(f"format {format!r} is not one of {', '.join(_FORMAT_KINDS)}")
-    rx = Receiver(url_list, bind=bind, socket_type=socket_type, timeout=timeout)
+    rx = Receiver(url_list, bind=bind, socket_type=socket_type, timeout=timeout, curve=curve)
     writer = None
     try:
         result.endpoints = list(getattr(rx, "endpoints", url_list))
