@@ -8,12 +8,12 @@ Ratios are the headline: every figure is paired with a baseline measured in the 
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from common import machine, print_table  # noqa: E402
+from common import machine  # noqa: E402
 
 #: Run order: parts first, the whole pipeline last.
 ORDER = ["batch", "calib", "codec", "transport", "formats", "sources", "e2e", "scaling"]
@@ -43,14 +43,23 @@ def run_all(quick: bool, only: list[str] | None = None) -> dict[str, Any]:
         if quick and name == "scaling":
             continue  # the scaling study takes long; it runs in the full benchmark only
         print(f"== bench_{name} ({'quick' if quick else 'full'})", flush=True)
-        try:
-            mod = importlib.import_module(f"bench_{name}")
-            recs = mod.run(quick)
-        except Exception as e:  # a broken benchmark is reported, the others still run
-            errors[name] = f"{type(e).__name__}: {e}"
-            traceback.print_exc()
-            continue
-        print_table(recs)
+        # Each benchmark runs in a fresh process: process-wide state one leaves behind
+        # (malloc tuning, thread pools, warm caches of imported libraries) must not help or
+        # hurt the next one's baseline.
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "out.json"
+            cmd = [sys.executable, str(HERE / f"bench_{name}.py"), "--json", str(out)]
+            if quick:
+                cmd.append("--quick")
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(HERE), env.get("PYTHONPATH", "")) if p
+            )
+            proc = subprocess.run(cmd, env=env)
+            if proc.returncode != 0 or not out.exists():
+                errors[name] = f"bench_{name}.py exited with status {proc.returncode}"
+                continue
+            recs = json.loads(out.read_text())["results"]
         results.extend(recs)
     return {
         "schema": SCHEMA_VERSION,
