@@ -53,15 +53,14 @@ class CopyBound:
     (``_core.parallel_copy``, memcpy; 64 MiB each way, on huge pages like every large numpy
     array), in bytes moved (read + write) per second.
 
-    Memory speed on this (virtual, shared-host) machine drifts by up to 30% from one second
-    to the next, so a bound measured once at the start (or the fastest copy of the whole run,
-    a maximum over hundreds of samples) says more about that drift than about the kernel.
-    The copy is therefore timed interleaved with each kernel's repeats (A, B, A, B, ... via
-    ``time_pair``, warm-up discarded) and each record's bound is the best of its own copy
-    repeats: both sides are best-of-N over the same seconds. ``run_best_gbps`` (the fastest
-    copy of the whole run) and ``ratio_run_best`` are kept in the records as the stricter view.
-    The kernel is timed on a cold cache, as in use: each copy moves 128 MiB through the
-    32 MiB L3, so kernel repeats do not find their 40-56 MB of inputs left in cache.
+    Memory speed on this (virtual, shared-host) machine drifts by up to 30% within seconds,
+    so the copy is not timed once but interleaved with every kernel's repeats (A, B, A, B, ...
+    via ``time_pair``, warm-up discarded), and the bound is the fastest copy of the whole run:
+    the best over every moment the kernels were timed in, so it errs high. Each record also
+    keeps the copy interleaved with it (``paired_gbps``, ``ratio_paired``).
+    The kernels are timed on a cold cache, as in use: each copy moves 128 MiB through the
+    32 MiB L3, so kernel repeats do not find their 40-56 MB of inputs left in cache (back to
+    back they did, which flattered them).
     """
 
     def __init__(self, nbytes: int) -> None:
@@ -312,12 +311,21 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         )
     )
     records.append(bound_record("generic int16 keV", graw.size * 14, t_g, gbps, 1, None))
-    # The run's fastest copy, for the stricter view.
+    # Every bound ratio against the fastest copy of the whole run (all interleaved repeats):
+    # the copy interleaved with one kernel can catch a slow moment of the memory system that
+    # the kernel does not feel alike (ratios above 1 were seen), so that per-kernel view is
+    # kept only as ``ratio_paired``; the bound errs high.
     bound.time(bound.copy, breps)
+    gbps = bound.best_gbps
     for r in records:
-        r["run_best_gbps"] = bound.best_gbps
+        r["copy_gbps"] = gbps
         if r["baseline"].startswith("copy bound"):
-            r["ratio_run_best"] = r["gbps"] / bound.best_gbps
+            r["ratio_paired"] = r["ratio"]
+            r["baseline_seconds"] = {k: r["bytes"] / (gbps * 1e9) for k in ("min", "median", "max")}
+            r["baseline_gbps"] = gbps
+            r["ratio"] = r["gbps"] / gbps
+            if r["target"] is not None:
+                r["met"] = r["ratio"] >= r["target"]
     return records
 
 
