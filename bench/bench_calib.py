@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from common import main, record, time_it
+from common import main, record, time_it, time_pair
 from lclstream import _core, calib
 
 JF4M = (8, 512, 1024)
@@ -48,21 +48,49 @@ def numpy_jungfrau(raw: np.ndarray, poff: np.ndarray, gfac: np.ndarray) -> np.nd
     return out
 
 
-def copy_gbps(nbytes: int, repeats: int) -> float:
-    """Bytes moved (read + write) per second by one thread copying a large warm array.
+class CopyBound:
+    """The memory speed the bound is taken at: one thread copying a large warm array
+    (``_core.parallel_copy``, memcpy; 64 MiB each way, on huge pages like every large numpy
+    array), in bytes moved (read + write) per second.
 
-    Best of many repeats: a low copy speed (another process competing for memory) would
-    flatter every ratio against the bound, so the bound errs high.
+    Memory speed on this (virtual, shared-host) machine drifts by up to 30% within seconds,
+    so the copy is not timed once but interleaved with every kernel's repeats (A, B, A, B, ...
+    via ``time_pair``, warm-up discarded), and the bound is the fastest copy of the whole run:
+    the best over every moment the kernels were timed in, so it errs high. Each record also
+    keeps the copy interleaved with it (``paired_gbps``, ``ratio_paired``).
+    The kernels are timed on a cold cache, as in use: each copy moves 128 MiB through the
+    32 MiB L3, so kernel repeats do not find their 40-56 MB of inputs left in cache (back to
+    back they did, which flattered them).
     """
-    src = np.ones(nbytes // 4, np.float32)
-    dst = np.zeros_like(src)
-    t = time_it(lambda: _core.parallel_copy(dst, src, threads=1), repeats=repeats)
-    return 2 * src.nbytes / t["min"] / 1e9
+
+    def __init__(self, nbytes: int) -> None:
+        self.src = np.ones(nbytes // 4, np.float32)
+        self.dst = np.zeros_like(self.src)
+        self.best_gbps = 0.0
+
+    def copy(self) -> None:
+        _core.parallel_copy(self.dst, self.src, threads=1)
+
+    def gbps(self, t: dict[str, float]) -> float:
+        return 2 * self.src.nbytes / t["min"] / 1e9
+
+    def time(self, fn: Any, repeats: int) -> tuple[dict[str, float], float]:
+        """Times ``fn`` interleaved with the copy: (fn's times, that copy's GB/s)."""
+        t, tc = time_pair(fn, self.copy, repeats=repeats, warmup=2)
+        g = self.gbps(tc)
+        self.best_gbps = max(self.best_gbps, g)
+        return t, g
 
 
 def bound_record(
-    case: str, nbytes: float, t: dict[str, float], gbps: float, threads: int, target: float | None
+    case: str,
+    nbytes: float,
+    t: dict[str, float],
+    gbps: float,
+    threads: int,
+    target: float | None,
 ) -> dict[str, Any]:
+    """A record against the bound at the speed of the copy timed interleaved with it."""
     bound_t = {k: nbytes / (gbps * 1e9) for k in ("min", "median", "max")}
     return record(
         "calib",
@@ -74,6 +102,7 @@ def bound_record(
         threads=threads,
         target=target,
         target_text="fraction of the memory-traffic bound",
+        paired_gbps=gbps,
     )
 
 
@@ -82,7 +111,9 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     reps = 3 if quick else 7
     nrep = 1 if quick else 3
     records: list[dict[str, Any]] = []
-    gbps = copy_gbps(64 << 20, 3 * reps)
+    bound = CopyBound(64 << 20)
+    breps = 5 if quick else 15  # repeats of a kernel timed against the bound
+    bound.time(bound.copy, breps)
 
     # ---- Jungfrau 4M ---------------------------------------------------------------------
     c = jf_constants(JF4M, rng)
@@ -108,7 +139,11 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 )
                 out = np.empty(raw.shape, dtype)
                 cal(raw, out)  # touch out once
-                t = time_it(lambda cal=cal, out=out: cal(raw, out), repeats=reps)
+                best = isa == _core.available_isas()[0]
+                headline = best and threads == 1  # the rows with a target: more repeats
+                t, gbps = bound.time(
+                    lambda cal=cal, out=out: cal(raw, out), 3 * breps if headline else breps
+                )
                 case = f"jungfrau4M {output} {isa}"
                 if threads == 1:
                     records.append(
@@ -124,7 +159,6 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                             target_text="x numpy np.choose, one thread",
                         )
                     )
-                best = isa == _core.available_isas()[0]
                 records.append(
                     bound_record(
                         case,
@@ -159,7 +193,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         cmcal = calib.Jungfrau(c["pedestal"], c["gain"], threads=threads, common_mode=True)
         cmout = np.empty(raw.shape, np.float32)
         cmcal(raw, cmout)
-        t_cm = time_it(lambda cmcal=cmcal, cmout=cmout: cmcal(raw, cmout), repeats=reps)
+        t_cm, gbps = bound.time(lambda cmcal=cmcal, cmout=cmout: cmcal(raw, cmout), reps)
         records.append(
             record(
                 "calib",
@@ -179,12 +213,17 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     kev = np.empty(raw.shape, np.float32)
     calib.Jungfrau(c["pedestal"], c["gain"], threads=1)(raw, kev)
     work = kev.copy()
-    t_z = time_it(
-        lambda: (np.copyto(work, kev), calib.zero_below(work, 4.0, threads=1)), repeats=reps
-    )
-    t_zn = time_it(
-        lambda: (np.copyto(work, kev), np.copyto(work, 0, where=work < 4.0)), repeats=reps
-    )
+
+    def ours_zero() -> None:
+        np.copyto(work, kev)
+        calib.zero_below(work, 4.0, threads=1)
+
+    def numpy_zero() -> None:
+        np.copyto(work, kev)
+        np.copyto(work, 0, where=work < 4.0)
+
+    t_z = time_it(ours_zero, repeats=reps)
+    t_zn = time_it(numpy_zero, repeats=reps)
     records.append(
         record(
             "calib",
@@ -239,7 +278,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     t_npe = time_it(numpy_epix, repeats=nrep)
     ecal = calib.Epix10ka(ped7, gain7, cbits, threads=1)
     eout = np.empty(eraw.shape, np.float32)
-    t_e = time_it(lambda: ecal(eraw, eout), repeats=reps)
+    t_e, gbps = bound.time(lambda: ecal(eraw, eout), reps)
     records.append(
         record(
             "calib",
@@ -260,7 +299,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     t_npg = time_it(lambda: (graw.astype(np.float32) - gped) * ggf, repeats=nrep)
     gcal = calib.Generic(gped, ggain, threads=1)
     gout = np.empty(graw.shape, np.float32)
-    t_g = time_it(lambda: gcal(graw, gout), repeats=reps)
+    t_g, gbps = bound.time(lambda: gcal(graw, gout), reps)
     records.append(
         record(
             "calib",
@@ -272,19 +311,21 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         )
     )
     records.append(bound_record("generic int16 keV", graw.size * 14, t_g, gbps, 1, None))
-    # Measured again at the end: the bound is the faster of the two measurements, and every
-    # bound ratio is recomputed against it.
-    gbps_end = copy_gbps(64 << 20, 3 * reps)
-    if gbps_end > gbps:
-        for r in records:
-            if r["baseline"].startswith("copy bound"):
-                r["baseline_gbps"] = gbps_end
-                r["ratio"] = r["gbps"] / gbps_end
-                if r["target"] is not None:
-                    r["met"] = r["ratio"] >= r["target"]
-        gbps = gbps_end
+    # Every bound ratio against the fastest copy of the whole run (all interleaved repeats):
+    # the copy interleaved with one kernel can catch a slow moment of the memory system that
+    # the kernel does not feel alike (ratios above 1 were seen), so that per-kernel view is
+    # kept only as ``ratio_paired``; the bound errs high.
+    bound.time(bound.copy, breps)
+    gbps = bound.best_gbps
     for r in records:
         r["copy_gbps"] = gbps
+        if r["baseline"].startswith("copy bound"):
+            r["ratio_paired"] = r["ratio"]
+            r["baseline_seconds"] = {k: r["bytes"] / (gbps * 1e9) for k in ("min", "median", "max")}
+            r["baseline_gbps"] = gbps
+            r["ratio"] = r["gbps"] / gbps
+            if r["target"] is not None:
+                r["met"] = r["ratio"] >= r["target"]
     return records
 
 

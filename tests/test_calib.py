@@ -556,3 +556,27 @@ def test_make_calibrator(tmp_path: Path) -> None:
     assert isinstance(g, calib.Generic) and g.frame_shape == (512, 1024)
     with pytest.raises(ValueError, match="unknown detector"):
         calib.make_calibrator("pilatus", {})
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.uint16, np.uint32])
+def test_jungfrau_streaming_into_misaligned_out(isa: str, dt: type) -> None:
+    """Outputs of 1 MiB or more take the streaming-store loop, which first steps to a 64-byte
+    line edge lane by lane, then writes whole lines; an `out` one element off a line edge and
+    a pixel count that is no multiple of 16 or 32 exercise the head and the tail."""
+    frame = (1, 509, 1031)
+    ped, gain, off, mask = make_jf(frame, seed=11)
+    raw = make_raw((3, *frame), seed=12)
+    want = jungfrau_ref(raw, ped, gain, off, mask)
+    if dt is not np.float32:
+        want = photons_ref(want, 0.3, dt)
+    buf = np.zeros(raw.size + 1, dt)
+    out = buf[1:].reshape(raw.shape)
+    assert out.ctypes.data % 64 != 0
+    kw: dict[str, object] = {} if dt is np.float32 else {"output": "photons", "dtype": dt}
+    if dt is not np.float32:
+        kw["photon_energy_keV"] = 0.3
+    cal = calib.Jungfrau(ped, gain, off, mask, threads=1, **kw)  # type: ignore[arg-type]
+    got = cal(raw, out)
+    assert got.ctypes.data == out.ctypes.data
+    np.testing.assert_array_equal(out.view(np.uint8), want.view(np.uint8))
+    assert buf[0] == 0

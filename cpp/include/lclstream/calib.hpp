@@ -17,6 +17,26 @@
 
 namespace lclstream::calib {
 
+namespace detail {
+/// Storage for large tables (1 MiB and up): 2 MiB-aligned and advised onto transparent
+/// huge pages. The kernels stream the constant tables from memory; on 4 KiB pages every
+/// page edge stops the hardware prefetchers and costs a TLB miss (numpy arrays, the raw
+/// input and output, already get huge pages). Throws std::bad_alloc.
+void* table_allocate(std::size_t bytes);
+void table_free(void* p) noexcept;
+
+template <class T>
+struct TableAllocator {
+  using value_type = T;
+  TableAllocator() = default;
+  template <class U>
+  explicit TableAllocator(const TableAllocator<U>& /*other*/) noexcept {}
+  T* allocate(std::size_t n) { return static_cast<T*>(table_allocate(n * sizeof(T))); }
+  void deallocate(T* p, std::size_t /*n*/) noexcept { table_free(p); }
+  friend bool operator==(const TableAllocator&, const TableAllocator&) noexcept { return true; }
+};
+}  // namespace detail
+
 /// What a prepared calibration produces.
 enum class Output : std::uint8_t {
   kev,      ///< float32, (data - poff) * (1/gain) with gain in ADU/keV
@@ -107,8 +127,8 @@ class Calibrator {
   std::uint8_t stage_of_code_[4] = {0, 0, 0, 0};
   std::uint16_t data_mask_ = 0xffff;
   std::uint16_t slow_bits_ = 0;
-  std::vector<float> poff_;  // stages_ * frame_pixels, planar
-  std::vector<float> gfac_;
+  std::vector<float, detail::TableAllocator<float>> poff_;  // stages_ * frame_pixels, planar
+  std::vector<float, detail::TableAllocator<float>> gfac_;
   // Common mode: per stage plane, bit 0 = gain stage takes the correction, bit 1 = candidate
   // (eligible and unmasked).
   std::vector<std::uint8_t> cm_flags_;

@@ -5,7 +5,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <new>
 #include <string>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "calib/kernels.hpp"
 #include "lclstream/error.hpp"
@@ -13,6 +19,24 @@
 #include "lclstream/parallel.hpp"
 
 namespace lclstream::calib {
+
+void* detail::table_allocate(std::size_t bytes) {
+  constexpr std::size_t kHuge = std::size_t{2} << 20;
+  if (bytes < (std::size_t{1} << 20)) {
+    void* p = std::malloc(bytes == 0 ? 1 : bytes);
+    if (p == nullptr) throw std::bad_alloc();
+    return p;
+  }
+  const std::size_t rounded = (bytes + kHuge - 1) / kHuge * kHuge;
+  void* p = std::aligned_alloc(kHuge, rounded);
+  if (p == nullptr) throw std::bad_alloc();
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  (void)madvise(p, rounded, MADV_HUGEPAGE);  // advisory only
+#endif
+  return p;
+}
+
+void detail::table_free(void* p) noexcept { std::free(p); }
 namespace {
 
 constexpr std::size_t kStreamBytes = 1U << 20;  // outputs this large bypass the cache
