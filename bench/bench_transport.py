@@ -36,7 +36,7 @@ def _receiver(lib: str, url: str, warm: int, n: int, blocks: int, q: Any) -> Non
     if lib == "lclstream":
         from lclstream.transport import Receiver
 
-        r = Receiver(url, rcvhwm=HWM, timeout=60.0)
+        r = Receiver(url, rcvhwm=HWM, timeout=60.0, reuse_buffers=True)
         q.put(r.endpoints[0])
 
         def recv() -> int:

@@ -228,13 +228,14 @@ LCLSTREAM_BINDING(transport) {
   py::class_<Receiver>(m, "Receiver", "ZeroMQ receiver (pull or sub); see lclstream.transport.Receiver.")
       .def(py::init([](std::vector<std::string> endpoints, const std::string& socket_type, bool bind, int hwm,
                        std::optional<double> timeout, std::optional<py::dict> curve, int rcvbuf,
-                       std::vector<std::string> subscribe) {
+                       std::vector<std::string> subscribe, bool reuse_buffers) {
              auto o = make_options(socket_type, bind, hwm, timeout, curve, 0, rcvbuf, subscribe);
+             o.reuse_buffers = reuse_buffers;
              return std::make_unique<Receiver>(std::move(endpoints), std::move(o));
            }),
            py::arg("endpoints"), py::arg("socket_type") = "pull", py::arg("bind") = true, py::arg("hwm") = 16,
            py::arg("timeout") = 30.0, py::arg("curve") = py::none(), py::arg("rcvbuf") = 0,
-           py::arg("subscribe") = std::vector<std::string>{""})
+           py::arg("subscribe") = std::vector<std::string>{""}, py::arg("reuse_buffers") = false)
       .def("recv", [](Receiver& r, std::optional<double> timeout, bool use_default) {
              drain_released();
              std::optional<std::vector<Frame>> frames;

@@ -401,6 +401,7 @@ def receive(
                 expect=expect,
                 timeout=timeout,
                 curve=curve,
+                reuse_buffers=True,  # this process only receives: keep buffers warm
                 on_ready=on_ready,
                 on_message=on_msg if show else None,
             )
@@ -456,6 +457,7 @@ def _demo_receiver(
             expect=expect,
             timeout=timeout,
             max_files=max_files,
+            reuse_buffers=True,  # the demo's receiver process only receives
             on_ready=on_ready,
             on_message=on_msg,
         )

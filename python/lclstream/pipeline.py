@@ -1095,6 +1095,7 @@ def receive(
     img_per_file: int | None = None,
     socket_type: str = "pull",
     curve: Curve | None = None,
+    reuse_buffers: bool = False,
     on_ready: Callable[[list[str]], None] | None = None,
     on_message: Callable[[ReceiveResult], None] | None = None,
 ) -> ReceiveResult:
@@ -1114,7 +1115,14 @@ def receive(
     wanted = None if format is None else _FORMAT_KINDS.get(format)
     if format is not None and wanted is None:
         raise ConfigError(f"format {format!r} is not one of {', '.join(_FORMAT_KINDS)}")
-    rx = Receiver(url_list, bind=bind, socket_type=socket_type, timeout=timeout, curve=curve)
+    rx = Receiver(
+        url_list,
+        bind=bind,
+        socket_type=socket_type,
+        timeout=timeout,
+        curve=curve,
+        reuse_buffers=reuse_buffers,
+    )
     writer = None
     try:
         result.endpoints = list(getattr(rx, "endpoints", url_list))

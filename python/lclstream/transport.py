@@ -372,6 +372,11 @@ class Receiver:
     ``Receiver(url)`` binds (the consumer's default); ``bind=False`` connects. The views
     keep libzmq's message alive, so ``numpy.frombuffer(frame, ...)``, ``cbor2.loads`` and
     ``h5py.File(io.BytesIO(frame))`` read them directly.
+
+    ``reuse_buffers=True`` makes glibc keep freed large blocks for reuse so that large
+    messages are not faulted in afresh each time (32 MiB messages stream ~2x faster), but
+    it is process-wide: a process dedicated to receiving (``lclstream receive``) sets it;
+    a library caller that also computes in the same process should not.
     """
 
     def __init__(
@@ -385,6 +390,7 @@ class Receiver:
         curve: Curve | None = None,
         rcvbuf: int = 0,
         subscribe: Sequence[str] = ("",),
+        reuse_buffers: bool = False,
     ) -> None:
         self._r = _core.Receiver(
             _urls(url_or_urls),
@@ -395,6 +401,7 @@ class Receiver:
             _curve_dict(curve),
             rcvbuf,
             list(subscribe),
+            reuse_buffers,
         )
         self.timeout = timeout
 

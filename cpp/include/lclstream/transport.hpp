@@ -84,9 +84,12 @@ struct CurveOptions {
 /// blocks with fresh mmap()s that it unmaps again on free, so each message's pages are
 /// faulted in anew (~0.5 GB/s here; a 32 MiB stream collapses). This makes glibc serve
 /// them from its heaps and keep freed memory (no mmap for large blocks, a 1 GiB trim
-/// threshold), so received buffers are reused warm. Process-wide and idempotent; a
-/// Receiver calls it unless TransportOptions::reuse_buffers is false, or the environment
-/// variable LCLSTREAM_MALLOC_TUNING=0 is set. Returns whether it is in effect.
+/// threshold), so received buffers are reused warm. Process-wide and idempotent: it
+/// also changes how every other allocation of the process behaves (measured here: it
+/// halves the two-thread speed of a codec call that allocates its output), so a Receiver
+/// calls it only when TransportOptions::reuse_buffers is set, as a process dedicated to
+/// receiving (`lclstream receive`) does; LCLSTREAM_MALLOC_TUNING=0 vetoes it.
+/// Returns whether it is in effect.
 bool reuse_message_buffers();
 
 /// A libzmq context. inproc:// endpoints reach only sockets of the same context.
@@ -127,8 +130,8 @@ struct TransportOptions {
   int sndbuf = 0;
   int rcvbuf = 0;
   /// Receiver: make glibc keep and reuse freed message buffers instead of handing them
-  /// back to the OS (see reuse_message_buffers()).
-  bool reuse_buffers = true;
+  /// back to the OS (see reuse_message_buffers(): process-wide, so off by default).
+  bool reuse_buffers = false;
   std::shared_ptr<Context> context;  // null: Context::global()
   InterruptCheck interrupt;
   std::chrono::milliseconds slice{50};
