@@ -27,7 +27,7 @@ HWM = 16
 
 def _messages(size: int, quick: bool) -> tuple[int, int, int]:
     """(warm-up messages, messages per timed block, blocks) for about 256 MiB per block."""
-    budget = (64 << 20) if quick else (384 << 20)
+    budget = (64 << 20) if quick else (256 << 20)
     n = max(8, min(4000, budget // size))
     return max(4, n // 4), n, 2 if quick else 3
 
@@ -109,12 +109,16 @@ def _measure(lib: str, url: str, size: int, quick: bool) -> dict[str, Any]:
 def _interleaved(url: str, size: int, quick: bool) -> tuple[dict[str, float], dict[str, float]]:
     """Ours and pyzmq measured alternately (load from other users hits both alike)."""
     runs: dict[str, list[float]] = {"lclstream": [], "pyzmq": []}
+    paired: list[float] = []  # per round: pyzmq's best block time / ours
     n = 0.0
-    for _ in range(2 if quick else 3):
+    for _ in range(2 if quick else 5):
+        best: dict[str, float] = {}
         for lib in ("lclstream", "pyzmq"):
             m = _measure(lib, url, size, quick)
             runs[lib] += m["times"]
+            best[lib] = min(m["times"])
             n = m["n"]
+        paired.append(best["pyzmq"] / best["lclstream"])
 
     def summary(times: list[float]) -> dict[str, float]:
         return {
@@ -124,7 +128,9 @@ def _interleaved(url: str, size: int, quick: bool) -> tuple[dict[str, float], di
             "n": n,
         }
 
-    return summary(runs["lclstream"]), summary(runs["pyzmq"])
+    ours = summary(runs["lclstream"])
+    ours["paired_ratio"] = sorted(paired)[len(paired) // 2]
+    return ours, summary(runs["pyzmq"])
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
@@ -155,6 +161,18 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                     messages=int(n),
                     layout="sender: parent process; receiver: spawned process",
                 )
+            )
+            # Loopback throughput drifts by 2x within minutes on this VM, for pyzmq and us
+            # alike; the ratio of two best-of-run times can pair our slow stretch with its
+            # fast one. The headline is the median over rounds of the ratio measured within
+            # each round (ours then pyzmq, back to back); the best-time ratio is kept.
+            rec = out[-1]
+            rec["ratio_best_times"] = rec["ratio"]
+            rec["ratio"] = ours["paired_ratio"]
+            rec["met"] = rec["ratio"] >= 0.8
+            rec["notes"] = (
+                f"median of per-round ratios {rec['ratio']:.2f} "
+                f"(ratio of best times {rec['ratio_best_times']:.2f})"
             )
     try:
         for f in os.listdir(tmp):
