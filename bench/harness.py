@@ -72,6 +72,15 @@ def run_all(quick: bool, only: list[str] | None = None) -> dict[str, Any]:
     }
 
 
+def validate(doc: dict[str, Any]) -> None:
+    """Checks the document against bench/results.schema.json (the JSON contract of
+    ``lclstream bench --json``); raises jsonschema.ValidationError naming the bad field."""
+    import jsonschema
+
+    schema = json.loads((HERE / "results.schema.json").read_text())
+    jsonschema.validate(doc, schema)
+
+
 def markdown(doc: dict[str, Any]) -> str:
     m = doc["machine"]
     lines = [
@@ -140,6 +149,7 @@ def main(
     """Runs the benchmarks; returns 0 when every benchmark ran (targets are reported, not
     asserted: a missed target is marked MISSED in the table)."""
     doc = run_all(quick, only)
+    validate(doc)
     if json_out:
         Path(json_out).write_text(json.dumps(doc, indent=1))
     if write_results is None:
