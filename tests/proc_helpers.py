@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import queue
 import socket
+import threading
 from pathlib import Path
 from typing import Any
 
 import lclstream
 import numpy as np
 from lclstream import calib
+from lclstream.pipeline import ReceiveResult, receive
 
 #: The directory holding the ``lclstream`` package, for a child process's PYTHONPATH.
 PYTHON_DIR = str(Path(lclstream.__file__).resolve().parent.parent)
@@ -50,3 +53,34 @@ def photon_calibrator(consts: dict[str, np.ndarray], photon_energy_keV: float) -
         output="photons",
         photon_energy_keV=photon_energy_keV,
     )
+
+
+class ReceiverThread:
+    """lclstream.pipeline.receive in a thread, as a consumer process would run it."""
+
+    def __init__(self, url: str, **kw: Any) -> None:
+        self.ready: queue.Queue[list[str]] = queue.Queue()
+        self.result: ReceiveResult | None = None
+        self.error: BaseException | None = None
+        self.t = threading.Thread(target=self._run, args=(url,), kwargs=kw, daemon=True)
+        self.t.start()
+
+    def _run(self, url: str, **kw: Any) -> None:
+        try:
+            self.result = receive(url, on_ready=self.ready.put, **kw)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the test
+            self.error = e
+            self.ready.put([])
+
+    def endpoint(self) -> str:
+        eps = self.ready.get(timeout=10)
+        if self.error is not None:
+            raise self.error
+        return eps[0]
+
+    def join(self) -> ReceiveResult:
+        self.t.join(60)
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result

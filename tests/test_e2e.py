@@ -10,11 +10,9 @@ event is checked against a direct call of the calibration kernel on the source's
 from __future__ import annotations
 
 import json
-import queue
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -26,9 +24,9 @@ import pytest
 import yaml
 from lclstream.cli import app
 from lclstream.config import load_config
-from lclstream.pipeline import Pipeline, ReceiveResult, receive
+from lclstream.pipeline import Pipeline
 from lclstream.sources import open_source
-from proc_helpers import cli_env, free_port, photon_calibrator, synthetic_jungfrau
+from proc_helpers import ReceiverThread, cli_env, free_port, photon_calibrator, synthetic_jungfrau
 from typer.testing import CliRunner
 
 ENERGY = 9.5
@@ -75,37 +73,6 @@ def frames_in_files(files: list[Path]) -> tuple[np.ndarray, np.ndarray]:
             data.append(d)
             ids.append(h5["/LCLS/eventNumber"][()])
     return np.concatenate(ids), np.concatenate(data)
-
-
-class ReceiverThread:
-    """lclstream.pipeline.receive in a thread, as a consumer process would run it."""
-
-    def __init__(self, url: str, **kw: Any) -> None:
-        self.ready: queue.Queue[list[str]] = queue.Queue()
-        self.result: ReceiveResult | None = None
-        self.error: BaseException | None = None
-        self.t = threading.Thread(target=self._run, args=(url,), kwargs=kw, daemon=True)
-        self.t.start()
-
-    def _run(self, url: str, **kw: Any) -> None:
-        try:
-            self.result = receive(url, on_ready=self.ready.put, **kw)
-        except BaseException as e:  # noqa: BLE001 - re-raised in the test
-            self.error = e
-            self.ready.put([])
-
-    def endpoint(self) -> str:
-        eps = self.ready.get(timeout=10)
-        if self.error is not None:
-            raise self.error
-        return eps[0]
-
-    def join(self) -> ReceiveResult:
-        self.t.join(60)
-        if self.error is not None:
-            raise self.error
-        assert self.result is not None
-        return self.result
 
 
 SERIALIZERS = [
