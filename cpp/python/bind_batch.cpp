@@ -26,6 +26,20 @@ void check_frame_shape(const Batch& b, const py::array& a, std::size_t skip) {
   }
 }
 
+// The one check every way of adding frames goes through: C-contiguous (no silent copy),
+// the batch's dtype, and its frame shape (after `skip` leading stack dimensions).
+std::span<const std::byte> checked_bytes(const Batch& b, const py::array& a, const char* what,
+                                         std::size_t skip) {
+  require_contiguous(a, what);
+  const DType t = dtype_of(a);
+  if (t != b.dtype()) {
+    throw ValueError(std::string(what) + " dtype " + std::string(dtype_name(t)) +
+                     " does not match the batch's " + std::string(dtype_name(b.dtype())));
+  }
+  check_frame_shape(b, a, skip);
+  return {static_cast<const std::byte*>(a.data()), static_cast<std::size_t>(a.nbytes())};
+}
+
 py::array view_of(const std::shared_ptr<Batch>& b, std::span<std::byte> bytes,
                   std::vector<py::ssize_t> shape) {
   std::vector<py::ssize_t> strides(shape.size());
@@ -78,17 +92,9 @@ LCLSTREAM_BINDING(batch) {
            }),
            py::arg("pool"), py::arg("dtype"), py::arg("frame_shape"), py::arg("capacity"))
       .def("append", [](Batch& b, const py::array& frame, std::uint64_t id, std::uint64_t ts, int threads) {
-             require_contiguous(frame, "Batch.append: frame");
-             const DType t = dtype_of(frame);
-             if (t != b.dtype()) {
-               throw ValueError("Batch.append: frame dtype " + std::string(dtype_name(t)) +
-                                " does not match the batch's " + std::string(dtype_name(b.dtype())));
-             }
-             check_frame_shape(b, frame, 0);
-             std::span<const std::byte> bytes(static_cast<const std::byte*>(frame.data()),
-                                              static_cast<std::size_t>(frame.nbytes()));
+             const auto bytes = checked_bytes(b, frame, "Batch.append: frame", 0);
              py::gil_scoped_release nogil;
-             b.append(bytes, t, id, ts, threads);
+             b.append(bytes, b.dtype(), id, ts, threads);
            },
            py::arg("frame"), py::arg("event_id"), py::arg("timestamp"), py::arg("threads") = 1)
       .def("extend", [](Batch& b, const py::list& frames, const std::vector<std::uint64_t>& ids,
@@ -97,15 +103,9 @@ LCLSTREAM_BINDING(batch) {
              std::vector<std::span<const std::byte>> views;
              keep.reserve(frames.size());
              for (auto item : frames) {
-               py::array a = py::reinterpret_borrow<py::array>(item);
                if (!py::isinstance<py::array>(item)) throw ValueError("Batch.extend: frames must be numpy arrays");
-               require_contiguous(a, "Batch.extend: frame");
-               if (dtype_of(a) != b.dtype()) {
-                 throw ValueError("Batch.extend: frame dtype " + std::string(dtype_name(dtype_of(a))) +
-                                  " does not match the batch's " + std::string(dtype_name(b.dtype())));
-               }
-               check_frame_shape(b, a, 0);
-               views.emplace_back(static_cast<const std::byte*>(a.data()), static_cast<std::size_t>(a.nbytes()));
+               py::array a = py::reinterpret_borrow<py::array>(item);
+               views.push_back(checked_bytes(b, a, "Batch.extend: frame", 0));
                keep.push_back(std::move(a));
              }
              py::gil_scoped_release nogil;
@@ -114,9 +114,7 @@ LCLSTREAM_BINDING(batch) {
            py::arg("frames"), py::arg("event_ids"), py::arg("timestamps"), py::arg("threads") = 0)
       .def("extend_stacked", [](Batch& b, const py::array& frames, const std::vector<std::uint64_t>& ids,
                                 const std::vector<std::uint64_t>& ts, int threads) {
-             require_contiguous(frames, "Batch.extend_stacked: frames");
-             if (dtype_of(frames) != b.dtype()) throw ValueError("Batch.extend_stacked: dtype mismatch");
-             check_frame_shape(b, frames, 1);
+             (void)checked_bytes(b, frames, "Batch.extend_stacked: frames", 1);
              const std::size_t n = static_cast<std::size_t>(frames.shape(0));
              const auto* base = static_cast<const std::byte*>(frames.data());
              std::vector<std::span<const std::byte>> views;
