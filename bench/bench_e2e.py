@@ -13,24 +13,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
-from common import record
+from common import lclstream_cmd, record, summarize
 from plain_python_pipeline import run_baseline
 
 TARGET = 5.0  # DESIGN.md: >= 5x the plain-Python pipeline's raw-input bytes/s
 
 
-def _lclstream_cmd() -> list[str]:
-    exe = Path(sys.executable).with_name("lclstream")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "lclstream.cli"]
-
-
 def run_lclstream(events: int, fmt: str = "hdf5") -> dict[str, Any]:
     out = subprocess.run(
-        [*_lclstream_cmd(), "demo", "--events", str(events), "--json", "--format", fmt],
+        [*lclstream_cmd(), "demo", "--events", str(events), "--json", "--format", fmt],
         capture_output=True,
         text=True,
         timeout=1800,
@@ -60,8 +53,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         producers,
     )
     ours = run_lclstream(100 if quick else 400)
-    t_ours = {"min": ours["seconds"], "median": ours["seconds"], "max": ours["seconds"]}
-    t_base = {"min": base["seconds"], "median": base["seconds"], "max": base["seconds"]}
+    t_ours = summarize([ours["seconds"]])
+    t_base = summarize([base["seconds"]])
     # Compare rates, not times: the two runs may process different event counts.
     bytes_ours = float(ours["bytes_in"])
     scale = bytes_ours / base["bytes_in"]

@@ -18,12 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from common import record
-
-
-def _cmd() -> list[str]:
-    exe = Path(sys.executable).with_name("lclstream")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "lclstream.cli"]
+from common import lclstream_cmd, record, summarize
 
 
 def _free_port() -> int:
@@ -45,7 +40,7 @@ def run_one(config: dict[str, Any], events: int) -> dict[str, Any]:
         path.write_text(yaml.safe_dump(cfg))
         recv = subprocess.Popen(
             [
-                *_cmd(),
+                *lclstream_cmd(),
                 "receive",
                 url,
                 "--expect",
@@ -61,7 +56,10 @@ def run_one(config: dict[str, Any], events: int) -> dict[str, Any]:
         )
         time.sleep(1.0)  # the receiver binds before the streamer connects
         st = subprocess.run(
-            [*_cmd(), "stream", str(path), "--json"], capture_output=True, text=True, timeout=1800
+            [*lclstream_cmd(), "stream", str(path), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=1800,
         )
         rout, rerr = recv.communicate(timeout=300)
     if st.returncode != 0:
@@ -112,7 +110,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             raise RuntimeError(f"{name}: incomplete stream {doc}")
         if ref is None:
             ref = doc
-        t = {"min": doc["seconds"], "median": doc["seconds"], "max": doc["seconds"]}
+        t = summarize([doc["seconds"]])
         scale = doc["bytes_in"] / ref["bytes_in"]
         bt = {k: ref["seconds"] * scale for k in ("min", "median", "max")}
         out.append(

@@ -12,9 +12,22 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+
+def summarize(times: list[float]) -> dict[str, float]:
+    """min / median / max of repeated timings (one timing gives all three equal)."""
+    return {"min": min(times), "median": statistics.median(times), "max": max(times)}
+
+
+def lclstream_cmd() -> list[str]:
+    """The installed ``lclstream`` command beside this Python, else ``python -m``."""
+    exe = Path(sys.executable).with_name("lclstream")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "lclstream.cli"]
 
 
 def time_it(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1) -> dict[str, float]:
@@ -26,7 +39,7 @@ def time_it(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1) -> dict[st
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return {"min": min(times), "median": statistics.median(times), "max": max(times)}
+    return summarize(times)
 
 
 def time_pair(
@@ -46,10 +59,7 @@ def time_pair(
         baseline()
         tb.append(time.perf_counter() - t0)
 
-    def summary(ts: list[float]) -> dict[str, float]:
-        return {"min": min(ts), "median": statistics.median(ts), "max": max(ts)}
-
-    return summary(ta), summary(tb)
+    return summarize(ta), summarize(tb)
 
 
 def record(
