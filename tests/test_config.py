@@ -203,11 +203,11 @@ def test_every_option_of_ours_has_a_default() -> None:
     )
 
 
-def test_role_default_is_server() -> None:
+def test_role_default_is_client_as_lclstreamer_v08() -> None:
     cfg = load_config(
         {"data_handlers": [{"type": "BinaryDataStreamingDataHandler", "urls": ["tcp://*:1"]}]}
     )
-    assert cfg.data_handlers[0].role == "server"  # type: ignore[union-attr]
+    assert cfg.data_handlers[0].role == "client"  # type: ignore[union-attr]
 
 
 def test_unknown_keys_first_with_closest_name() -> None:

@@ -345,7 +345,9 @@ def test_two_producer_processes_one_stream(tmp_path: Path) -> None:
 
 
 def test_workers_with_a_binding_streamer_is_a_config_error(tmp_path: Path) -> None:
-    handlers = [{"type": "BinaryDataStreamingDataHandler", "urls": ["tcp://127.0.0.1:1"]}]
+    handlers = [
+        {"type": "BinaryDataStreamingDataHandler", "urls": ["tcp://127.0.0.1:1"], "role": "server"}
+    ]
     cfg = config("HDF5BinarySerializer", handlers)
     cfg["processing_pipeline"]["workers"] = 2
     r = subprocess.run(
@@ -369,7 +371,7 @@ def test_receiver_refuses_the_wrong_format_and_the_streamer_notices(tmp_path: Pa
     ]  # fmt: skip
     with pytest.raises((TransportError, TimeoutError)) as info:
         Pipeline(config("HDF5BinarySerializer", handlers, events=40)).run()
-    assert not info.value.pipeline_result.complete  # type: ignore[attr-defined]
+    assert not info.value.result.complete  # type: ignore[attr-defined]
     with pytest.raises(FormatError, match="not the expected raw"):
         rx.join()
 

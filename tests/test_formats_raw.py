@@ -83,5 +83,5 @@ def test_registry() -> None:
     ):
         assert serializer_class(name).__name__ == name
         make_serializer(name)  # every option has a default
-    with pytest.raises(ConfigError, match="allowed"):
+    with pytest.raises(ConfigError, match="available"):
         serializer_class("NoSuchSerializer")

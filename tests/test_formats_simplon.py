@@ -237,7 +237,6 @@ def test_stream2_detector_overrides_replace_source_metadata() -> None:
 
 def test_stream2_overrides_from_the_yaml_config() -> None:
     from lclstream.config import load_config
-    from lclstream.pipeline import _make_serializer
 
     cfg = load_config(
         {
@@ -249,7 +248,7 @@ def test_stream2_overrides_from_the_yaml_config() -> None:
             }
         }
     )
-    ser = _make_serializer(cfg)
+    ser = cfg.data_serializer.build()
     start = cbor2.loads(ser.start(info(SHAPE, "uint16"))[0][0])
     assert start["detector_translation"][2] == 0.3 and start["incident_energy"] == 6000.0
     p = parse([ser.start(info(SHAPE, "uint16"))[0][0]])

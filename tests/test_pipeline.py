@@ -19,15 +19,15 @@ import numpy as np
 import pytest
 from lclstream import calib, formats
 from lclstream.config import load_config
-from lclstream.errors import ConfigError, TransportError
+from lclstream.errors import ConfigError, SourceError, TransportError
 from lclstream.handlers import (
-    HANDLERS,
     BinaryFileWritingDataHandler,
     InProcessDataHandler,
     create_handler,
 )
-from lclstream.pipeline import IncompleteEventError, Pipeline, PipelineError, Reduction
+from lclstream.pipeline import Pipeline, PipelineError, PipelineFailed, Reduction
 from lclstream.protocols import DetectorInfo, Event, Message, ParsedMessage, StreamInfo
+from lclstream.registry import HANDLERS
 from lclstream.sources import open_source
 from proc_helpers import photon_calibrator, synthetic_jungfrau
 
@@ -147,7 +147,7 @@ def test_result_statistics_and_pool_reuse() -> None:
         open_source(load_config(cfg)).data_sources["detector_data"].is_hit(i)  # type: ignore[attr-defined]
         for i in range(23)
     )
-    pool = pipe._pools["detector_data"].stats()
+    pool = pipe.assembler.pool_stats()["detector_data"]
     assert pool["allocated"] <= pool["capacity"] < 23 // 5 + 1 + 10
     assert pool["acquires"] == 5  # one pooled buffer per batch, no other allocation
     assert len(data_batches(drain(h))) == 5
@@ -291,13 +291,13 @@ def test_skip_incomplete_events_counts_the_drop_in_end_totals() -> None:
     assert ids.tolist() == [0, 1, 2, 4, 5, 6, 7]
     end = msgs[-1].totals
     assert end is not None and end.events_sent == 7 and end.events_dropped == 1
-    assert end.drop_reasons == {"incomplete": 1}
+    assert end.drop_reasons == {"incomplete: det missing": 1}
 
 
 def test_incomplete_event_is_an_error_but_accepted_events_go_out() -> None:
     h = InProcessDataHandler(maxsize=100)
     pipe = Pipeline(small_cfg(), source=HoleySource(), handlers=[h])
-    with pytest.raises(IncompleteEventError, match="event 3"):
+    with pytest.raises(SourceError, match="event 3"):
         pipe.run()
     msgs = drain(h)
     ids = np.concatenate([m.batch.event_ids for m in data_batches(msgs) if m.batch is not None])
@@ -336,7 +336,8 @@ def test_handler_error_stops_cleanly_and_raises_typed() -> None:
     assert bad.closed
     msgs = drain(good)
     assert msgs[-1].kind == "end"  # the healthy handler still got the end message
-    result = info.value.pipeline_result  # type: ignore[attr-defined]
+    assert isinstance(info.value, PipelineFailed)
+    result = info.value.result
     assert not result.complete and "send" in result.error
 
 
@@ -371,8 +372,12 @@ def test_cancel_sends_what_was_read_and_marks_totals() -> None:
     t.start()
     res = pipe.run()
     t.join()
-    assert res.events < 10_000 and res.totals.cancelled
-    assert got[-1].kind == "end" and got[-1].totals is not None and got[-1].totals.cancelled
+    assert res.events < 10_000 and res.totals.end_state == "cancelled"
+    assert (
+        got[-1].kind == "end"
+        and got[-1].totals is not None
+        and got[-1].totals.end_state == "cancelled"
+    )
     assert got[-1].totals.events_sent == sum(len(m.batch) for m in data_batches(got) if m.batch)
 
 
@@ -380,11 +385,14 @@ def test_cancel_sends_what_was_read_and_marks_totals() -> None:
 
 
 def test_handler_registry_and_config_errors(tmp_path: Path) -> None:
-    assert set(HANDLERS) >= {"BinaryDataStreamingDataHandler", "BinaryFileWritingDataHandler"}
+    assert set(HANDLERS.names()) >= {
+        "BinaryDataStreamingDataHandler",
+        "BinaryFileWritingDataHandler",
+    }
     h = create_handler({"type": "BinaryFileWritingDataHandler", "write_directory": str(tmp_path)})
     assert isinstance(h, BinaryFileWritingDataHandler)
     h.close()
-    with pytest.raises(ConfigError, match="not one of"):
+    with pytest.raises(ConfigError, match="NoSuchHandler"):
         create_handler({"type": "NoSuchHandler"})
     with pytest.raises(ConfigError, match="role"):
         create_handler(
@@ -452,7 +460,7 @@ def test_failing_progress_callback_stops_cleanly() -> None:
         pipe.run()
     msgs = drain(h)
     assert msgs[-1].kind == "end" and msgs[-1].totals is not None
-    assert msgs[-1].totals.cancelled
+    assert msgs[-1].totals.end_state == "cancelled"
     sent = sum(len(m.batch) for m in data_batches(msgs) if m.batch is not None)
     assert msgs[-1].totals.events_sent == sent < 2_000
 

@@ -12,8 +12,9 @@ import hdf5plugin
 import numpy as np
 import pytest
 from epix_ref import epix_gain_conditions
+from lclstream import registry as core_registry
 from lclstream.config import load_config
-from lclstream.errors import SourceError
+from lclstream.errors import ConfigError, SourceError
 from lclstream.protocols import EventSource, StreamTotals
 from lclstream.sources import (
     SyntheticDetector,
@@ -311,7 +312,7 @@ def test_registered_and_entry_point_sources(monkeypatch: pytest.MonkeyPatch) -> 
         return SimpleNamespace(info=dict, events=lambda: iter(()), close=lambda: None)
 
     ep = SimpleNamespace(name="Psana2EventSource", value="plugin:factory", load=lambda: factory)
-    monkeypatch.setattr(registry_mod, "entry_points", lambda group: [ep])
+    monkeypatch.setattr(core_registry, "entry_points", lambda group: [ep])
     cfg = load_config(
         {
             "source_identifier": "exp=a,run=1",
@@ -322,14 +323,14 @@ def test_registered_and_entry_point_sources(monkeypatch: pytest.MonkeyPatch) -> 
     src = open_source(cfg)
     assert made == ["exp=a,run=1"] and list(src.events()) == []
     assert "Psana2EventSource" in registry_mod.source_types()
-    monkeypatch.setattr(registry_mod, "entry_points", lambda group: [])
+    monkeypatch.setattr(core_registry, "entry_points", lambda group: [])
     register_source("InternalEventSource", factory)
     try:
         open_source(load_config({}))
         assert len(made) == 2
     finally:
         unregister_source("InternalEventSource")
-    with pytest.raises(SourceError, match="did you mean 'InternalEventSource'"):
+    with pytest.raises(ConfigError, match="did you mean 'InternalEventSource'"):
         registry_mod.get_source_factory("InternalEvntSource")
 
 
@@ -562,12 +563,10 @@ def test_reads_files_lclstream_wrote(tmp_path: Path) -> None:
         )
         for msg in ser.serialize(batch):
             path = tmp_path / f"msg_{k:03d}.h5"
-            path.write_bytes(bytes(msg[-1]) if isinstance(msg, (list, tuple)) else bytes(msg))
+            path.write_bytes(bytes(msg[-1]))
             written.append(path)
     for msg in ser.end(StreamTotals(events_sent=7, messages_sent=2)):
-        (tmp_path / "msg_999.h5").write_bytes(
-            bytes(msg[-1]) if isinstance(msg, (list, tuple)) else bytes(msg)
-        )
+        (tmp_path / "msg_999.h5").write_bytes(bytes(msg[-1]))
     with h5py.File(written[0]) as f:
         assert "32008" in f["/entry_1/data_1/data"]._filters
     src = open_source(hdf5_config([str(tmp_path / "msg_*.h5")]))
@@ -621,7 +620,7 @@ def test_plugin_types_with_new_names(monkeypatch: pytest.MonkeyPatch) -> None:
     """A plug-in may bring event/data source types the schema does not know by name."""
     from lclstream.errors import ConfigError
 
-    monkeypatch.setattr(registry_mod, "entry_points", lambda group: [])
+    monkeypatch.setattr(core_registry, "entry_points", lambda group: [])
     seen: list[Any] = []
 
     def factory(config: Any, totals: Any, **kw: int) -> Any:
@@ -652,7 +651,7 @@ def test_plugin_types_with_new_names(monkeypatch: pytest.MonkeyPatch) -> None:
             open_source(load_config({"data_sources": {"det": {"type": "XtcDetector"}}}))
     finally:
         unregister_source("XtcEventSource")
-        registry_mod._REGISTERED_DATA_TYPES.discard("XtcDetector")
+        registry_mod.unregister_data_source_type("XtcDetector")
 
 
 def test_write_run_then_stream_it_by_exp_and_run(tmp_path: Path) -> None:

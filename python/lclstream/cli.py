@@ -38,18 +38,14 @@ app = typer.Typer(
 )
 
 
-class Format(str, Enum):
-    hdf5 = "hdf5"
-    simplon = "simplon"
-    raw = "raw"
+def _formats() -> dict[str, str]:
+    from lclstream.registry import format_names
+
+    return format_names()
 
 
-#: CLI format name -> serializer type name (LCLStreamer's vocabulary).
-SERIALIZERS = {
-    "hdf5": "HDF5BinarySerializer",
-    "simplon": "SimplonBinarySerializer",
-    "raw": "RawBatchSerializer",
-}
+#: ``--format`` choices: the serializers' short names in the registry.
+Format = Enum("Format", {n: n for n in _formats()}, type=str)  # type: ignore[misc]
 
 
 def cmake_dir() -> Path:
@@ -247,6 +243,7 @@ def _result_dict(res: Any) -> dict[str, Any]:
         "seconds": res.seconds,
         "startup_seconds": res.startup_seconds,
         "complete": res.complete,
+        "end_state": res.totals.end_state,
         "hits": res.hits,
         "events_dropped": res.totals.events_dropped,
         "drop_reasons": dict(res.totals.drop_reasons),
@@ -290,10 +287,10 @@ def stream(
                     res = run_workers(cfg, workers, events=events, progress=cb)
                 else:
                     pipe = Pipeline(cfg, events=events, progress=cb)
-                    t_build = pipe._t_created
+                    t_build = pipe.created_at
                     res = pipe.run()
             except LclstreamError as e:
-                partial = getattr(e, "pipeline_result", None)
+                partial = getattr(e, "result", None)
                 if json_ and partial is not None:  # scripts still get the counts, complete=false
                     emit_json({**_result_dict(partial), "error": _describe(e)})
                 raise
@@ -307,7 +304,18 @@ def stream(
         console.print(_summary_table("lclstream stream", _pipeline_rows(d)))
         console.print(_stage_table(d["stages"]))
     if not d["complete"]:
-        raise fail("stream incomplete: the end-of-stream message was not delivered", 3)
+        raise fail(_incomplete_reason(res), EXIT_INCOMPLETE)
+
+
+def _incomplete_reason(res: Any) -> str:
+    t = res.totals
+    if t.end_state != "completed":
+        why = f": {t.error}" if t.error else ""
+        return (
+            f"stream incomplete: the run ended {t.end_state}{why} ({t.events_sent} of "
+            f"{t.events_read} events read were sent)"
+        )
+    return "stream incomplete: the end-of-stream message was not delivered"
 
 
 # ----------------------------------------------------------------------------------- receive
@@ -411,7 +419,12 @@ def receive(
     elif not quiet:
         _console().print(_summary_table("lclstream receive", _receive_rows(d)))
     if not res.complete:
-        why = "timed out" if res.timed_out else "totals do not match"
+        why = (
+            res.interrupted
+            or ("timed out" if res.timed_out else "")
+            or "; ".join(res.problems[:3])
+            or "totals do not match"
+        )
         raise fail(
             f"stream incomplete ({why}): {res.events} events received, end totals say "
             f"{res.events_sent} from {res.senders_ended}/{res.senders or '?'} senders"
@@ -468,7 +481,7 @@ def _demo_receiver(
 
 def demo_config(endpoint: str, events: int, fmt: str = "hdf5") -> dict[str, Any]:
     """The demo's stream: synthetic JF4M SFX frames -> photons -> bslz4 -> ``endpoint``."""
-    serializer: dict[str, Any] = {"type": SERIALIZERS[fmt]}
+    serializer: dict[str, Any] = {"type": _formats()[fmt]}
     if fmt in ("hdf5", "raw", "simplon"):
         serializer["compression"] = "bitshuffle_with_lz4"
     return {
@@ -515,7 +528,7 @@ def demo(
             help="Directory for a few received files (default: a fresh ./lclstream-demo-out)."
         ),
     ] = None,
-    format_: Annotated[Format, typer.Option("--format", help="Message format.")] = Format.hdf5,
+    format_: Annotated[Format, typer.Option("--format", help="Message format.")] = Format("hdf5"),
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON summary object.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no table.")] = False,
 ) -> None:
@@ -583,7 +596,7 @@ def demo(
         if recv_result is None:
             raise LclstreamError("demo receiver gave no result within 60 s")
         d = _result_dict(res)
-        d["startup_seconds"] = (pipe._t_created - t_start) + res.startup_seconds
+        d["startup_seconds"] = (pipe.created_at - t_start) + res.startup_seconds
         d["format"] = fmt
         d["received_events"] = recv_result["events"]
         d["received_bytes"] = recv_result["bytes"]

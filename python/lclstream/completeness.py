@@ -8,9 +8,11 @@ totals of an end message. Conventions it relies on (those of ``lclstream.formats
 * data messages of one sender are numbered 0, 1, 2, ... (``sequence``); start messages may
   carry any sequence (they are not counted);
 * each sender's end message carries ``StreamTotals``: ``events_sent`` and
-  ``messages_sent`` (data messages), plus what it dropped and why.
+  ``messages_sent`` (data messages), what it dropped and why, and how its run ended
+  (``end_state``).
 
-A stream is *complete* when every sender ``0 .. senders-1`` has ended, no data message is
+A stream is *complete* when every sender ``0 .. senders-1`` has ended normally
+(``end_state`` ``completed``: not cancelled, failed or truncated), no data message is
 missing or duplicated, and the data messages and events that arrived equal the senders'
 totals. With several consumers sharing one PUSH stream each sees only part of it: every
 consumer tracks what it got and :meth:`StreamTracker.merge` combines their trackers (end
@@ -64,11 +66,14 @@ class SenderReport:
     messages_sent: int | None
     events_dropped: int
     drop_reasons: dict[str, int]
+    end_state: str = ""  # from the end message ("" before it arrived)
+    error: str = ""
 
     @property
     def complete(self) -> bool:
         return (
             self.ended
+            and self.end_state == "completed"
             and not self.missing
             and self.duplicates == 0
             and self.events_sent == self.events_received
@@ -129,6 +134,9 @@ class StreamReport:
                 )
             if r.duplicates:
                 out.append(f"stream {sid}: sender {i}: {r.duplicates} duplicate message(s)")
+            if r.ended and r.end_state != "completed":
+                why = f" ({r.error})" if r.error else ""
+                out.append(f"stream {sid}: sender {i}: its run ended {r.end_state}{why}")
             if r.ended and r.events_sent != r.events_received:
                 out.append(
                     f"stream {sid}: sender {i}: {r.events_received} events received, "
@@ -231,6 +239,8 @@ class StreamTracker:
                 messages_sent=None if t is None else t.messages_sent,
                 events_dropped=0 if t is None else t.events_dropped,
                 drop_reasons={} if t is None else dict(t.drop_reasons),
+                end_state="" if t is None else t.end_state,
+                error="" if t is None else t.error,
             )
         return StreamReport(stream_id, st.senders, per)
 
@@ -251,10 +261,13 @@ class StreamTracker:
         """Totals over all streams, for a command's ``--json`` output."""
         reps = self.reports()
         reasons: dict[str, int] = {}
+        states: dict[str, int] = {}
         for r in reps:
             for s in r.per_sender.values():
                 for k, v in s.drop_reasons.items():
                     reasons[k] = reasons.get(k, 0) + v
+                if s.ended:
+                    states[s.end_state] = states.get(s.end_state, 0) + 1
         return {
             "stream_ids": [r.stream_id for r in reps],
             "senders": sum(r.senders for r in reps),
@@ -266,6 +279,7 @@ class StreamTracker:
             "events_sent": sum(r.events_sent for r in reps),
             "events_dropped": sum(s.events_dropped for r in reps for s in r.per_sender.values()),
             "drop_reasons": reasons,
+            "end_states": states,
             "gaps": {r.stream_id: r.gaps for r in reps if r.gaps},
             "duplicates": sum(s.duplicates for r in reps for s in r.per_sender.values()),
             "problems": [p for r in reps for p in r.problems()],

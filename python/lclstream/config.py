@@ -29,10 +29,20 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
 from lclstream.errors import ConfigError
+
+if TYPE_CHECKING:
+    from lclstream.handlers import (
+        BinaryDataStreamingDataHandler,
+        BinaryFileWritingDataHandler,
+        InProcessDataHandler,
+    )
+    from lclstream.protocols import Calibration, DetectorInfo, EventSource, Serializer
+    from lclstream.reduce import Reduction
 
 
 class _Model(BaseModel):
@@ -303,6 +313,25 @@ PSANA_TYPES = frozenset(
 # --------------------------------------------------------------------------- processing
 
 
+class CommonModeParameters(_Model):
+    """psana-style common-mode correction, in ADU before the gain factor (docs/calibration.md):
+    per bank of ``bank_rows`` x ``bank_cols`` pixels, the median (or mean) of the eligible-gain,
+    unmasked pixels below ``threshold`` is subtracted when at least ``min_pixels`` take part
+    and its magnitude is under ``cormax``. Unset bank sizes take the detector's default
+    (Jungfrau 1 x 64, ePix10ka 176 x 48)."""
+
+    method: Literal["median", "mean"] = "median"
+    bank_rows: int | None = Field(None, ge=1)
+    bank_cols: int | None = Field(None, ge=1)
+    threshold: float = 100.0
+    cormax: float = Field(100.0, ge=0.0)
+    min_pixels: int = Field(10, ge=1)
+
+    def as_options(self) -> dict[str, Any]:
+        """The ``common_mode=`` mapping of :mod:`lclstream.calib` (unset keys left out)."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
 class CalibrationParameters(_Model):
     """Calibration of one data source.
 
@@ -311,8 +340,8 @@ class CalibrationParameters(_Model):
     metadata when ``photon_energy_keV`` is not given.
     """
 
-    detector: Literal["jungfrau", "epix10ka", "auto"] = "auto"
-    #: A constants file (.h5/.npz) or folder, or ``synthetic`` (the synthetic source's own).
+    detector: Literal["jungfrau", "epix10ka", "generic", "auto"] = "auto"
+    #: A constants file (.h5/.npz) or folder, or ``synthetic`` (the source's own constants).
     constants: str = "synthetic"
     mode: Literal["calib", "raw"] = "calib"
     output: Literal["photons", "keV", "adu"] = "photons"
@@ -320,6 +349,56 @@ class CalibrationParameters(_Model):
     #: Output dtype of photon counts (uint16 saturates; uint32 for very bright data).
     dtype: Literal["uint16", "uint32", "float32"] | None = None
     threads: int = Field(0, ge=0)
+    #: Common mode: ``true`` for the detector's defaults, or its parameters.
+    common_mode: CommonModeParameters | None = None
+
+    @field_validator("common_mode", mode="before")
+    @classmethod
+    def _common_mode_flag(cls, v: Any) -> Any:
+        if v is True:
+            return {}  # the detector's defaults
+        return None if v is False else v
+
+    def build(self, name: str, info: DetectorInfo, source: EventSource) -> Any:
+        """The prepared calibrator of data source ``name`` (constants folded in once).
+
+        Its ``dtype`` is the output dtype; ``constants: synthetic`` asks the source for its
+        own constants (:meth:`EventSource.constants`).
+        """
+        from lclstream import calib
+
+        where = f"processing_pipeline.calibration.{name}"
+        detector = info.kind.lower() if self.detector == "auto" else self.detector
+        energy = self.photon_energy_keV or info.photon_energy_keV
+        if self.output == "photons" and energy is None:
+            raise ConfigError(
+                f"{where}.photon_energy_keV: needed for photon output (the source gives none)"
+            )
+        constants: Any = self.constants
+        if constants == "synthetic":
+            constants = dict(source.constants(name))
+        options: dict[str, Any] = {"threads": self.threads, "output": self.output}
+        if energy is not None:
+            options["photon_energy_keV"] = float(energy)
+        if self.dtype is not None:
+            options["dtype"] = self.dtype
+        if self.common_mode is not None:
+            options["common_mode"] = self.common_mode.as_options()
+        try:
+            return calib.make_calibrator(detector, constants, **options)
+        except KeyError as e:
+            raise ConfigError(f"{where}.constants: no {e.args[0]} in the constants") from None
+        except (OSError, ValueError) as e:
+            if isinstance(e, ConfigError):
+                raise
+            raise ConfigError(f"{where}: {e}") from None
+
+    @property
+    def calibration(self) -> Calibration:
+        """What the frames are after this step (the streams' ``calibration`` fact)."""
+        if self.mode == "raw":
+            return "raw"
+        return "photons" if self.output == "photons" else self.output
 
 
 class ThresholdParameters(_Model):
@@ -352,6 +431,18 @@ class ReductionParameters(_Model):
     threshold: ThresholdParameters | None = None
     binning: BinningParameters | None = None
 
+    def build(self) -> Reduction:
+        from lclstream.reduce import Reduction
+
+        roi = self.roi or RoiParameters()
+        return Reduction(
+            modules=tuple(roi.modules) if roi.modules is not None else None,
+            y=roi.y,
+            x=roi.x,
+            threshold=self.threshold.min if self.threshold is not None else None,
+            binning=self.binning.factor if self.binning is not None else 1,
+        )
+
 
 class BatchProcessingPipelineParameters(_Model):
     type: Literal["BatchProcessingPipeline"]
@@ -360,8 +451,11 @@ class BatchProcessingPipelineParameters(_Model):
     reduction: dict[str, ReductionParameters] = Field(default_factory=dict)
     #: Parallel producer workers (each with its own sender index).
     workers: int = Field(1, ge=1)
-    #: Pooled batch buffers per worker.
+    #: Pooled batch buffers per worker (at least what the stage queues can hold).
     pool_batches: int = Field(4, ge=2)
+    #: Full batches waiting between the read and serialize stages (and messages between
+    #: serialize and send): the slack that lets the stages overlap.
+    queue_depth: int = Field(2, ge=1)
 
 
 class PeaknetPreprocessingPipelineParameters(_Model):
@@ -404,6 +498,16 @@ class HDF5BinarySerializerParameters(_Model):
     fields: dict[str, str] = Field(default_factory=dict)
     compression_threads: int = Field(0, ge=0)
 
+    def build(self) -> Serializer:
+        from lclstream.formats.hdf5 import HDF5BinarySerializer
+
+        return HDF5BinarySerializer(
+            self.compression,
+            self.compression_level,
+            dict(self.fields),
+            threads=self.compression_threads,
+        )
+
 
 class _DetectorOverrides(_Model):
     """Detector metadata overrides; unset means the source's DetectorInfo decides."""
@@ -442,6 +546,32 @@ class SimplonBinarySerializerParameters(_DetectorOverrides):
     assemble: bool = False
     compression_threads: int = Field(0, ge=0)
 
+    def build(self) -> Serializer:
+        from lclstream.formats.simplon import SimplonBinarySerializer
+
+        return SimplonBinarySerializer(
+            self.data_source_to_serialize,
+            self.compression,
+            channel=self.channel,
+            count_time=self.count_time,
+            frame_time=self.frame_time,
+            number_of_images=self.number_of_images,
+            sensor_material=self.sensor_material,
+            sensor_thickness=self.sensor_thickness,
+            polarization_fraction=self.polarization_fraction,
+            polarization_axis=self.polarization_axis,
+            data_collection_rate=self.data_collection_rate,
+            detector_name=self.detector_name,
+            detector_type=self.detector_type,
+            detector_distance_m=self.detector_distance_m,
+            beam_center_x_px=self.beam_center_x_px,
+            beam_center_y_px=self.beam_center_y_px,
+            pixel_size_m=self.pixel_size_m,
+            incident_energy_keV=self.incident_energy_keV,
+            assemble=self.assemble,
+            threads=self.compression_threads,
+        )
+
 
 class LclstreamerSimplonSerializerParameters(_Model):
     """LCLStreamer's own prefixed-CBOR SIMPLON variant, for its existing consumers."""
@@ -457,6 +587,19 @@ class LclstreamerSimplonSerializerParameters(_Model):
     detector_type: str = "AreaDetector"
     compression_threads: int = Field(0, ge=0)
 
+    def build(self) -> Serializer:
+        from lclstream.formats.lclstreamer_simplon import LclstreamerSimplonSerializer
+
+        return LclstreamerSimplonSerializer(
+            self.data_source_to_serialize,
+            self.polarization_fraction,
+            list(self.polarization_axis),
+            self.data_collection_rate,
+            self.detector_name,
+            self.detector_type,
+            threads=self.compression_threads,
+        )
+
 
 class RawBatchSerializerParameters(_Model):
     """Header frame (CBOR: dtype, shape, ids, metadata) + one contiguous payload frame."""
@@ -464,8 +607,14 @@ class RawBatchSerializerParameters(_Model):
     type: Literal["RawBatchSerializer"]
     compression: Literal["bitshuffle_with_lz4", "bitshuffle_with_zstd", "lz4", "zstd", None] = None
     compression_level: int | None = None
-    fields: dict[str, str] = Field(default_factory=dict)
     compression_threads: int = Field(0, ge=0)
+
+    def build(self) -> Serializer:
+        from lclstream.formats.raw import RawBatchSerializer
+
+        return RawBatchSerializer(
+            self.compression, self.compression_level, threads=self.compression_threads
+        )
 
 
 DataSerializerParameters = Annotated[
@@ -486,11 +635,13 @@ class BinaryDataStreamingDataHandlerParameters(_Model):
 
     type: Literal["BinaryDataStreamingDataHandler"]
     urls: list[str] = Field(min_length=1)
-    role: Literal["server", "client"] = "server"
+    #: ``client`` connects to a consumer that binds (LCLStreamer v0.8's default and
+    #: LCLStream's demo); ``server`` binds and consumers connect.
+    role: Literal["server", "client"] = "client"
     library: Literal["zmq"] = "zmq"
     socket_type: Literal["push", "pub"] = "push"
-    #: Messages queued per peer before send blocks.
-    high_water_mark: int = Field(8, ge=1)
+    #: Messages queued per peer before send blocks (unset: the transport's default).
+    high_water_mark: int | None = Field(None, ge=1)
     #: Give up a blocked send after this long (None: wait).
     send_timeout_s: float | None = Field(None, gt=0.0)
     #: How long close() waits to deliver what is queued.
@@ -504,16 +655,41 @@ class BinaryDataStreamingDataHandlerParameters(_Model):
     #: CURVE server only: accept only clients whose ``*.key`` files are in this folder.
     curve_allowed_clients: Path | None = None
 
+    def build(self) -> BinaryDataStreamingDataHandler:
+        from lclstream.handlers import BinaryDataStreamingDataHandler, curve_settings
+
+        return BinaryDataStreamingDataHandler(
+            self.urls,
+            role=self.role,
+            socket_type=self.socket_type,
+            high_water_mark=self.high_water_mark,
+            send_timeout_s=self.send_timeout_s,
+            close_timeout_s=self.close_timeout_s,
+            curve=curve_settings(
+                self.curve_server_key, self.curve_secret_key, self.curve_allowed_clients
+            ),
+        )
+
 
 class BinaryFileWritingDataHandlerParameters(_Model):
     """Writes each message to its own numbered file (or regroups ``img_per_file`` events a file)."""
 
     type: Literal["BinaryFileWritingDataHandler"]
-    file_prefix: str = ""
+    file_prefix: str = "lclstream"
     file_suffix: str = "h5"
     write_directory: Path = Path(".")
     #: Events per written file (as LCLStream's REST body); unset: one file per message.
     img_per_file: int | None = Field(None, ge=1)
+
+    def build(self) -> BinaryFileWritingDataHandler:
+        from lclstream.handlers import BinaryFileWritingDataHandler
+
+        return BinaryFileWritingDataHandler(
+            self.write_directory,
+            img_per_file=self.img_per_file,
+            file_prefix=self.file_prefix,
+            file_suffix=self.file_suffix,
+        )
 
 
 class InProcessDataHandlerParameters(_Model):
@@ -521,6 +697,11 @@ class InProcessDataHandlerParameters(_Model):
 
     type: Literal["InProcessDataHandler"]
     maxsize: int = Field(16, ge=1)
+
+    def build(self) -> InProcessDataHandler:
+        from lclstream.handlers import InProcessDataHandler
+
+        return InProcessDataHandler(self.maxsize)
 
 
 DataHandlerParameters = Annotated[

@@ -7,9 +7,8 @@ message and ``close()``, which must deliver (or write) everything accepted befor
 
 from __future__ import annotations
 
-import inspect
 import queue
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,24 +19,12 @@ if TYPE_CHECKING:
     from lclstream.transport import Curve
 
 __all__ = [
-    "HANDLERS",
     "BinaryDataStreamingDataHandler",
     "BinaryFileWritingDataHandler",
     "InProcessDataHandler",
     "create_handler",
     "create_handlers",
 ]
-
-
-def _accepted(fn: Callable[..., Any], options: Mapping[str, Any]) -> dict[str, Any]:
-    """The options ``fn`` takes (so optional tuning knobs pass through when supported)."""
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return dict(options)
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return dict(options)
-    return {k: v for k, v in options.items() if k in params}
 
 
 def curve_settings(
@@ -68,11 +55,12 @@ def curve_settings(
 class BinaryDataStreamingDataHandler:
     """Streams messages over ZeroMQ (LCLStreamer's ``BinaryDataStreamingDataHandler``).
 
-    ``role="server"`` binds the URLs (LCLStreamer's default), ``"client"`` connects to
-    consumers that bind. ``socket_type`` is ``push`` (load-balanced among consumers) or
-    ``pub``. The end-of-stream message is broadcast, so every connected consumer gets it.
-    The socket is created at construction so that a server is listening before the first
-    message is ready.
+    ``role="client"`` (LCLStreamer v0.8's default) connects to consumers that bind,
+    ``"server"`` binds the URLs. ``socket_type`` is ``push`` (load-balanced among consumers)
+    or ``pub`` (may drop by design: :meth:`handle` then returns False and the pipeline counts
+    the events as dropped). The end-of-stream message is broadcast, so every connected
+    consumer gets it. The socket is created at construction so that a server is listening
+    before the first message is ready.
     """
 
     type_name = "BinaryDataStreamingDataHandler"
@@ -81,16 +69,12 @@ class BinaryDataStreamingDataHandler:
         self,
         urls: str | Iterable[str],
         *,
-        role: str = "server",
+        role: str = "client",
         socket_type: str = "push",
         high_water_mark: int | None = None,
         send_timeout_s: float | None = None,
         close_timeout_s: float = 30.0,
-        library: str = "zmq",
-        curve_server_key: str | Path | None = None,
-        curve_secret_key: str | Path | None = None,
-        curve_allowed_clients: str | Path | None = None,
-        **extra: Any,
+        curve: Curve | None = None,
     ) -> None:
         from lclstream.transport import Sender
 
@@ -106,23 +90,18 @@ class BinaryDataStreamingDataHandler:
                 f"BinaryDataStreamingDataHandler.socket_type: {socket_type!r} is not one of "
                 "push, pub"
             )
-        if library != "zmq":
-            raise ConfigError(
-                f"BinaryDataStreamingDataHandler.library: {library!r} is not supported (zmq)"
-            )
         self.urls = url_list
         self.role = role
+        self.socket_type = socket_type
         self.close_timeout_s = close_timeout_s
-        opts: dict[str, Any] = {"bind": role == "server", "socket_type": socket_type}
-        if high_water_mark is not None:
+        opts: dict[str, Any] = {}
+        if high_water_mark is not None:  # else the transport's default
             opts["sndhwm"] = high_water_mark
         if send_timeout_s is not None:  # else the transport's default deadline
             opts["timeout"] = send_timeout_s
-        curve = curve_settings(curve_server_key, curve_secret_key, curve_allowed_clients)
-        if curve is not None:
-            opts["curve"] = curve
-        opts.update(extra)
-        self.sender = Sender(url_list, **_accepted(Sender, opts))
+        self.sender = Sender(
+            url_list, bind=role == "server", socket_type=socket_type, curve=curve, **opts
+        )
         self.bytes_sent = 0
         self.messages_sent = 0
 
@@ -135,12 +114,16 @@ class BinaryDataStreamingDataHandler:
     def start(self, info: StreamInfo) -> None:
         pass
 
-    def handle(self, message: Message) -> None:
+    def handle(self, message: Message) -> bool:
+        if self.socket_type == "pub" and not self.sender.stats()["peers"]:
+            return False  # libzmq discards a PUB message nobody is connected for
         if len(message) == 1:
-            self.sender.send(message[0])
+            delivered = self.sender.send(message[0])
         else:
-            self.sender.send_multipart(list(message))
-        self.messages_sent += 1
+            delivered = self.sender.send_multipart(list(message))
+        if delivered:
+            self.messages_sent += 1
+        return delivered
 
     def end(self, message: Message) -> None:
         frames = list(message)
@@ -174,23 +157,15 @@ class BinaryFileWritingDataHandler:
         write_directory: str | Path = ".",
         *,
         img_per_file: int | None = None,
-        file_prefix: str = "",
+        file_prefix: str = "lclstream",
         file_suffix: str = "h5",
-        **extra: Any,
     ) -> None:
         from lclstream.writer import FileWriter
 
         self.directory = Path(write_directory)
-        opts: dict[str, Any] = {
-            "img_per_file": img_per_file,
-            "prefix": file_prefix,
-            "file_prefix": file_prefix,
-            "suffix": file_suffix,
-            "file_suffix": file_suffix,
-        }
-        opts.update(extra)
-        opts = {k: v for k, v in opts.items() if v not in (None, "")}
-        self.writer = FileWriter(self.directory, **_accepted(FileWriter, opts))
+        self.writer = FileWriter(
+            self.directory, img_per_file=img_per_file, prefix=file_prefix, suffix=file_suffix
+        )
 
     @property
     def files(self) -> list[Path]:
@@ -199,8 +174,9 @@ class BinaryFileWritingDataHandler:
     def start(self, info: StreamInfo) -> None:
         self.writer.start(info)
 
-    def handle(self, message: Message) -> None:
+    def handle(self, message: Message) -> bool:
         self.writer.handle(message)
+        return True
 
     def end(self, message: Message) -> None:
         self.writer.end(message)
@@ -218,17 +194,16 @@ class InProcessDataHandler:
 
     type_name = "InProcessDataHandler"
 
-    def __init__(self, maxsize: int = 16, **extra: Any) -> None:
-        if extra:
-            raise ConfigError(f"InProcessDataHandler: unknown options {sorted(extra)}")
+    def __init__(self, maxsize: int = 16) -> None:
         self.queue: queue.Queue[Message | None] = queue.Queue(maxsize)
         self.info: StreamInfo | None = None
 
     def start(self, info: StreamInfo) -> None:
         self.info = info
 
-    def handle(self, message: Message) -> None:
+    def handle(self, message: Message) -> bool:
         self.queue.put(message)
+        return True
 
     def end(self, message: Message) -> None:
         self.queue.put(message)
@@ -245,29 +220,13 @@ class InProcessDataHandler:
             yield m
 
 
-HANDLERS: dict[str, type] = {
-    "BinaryDataStreamingDataHandler": BinaryDataStreamingDataHandler,
-    "BinaryFileWritingDataHandler": BinaryFileWritingDataHandler,
-    "InProcessDataHandler": InProcessDataHandler,
-}
-
-
 def create_handler(spec: Any) -> DataHandler:
-    """A handler from its config entry (a mapping or model with ``type`` and options)."""
+    """A handler from its config entry (a validated model, or a mapping validated here)."""
     if isinstance(spec, Mapping):
-        options = dict(spec)
-    elif hasattr(spec, "model_dump"):
-        options = spec.model_dump()
-    else:
-        options = dict(vars(spec))
-    kind = options.pop("type", None)
-    cls = HANDLERS.get(str(kind))
-    if cls is None:
-        raise ConfigError(
-            f"data_handlers: type {kind!r} is not one of {', '.join(sorted(HANDLERS))}"
-        )
-    options = {k: v for k, v in options.items() if v is not None}
-    handler: DataHandler = cls(**options)
+        from lclstream.config import load_config
+
+        spec = load_config({"data_handlers": [dict(spec)]}).data_handlers[0]
+    handler: DataHandler = spec.build()
     return handler
 
 

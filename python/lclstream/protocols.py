@@ -1,17 +1,20 @@
-"""The shapes that flow between pipeline stages.
+"""The shapes that flow between pipeline stages: the whole contract between them.
 
-source -> (Event) -> calibrate/reduce -> (EventBatch) -> Serializer -> (Message) -> DataHandler
+source -> (Event) -> calibrate/reduce -> (EventBatch) -> Serializer -> (WireMessage)
+       -> DataHandler
 
 Each stage is a small protocol so that sources (synthetic, HDF5, psana2), serializers (HDF5,
 SIMPLON stream2, raw) and handlers (ZeroMQ stream, file writer) plug in without the
-pipeline knowing which one it runs. Names follow LCLStreamer's vocabulary.
+pipeline knowing which one it runs, and without any module reading another's private
+attributes: what a stage needs from its neighbour is declared here. Names follow
+LCLStreamer's vocabulary.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 import numpy as np
 
@@ -21,6 +24,14 @@ Message = Sequence[Any]
 
 Calibration = Literal["raw", "adu", "keV", "photons"]
 
+#: How a sender's run ended, as its end message says (DESIGN.md "HDF5 message"):
+#: ``completed`` — the source was exhausted or the requested number of events read, and every
+#: event read was sent or dropped with a reason; ``cancelled`` — cancel(), Ctrl-C or SIGTERM;
+#: ``failed`` — a stage raised (``error`` holds the text); ``truncated`` — the source ended
+#: before the requested number of events (``events_read`` says how many there were).
+EndState = Literal["completed", "cancelled", "failed", "truncated"]
+END_STATES: tuple[str, ...] = get_args(EndState)
+
 
 @dataclass
 class Event:
@@ -29,6 +40,9 @@ class Event:
     event_id: int
     timestamp: int  # nanoseconds since the Unix epoch
     data: dict[str, Any]  # data source name -> ndarray (detectors) or scalar
+    #: Hit truth or a hit finder's verdict, when the source knows one (the synthetic detector
+    #: does); None: unknown. Counted as ``hits`` in the run's summary.
+    is_hit: bool | None = None
 
 
 @dataclass
@@ -84,39 +98,105 @@ class EventBatch:
 
 @dataclass
 class StreamTotals:
-    """End-of-stream accounting of one sender: what it sent and what it dropped, why."""
+    """End-of-stream accounting of one sender: what it read, sent and dropped (and why), and
+    how its run ended. ``events_read == events_sent + events_dropped`` for every run that
+    ended in order; the end message of every format carries all of it."""
 
     events_sent: int = 0
     messages_sent: int = 0
     events_dropped: int = 0
     drop_reasons: dict[str, int] = field(default_factory=dict)
-    cancelled: bool = False
+    events_read: int = 0
+    end_state: EndState = "completed"
+    error: str = ""
+
+    @property
+    def cancelled(self) -> bool:
+        """The pre-``end_state`` flag, still written for older consumers."""
+        return self.end_state == "cancelled"
 
     def drop(self, reason: str, n: int = 1) -> None:
         self.events_dropped += n
         self.drop_reasons[reason] = self.drop_reasons.get(reason, 0) + n
 
 
+def end_state_of(value: Any, cancelled: Any = False) -> EndState:
+    """An end message's ``end_state`` field, checked (messages from before the field existed
+    say only ``cancelled``). Anything not in :data:`END_STATES` reads as ``failed``: a
+    receiver must never take an unknown state for a normal end."""
+    if value is None or value == "":
+        return "cancelled" if bool(cancelled) else "completed"
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    return text if text in END_STATES else "failed"  # type: ignore[return-value]
+
+
+class DropCounter(Protocol):
+    """Where a source counts the events it reads and drops itself (incomplete events)."""
+
+    def drop(self, reason: str, n: int = 1) -> None: ...
+
+
 @runtime_checkable
 class EventSource(Protocol):
-    """Yields events in order; ``info()`` describes the detectors before the first one."""
+    """Yields events in order; ``info()`` describes the detectors before the first one.
+
+    ``constants(name)`` gives the calibration constants the source itself carries for a
+    detector data source (pedestal, gain, mask[, offset, config_bits] as arrays shaped
+    ``(stages, *frame_shape)``), or raises :class:`~lclstream.errors.SourceError` when it
+    has none (``constants: synthetic`` / ``psana`` in a config ask for them).
+    """
 
     def info(self) -> dict[str, DetectorInfo]: ...
 
     def events(self) -> Iterator[Event]: ...
 
+    def constants(self, name: str) -> dict[str, Any]: ...
+
     def close(self) -> None: ...
+
+
+@dataclass(eq=False)
+class WireMessage(Sequence[Any]):
+    """One message a serializer made, with what the sender must know to account for it:
+    its kind (only ``data`` messages are numbered and counted in ``messages_sent``) and how
+    many events it carries. ``frames`` are bytes-likes, never copied. It is itself the
+    sequence of its frames, so it goes to a handler or a socket as it is."""
+
+    kind: Literal["start", "data", "end"]
+    frames: Message
+    events: int = 0
+
+    @property
+    def nbytes(self) -> int:
+        return message_nbytes(self.frames)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, i: Any) -> Any:
+        return self.frames[i]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.frames)
+
+
+def message_nbytes(message: Message) -> int:
+    """Bytes a message puts on the wire (sum of its frames)."""
+    total = 0
+    for frame in message:
+        total += memoryview(frame).nbytes
+    return total
 
 
 @runtime_checkable
 class Serializer(Protocol):
     """Turns batches into messages. One instance per sender (it numbers its messages)."""
 
-    def start(self, info: StreamInfo) -> list[Message]: ...
+    def start(self, info: StreamInfo) -> list[WireMessage]: ...
 
-    def serialize(self, batch: EventBatch) -> list[Message]: ...
+    def serialize(self, batch: EventBatch) -> list[WireMessage]: ...
 
-    def end(self, totals: StreamTotals) -> list[Message]: ...
+    def end(self, totals: StreamTotals) -> list[WireMessage]: ...
 
 
 @runtime_checkable
@@ -125,7 +205,11 @@ class DataHandler(Protocol):
 
     def start(self, info: StreamInfo) -> None: ...
 
-    def handle(self, message: Message) -> None: ...
+    def handle(self, message: Message) -> bool:
+        """Deliver one message: True when it went out (or was written), False when the
+        transport dropped it by design (PUB with no subscriber or a full queue). Errors
+        raise."""
+        ...
 
     def end(self, message: Message) -> None:
         """The end-of-stream message: stream handlers give it to every consumer."""

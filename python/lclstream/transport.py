@@ -363,7 +363,21 @@ class Sender:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        """Closes (delivering what is queued); messages it could not deliver are an error, as
+        they are for an explicit ``close()`` whose count is checked. With an exception
+        already on its way out, that one is raised, with the loss noted on it."""
+        where = ", ".join(self.endpoints)
+        lost = self.close()
+        if not lost:
+            return
+        text = (
+            f"{lost} message(s) could not be delivered to {where} within "
+            f"{self.timeout if self.timeout is not None else 'the'} s (no consumer took them)"
+        )
+        if exc is not None:
+            exc.add_note(f"lclstream Sender: {text}")
+            return
+        raise _core.TransportError(text)
 
 
 class Receiver:

@@ -1,6 +1,7 @@
 """Format adapters: serializers (EventBatch → messages) and parsers (messages → ParsedMessage).
 
-Registry by LCLStreamer-style type name; :func:`parse` recognises any of our formats from
+Serializers are found by LCLStreamer-style type name (or short alias) in
+:data:`lclstream.registry.SERIALIZERS`; :func:`parse` recognises any of our formats from
 the message itself (HDF5 signature, stream2's self-described CBOR tag, LCLStreamer's
 one-letter prefix, the raw batch's two frames). Format specs: README.md next to this file.
 """
@@ -9,45 +10,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from lclstream.errors import ConfigError, FormatError
+from lclstream.errors import FormatError
 from lclstream.formats._common import COMPRESSION_NAMES, as_frames, compression, frame_bytes
 from lclstream.formats.hdf5 import HDF5_SIGNATURE, HDF5BinarySerializer
 from lclstream.formats.lclstreamer_simplon import LclstreamerSimplonSerializer
 from lclstream.formats.raw import RawBatchSerializer
 from lclstream.formats.simplon import SimplonBinarySerializer
 from lclstream.protocols import ParsedMessage
-
-SERIALIZERS: dict[str, type] = {
-    "HDF5BinarySerializer": HDF5BinarySerializer,
-    "LclstreamerSimplonSerializer": LclstreamerSimplonSerializer,
-    "RawBatchSerializer": RawBatchSerializer,
-    "SimplonBinarySerializer": SimplonBinarySerializer,
-}
-
-#: Short names used by ``--format`` on the command line.
-FORMAT_NAMES: dict[str, str] = {
-    "hdf5": "HDF5BinarySerializer",
-    "raw": "RawBatchSerializer",
-    "simplon": "SimplonBinarySerializer",
-    "lclstreamer_simplon": "LclstreamerSimplonSerializer",
-}
+from lclstream.registry import SERIALIZERS, format_names
 
 
 def serializer_class(type_name: str) -> type:
-    """The serializer class for a config ``type:`` (or a short --format name)."""
-    key = FORMAT_NAMES.get(type_name, type_name)
-    try:
-        return SERIALIZERS[key]
-    except KeyError:
-        allowed = ", ".join(sorted(SERIALIZERS) + sorted(FORMAT_NAMES))
-        raise ConfigError(
-            f"data_serializer.type: {type_name!r} is not a serializer; allowed: {allowed}"
-        ) from None
+    """The serializer class for a config ``type:`` (or a short ``--format`` name)."""
+    cls: type = SERIALIZERS.get(type_name)
+    return cls
 
 
 def make_serializer(type_name: str, **options: Any) -> Any:
-    """Build a serializer from its config mapping (minus ``type``)."""
-    return serializer_class(type_name)(**options)
+    """A serializer by name, its options validated by its config model (as in a config's
+    ``data_serializer``)."""
+    from lclstream.config import load_config
+
+    spec = {"type": SERIALIZERS.canonical(type_name), **options}
+    return load_config({"data_serializer": spec}).data_serializer.build()
 
 
 def detect(message: Any) -> str:
@@ -78,9 +63,15 @@ def detect(message: Any) -> str:
     )
 
 
-def parse(message: Any, *, decode: bool = True, threads: int = 0) -> ParsedMessage:
-    """Parse one received message of any of our formats (frames: list of bytes-likes)."""
-    kind = detect(message)
+def parse(
+    message: Any, *, decode: bool = True, threads: int = 0, kind: str | None = None
+) -> ParsedMessage:
+    """Parse one received message of any of our formats (frames: list of bytes-likes).
+
+    ``kind``: what :func:`detect` already said of this message (so it is not asked twice).
+    """
+    if kind is None:
+        kind = detect(message)
     frames = as_frames(message)
     if kind == "hdf5":
         from lclstream.formats import hdf5
@@ -101,7 +92,6 @@ def parse(message: Any, *, decode: bool = True, threads: int = 0) -> ParsedMessa
 
 __all__ = [
     "COMPRESSION_NAMES",
-    "FORMAT_NAMES",
     "SERIALIZERS",
     "HDF5BinarySerializer",
     "LclstreamerSimplonSerializer",
@@ -109,6 +99,7 @@ __all__ = [
     "SimplonBinarySerializer",
     "compression",
     "detect",
+    "format_names",
     "make_serializer",
     "parse",
     "serializer_class",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -249,34 +249,6 @@ def guarded(what: str) -> Callable[[_F], _F]:
         return wrapper  # type: ignore[return-value]
 
     return deco
-
-
-def totals_fields(totals: StreamTotals) -> dict[str, Any]:
-    """An END message's totals as header fields (CBOR formats); ``stream_totals`` reads them."""
-    return {
-        "events_sent": totals.events_sent,
-        "messages_sent": totals.messages_sent,
-        "events_dropped": totals.events_dropped,
-        "drop_reasons": dict(totals.drop_reasons),
-        "cancelled": totals.cancelled,
-    }
-
-
-def stream_totals(
-    fields: Mapping[str, Any], drop_reasons: Mapping[str, Any] | None = None
-) -> StreamTotals:
-    """An END message's totals from its header fields (our keys in every format).
-
-    ``drop_reasons`` overrides ``fields["drop_reasons"]`` where a format stores it encoded.
-    """
-    reasons = dict(fields.get("drop_reasons", {})) if drop_reasons is None else drop_reasons
-    return StreamTotals(
-        events_sent=int(fields.get("events_sent", 0)),
-        messages_sent=int(fields.get("messages_sent", 0)),
-        events_dropped=int(fields.get("events_dropped", 0)),
-        drop_reasons={str(k): int(v) for k, v in reasons.items()},
-        cancelled=bool(fields.get("cancelled", False)),
-    )
 
 
 def parsed_message(

@@ -24,7 +24,6 @@ import h5py
 import hdf5plugin  # noqa: F401  (registers filters 32008/32004/32015 for create and read)
 import numpy as np
 
-from lclstream import _core
 from lclstream.errors import FormatError
 from lclstream.formats._common import (
     FILTER_BITSHUFFLE,
@@ -39,15 +38,15 @@ from lclstream.formats._common import (
     expansion_limit,
     frame_bytes,
     parsed_message,
-    stream_totals,
 )
+from lclstream.formats.base import SerializerBase, end_fields, totals_from_fields
 from lclstream.protocols import (
     DetectorInfo,
     EventBatch,
-    Message,
     ParsedMessage,
     StreamInfo,
     StreamTotals,
+    WireMessage,
 )
 
 #: The first 8 bytes of every HDF5 file (superblock at offset 0 in our images).
@@ -99,7 +98,7 @@ class _Layout:
         )
 
 
-class HDF5BinarySerializer:
+class HDF5BinarySerializer(SerializerBase):
     """Batches → HDF5 file images (see module docstring). One instance per sender.
 
     Options are LCLStreamer's (``compression``, ``compression_level``, ``fields``) plus
@@ -118,14 +117,12 @@ class HDF5BinarySerializer:
         *,
         threads: int = 0,
         primary: str | None = None,
-        **_ignored: Any,
     ) -> None:
+        super().__init__()
         self.compression: Compression = _resolve(compression, compression_level)
         self.fields: dict[str, str | None] = dict(fields or {})
         self.threads = int(threads)
         self.primary = primary
-        self.info = StreamInfo(stream_id="")
-        self.sequence = 0
         self._layout: _Layout | None = None
         self._buffers: dict[str, ChunkBuffer] = {}
         self._fields_json: str | None = None
@@ -133,20 +130,16 @@ class HDF5BinarySerializer:
         self._name = f"lclstream-{next(_ids)}".encode()
 
     # -- Serializer protocol -------------------------------------------------------------
-    def start(self, info: StreamInfo) -> list[Message]:
+    def start(self, info: StreamInfo) -> list[WireMessage]:
         """Remember the stream facts; HDF5 streams have no start message."""
-        self.info = info
-        self.sequence = 0
         self._detectors_json = None
-        return []
+        return super().start(info)
 
-    def serialize(self, batch: EventBatch) -> list[Message]:
+    def serialize(self, batch: EventBatch) -> list[WireMessage]:
         layout = self._layout_for(batch)
-        image = self._build(batch, layout, end=None)
-        self.sequence += 1
-        return [[image]]
+        return [self._data([self._build(batch, layout, end=None)], len(batch))]
 
-    def end(self, totals: StreamTotals) -> list[Message]:
+    def end(self, totals: StreamTotals) -> list[WireMessage]:
         """An image with the same datasets holding zero events, plus the sender's totals."""
         layout = self._layout or self._layout_from_info()
         empty = EventBatch(
@@ -159,7 +152,7 @@ class HDF5BinarySerializer:
                 k: np.zeros((0, *shape), dtype) for k, (_, dtype, shape) in layout.results.items()
             },
         )
-        return [[self._build(empty, layout, end=totals)]]
+        return [WireMessage("end", [self._build(empty, layout, end=totals)])]
 
     # -- layout -----------------------------------------------------------------------------
     def _path(self, name: str, default: str | None) -> str | None:
@@ -256,13 +249,8 @@ class HDF5BinarySerializer:
     def _root_attrs(self, w: _LowLevel, layout: _Layout, end: StreamTotals | None) -> None:
         info = self.info
         attrs: dict[str, Any] = {
-            "stream_id": info.stream_id,
-            "sequence": np.int64(self.sequence),
-            "sender": np.int64(info.sender),
-            "senders": np.int64(info.senders),
-            "source_identifier": info.source_identifier,
-            "calibration": info.calibration,
-            "lclstream_version": _core.__version__,
+            **self.stream_facts(),
+            "sequence": self.sequence,
             "lclstream_fields": self._fields_json or layout.to_json(),
         }
         if info.detectors:
@@ -270,15 +258,16 @@ class HDF5BinarySerializer:
                 self._detectors_json = json.dumps({k: asdict(v) for k, v in info.detectors.items()})
             attrs["lclstream_detectors"] = self._detectors_json
         if end is not None:
-            attrs.update(
-                end_of_stream=np.bool_(True),
-                events_sent=np.int64(end.events_sent),
-                messages_sent=np.int64(end.messages_sent),
-                events_dropped=np.int64(end.events_dropped),
-                drop_reasons=json.dumps(end.drop_reasons, sort_keys=True),
-                cancelled=np.bool_(end.cancelled),
-            )
-        w.attrs(attrs)
+            fields = end_fields(end)
+            fields["drop_reasons"] = json.dumps(end.drop_reasons, sort_keys=True)
+            attrs.update(end_of_stream=True, **fields)
+        # Integers as int64 and flags as HDF5 booleans, as every version wrote them.
+        w.attrs(
+            {
+                k: np.bool_(v) if isinstance(v, bool) else np.int64(v) if isinstance(v, int) else v
+                for k, v in attrs.items()
+            }
+        )
 
     def _build(self, batch: EventBatch, layout: _Layout, end: StreamTotals | None) -> bytes:
         n = len(batch)
@@ -637,7 +626,7 @@ def _parse(frame: Any, nbytes: int, decode: bool, threads: int) -> ParsedMessage
                 reasons = json.loads(_attr_str(attrs, "drop_reasons", "{}"))
             except ValueError as exc:
                 raise FormatError(f"HDF5 END message: bad drop_reasons: {exc}") from exc
-            totals = stream_totals(attrs, reasons)
+            totals = totals_from_fields(attrs, reasons)
             return parsed_message("end", info, seq, nbytes, batch=batch, totals=totals)
         return parsed_message("data", info, seq, nbytes, batch=batch)
 

@@ -19,7 +19,6 @@ from typing import Any
 import cbor2
 import numpy as np
 
-from lclstream import _core
 from lclstream.errors import FormatError
 from lclstream.formats._common import (
     ChunkBuffer,
@@ -29,10 +28,9 @@ from lclstream.formats._common import (
     expansion_limit,
     frame_bytes,
     guarded,
-    stream_totals,
-    totals_fields,
 )
-from lclstream.protocols import EventBatch, Message, ParsedMessage, StreamInfo, StreamTotals
+from lclstream.formats.base import SerializerBase, end_fields, totals_from_fields
+from lclstream.protocols import EventBatch, ParsedMessage, StreamInfo, StreamTotals, WireMessage
 
 #: LCLStreamer calls bitshuffle.compress_lz4 with this block size (elements).
 LCLSTREAMER_BLOCK = 4096
@@ -48,7 +46,7 @@ def _run_info(source_identifier: str) -> dict[str, str]:
     return out
 
 
-class LclstreamerSimplonSerializer:
+class LclstreamerSimplonSerializer(SerializerBase):
     """Batches → LCLStreamer's prefixed-CBOR SIMPLON messages (options as LCLStreamer's)."""
 
     type_name = "LclstreamerSimplonSerializer"
@@ -63,8 +61,8 @@ class LclstreamerSimplonSerializer:
         detector_type: str = "AreaDetector",
         *,
         threads: int = 0,
-        **_ignored: Any,
     ) -> None:
+        super().__init__()
         self.source = data_source_to_serialize
         self.polarization = {
             "fraction": float(polarization_fraction),
@@ -75,8 +73,6 @@ class LclstreamerSimplonSerializer:
         self.detector_type = detector_type
         self.threads = int(threads)
         self._buffer = ChunkBuffer()
-        self.info = StreamInfo(stream_id="")
-        self.sequence = 0
         self._started = False
 
     def _message_id(self) -> int:
@@ -84,15 +80,7 @@ class LclstreamerSimplonSerializer:
         return self.info.sender * 10000 + self.sequence + 1
 
     def _facts(self) -> dict[str, Any]:
-        i = self.info
-        return {
-            "stream_id": i.stream_id,
-            "sender": i.sender,
-            "senders": i.senders,
-            "sequence": self.sequence,
-            "calibration": i.calibration,
-            "lclstream_version": _core.__version__,
-        }
+        return {**self.stream_facts(), "sequence": self.sequence}
 
     def _run(self) -> tuple[int, str]:
         run = _run_info(self.info.source_identifier)
@@ -102,12 +90,10 @@ class LclstreamerSimplonSerializer:
             number = 0
         return number, run.get("exp", "")
 
-    def start(self, info: StreamInfo) -> list[Message]:
+    def start(self, info: StreamInfo) -> list[WireMessage]:
         """Nothing yet: LCLStreamer's start map describes the first array (dtype, shape)."""
-        self.info = info
-        self.sequence = 0
         self._started = False
-        return []
+        return super().start(info)
 
     def _start_message(self, arr: np.ndarray) -> bytes:
         run, exp = self._run()
@@ -140,7 +126,7 @@ class LclstreamerSimplonSerializer:
         }
         return b"c" + cbor2.dumps(msg)
 
-    def serialize(self, batch: EventBatch) -> list[Message]:
+    def serialize(self, batch: EventBatch) -> list[WireMessage]:
         arr = batch.arrays.get(self.source)
         if arr is None:
             raise FormatError(
@@ -148,9 +134,9 @@ class LclstreamerSimplonSerializer:
                 f"(data_source_to_serialize); it has {sorted(batch.arrays)}"
             )
         arr = np.ascontiguousarray(arr)
-        out: list[Message] = []
+        out: list[WireMessage] = []
         if not self._started and self.info.sender == self.info.senders - 1:
-            out.append([self._start_message(arr)])
+            out.append(WireMessage("start", [self._start_message(arr)]))
         self._started = True
         chunks = (
             compress_events(arr, "bslz4", threads=self.threads, buffer=self._buffer)
@@ -176,11 +162,10 @@ class LclstreamerSimplonSerializer:
                 "event_id": int(batch.event_ids[i]),
                 "lclstream": self._facts(),
             }
-            out.append([b"m" + cbor2.dumps(msg)])
-            self.sequence += 1
+            out.append(self._data([b"m" + cbor2.dumps(msg)], 1))
         return out
 
-    def end(self, totals: StreamTotals) -> list[Message]:
+    def end(self, totals: StreamTotals) -> list[WireMessage]:
         run, _ = self._run()
         msg = {
             "type": "stop",
@@ -189,10 +174,10 @@ class LclstreamerSimplonSerializer:
             "lclstream": {
                 **self._facts(),
                 "end_of_stream": True,
-                **totals_fields(totals),
+                **end_fields(totals),
             },
         }
-        return [[b"c" + cbor2.dumps(msg)]]
+        return [WireMessage("end", [b"c" + cbor2.dumps(msg)])]
 
 
 @guarded("LCLStreamer SIMPLON")
@@ -225,7 +210,7 @@ def parse(message: Any, *, decode: bool = True) -> ParsedMessage:
     if kind == "start":
         return ParsedMessage("start", *args, info=info, nbytes=len(mv))
     if kind == "stop":
-        totals = stream_totals(ours)
+        totals = totals_from_fields(ours)
         return ParsedMessage("end", *args, totals=totals, info=info, nbytes=len(mv))
     if kind != "image":
         raise FormatError(f"LCLStreamer SIMPLON: unknown message type {kind!r}")

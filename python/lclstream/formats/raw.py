@@ -13,7 +13,6 @@ from typing import Any
 import cbor2
 import numpy as np
 
-from lclstream import _core
 from lclstream.errors import FormatError
 from lclstream.formats._common import (
     ChunkBuffer,
@@ -25,16 +24,15 @@ from lclstream.formats._common import (
     frame_bytes,
     guarded,
     parsed_message,
-    stream_totals,
-    totals_fields,
 )
+from lclstream.formats.base import SerializerBase, end_fields, totals_from_fields
 from lclstream.protocols import (
     DetectorInfo,
     EventBatch,
-    Message,
     ParsedMessage,
     StreamInfo,
     StreamTotals,
+    WireMessage,
 )
 
 FORMAT_TAG = "lclstream-raw"
@@ -54,7 +52,7 @@ def _unsmall(d: Any, where: str) -> np.ndarray:
     return arr
 
 
-class RawBatchSerializer:
+class RawBatchSerializer(SerializerBase):
     """Batches → [header, payload] messages. ``compression`` (default none) compresses each
     event's frame with lclstream.codec; the payload is then the chunks back to back."""
 
@@ -67,33 +65,20 @@ class RawBatchSerializer:
         *,
         primary: str | None = None,
         threads: int = 0,
-        **_ignored: Any,
     ) -> None:
+        super().__init__()
         self.compression = _compression(compression, compression_level)
         self.primary = primary
         self.threads = int(threads)
         self._buffer = ChunkBuffer()
-        self.info = StreamInfo(stream_id="")
-        self.sequence = 0
 
     def _head(self) -> dict[str, Any]:
-        i = self.info
         return {
             "format": FORMAT_TAG,
             "version": VERSION,
-            "stream_id": i.stream_id,
-            "sender": i.sender,
-            "senders": i.senders,
+            **self.stream_facts(),
             "sequence": self.sequence,
-            "source_identifier": i.source_identifier,
-            "calibration": i.calibration,
-            "lclstream_version": _core.__version__,
         }
-
-    def start(self, info: StreamInfo) -> list[Message]:
-        self.info = info
-        self.sequence = 0
-        return []
 
     def _primary(self, batch: EventBatch) -> str | None:
         if self.primary is not None:
@@ -103,7 +88,7 @@ class RawBatchSerializer:
         big = [(v.nbytes, k) for k, v in batch.arrays.items()]
         return max(big)[1] if big else None
 
-    def serialize(self, batch: EventBatch) -> list[Message]:
+    def serialize(self, batch: EventBatch) -> list[WireMessage]:
         name = self._primary(batch)
         head = self._head()
         head["kind"] = "data"
@@ -130,21 +115,20 @@ class RawBatchSerializer:
                 head["compression"] = comp
                 head["chunk_sizes"] = [len(v) for v in views]
                 payload = b"".join(views)
-        self.sequence += 1
-        return [[cbor2.dumps(head), payload]]
+        return [self._data([cbor2.dumps(head), payload], len(batch))]
 
-    def end(self, totals: StreamTotals) -> list[Message]:
+    def end(self, totals: StreamTotals) -> list[WireMessage]:
         head = self._head()
         head.update(
             kind="end",
             end_of_stream=True,
-            **totals_fields(totals),
+            **end_fields(totals),
             detectors={
                 k: {"kind": d.kind, "frame_shape": list(d.frame_shape), "dtype": d.dtype}
                 for k, d in self.info.detectors.items()
             },
         )
-        return [[cbor2.dumps(head), b""]]
+        return [WireMessage("end", [cbor2.dumps(head), b""])]
 
 
 def _compression(name: str | None, level: int | None) -> str | None:
@@ -189,7 +173,7 @@ def parse(message: Any, *, decode: bool = True, threads: int = 0) -> ParsedMessa
     seq = int(head.get("sequence", -1))
     nbytes = len(hb) + len(payload)
     if head.get("kind") == "end":
-        totals = stream_totals(head)
+        totals = totals_from_fields(head)
         for k, d in dict(head.get("detectors", {})).items():
             info.detectors[k] = DetectorInfo(k, d["kind"], tuple(d["frame_shape"]), d["dtype"])
         return parsed_message("end", info, seq, nbytes, totals=totals)

@@ -25,7 +25,6 @@ from typing import Any
 import cbor2
 import numpy as np
 
-from lclstream import _core
 from lclstream.errors import FormatError
 from lclstream.formats._common import (
     ChunkBuffer,
@@ -35,6 +34,7 @@ from lclstream.formats._common import (
     frame_bytes,
     guarded,
 )
+from lclstream.formats.base import SerializerBase, end_fields, totals_from_fields
 from lclstream.protocols import (
     DetectorInfo,
     EventBatch,
@@ -42,6 +42,7 @@ from lclstream.protocols import (
     ParsedMessage,
     StreamInfo,
     StreamTotals,
+    WireMessage,
 )
 
 SELF_DESCRIBED = b"\xd9\xd9\xf7"  # tag 55799
@@ -153,7 +154,7 @@ def _now() -> _dt.datetime:
     return _dt.datetime.now(_dt.timezone.utc)
 
 
-class SimplonBinarySerializer:
+class SimplonBinarySerializer(SerializerBase):
     """Batches → stream2 ``start``/``image``/``end`` messages (one image per event).
 
     Accepts LCLStreamer's options (``data_source_to_serialize``, ``polarization_*``,
@@ -193,8 +194,8 @@ class SimplonBinarySerializer:
         incident_energy_keV: float | None = None,
         assemble: bool = False,
         threads: int = 0,
-        **_ignored: Any,
     ) -> None:
+        super().__init__()
         comp = None if compression in (None, "null", "none") else str(compression)
         if comp in ("bitshuffle_with_lz4", "bslz4"):
             comp = "bslz4"
@@ -225,8 +226,6 @@ class SimplonBinarySerializer:
         self.assemble = bool(assemble)
         self.threads = int(threads)
         self._buffer = ChunkBuffer()
-        self.info = StreamInfo(stream_id="")
-        self.sequence = 0
         self.series_date = _now()
         self.series_start_ns = 0
         self._series_date_cbor = b""
@@ -252,17 +251,6 @@ class SimplonBinarySerializer:
             return image_shape(frame_shape)
         return layout[0] * frame_shape[1], layout[1] * frame_shape[2]
 
-    def _stream_facts(self) -> dict[str, Any]:
-        i = self.info
-        return {
-            "stream_id": i.stream_id,
-            "sender": i.sender,
-            "senders": i.senders,
-            "source_identifier": i.source_identifier,
-            "calibration": i.calibration,
-            "lclstream_version": _core.__version__,
-        }
-
     def _ids(self) -> dict[str, Any]:
         return {
             "series_id": series_id_of(self.info.stream_id),
@@ -275,11 +263,13 @@ class SimplonBinarySerializer:
         self.series_start_ns = int(self.series_date.timestamp() * 1e9)
         self._series_date_cbor = cbor2.dumps(self.series_date)
 
-    def start(self, info: StreamInfo) -> list[Message]:
-        self.info = info
-        self.sequence = 0
+    def start(self, info: StreamInfo) -> list[WireMessage]:
         self._arm()
-        if info.sender != 0:
+        return super().start(info)
+
+    def _start_frames(self) -> list[Message]:
+        """stream2 has one start message per series: sender 0 sends it."""
+        if self.info.sender != 0:
             return []
         return [[SELF_DESCRIBED + cbor2.dumps(self.start_message())]]
 
@@ -311,7 +301,7 @@ class SimplonBinarySerializer:
         # photon counts are rounded at half a photon: that is the effective threshold
         threshold = energy_ev / 2 if self.info.calibration == "photons" else 0.0
         user: dict[str, Any] = {
-            "lclstream": {**self._stream_facts(), "frame_shape": list(frame_shape)}
+            "lclstream": {**self.stream_facts(), "frame_shape": list(frame_shape)}
         }
         pf, pa = self.polarization
         if pf is not None:
@@ -354,7 +344,7 @@ class SimplonBinarySerializer:
         )
         return msg
 
-    def serialize(self, batch: EventBatch) -> list[Message]:
+    def serialize(self, batch: EventBatch) -> list[WireMessage]:
         arr = batch.arrays.get(self.source)
         if arr is None:
             if len(batch.arrays) == 1:
@@ -383,10 +373,10 @@ class SimplonBinarySerializer:
             )
         else:
             chunks = [memoryview(a).cast("B") for a in arr]
-        out: list[Message] = []
+        out: list[WireMessage] = []
         sid = cbor2.dumps("series_id") + cbor2.dumps(series_id_of(self.info.stream_id))
         suid = cbor2.dumps("series_unique_id") + cbor2.dumps(self.info.stream_id)
-        facts = self._stream_facts()
+        facts = self.stream_facts()
         count_ns = int(round(self.count_time * TIME_BASE))
         for i in range(len(arr)):
             image_id = self.sequence * self.info.senders + self.info.sender
@@ -446,25 +436,20 @@ class SimplonBinarySerializer:
                 )
             else:
                 head += _head(2, n)
-            out.append([b"".join((head, chunk))])
-            self.sequence += 1
+            out.append(self._data([b"".join((head, chunk))], 1))
         return out
 
-    def end(self, totals: StreamTotals) -> list[Message]:
+    def end(self, totals: StreamTotals) -> list[WireMessage]:
         user = {
             "lclstream": {
-                **self._stream_facts(),
+                **self.stream_facts(),
                 "end_of_stream": True,
                 "sequence": self.sequence,
-                "events_sent": totals.events_sent,
-                "messages_sent": totals.messages_sent,
-                "events_dropped": totals.events_dropped,
-                "drop_reasons": dict(totals.drop_reasons),
-                "cancelled": totals.cancelled,
+                **end_fields(totals),
             }
         }
         msg = {"type": "end", **self._ids(), "user_data": user}
-        return [[SELF_DESCRIBED + cbor2.dumps(msg)]]
+        return [WireMessage("end", [SELF_DESCRIBED + cbor2.dumps(msg)])]
 
 
 def _rate(text: str | None) -> float:
@@ -600,13 +585,7 @@ def parse(message: Any, *, decode: bool = True) -> ParsedMessage:
         )
         return ParsedMessage("start", stream_id, sender, senders, -1, info=info, nbytes=nbytes)
     if kind == "end":
-        totals = StreamTotals(
-            events_sent=int(ours.get("events_sent", 0)),
-            messages_sent=int(ours.get("messages_sent", 0)),
-            events_dropped=int(ours.get("events_dropped", 0)),
-            drop_reasons={str(k): int(v) for k, v in dict(ours.get("drop_reasons", {})).items()},
-            cancelled=bool(ours.get("cancelled", False)),
-        )
+        totals = totals_from_fields(ours)
         seq = int(ours.get("sequence", -1))
         return ParsedMessage(
             "end", stream_id, sender, senders, seq, totals=totals, info=info, nbytes=nbytes

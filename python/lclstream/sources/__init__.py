@@ -36,7 +36,7 @@ from lclstream.config import (
     SyntheticDetectorParameters,
 )
 from lclstream.errors import SourceError
-from lclstream.protocols import EventSource, StreamTotals
+from lclstream.protocols import DropCounter, EventSource
 from lclstream.sources.addressing import (
     DEMO_EXPERIMENT,
     DEMO_RUN,
@@ -55,7 +55,6 @@ from lclstream.sources.hdf5 import DatasetSpec, Hdf5EventSource
 from lclstream.sources.psana import psana_unavailable
 from lclstream.sources.registry import (
     ENTRY_POINT_GROUP,
-    builtin,
     get_source_factory,
     register_data_source_type,
     register_source,
@@ -87,9 +86,8 @@ def _plain_data_source(name: str, params: Any, config: LclstreamConfig) -> DataS
     )
 
 
-@builtin("InternalEventSource")
 def open_internal(
-    config: LclstreamConfig, totals: StreamTotals | None, *, worker: int = 0, workers: int = 1
+    config: LclstreamConfig, totals: DropCounter | None, *, worker: int = 0, workers: int = 1
 ) -> EventSource:
     es = config.event_source
     assert isinstance(es, InternalEventSourceParameters)
@@ -118,9 +116,8 @@ def open_internal(
     )
 
 
-@builtin("Hdf5EventSource")
 def open_hdf5(
-    config: LclstreamConfig, totals: StreamTotals | None, *, worker: int = 0, workers: int = 1
+    config: LclstreamConfig, totals: DropCounter | None, *, worker: int = 0, workers: int = 1
 ) -> EventSource:
     es = config.event_source
     assert isinstance(es, Hdf5EventSourceParameters)
@@ -172,21 +169,20 @@ def open_hdf5(
     )
 
 
-def _psana_factory(type_name: str) -> Any:
-    def factory(config: LclstreamConfig, totals: StreamTotals | None, **_: int) -> EventSource:
-        raise psana_unavailable(type_name)
-
-    return factory
+def open_psana1(config: LclstreamConfig, totals: DropCounter | None, **_: int) -> EventSource:
+    """Stand-in until a psana1 plug-in provides the type: says what is missing."""
+    raise psana_unavailable("Psana1EventSource")
 
 
-builtin("Psana1EventSource")(_psana_factory("Psana1EventSource"))
-builtin("Psana2EventSource")(_psana_factory("Psana2EventSource"))
+def open_psana2(config: LclstreamConfig, totals: DropCounter | None, **_: int) -> EventSource:
+    """Stand-in until the psana2 plug-in provides the type: says what is missing."""
+    raise psana_unavailable("Psana2EventSource")
 
 
 def open_source(
     config: LclstreamConfig | Any,
     *,
-    totals: StreamTotals | None = None,
+    totals: DropCounter | None = None,
     worker: int = 0,
     workers: int = 1,
 ) -> EventSource:

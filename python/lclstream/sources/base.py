@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
 from lclstream.errors import SourceError
-from lclstream.protocols import DetectorInfo, Event, StreamTotals
+from lclstream.protocols import DetectorInfo, DropCounter, Event
 
 
 @runtime_checkable
@@ -43,7 +43,7 @@ def check_worker(worker: int, workers: int) -> None:
 class IncompleteEvents:
     """Applies ``skip_incomplete_events`` and keeps the counts (also into a StreamTotals)."""
 
-    def __init__(self, skip: bool, totals: StreamTotals | None = None) -> None:
+    def __init__(self, skip: bool, totals: DropCounter | None = None) -> None:
         self.skip = skip
         self.totals = totals
         self.dropped: dict[str, int] = {}
@@ -79,7 +79,7 @@ class CompositeEventSource:
         number_of_events: int,
         first_event: int = 0,
         skip_incomplete: bool = False,
-        totals: StreamTotals | None = None,
+        totals: DropCounter | None = None,
         timestamp_source: Any | None = None,
         rate_hz: float = 120.0,
         worker: int = 0,
@@ -114,6 +114,11 @@ class CompositeEventSource:
             )
         return dict(fn())
 
+    def _is_hit(self, index: int) -> bool | None:
+        """The synthetic detector's ground truth, where the events come from one."""
+        fn = getattr(self._timestamp_source, "is_hit", None)
+        return bool(fn(index)) if fn is not None else None
+
     def _timestamp(self, index: int) -> int:
         if self._timestamp_source is not None:
             return int(self._timestamp_source.timestamp(index))
@@ -126,7 +131,12 @@ class CompositeEventSource:
         end = self.first_event + self.number_of_events
         for index in range(self.first_event + self.worker, end, self.workers):
             data = {name: ds.get_data(index) for name, ds in sources}
-            event = Event(event_id=index, timestamp=self._timestamp(index), data=data)
+            event = Event(
+                event_id=index,
+                timestamp=self._timestamp(index),
+                data=data,
+                is_hit=self._is_hit(index),
+            )
             if self.incomplete.accept(event):
                 yield event
 

@@ -21,7 +21,7 @@ import hdf5plugin  # noqa: F401  (registers the bitshuffle/LZ4/zstd filters with
 import numpy as np
 
 from lclstream.errors import CorruptDataError, SourceError
-from lclstream.protocols import DetectorInfo, Event, StreamTotals
+from lclstream.protocols import DetectorInfo, DropCounter, Event
 from lclstream.sources.base import DataSource, IncompleteEvents, check_worker
 from lclstream.sources.synthetic import T0_NS
 
@@ -96,7 +96,7 @@ class Hdf5EventSource:
         event_id_path: str | None = "/LCLS/eventNumber",
         timestamp_path: str | None = "/LCLS/timestamp",
         skip_incomplete: bool = False,
-        totals: StreamTotals | None = None,
+        totals: DropCounter | None = None,
         worker: int = 0,
         workers: int = 1,
     ) -> None:
@@ -339,6 +339,13 @@ class Hdf5EventSource:
         if not isinstance(ds, h5py.Dataset) or ds.ndim != 1 or ds.shape[0] < length:
             return None
         return ds
+
+    def constants(self, name: str) -> dict[str, Any]:
+        """HDF5/CXI files carry no calibration constants: a config gives a constants file."""
+        raise SourceError(
+            f"data source {name!r}: HDF5 files carry no calibration constants "
+            "(processing_pipeline.calibration.<name>.constants: give a constants file)"
+        )
 
     def close(self) -> None:
         self._bufs.clear()

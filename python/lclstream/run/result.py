@@ -1,0 +1,113 @@
+"""What a run reports: :class:`PipelineResult`, and :class:`PipelineFailed` when it failed.
+
+Why a declared error type: a failed run still has a result that callers need (how many
+events went out before the failure, what the end message said), and a result carried on an
+exception through an undeclared attribute is one nobody can rely on. ``PipelineFailed``
+carries it as ``.result``; raised for a source error it is also a
+:class:`~lclstream.errors.SourceError` (and so on for every lclstream error type), so
+``except SourceError`` keeps working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from lclstream.errors import LclstreamError
+from lclstream.protocols import EndState, StreamTotals
+
+__all__ = ["PipelineError", "PipelineFailed", "PipelineResult", "failure"]
+
+
+@dataclass
+class PipelineResult:
+    """Summary of one run (what ``--json`` prints, plus per-stage statistics)."""
+
+    stream_id: str
+    events: int  # events sent
+    events_read: int
+    bytes_in: int  # raw detector bytes read
+    bytes_out: int  # bytes handed to the handlers (sum over messages, once per message)
+    messages: int
+    seconds: float  # first event read -> end of stream sent
+    startup_seconds: float  # pipeline construction -> first event read
+    hits: int
+    totals: StreamTotals
+    stages: dict[str, dict[str, Any]]
+    #: the run ended as asked (end_state completed), every event read was sent and the end
+    #: message went out
+    complete: bool
+    error: str | None = None
+    #: time.monotonic() of the first event read and of the end (to merge workers' windows)
+    first_event_at: float | None = None
+    ended_at: float | None = None
+    senders: int = 1
+
+    @property
+    def end_state(self) -> EndState:
+        return self.totals.end_state
+
+    @property
+    def compression_ratio(self) -> float:
+        return self.bytes_in / self.bytes_out if self.bytes_out else 0.0
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PipelineResult:
+        """Inverse of :meth:`as_dict` (results travel between processes as dicts)."""
+        names = set(cls.__dataclass_fields__)
+        kw = {k: v for k, v in d.items() if k in names}
+        t = dict(d["totals"])
+        t.pop("cancelled", None)
+        kw["totals"] = StreamTotals(**t)
+        return cls(**kw)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["totals"] = asdict(self.totals)
+        d["end_state"] = self.end_state
+        d["compression_ratio"] = self.compression_ratio
+        d["events_per_second"] = self.events_per_second
+        return d
+
+
+class PipelineFailed(LclstreamError):
+    """A run failed; ``result`` is what it did before (its end message said ``failed``),
+    ``stage`` the stage that failed first and ``cause`` that stage's exception."""
+
+    def __init__(
+        self, message: str, result: PipelineResult, stage: str, cause: BaseException
+    ) -> None:
+        super().__init__(message)
+        self.result = result
+        self.stage = stage
+        self.cause = cause
+
+
+class PipelineError(PipelineFailed):
+    """A stage failed with an error that is not one of lclstream's own (a bug or a plug-in's)."""
+
+
+_FAILED_TYPES: dict[type[BaseException], type[PipelineFailed]] = {}
+
+
+def failure(stage: str, cause: BaseException, result: PipelineResult) -> PipelineFailed:
+    """The exception a failed run raises: a :class:`PipelineFailed` that is also the cause's
+    lclstream type (``SourceError``, ``TransportError``...), or :class:`PipelineError` for a
+    foreign exception."""
+    if isinstance(cause, PipelineFailed):
+        return type(cause)(str(cause), result, cause.stage, cause.cause)
+    if not isinstance(cause, LclstreamError):
+        return PipelineError(
+            f"{stage} stage failed: {type(cause).__name__}: {cause}", result, stage, cause
+        )
+    base = type(cause)
+    cls = _FAILED_TYPES.get(base)
+    if cls is None:
+        cls = type(base.__name__, (PipelineFailed, base), {"__module__": base.__module__})
+        _FAILED_TYPES[base] = cls
+    return cls(str(cause), result, stage, cause)
