@@ -320,3 +320,34 @@ def test_sigterm_in_a_library_run_cancels_cleanly() -> None:
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # restored
     msgs = drain(h)
     assert msgs[-1].totals is not None and msgs[-1].totals.end_state == "cancelled"
+
+
+def test_stages_alone_run_synchronously_in_order() -> None:
+    """Each stage is a plain object: fed a queue holding everything and STOP, ``run()``
+    returns — no threads needed to test one."""
+    import queue
+
+    from lclstream.config import load_config
+    from lclstream.formats.hdf5 import HDF5BinarySerializer
+    from lclstream.protocols import StreamInfo
+    from lclstream.run.stages import STOP, ReadStage, RunControl, SendStage, SerializeStage
+
+    src = CountingSource(n=7)
+    pp = load_config(small_cfg()).processing_pipeline
+    asm = BatchAssembler(plan_detectors(pp, src), batch_size=3, pool_batches=4)  # type: ignore[arg-type]
+    led, ctl = Ledger(), RunControl()
+    q1: queue.Queue[Any] = queue.Queue()
+    q2: queue.Queue[Any] = queue.Queue()
+    reader = ReadStage(src, asm, led, ctl, q1, max_events=10)
+    reader.run()
+    assert reader.exhausted and q1.qsize() == 4 and q1.queue[-1] is STOP  # 3 + 3 + 1, STOP
+    ser = HDF5BinarySerializer(compression=None)
+    ser.start(StreamInfo("s"))
+    SerializeStage(ser, led, ctl, q1, q2).run()
+    h = InProcessDataHandler(maxsize=100)
+    sender = SendStage([h], ser, led, ctl, q2, [], lambda: led.totals("completed"))
+    sender.run()
+    assert sender.end_delivered and ctl.first_error is None
+    msgs = drain(h)
+    assert [m.kind for m in msgs] == ["data", "data", "data", "end"]
+    assert msgs[-1].totals is not None and msgs[-1].totals.events_sent == 7
