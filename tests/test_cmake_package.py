@@ -35,6 +35,7 @@ def test_cmake_dir_points_at_the_package_config() -> None:
     assert (Path(out) / "lclstreamConfig.cmake").is_file(), out
 
 
+@pytest.mark.timeout(600)  # configures and builds a C++ project: minutes on a cold, busy machine
 def test_examples_build_against_the_installed_package(tmp_path: Path) -> None:
     import lclstream.cli
 

@@ -375,6 +375,7 @@ def test_bad_endpoint_is_a_clear_error() -> None:
         Sender("tcp://127.0.0.1:9", socket_type="dealer")
 
 
+@pytest.mark.usefixtures("sigint_deliverable")
 def test_ctrl_c_interrupts_a_blocking_recv() -> None:
     with Receiver(tcp(), timeout=None) as r:
         timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
@@ -415,6 +416,7 @@ def test_stats_from_another_thread_while_send_blocks() -> None:
         assert len(errors) == 1 and isinstance(errors[0], TimeoutError)
 
 
+@pytest.mark.usefixtures("sigint_deliverable")
 def test_ctrl_c_interrupts_a_blocking_send() -> None:
     with Sender("tcp://127.0.0.1:9", timeout=None) as s:
         timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
