@@ -151,7 +151,8 @@ def test_stream2_names_are_dectris_algorithms(row: _core.CodecInfo) -> None:
 
 def test_stream2_unknown_algorithm_is_refused() -> None:
     msg = _stream2("bslz4")[1].replace(b"ebslz4", b"ebszst")  # same length, unknown name
-    with pytest.raises(FormatError, match="bszst"):
+    assert parse(_stream2("bslz4")[1]).batch is not None  # the unchanged message parses
+    with pytest.raises(FormatError):  # (cbor2 wraps the hook's "not supported")
         parse(msg)
 
 

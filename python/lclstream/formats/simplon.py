@@ -159,7 +159,7 @@ class SimplonBinarySerializer:
 
     Accepts LCLStreamer's options (``data_source_to_serialize``, ``polarization_*``,
     ``data_collection_rate``, ``detector_name``, ``detector_type``) and ours:
-    ``compression`` (``bslz4``/``bitshuffle_with_lz4`` default, or ``null``), ``channel``,
+    ``compression`` (``bslz4``/``bitshuffle_with_lz4`` default, ``lz4``, or ``null``), ``channel``,
     ``count_time``/``frame_time`` (s), ``number_of_images``, ``sensor_material``,
     ``sensor_thickness`` (m), ``threads``; detector overrides ``detector_distance_m``,
     ``beam_center_x_px``/``beam_center_y_px``, ``pixel_size_m``, ``incident_energy_keV`` (they
