@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lclstream import _core
+from lclstream import _core, detectors
 
 __all__ = [
     "Epix10ka",
@@ -33,14 +33,21 @@ __all__ = [
 ]
 
 OUTPUTS = ("keV", "adu", "photons")
-JUNGFRAU_MODULE = (512, 1024)
-EPIX10KA_PANEL = (352, 384)
-JUNGFRAU_GAINS = 3
-EPIX10KA_RANGES = 7
+# Geometry and gain stages of the kernels' detectors: the detector table's.
+JUNGFRAU_MODULE = detectors.JUNGFRAU.module_shape or (0, 0)
+EPIX10KA_PANEL = detectors.EPIX10KA.module_shape or (0, 0)
+JUNGFRAU_GAINS = detectors.JUNGFRAU.n_gains
+EPIX10KA_RANGES = detectors.EPIX10KA.n_gains
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(str(s) for s in shape) + ")"
+
+
+def _constants_text(kind: detectors.DetectorKind, modules: str) -> str:
+    """The constants shape a kind's kernel expects, e.g. ``(3, modules, 512, 1024)``."""
+    ny, nx = kind.module_shape or (0, 0)
+    return f"({kind.n_gains}, {modules}, {ny}, {nx})"
 
 
 def _output_dtype(
@@ -86,9 +93,8 @@ def _mask(
 #: Common-mode defaults per detector (ADU): Jungfrau per row within 64-column banks (G0
 #: pixels), ePix10ka per 176 x 48 bank (high/medium gain pixels), as in psana.
 COMMON_MODE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "jungfrau": {"bank_rows": 1, "bank_cols": 64},
-    "epix10ka": {"bank_rows": 176, "bank_cols": 48},
-    "generic": {"bank_rows": 1, "bank_cols": 64},
+    name: {"bank_rows": k.common_mode_bank[0], "bank_cols": k.common_mode_bank[1]}
+    for name, k in detectors.KINDS.items()
 }
 _CM_KEYS = ("method", "bank_rows", "bank_cols", "threshold", "cormax", "min_pixels")
 
@@ -221,7 +227,7 @@ class Jungfrau(_Calibration):
         if ped.ndim < 2 or ped.shape[0] != JUNGFRAU_GAINS:
             raise ValueError(
                 f"Jungfrau pedestal: shape {_shape_text(ped.shape)}, expected "
-                f"(3, modules, 512, 1024)"
+                f"{_constants_text(detectors.JUNGFRAU, 'modules')}"
             )
         shape = tuple(int(s) for s in ped.shape)
         frame = shape[1:]
@@ -260,7 +266,8 @@ class Epix10ka(_Calibration):
         ped = np.asarray(pedestal)
         if ped.ndim < 2 or ped.shape[0] != EPIX10KA_RANGES:
             raise ValueError(
-                f"Epix10ka pedestal: shape {_shape_text(ped.shape)}, expected (7, panels, 352, 384)"
+                f"Epix10ka pedestal: shape {_shape_text(ped.shape)}, expected "
+                f"{_constants_text(detectors.EPIX10KA, 'panels')}"
             )
         shape = tuple(int(s) for s in ped.shape)
         frame = shape[1:]
@@ -388,9 +395,10 @@ _ALIASES = {
     "mask": ("mask", "pixel_mask"),
     "config_bits": ("config_bits", "cbits"),
 }
+#: Kinds with constants files: (gain stages, module shape), from the detector table.
 _DETECTORS = {
-    "jungfrau": (JUNGFRAU_GAINS, JUNGFRAU_MODULE),
-    "epix10ka": (EPIX10KA_RANGES, EPIX10KA_PANEL),
+    name: (detectors.KINDS[name].n_gains, detectors.KINDS[name].module_shape or (0, 0))
+    for name in detectors.CALIBRATED_KINDS
 }
 _REQUIRED = {"jungfrau": ("pedestal", "gain"), "epix10ka": ("pedestal", "gain", "config_bits")}
 
@@ -447,11 +455,11 @@ def load_constants(
     constants shaped ``(stages, modules, ny, nx)`` and a uint8 mask ``(modules, ny, nx)``;
     wrong shapes or dtypes raise ValueError naming the file and the expected shape.
     """
-    det = detector.lower()
-    if det in ("epix10k2m", "epix10k"):
-        det = "epix10ka"
+    det = detectors.kind_of(detector) or detector.lower()
     if det not in _DETECTORS:
-        raise ValueError(f"constants: unknown detector {detector!r} (allowed: jungfrau, epix10ka)")
+        raise ValueError(
+            f"constants: unknown detector {detector!r} (allowed: {', '.join(_DETECTORS)})"
+        )
     stages, module = _DETECTORS[det]
     named = _read_named(source)
     picked: dict[str, tuple[Any, str]] = {}
@@ -579,7 +587,7 @@ def bin_pixels(
 
 # ---- construction from configuration ----------------------------------------------------
 
-DETECTORS = ("jungfrau", "epix10ka", "generic")
+DETECTORS = tuple(detectors.KINDS)
 
 
 def make_calibrator(
@@ -596,11 +604,7 @@ def make_calibrator(
     ``options`` are the class's keyword arguments (threads, output, photon_energy_keV,
     dtype, common_mode). ``epix10k2M``/``epix10k`` name the ePix10ka kernel.
     """
-    det = detector.lower()
-    if det in ("epix10k2m", "epix10k"):
-        det = "epix10ka"
-    if det.startswith("jungfrau"):  # jungfrau, jungfrau4M, jungfrau16M ...
-        det = "jungfrau"
+    det = detectors.kind_of(detector) or detector.lower()  # kinds, models (jungfrau4M ...)
     if det not in DETECTORS:
         raise ValueError(
             f"calibration: unknown detector {detector!r} (allowed: {', '.join(DETECTORS)})"

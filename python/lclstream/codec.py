@@ -9,34 +9,65 @@ them. Inputs are used in place (C-contiguous), the GIL is released while compres
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 from lclstream import _core
 
-CodecName = Literal["bslz4", "bszstd", "lz4", "zstd"]
+#: The C++ core's codec table (``kCodecTable`` in ``cpp/include/lclstream/codec.hpp``), by
+#: name: the one source of codec names, HDF5 filter ids and options, chunk framing and
+#: stream2 names. Everything below, and the formats, derive from it.
+TABLE: dict[str, _core.CodecInfo] = {c.name: c for c in _core.codecs()}
 
-CODECS: tuple[str, ...] = ("bslz4", "bszstd", "lz4", "zstd")
+CODECS: tuple[str, ...] = tuple(TABLE)
 
-#: LCLStreamer's compression names for the codecs they share with us.
-LCLSTREAMER_NAMES: dict[str, str] = {
+#: LCLStreamer's compression names for the codecs they share with us: configuration
+#: vocabulary, not codec facts, so it lives here and not in the core. Values are TABLE names.
+ALIASES: dict[str, str] = {
     "bitshuffle_with_lz4": "bslz4",
     "bitshuffle_with_zstd": "bszstd",
 }
+LCLSTREAMER_NAMES = ALIASES  # the name this table had first
 
 #: HDF5 filter ids, as registered with The HDF Group.
-FILTER_IDS: dict[str, int] = {"bslz4": 32008, "bszstd": 32008, "lz4": 32004, "zstd": 32015}
+FILTER_IDS: dict[str, int] = {n: c.hdf5_filter_id for n, c in TABLE.items()}
 
 
-def _name(codec: str) -> str:
-    name = LCLSTREAMER_NAMES.get(codec, codec)
-    if name not in CODECS:
+def resolve(codec: str) -> str:
+    """The core's name for a codec name or LCLStreamer alias (LclstreamValueError if none)."""
+    name = ALIASES.get(codec, codec)
+    if name not in TABLE:
         raise _core.LclstreamValueError(
             f"unknown codec {codec!r}; expected one of {', '.join(CODECS)}"
         )
     return name
+
+
+def info(codec: str) -> _core.CodecInfo:
+    """The table's row for a codec name or alias."""
+    return TABLE[resolve(codec)]
+
+
+def from_hdf5_filter(filter_id: int, cd_values: Sequence[int]) -> str | None:
+    """The codec whose chunks a dataset's filter decodes, from the filter id and the
+    cd_values HDF5 stored (after set_local); None when none of ours (e.g. plain bitshuffle)."""
+    for c in TABLE.values():
+        if c.hdf5_filter_id != int(filter_id):
+            continue
+        slot = c.hdf5_compressor_slot
+        if slot < 0 or (len(cd_values) > slot and int(cd_values[slot]) == c.hdf5_compressor):
+            return c.name
+    return None
+
+
+def from_stream2(algorithm: str) -> str | None:
+    """The codec DECTRIS stream2 calls ``algorithm`` in tag 56500 (None if none of ours)."""
+    for c in TABLE.values():
+        if c.stream2_name is not None and c.stream2_name == algorithm:
+            return c.name
+    return None
 
 
 def _level(level: int | None) -> int:
@@ -60,7 +91,7 @@ def compress(
     a = np.asarray(array)
     if not a.flags.c_contiguous:
         raise _core.LclstreamValueError("compress: array must be C-contiguous")
-    return _core.codec_compress(a, _name(codec), _level(level), threads, 0, out)
+    return _core.codec_compress(a, resolve(codec), _level(level), threads, 0, out)
 
 
 def decompress(
@@ -78,19 +109,19 @@ def decompress(
     than ``dtype`` x ``shape`` (checked before anything is allocated or written).
     """
     shp = (shape,) if isinstance(shape, int) else tuple(int(s) for s in shape)
-    return _core.codec_decompress(chunk, _name(codec), np.dtype(dtype), list(shp), threads, out)
+    return _core.codec_decompress(chunk, resolve(codec), np.dtype(dtype), list(shp), threads, out)
 
 
 def compress_bound(nbytes: int, elem_size: int, codec: str = "bslz4") -> int:
     """The largest chunk :func:`compress` can return for ``nbytes`` of ``elem_size`` elements."""
-    return int(_core.codec_compress_bound(_name(codec), nbytes, elem_size))
+    return int(_core.codec_compress_bound(resolve(codec), nbytes, elem_size))
 
 
 def compress_frames_bound(
     frames: int, frame_bytes: int, elem_size: int, codec: str = "bslz4"
 ) -> int:
     """Bytes a buffer (``out=`` or a BufferPool's buffers) needs for :func:`compress_frames`."""
-    return int(_core.codec_compress_frames_bound(_name(codec), frames, frame_bytes, elem_size))
+    return int(_core.codec_compress_frames_bound(resolve(codec), frames, frame_bytes, elem_size))
 
 
 def compress_frames_pooled(
@@ -108,7 +139,7 @@ def compress_frames_pooled(
     """
     if not frames.flags.c_contiguous:
         raise _core.LclstreamValueError("compress_frames: array must be C-contiguous")
-    return _core.codec_compress_frames_pooled(frames, pool, _name(codec), _level(level), threads)
+    return _core.codec_compress_frames_pooled(frames, pool, resolve(codec), _level(level), threads)
 
 
 def compress_frames(
@@ -128,7 +159,7 @@ def compress_frames(
     if not frames.flags.c_contiguous:
         raise _core.LclstreamValueError("compress_frames: array must be C-contiguous")
     buf, offsets, sizes = _core.codec_compress_frames(
-        frames, _name(codec), _level(level), threads, 0, out
+        frames, resolve(codec), _level(level), threads, 0, out
     )
     return buf, offsets, sizes
 
@@ -149,7 +180,7 @@ def decompress_frames(
     siz = np.ascontiguousarray(sizes, dtype=np.int64)
     shape = [len(off), *(int(s) for s in frame_shape)]
     return _core.codec_decompress_frames(
-        chunks, off, siz, _name(codec), np.dtype(dtype), shape, threads, out
+        chunks, off, siz, resolve(codec), np.dtype(dtype), shape, threads, out
     )
 
 
@@ -165,7 +196,7 @@ def hdf5_filter(
     """
     if dtype is not None and np.dtype(dtype).kind not in "uif":
         raise _core.LclstreamValueError(f"hdf5_filter: unsupported dtype {np.dtype(dtype)}")
-    fid, opts = _core.codec_hdf5_filter(_name(codec), _level(level))
+    fid, opts = _core.codec_hdf5_filter(resolve(codec), _level(level))
     return int(fid), tuple(int(v) for v in opts)
 
 
@@ -185,8 +216,10 @@ def default_block_size(elem_size: int) -> int:
 
 
 __all__ = [
+    "ALIASES",
     "CODECS",
     "FILTER_IDS",
+    "TABLE",
     "bitshuffle",
     "bitunshuffle",
     "compress",
@@ -197,5 +230,9 @@ __all__ = [
     "decompress",
     "decompress_frames",
     "default_block_size",
+    "from_hdf5_filter",
+    "from_stream2",
     "hdf5_filter",
+    "info",
+    "resolve",
 ]

@@ -33,6 +33,7 @@ from pydantic import (
     model_validator,
 )
 
+from lclstream import detectors as _detectors
 from lclstream.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -159,17 +160,22 @@ else:
 
 # --------------------------------------------------------------------------- data sources
 
-DetectorModel = Literal[
-    "jungfrau16M", "jungfrau4M", "jungfrau1M", "jungfrau", "epix10k2M", "epix10ka"
-]
+# Detector choices are the detector table's names (lclstream.detectors); type checkers see str.
+if TYPE_CHECKING:
+    DetectorModel = str
+    DetectorKindName = str
+    CalibrationKind = str
+else:
+    DetectorModel = Literal[_detectors.MODEL_NAMES]
+    DetectorKindName = Literal[tuple(_detectors.KINDS)]
+    CalibrationKind = Literal[(*_detectors.CALIBRATED_KINDS, "auto")]
 
 
 class SyntheticDetectorParameters(_Model):
     """Realistic synthetic SFX frames (raw, with gain bits) and matching calibration constants."""
 
     type: Literal["SyntheticDetector"]
-    #: jungfrau16M (32×512×1024), jungfrau4M (8×512×1024), jungfrau1M (2 modules), jungfrau
-    #: (1 module), epix10k2M (16×352×384).
+    #: A model of lclstream.detectors.MODELS (jungfrau4M: 8 Jungfrau modules, ...).
     detector: DetectorModel = "jungfrau4M"
     hit_fraction: float = Field(0.1, ge=0.0, le=1.0)
     seed: int = 1
@@ -216,7 +222,7 @@ class Hdf5DatasetParameters(_Model):
     type: Literal["Hdf5Dataset"]
     path: str = "/entry_1/data_1/data"
     #: Detector kind for calibration ("jungfrau", "epix10ka", "generic").
-    kind: Literal["jungfrau", "epix10ka", "generic"] = "generic"
+    kind: DetectorKindName = "generic"
     photon_energy_keV: float | None = Field(None, gt=0.0)
     #: Dataset with per-event photon energies in eV (the first one is the run's); optional.
     photon_energy_path: str | None = "/LCLS/photon_energy_eV"
@@ -340,7 +346,7 @@ class CalibrationParameters(_Model):
     metadata when ``photon_energy_keV`` is not given.
     """
 
-    detector: Literal["jungfrau", "epix10ka", "generic", "auto"] = "auto"
+    detector: CalibrationKind = "auto"
     #: A constants file (.h5/.npz) or folder, or ``synthetic`` (the source's own constants).
     constants: str = "synthetic"
     mode: Literal["calib", "raw"] = "calib"

@@ -6,6 +6,7 @@
 //   lz4             : HDF5 filter 32004 framing (hdf5plugin's LZ4)
 //   zstd            : HDF5 filter 32015 (one plain zstd frame)
 // A Compressor owns its scratch memory, so compressing many blocks never allocates.
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -20,10 +21,52 @@ namespace lclstream {
 
 enum class Codec : std::uint8_t { bslz4, bszstd, lz4, zstd };
 
+/// What the rest of the system must know about one codec's chunks: the single table from which
+/// the Python layer (through `_core.codecs()`), the message formats and the HDF5 readers and
+/// writers take codec names, filter ids and options, so no fact is restated elsewhere.
+struct CodecInfo {
+  Codec codec;
+  /// Our name, as configs and message headers spell it.
+  std::string_view name;
+  /// The HDF5 filter that decodes the chunks (ids registered with The HDF Group).
+  unsigned hdf5_filter_id;
+  /// The filter's first user option (cd_values[0]) is a block size, written 0 ("the filter's
+  /// default": bitshuffle's per element size, LZ4's 1 GiB).
+  bool hdf5_block_size_option;
+  /// For a filter that hosts several compressors (bitshuffle), the compressor's id in the
+  /// user options after the block size (BSHUF_H5_COMPRESS_LZ4 = 2, _ZSTD = 3); 0: none.
+  unsigned hdf5_compressor;
+  /// Index of hdf5_compressor in the cd_values HDF5 stores once the filter's set_local has
+  /// run (bitshuffle: major, minor, elem_size, block_size, compressor, level -> 4); -1: none.
+  /// Readers recognise our codecs from a dataset's filter by (hdf5_filter_id, this value).
+  int hdf5_compressor_slot;
+  /// Bit-transposed in blocks of elements (bitshuffle): the element size belongs to the
+  /// chunk, HDF5's set_local takes it from the dtype and stream2 carries it as the modifier.
+  bool bitshuffled;
+  /// The chunk starts with its uncompressed size, 8 bytes big-endian (then a 4-byte block
+  /// size), so a reader can check it before decoding; a zstd frame declares it itself.
+  bool size_header;
+  /// Compression level when 0 is given; 0 = the codec takes no level. A leveled codec's
+  /// level is its last HDF5 user option.
+  int default_level;
+  /// DECTRIS stream2's algorithm name in CBOR tag 56500, "" where stream2 defines none.
+  std::string_view stream2_name;
+};
+
+/// The codec table, indexed by the Codec value.
+inline constexpr std::array<CodecInfo, 4> kCodecTable{{
+    {Codec::bslz4, "bslz4", 32008, true, 2, 4, true, true, 0, "bslz4"},
+    {Codec::bszstd, "bszstd", 32008, true, 3, 4, true, true, 3, ""},
+    {Codec::lz4, "lz4", 32004, true, 0, -1, false, true, 0, "lz4"},
+    {Codec::zstd, "zstd", 32015, false, 0, -1, false, false, 3, ""},
+}};
+
+/// The table's row of a codec.
+constexpr const CodecInfo& codec_info(Codec c) noexcept { return kCodecTable[static_cast<std::size_t>(c)]; }
+
 /// "bslz4", "bszstd", "lz4", "zstd".
 std::string_view codec_name(Codec c) noexcept;
-/// Parses a codec name (also LCLStreamer's "bitshuffle_with_lz4" / "bitshuffle_with_zstd");
-/// throws ValueError.
+/// Parses one of our codec names (configs' aliases are the Python layer's); throws ValueError.
 Codec codec_from_name(std::string_view name);
 
 /// The HDF5 filter id a codec's chunks are read by (32008, 32004 or 32015).

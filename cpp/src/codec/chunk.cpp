@@ -19,7 +19,7 @@ using namespace codec_detail;
 namespace {
 constexpr std::size_t kHeader = 12;          // 8-byte size + 4-byte block size
 constexpr std::size_t kLz4DefaultBlock = std::size_t{1} << 30;  // hdf5plugin's LZ4 default
-constexpr int kZstdDefaultLevel = 3;
+constexpr int kZstdDefaultLevel = codec_info(Codec::zstd).default_level;
 
 std::string sz(std::size_t v) { return std::to_string(v); }
 
@@ -28,46 +28,7 @@ struct AlignedFree {
 };
 }  // namespace
 
-// ---- names and HDF5 filter parameters -------------------------------------------------
-
-std::string_view codec_name(Codec c) noexcept {
-  switch (c) {
-    case Codec::bslz4: return "bslz4";
-    case Codec::bszstd: return "bszstd";
-    case Codec::lz4: return "lz4";
-    case Codec::zstd: return "zstd";
-  }
-  return "bslz4";
-}
-
-Codec codec_from_name(std::string_view name) {
-  if (name == "bslz4" || name == "bitshuffle_with_lz4") return Codec::bslz4;
-  if (name == "bszstd" || name == "bitshuffle_with_zstd") return Codec::bszstd;
-  if (name == "lz4") return Codec::lz4;
-  if (name == "zstd") return Codec::zstd;
-  throw ValueError("unknown codec '" + std::string(name) + "' (expected bslz4, bszstd, lz4 or zstd)");
-}
-
-unsigned hdf5_filter_id(Codec c) noexcept {
-  switch (c) {
-    case Codec::bslz4:
-    case Codec::bszstd: return 32008;
-    case Codec::lz4: return 32004;
-    case Codec::zstd: return 32015;
-  }
-  return 32008;
-}
-
-std::vector<unsigned> hdf5_filter_options(Codec c, int level) {
-  const unsigned lvl = static_cast<unsigned>(level > 0 ? level : kZstdDefaultLevel);
-  switch (c) {
-    case Codec::bslz4: return {0u, 2u};
-    case Codec::bszstd: return {0u, 3u, lvl};
-    case Codec::lz4: return {0u};
-    case Codec::zstd: return {lvl};
-  }
-  return {};
-}
+// Names and HDF5 filter parameters: registry.cpp, from kCodecTable.
 
 // ---- geometry of a bitshuffle chunk ---------------------------------------------------
 

@@ -3,30 +3,22 @@
 Compression is named as in LCLStreamer's configuration (``bitshuffle_with_lz4``, ...). Each
 name maps to a chunk codec of :mod:`lclstream.codec` (the C++ compressors) and to the HDF5
 filter that decodes those chunks, so that a reader with ``hdf5plugin`` opens our files as if
-HDF5 itself had compressed them.
+HDF5 itself had compressed them. Codec names, filter ids and options are the C++ codec
+table's (``lclstream.codec.TABLE``); only the HDF5-only choices are named here.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import numpy as np
 
+from lclstream import codec as _codec
 from lclstream.errors import ConfigError, FormatError
 from lclstream.protocols import EventBatch, ParsedMessage, StreamInfo, StreamTotals
-
-#: HDF5 filter ids of the chunk layouts lclstream.codec writes.
-FILTER_BITSHUFFLE = 32008
-FILTER_LZ4 = 32004
-FILTER_ZSTD = 32015
-
-#: The bitshuffle filter's "compression" option (its cd_values[4] once stored).
-_BSHUF_LZ4 = 2
-_BSHUF_ZSTD = 3
 
 
 @dataclass(frozen=True)
@@ -51,19 +43,23 @@ class Compression:
         return self.codec is not None or self.h5_filter is None
 
 
-_ALIASES = {
-    "bitshuffle_with_lz4": "bitshuffle_with_lz4",
-    "bslz4": "bitshuffle_with_lz4",
-    "bitshuffle_with_zstd": "bitshuffle_with_zstd",
-    "bszstd": "bitshuffle_with_zstd",
-    "lz4": "lz4",
-    "zstd": "zstd",
-    "gzip": "gzip",
-    "gzip_with_shuffle": "gzip_with_shuffle",
-    "zfp": "zfp",
-    "null": "none",
-    "none": "none",
-}
+#: Choices HDF5 itself (h5py's filters) compresses, by LCLStreamer's names: no codec of ours.
+_HDF5_ONLY = ("gzip", "gzip_with_shuffle", "zfp")
+
+
+def _compression_names() -> dict[str, str]:
+    """Accepted name -> normalised name. Codec-backed names come from the C++ codec table
+    (each codec by its own name and by LCLStreamer's alias, normalised to the alias)."""
+    alias_of = {c: a for a, c in _codec.ALIASES.items()}
+    names: dict[str, str] = {}
+    for c in _codec.CODECS:
+        names[c] = names[alias_of.get(c, c)] = alias_of.get(c, c)
+    names.update({h: h for h in _HDF5_ONLY})
+    names.update({"null": "none", "none": "none"})
+    return names
+
+
+_ALIASES = _compression_names()
 
 COMPRESSION_NAMES = sorted(set(_ALIASES) | {"None"})
 
@@ -72,21 +68,17 @@ def compression(name: str | None, level: int | None = None) -> Compression:
     """Resolve an LCLStreamer compression name (or None) to a :class:`Compression`."""
     key = "none" if name is None else _ALIASES.get(str(name).lower())
     if key is None:
+        allowed = dict.fromkeys(_ALIASES.values())
         raise ConfigError(
             f"data_serializer.compression: {name!r} is not supported; allowed: "
-            "bitshuffle_with_lz4, bitshuffle_with_zstd, lz4, zstd, gzip, gzip_with_shuffle, zfp, "
-            "null"
+            + ", ".join("null" if k == "none" else k for k in allowed)
         )
-    if key == "bitshuffle_with_lz4":
-        return Compression(key, "bslz4", None, FILTER_BITSHUFFLE, (0, _BSHUF_LZ4))
-    if key == "bitshuffle_with_zstd":
-        lvl = 3 if level is None else int(level)
-        return Compression(key, "bszstd", lvl, FILTER_BITSHUFFLE, (0, _BSHUF_ZSTD, lvl))
-    if key == "lz4":
-        return Compression(key, "lz4", None, FILTER_LZ4, (0,))
-    if key == "zstd":
-        lvl = 3 if level is None else int(level)
-        return Compression(key, "zstd", lvl, FILTER_ZSTD, (lvl,))
+    codec = _codec.ALIASES.get(key, key)
+    if codec in _codec.TABLE:  # one of the core's codecs: filter and options from its table
+        default = _codec.TABLE[codec].default_level  # 0: the codec takes no level
+        lvl = None if not default else default if level is None else int(level)
+        fid, opts = _codec.hdf5_filter(codec, level=lvl)
+        return Compression(key, codec, lvl, fid, opts)
     if key in ("gzip", "gzip_with_shuffle"):
         lvl = 4 if level is None else int(level)
         return Compression(key, None, lvl, "gzip", lvl, h5_shuffle=key == "gzip_with_shuffle")
@@ -95,14 +87,16 @@ def compression(name: str | None, level: int | None = None) -> Compression:
     return Compression("none", None, None, None, None)
 
 
+def declares_size(codec: str) -> bool:
+    """Whether ``codec``'s chunks start with their uncompressed size (8 bytes, big-endian),
+    which a parser checks before decoding; unknown names: True (the decoder refuses them)."""
+    row = _codec.TABLE.get(codec)
+    return True if row is None else row.size_header
+
+
 def codec_module() -> Any:
-    """lclstream.codec, imported on first use (so formats that need no codec load without it)."""
-    try:
-        return importlib.import_module("lclstream.codec")
-    except ImportError as exc:  # pragma: no cover - only before the codec is built
-        raise ImportError(
-            "lclstream.codec is not available: the compressed formats need the C++ codecs"
-        ) from exc
+    """lclstream.codec (imported with this module: the compression names come from its table)."""
+    return _codec
 
 
 class ChunkBuffer:

@@ -24,15 +24,14 @@ import h5py
 import hdf5plugin  # noqa: F401  (registers filters 32008/32004/32015 for create and read)
 import numpy as np
 
+from lclstream.codec import from_hdf5_filter
 from lclstream.errors import FormatError
 from lclstream.formats._common import (
-    FILTER_BITSHUFFLE,
-    FILTER_LZ4,
-    FILTER_ZSTD,
     ChunkBuffer,
     Compression,
     compress_events,
     compression,
+    declares_size,
     decompress_chunk,
     decompress_events,
     expansion_limit,
@@ -486,9 +485,6 @@ def open_image(frame: Any) -> h5py.File:
     return h5py.File(fid)
 
 
-_CODEC_OF_FILTER = {FILTER_LZ4: "lz4", FILTER_ZSTD: "zstd"}
-
-
 def _codec_of(dset: h5py.Dataset) -> str | None:
     """The lclstream.codec name that decodes this dataset's chunks, if we know the filter."""
     plist = dset.id.get_create_plist()
@@ -496,10 +492,7 @@ def _codec_of(dset: h5py.Dataset) -> str | None:
     if nf != 1:
         return None
     fid, _flags, vals, _name = plist.get_filter(0)
-    if fid == FILTER_BITSHUFFLE:
-        comp = vals[4] if len(vals) > 4 else 0
-        return {2: "bslz4", 3: "bszstd"}.get(int(comp))
-    return _CODEC_OF_FILTER.get(fid)
+    return from_hdf5_filter(fid, vals)
 
 
 def read_dataset(dset: h5py.Dataset, threads: int = 0, *, limit: int | None = None) -> np.ndarray:
@@ -522,7 +515,7 @@ def read_dataset(dset: h5py.Dataset, threads: int = 0, *, limit: int | None = No
         chunks = []
         for i in range(dset.shape[0]):
             mask, chunk = dset.id.read_direct_chunk((i, *zeros))
-            if not mask and codec != "zstd":  # 32008/32004 chunks start with the size
+            if not mask and declares_size(codec):  # checked before decoding
                 declared = int.from_bytes(bytes(chunk[:8]), "big")
                 if declared != frame_nbytes:
                     raise FormatError(

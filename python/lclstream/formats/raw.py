@@ -19,6 +19,7 @@ from lclstream.formats._common import (
     as_frames,
     compress_events,
     compression,
+    declares_size,
     decompress_events,
     expansion_limit,
     frame_bytes,
@@ -207,7 +208,7 @@ def parse(message: Any, *, decode: bool = True, threads: int = 0) -> ParsedMessa
             frame_nbytes = expected // max(1, shape[0])
             if expected > expansion_limit(nbytes):
                 raise FormatError(f"raw batch: header declares {expected} bytes (corrupt?)")
-            if comp != "zstd":  # 32008/32004 chunks start with their uncompressed size
+            if declares_size(comp):  # checked before anything is decoded
                 off = 0
                 for i, s in enumerate(sizes):
                     declared = int.from_bytes(bytes(payload[off : off + 8]), "big")

@@ -25,6 +25,7 @@ from typing import Any
 import cbor2
 import numpy as np
 
+from lclstream import codec as _codec
 from lclstream.errors import FormatError
 from lclstream.formats._common import (
     ChunkBuffer,
@@ -159,7 +160,7 @@ class SimplonBinarySerializer(SerializerBase):
 
     Accepts LCLStreamer's options (``data_source_to_serialize``, ``polarization_*``,
     ``data_collection_rate``, ``detector_name``, ``detector_type``) and ours:
-    ``compression`` (``bslz4``/``bitshuffle_with_lz4`` default, or ``null``), ``channel``,
+    ``compression`` (``bslz4``/``bitshuffle_with_lz4`` default, ``lz4``, or ``null``), ``channel``,
     ``count_time``/``frame_time`` (s), ``number_of_images``, ``sensor_material``,
     ``sensor_thickness`` (m), ``threads``; detector overrides ``detector_distance_m``,
     ``beam_center_x_px``/``beam_center_y_px``, ``pixel_size_m``, ``incident_energy_keV`` (they
@@ -196,15 +197,7 @@ class SimplonBinarySerializer(SerializerBase):
         threads: int = 0,
     ) -> None:
         super().__init__()
-        comp = None if compression in (None, "null", "none") else str(compression)
-        if comp in ("bitshuffle_with_lz4", "bslz4"):
-            comp = "bslz4"
-        elif comp is not None:
-            raise FormatError(
-                f"SimplonBinarySerializer: compression {compression!r} is not a stream2 "
-                "algorithm here; use bslz4 (bitshuffle_with_lz4) or null"
-            )
-        self.compression = comp
+        self.compression = _stream2_codec(compression)
         self.source = data_source_to_serialize
         self.channel = channel
         self.rate_hz = _rate(data_collection_rate)
@@ -367,9 +360,10 @@ class SimplonBinarySerializer(SerializerBase):
         tag = TYPED_ARRAY_TAG.get(arr.dtype.str)
         if tag is None:
             raise FormatError(f"SimplonBinarySerializer: dtype {arr.dtype} has no stream2 tag")
+        codec = None if self.compression is None else _codec.TABLE[self.compression]
         if self.compression is not None and len(arr):
             chunks: list[Any] = compress_events(
-                arr, "bslz4", threads=self.threads, buffer=self._buffer
+                arr, self.compression, threads=self.threads, buffer=self._buffer
             )
         else:
             chunks = [memoryview(a).cast("B") for a in arr]
@@ -424,13 +418,13 @@ class SimplonBinarySerializer(SerializerBase):
             )
             chunk = chunks[i]
             n = len(memoryview(chunk).cast("B"))
-            if self.compression is not None:
+            if codec is not None:
                 head += b"".join(
                     (
                         _head(6, TAG_DECTRIS_COMPRESSION),
                         _head(4, 3),
-                        cbor2.dumps("bslz4"),
-                        cbor2.dumps(arr.dtype.itemsize),
+                        cbor2.dumps(codec.stream2_name),
+                        cbor2.dumps(arr.dtype.itemsize if codec.bitshuffled else 0),
                         _head(2, n),
                     )
                 )
@@ -469,6 +463,30 @@ def _rate(text: str | None) -> float:
     return v if v > 0 else 120.0
 
 
+def _stream2_codec(compression: str | None) -> str | None:
+    """The codec for a serializer's ``compression`` (a codec name or LCLStreamer alias whose
+    codec DECTRIS stream2 names in tag 56500), None for no compression."""
+    if compression is None or str(compression).lower() in ("null", "none"):
+        return None
+    name = _codec.ALIASES.get(str(compression), str(compression))
+    row = _codec.TABLE.get(name)
+    if row is None or row.stream2_name is None:
+        allowed = [
+            f"{c.name} ({a})" if (a := _alias_of(c.name)) else c.name
+            for c in _codec.TABLE.values()
+            if c.stream2_name is not None
+        ]
+        raise FormatError(
+            f"SimplonBinarySerializer: compression {compression!r} is not a stream2 "
+            f"algorithm here; use {', '.join(allowed)} or null"
+        )
+    return name
+
+
+def _alias_of(codec: str) -> str | None:
+    return next((a for a, c in _codec.ALIASES.items() if c == codec), None)
+
+
 # -- parsing --------------------------------------------------------------------------------
 class _Compressed:
     __slots__ = ("algorithm", "elem_size", "data")
@@ -494,11 +512,12 @@ def _decode_image(dims: Any, typed: Any, decode: bool) -> np.ndarray:
     dt = typed.dtype
     p = typed.payload
     if isinstance(p, _Compressed):
-        if p.algorithm not in ("bslz4", "bszstd", "lz4"):
+        codec = _codec.from_stream2(p.algorithm)
+        if codec is None:
             raise FormatError(f"stream2: compression {p.algorithm!r} is not supported")
         if not decode:
             return np.empty((0,), dt)
-        return decompress_chunk(p.data, p.algorithm, dt, (y, x))
+        return decompress_chunk(p.data, codec, dt, (y, x))
     if not isinstance(p, (bytes, bytearray)):
         raise FormatError("stream2: typed array content is not a byte string")
     if len(p) != y * x * dt.itemsize:

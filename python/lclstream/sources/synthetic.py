@@ -31,48 +31,29 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from lclstream.detectors import EPIX10KA, JUNGFRAU, MODELS, Detector
 from lclstream.protocols import DetectorInfo
 
 #: Unix time (ns) of the synthetic run's first event: 2026-01-01T00:00:00Z.
 T0_NS = 1_767_225_600_000_000_000
 
 
-@dataclass(frozen=True)
-class DetectorGeometry:
-    kind: str  # "jungfrau" | "epix10ka"
-    modules: int
-    module_shape: tuple[int, int]
-    layout: tuple[int, int]  # (rows, cols) of modules in the assembled image
-    pixel_size_m: float
-    n_gains: int
+#: The synthetic source's detectors: the models of the detector table.
+DetectorGeometry = Detector
+DETECTORS: dict[str, Detector] = MODELS
 
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return (self.modules, *self.module_shape)
-
-
-DETECTORS: dict[str, DetectorGeometry] = {
-    "jungfrau16M": DetectorGeometry("jungfrau", 32, (512, 1024), (8, 4), 75e-6, 3),
-    "jungfrau4M": DetectorGeometry("jungfrau", 8, (512, 1024), (4, 2), 75e-6, 3),
-    "jungfrau1M": DetectorGeometry("jungfrau", 2, (512, 1024), (2, 1), 75e-6, 3),
-    "jungfrau": DetectorGeometry("jungfrau", 1, (512, 1024), (1, 1), 75e-6, 3),
-    "epix10k2M": DetectorGeometry("epix10ka", 16, (352, 384), (4, 4), 100e-6, 7),
-    "epix10ka": DetectorGeometry("epix10ka", 1, (352, 384), (1, 1), 100e-6, 7),
-}
-
-# Jungfrau gain stages: bits (raw >> 14) per stage, ADC thresholds for switching.
-_JF_BITS = (0, 1, 3)
+# Jungfrau gain stages: bits (raw >> 14) per stage from the table; ADC thresholds for switching.
+_JF_BITS = tuple(int(st.gain_bits or 0) for st in JUNGFRAU.stages)
 _JF_G0_MAX = 15000.0  # leave G0 when the ADC would pass this
 _JF_G1_MIN = 1000.0  # leave G1 when the ADC would fall below this
-# ePix10ka ranges (psana order) and the auto-ranging pair we simulate.
-EPIX_RANGES = ("FH", "FM", "FL", "AHL_H", "AML_M", "AHL_L", "AML_L")
-_EPIX_GAINS = (16.4, 5.466, 0.164, 16.4, 5.466, 0.164, 0.164)
-_EPIX_H, _EPIX_L = 3, 5
+# ePix10ka ranges (psana order, from the table) and the auto-ranging pair we simulate.
+EPIX_RANGES = EPIX10KA.stage_names
+_EPIX_GAINS = EPIX10KA.default_gains
+_EPIX_H, _EPIX_L = EPIX10KA.stage("AHL_H"), EPIX10KA.stage("AHL_L")
 _EPIX_TRBIT = 0x10
 _EPIX_H_MAX = 12000.0
 _NOISE_KEV = 0.15  # per-pixel electronic noise (sigma), keV equivalent
@@ -168,20 +149,20 @@ class SyntheticDetector:
         mods = g.modules
         f32 = np.float32
         if g.kind == "jungfrau":
-            ped = np.empty((3, *shape), f32)
-            gain = np.empty((3, *shape), f32)
+            ped = np.empty((JUNGFRAU.n_gains, *shape), f32)
+            gain = np.empty((JUNGFRAU.n_gains, *shape), f32)
             centres = (rng.uniform(1300, 2700, mods), rng.uniform(14500, 15500, mods))
             ped[0] = centres[0][:, None, None] + f32(120) * self._window(1)
             ped[1] = centres[1][:, None, None] + f32(150) * self._window(2)
             ped[2] = rng.uniform(14500, 15500, mods)[:, None, None] + f32(150) * self._window(3)
             np.clip(ped[0], 1000, 3000, out=ped[0])
             np.clip(ped[1:], 14000, 16000, out=ped[1:])
-            for s, (mean, k) in enumerate(((40.0, 4), (-1.5, 5), (-0.1, 6))):
-                gain[s] = f32(mean) * (f32(1) + f32(0.03) * self._window(k))
+            for s, mean in enumerate(JUNGFRAU.default_gains):
+                gain[s] = f32(mean) * (f32(1) + f32(0.03) * self._window(4 + s))
         else:
-            ped = np.empty((7, *shape), f32)
-            gain = np.empty((7, *shape), f32)
-            for r in range(7):
+            ped = np.empty((EPIX10KA.n_gains, *shape), f32)
+            gain = np.empty((EPIX10KA.n_gains, *shape), f32)
+            for r in range(EPIX10KA.n_gains):
                 base = (
                     rng.uniform(1500, 2800, mods)
                     if r in (0, 1, 3, 4)
@@ -320,6 +301,7 @@ class SyntheticDetector:
         """Raw frame: the dark frame (pedestal + noise, high gain) in a few whole-frame passes,
         then the photon pixels (a few percent) encoded with gain switching, sparsely."""
         g = self.geometry
+        k = g.kind_info
         f32 = np.float32
         noise = self._normal[noise_offset : noise_offset + self._n]
         ped, gain = self.pedestal, self.gain
@@ -350,16 +332,16 @@ class SyntheticDetector:
                     adc[sw] = ped[_EPIX_L].reshape(-1)[p] + gain[_EPIX_L].reshape(-1)[p] * e[sw]
                     bits[sw] = 1
             np.rint(adc, out=adc)
-            np.clip(adc, 0, 16383, out=adc)
-            flat[idx] = adc.astype(np.uint16) | (bits << 14)
+            np.clip(adc, 0, k.adc_max, out=adc)
+            flat[idx] = adc.astype(np.uint16) | (bits << k.adc_bits)
         # Bad pixels: 0 → hot (G0 near full scale), 1 → dead (0), 2 → invalid gain bits.
         bk = self._bad_kind
         flat[self._bad[bk == 0]] = 16000
         flat[self._bad[bk == 1]] = 0
         if g.kind == "jungfrau":
-            flat[self._bad[bk == 2]] = (2 << 14) | 1234
+            flat[self._bad[bk == 2]] = (2 << k.adc_bits) | 1234  # gain bits 0b10: invalid
         else:
-            flat[self._bad[bk == 2]] = 16383
+            flat[self._bad[bk == 2]] = k.adc_max
 
     # ------------------------------------------------------------------ events
 
