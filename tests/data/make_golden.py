@@ -45,7 +45,7 @@ from lclstream.formats import (
     SimplonBinarySerializer,
     simplon,
 )
-from lclstream.protocols import DetectorInfo, EventBatch, StreamInfo, StreamTotals
+from lclstream.protocols import DetectorInfo, EventBatch, Message, StreamInfo, StreamTotals
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "golden"
@@ -206,7 +206,7 @@ class Writer:
         (OUT / name).mkdir(parents=True)
 
     def add(
-        self, frames: list[Any], kind: str, exts: list[str], expect: dict[str, Any], **extra: Any
+        self, frames: Message, kind: str, exts: list[str], expect: dict[str, Any], **extra: Any
     ) -> list[bytes]:
         i = len(self.entry["messages"])
         paths = []
