@@ -52,7 +52,7 @@ lint: $(VENV)/.lclstream-setup
 	$(VENV)/bin/mypy
 
 bench: build
-	$(VENV)/bin/lclstream bench
+	$(PY) -m bench
 
 clean:
 	rm -rf build $(VENV)/.lclstream-installed

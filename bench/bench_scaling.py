@@ -73,7 +73,7 @@ def run_one(config: dict[str, Any], events: int) -> dict[str, Any]:
 
 def _reference(events_hint: int) -> dict[str, Any]:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
-    from lclstream.cli import demo_config
+    from lclstream.demo import demo_config
 
     return demo_config("tcp://127.0.0.1:1", events_hint, "hdf5")
 

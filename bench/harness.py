@@ -164,15 +164,3 @@ def main(
         f"{len(doc['errors'])} benchmarks failed"
     )
     return 1 if doc["errors"] else 0
-
-
-if __name__ == "__main__":
-    import argparse
-
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--json", dest="json_out")
-    ap.add_argument("--only", nargs="*")
-    ap.add_argument("--write-results", action="store_true", default=None)
-    a = ap.parse_args()
-    sys.exit(main(a.quick, a.json_out, a.only, a.write_results))

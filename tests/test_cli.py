@@ -221,12 +221,34 @@ def test_inspect_missing_file_exit_1(tmp_path: Path) -> None:
 
 
 def test_bench_without_harness_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    import lclstream.cli as cli
+    import lclstream.cli.bench as bench_cmd
 
-    monkeypatch.setattr(cli, "_repo_root", lambda: None)
+    monkeypatch.setattr(bench_cmd, "repo_root", lambda: None)
     r = invoke("bench", "--quick")
     assert r.exit_code == 1
     assert "bench" in r.output
+
+
+def test_bench_runs_the_checkout_harness_in_a_child(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The installed command runs ``python -m bench`` in the checkout (cwd = its root) and
+    passes the options through; it never imports the checkout's files itself."""
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "__main__.py").write_text(
+        "import os, sys, json, pathlib\n"
+        "pathlib.Path('seen.json').write_text(json.dumps([sys.argv[1:], os.getcwd(),"
+        " os.environ['LCLSTREAM_REPO']]))\n"
+        "sys.exit(7)\n"
+    )
+    monkeypatch.setenv("LCLSTREAM_REPO", str(tmp_path))
+    out = tmp_path / "o.json"
+    r = run_cli("bench", "--quick", "--only", "e2e", "--json", str(out), "--no-write-results")
+    assert r.returncode == 7, r.stderr  # the harness' exit status is the command's
+    argv, cwd, repo = json.loads((tmp_path / "seen.json").read_text())
+    assert argv == ["--quick", "--json", str(out), "--only", "e2e", "--no-write-results"]
+    assert Path(cwd) == tmp_path and Path(repo) == tmp_path
 
 
 # ------------------------------------------------------------------------------------ demo

@@ -58,6 +58,22 @@ class ReceiveResult:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def incomplete_reason(self) -> str:
+        """Why the stream is not complete, in one line (empty when it is)."""
+        if self.complete:
+            return ""
+        why = (
+            self.interrupted
+            or ("timed out" if self.timed_out else "")
+            or "; ".join(self.problems[:3])
+            or "totals do not match"
+        )
+        exp = f", {self.expected} expected" if self.expected is not None else ""
+        return (
+            f"stream incomplete ({why}): {self.events} events received, end totals say "
+            f"{self.events_sent} from {self.senders_ended}/{self.senders or '?'} senders{exp}"
+        )
+
 
 def receive(
     urls: str | Sequence[str],

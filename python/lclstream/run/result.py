@@ -66,6 +66,43 @@ class PipelineResult:
         kw["totals"] = StreamTotals(**t)
         return cls(**kw)
 
+    def summary(self) -> dict[str, Any]:
+        """The flat summary a user or a script reads (``--json``): counts, rates, the end
+        state and per-stage statistics, without the nested totals."""
+        t = self.totals
+        return {
+            "events": self.events,
+            "events_read": self.events_read,
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "messages": self.messages,
+            "seconds": self.seconds,
+            "startup_seconds": self.startup_seconds,
+            "complete": self.complete,
+            "end_state": t.end_state,
+            "hits": self.hits,
+            "events_dropped": t.events_dropped,
+            "drop_reasons": dict(t.drop_reasons),
+            "compression_ratio": self.compression_ratio,
+            "events_per_second": self.events_per_second,
+            "stream_id": self.stream_id,
+            "stages": self.stages,
+            "senders": self.senders,
+        }
+
+    def incomplete_reason(self) -> str:
+        """Why this run's stream is not complete, in one line (empty when it is)."""
+        if self.complete:
+            return ""
+        t = self.totals
+        if t.end_state != "completed":
+            why = f": {t.error}" if t.error else ""
+            return (
+                f"stream incomplete: the run ended {t.end_state}{why} ({t.events_sent} of "
+                f"{t.events_read} events read were sent)"
+            )
+        return "stream incomplete: the end-of-stream message was not delivered"
+
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["totals"] = asdict(self.totals)

@@ -1,0 +1,135 @@
+"""Human output: summary tables, the stage table and progress bars (rich, on stderr, so a
+command's stdout stays clean for ``--json``). Imported only when something is shown."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def fmt_mb(n: float) -> str:
+    return f"{n / 1e6:,.1f}"
+
+
+def summary_table(title: str, rows: list[tuple[str, str]]) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value", justify="right")
+    for k, v in rows:
+        table.add_row(k, v)
+    return table
+
+
+def pipeline_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
+    ratio = d["bytes_in"] / d["bytes_out"] if d.get("bytes_out") else 0.0
+    eps = d["events"] / d["seconds"] if d.get("seconds") else 0.0
+    rows = [
+        ("events", f"{d['events']:,}"),
+        ("MB in (raw)", fmt_mb(d["bytes_in"])),
+        ("MB out", fmt_mb(d["bytes_out"])),
+        ("compression ratio", f"{ratio:.1f}x"),
+        ("events/s", f"{eps:,.1f}"),
+        ("MB/s in", f"{d['bytes_in'] / d['seconds'] / 1e6:,.0f}" if d.get("seconds") else "-"),
+        ("seconds (steady state)", f"{d['seconds']:.2f}"),
+        ("start-up seconds", f"{d['startup_seconds']:.2f}"),
+    ]
+    if "hits" in d:
+        rows.append(("hits", f"{d['hits']:,}"))
+    if d.get("events_dropped"):
+        rows.append(("dropped", f"{d['events_dropped']:,} {d.get('drop_reasons', {})}"))
+    return rows
+
+
+def receive_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = [
+        ("events", f"{d['events']:,}"),
+        ("messages", f"{d['messages']:,}"),
+        ("MB received", fmt_mb(d["bytes"])),
+        ("seconds", f"{d['seconds']:.2f}"),
+        ("senders ended", f"{d['senders_ended']}/{d['senders'] or '?'}"),
+        ("events sent (end totals)", f"{d['events_sent']:,}"),
+        ("complete", "yes" if d["complete"] else "NO"),
+    ]
+    if d.get("events_dropped"):
+        rows.append(("dropped by sender", f"{d['events_dropped']:,} {d['drop_reasons']}"))
+    if d.get("files"):
+        rows.append(("files", f"{len(d['files'])} in {Path(d['files'][0]).parent}"))
+    return rows
+
+
+def stage_table(stages: dict[str, dict[str, Any]]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="stages", title_justify="left")
+    for col in ("stage", "events", "MB in", "MB out", "busy s"):
+        table.add_column(col, justify="right" if col != "stage" else "left")
+    for name, s in stages.items():
+        table.add_row(
+            name,
+            f"{s['events']:,}",
+            fmt_mb(s["bytes_in"]),
+            fmt_mb(s["bytes_out"]),
+            f"{s['busy_seconds']:.2f}",
+        )
+    return table
+
+
+class Progress:
+    """A rich progress display with one bar per named task (nothing in quiet mode)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._p: Any = None
+        self._tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> Progress:
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+            from rich.progress import Progress as RichProgress
+
+            self._p = RichProgress(
+                TextColumn("{task.description:<9}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeElapsedColumn(),
+                console=console(),
+                transient=False,
+            )
+            self._p.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._p is not None:
+            self._p.__exit__(*exc)
+
+    def update(self, name: str, done: int, total: int | None, info: str = "") -> None:
+        if self._p is None:
+            return
+        if name not in self._tasks:
+            self._tasks[name] = self._p.add_task(name, total=total, info=info)
+        self._p.update(self._tasks[name], completed=done, total=total, info=info)
+
+    def sent(self, total: int | None) -> Callable[[dict[str, Any]], None]:
+        """A pipeline progress callback that moves the ``sent`` bar."""
+
+        def cb(st: dict[str, Any]) -> None:
+            secs = st["seconds"]
+            rate = f"{st['bytes_in'] / secs / 1e6:,.0f} MB/s in" if secs > 0 else ""
+            self.update("sent", st["events_sent"], total, rate)
+
+        return cb
