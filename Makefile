@@ -12,7 +12,7 @@ PY_SOURCES := $(shell find python -type f -name '*.py*') pyproject.toml
 all: build
 
 setup: $(VENV)/.lclstream-setup
-$(VENV)/.lclstream-setup: scripts/setup.sh requirements.txt
+$(VENV)/.lclstream-setup: scripts/setup.sh requirements.txt requirements-psana.txt
 	bash scripts/setup.sh
 	touch $@
 

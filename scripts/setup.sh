@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEB_PACKAGES=(build-essential pkg-config libzmq3-dev liblz4-dev libzstd-dev catch2)
+# libkrb5-dev: psana's lcls-krtc needs pykerberos, built from source against it.
+DEB_PACKAGES=(build-essential pkg-config libzmq3-dev liblz4-dev libzstd-dev catch2 libkrb5-dev)
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -31,4 +32,11 @@ if [ ! -f "$stamp" ] || ! cmp -s requirements.txt "$stamp"; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -r requirements.txt
   cp requirements.txt "$stamp"
+fi
+# The psana extra (psana2 + mpich/mpi4py): the psana source's tests need it. Same rule.
+stamp=.venv/.lclstream-requirements-psana
+if [ -z "${LCLSTREAM_NO_PSANA:-}" ] && { [ ! -f "$stamp" ] || ! cmp -s requirements-psana.txt "$stamp"; }; then
+  echo "setup: installing psana and MPI into .venv"
+  .venv/bin/python -m pip install -q -r requirements-psana.txt
+  cp requirements-psana.txt "$stamp"
 fi

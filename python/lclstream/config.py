@@ -660,12 +660,21 @@ class BinaryDataStreamingDataHandlerParameters(_Model):
     curve_secret_key: Path | None = None
     #: CURVE server only: accept only clients whose ``*.key`` files are in this folder.
     curve_allowed_clients: Path | None = None
+    #: LCLStreamer's meaning: true sends producer (MPI rank / worker) ``i`` to
+    #: ``urls[i % len(urls)]`` only; false connects every producer to every URL.
+    distribute: bool = False
+    #: The socket's kernel send buffer (SO_SNDBUF) in bytes; 0: the OS default.
+    buffer: int = Field(0, ge=0)
 
-    def build(self) -> BinaryDataStreamingDataHandler:
+    def urls_for(self, sender: int) -> list[str]:
+        """The URLs producer ``sender`` uses (see ``distribute``)."""
+        return [self.urls[sender % len(self.urls)]] if self.distribute else list(self.urls)
+
+    def build(self, sender: int = 0) -> BinaryDataStreamingDataHandler:
         from lclstream.handlers import BinaryDataStreamingDataHandler, curve_settings
 
         return BinaryDataStreamingDataHandler(
-            self.urls,
+            self.urls_for(sender),
             role=self.role,
             socket_type=self.socket_type,
             high_water_mark=self.high_water_mark,
@@ -674,6 +683,7 @@ class BinaryDataStreamingDataHandlerParameters(_Model):
             curve=curve_settings(
                 self.curve_server_key, self.curve_secret_key, self.curve_allowed_clients
             ),
+            sndbuf=self.buffer,
         )
 
 

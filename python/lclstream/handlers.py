@@ -75,6 +75,7 @@ class BinaryDataStreamingDataHandler:
         send_timeout_s: float | None = None,
         close_timeout_s: float = 30.0,
         curve: Curve | None = None,
+        sndbuf: int = 0,
     ) -> None:
         from lclstream.transport import Sender
 
@@ -99,6 +100,8 @@ class BinaryDataStreamingDataHandler:
             opts["sndhwm"] = high_water_mark
         if send_timeout_s is not None:  # else the transport's default deadline
             opts["timeout"] = send_timeout_s
+        if sndbuf:  # else the OS default
+            opts["sndbuf"] = int(sndbuf)
         self.sender = Sender(
             url_list, bind=role == "server", socket_type=socket_type, curve=curve, **opts
         )
@@ -220,22 +223,29 @@ class InProcessDataHandler:
             yield m
 
 
-def create_handler(spec: Any) -> DataHandler:
-    """A handler from its config entry (a validated model, or a mapping validated here)."""
-    if isinstance(spec, Mapping):
-        from lclstream.config import load_config
+def create_handler(spec: Any, sender: int = 0) -> DataHandler:
+    """A handler from its config entry (a validated model, or a mapping validated here).
 
+    ``sender`` is this producer's index in the stream: a streaming handler with
+    ``distribute: true`` connects sender ``i`` to ``urls[i % len(urls)]`` only.
+    """
+    from lclstream.config import BinaryDataStreamingDataHandlerParameters, load_config
+
+    if isinstance(spec, Mapping):
         spec = load_config({"data_handlers": [dict(spec)]}).data_handlers[0]
+    if isinstance(spec, BinaryDataStreamingDataHandlerParameters):
+        streaming: DataHandler = spec.build(sender)
+        return streaming
     handler: DataHandler = spec.build()
     return handler
 
 
-def create_handlers(specs: Iterable[Any]) -> list[DataHandler]:
+def create_handlers(specs: Iterable[Any], sender: int = 0) -> list[DataHandler]:
     """Handlers for every ``data_handlers`` entry; closes those made so far if one fails."""
     made: list[DataHandler] = []
     try:
         for spec in specs:
-            made.append(create_handler(spec))
+            made.append(create_handler(spec, sender))
     except BaseException:
         for h in made:
             try:

@@ -157,7 +157,7 @@ SOURCES = Registry("event source", "event_source.type", "lclstream.sources")
 SOURCES.add("InternalEventSource", "lclstream.sources:open_internal")
 SOURCES.add("Hdf5EventSource", "lclstream.sources:open_hdf5")
 SOURCES.add("Psana1EventSource", "lclstream.sources:open_psana1")
-SOURCES.add("Psana2EventSource", "lclstream.sources:open_psana2")
+SOURCES.add("Psana2EventSource", "lclstream.sources.psana2:open_psana2")
 
 #: Data source types that plug-in event sources read (their options are the plug-in's).
 DATA_SOURCES = Registry("data source", "data_sources.*.type", "lclstream.data_sources")

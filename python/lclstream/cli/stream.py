@@ -23,7 +23,10 @@ def stream(
     Exit codes: 0 ok, 1 error, 2 usage or configuration error, 3 incomplete stream.
     """
     t0 = time.perf_counter()
-    show = not (json_ or quiet)
+    from lclstream.run.mpi import mpi_world
+
+    world = mpi_world()  # under mpirun: this rank's part of one stream
+    show = not (json_ or quiet or world)
     with errors():
         from lclstream.cli._display import Progress
         from lclstream.config import (
@@ -44,7 +47,19 @@ def stream(
             cb = progress.sent(total) if show else None
             t_build = time.perf_counter()
             try:
-                if workers > 1:  # producer processes, one sender index each
+                if world is not None:
+                    from lclstream.run.mpi import run_rank
+
+                    plan, rank_res = run_rank(cfg, events=events, world=world)
+                    if rank_res is None:  # a psana rank that reads or builds, never sends
+                        line = {"rank": plan.rank, "role": plan.role, "streams": False}
+                        if json_:
+                            emit_json(line)
+                        elif not quiet:
+                            typer.echo(f"rank {plan.rank} ({plan.role}): drove psana, sent nothing")
+                        return
+                    res = rank_res
+                elif workers > 1:  # producer processes, one sender index each
                     res = run_workers(cfg, workers, events=events, progress=cb)
                 else:
                     pipe = Pipeline(cfg, events=events, progress=cb)
@@ -57,6 +72,8 @@ def stream(
                 raise
         d = res.summary()
         d["startup_seconds"] = res.startup_seconds + (t_build - t0)
+        if world is not None:
+            d.update(rank=plan.rank, role=plan.role, streams=True)
     if json_:
         emit_json(d)
     elif not quiet:

@@ -143,7 +143,7 @@ class Pipeline:
                 "data_handlers: none configured, so nothing would receive the stream "
                 "(add a BinaryDataStreamingDataHandler or BinaryFileWritingDataHandler)"
             )
-        return create_handlers(specs)
+        return create_handlers(specs, self.worker)
 
     @classmethod
     def from_config(cls, config: Any, **kwargs: Any) -> Pipeline:

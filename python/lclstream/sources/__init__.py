@@ -11,8 +11,9 @@ data sources and returns an :class:`lclstream.protocols.EventSource`. Built-ins:
   from ``source_identifier`` (``exp=...,run=...`` under the data root; see
   :mod:`lclstream.sources.addressing`). The demo run ``exp=xpptut15,run=670`` with no files
   falls back to the synthetic detector.
-* ``Psana1EventSource`` / ``Psana2EventSource`` — stand-ins that explain psana is needed;
-  the psana2 plug-in replaces them through the ``lclstream.sources`` entry-point group.
+* ``Psana2EventSource`` — LCLS-II runs through psana2 (:mod:`lclstream.sources.psana2`,
+  the ``psana`` extra), serial or under ``mpirun`` (:mod:`lclstream.run.mpi`).
+* ``Psana1EventSource`` — a stand-in that explains LCLS-I psana is not available here.
 
 Sources with built-in calibration constants (the synthetic detector) expose
 ``constants(name) -> dict`` (pedestal, gain, mask[, config_bits]); sources whose frames are
@@ -172,11 +173,6 @@ def open_hdf5(
 def open_psana1(config: LclstreamConfig, totals: DropCounter | None, **_: int) -> EventSource:
     """Stand-in until a psana1 plug-in provides the type: says what is missing."""
     raise psana_unavailable("Psana1EventSource")
-
-
-def open_psana2(config: LclstreamConfig, totals: DropCounter | None, **_: int) -> EventSource:
-    """Stand-in until the psana2 plug-in provides the type: says what is missing."""
-    raise psana_unavailable("Psana2EventSource")
 
 
 def open_source(

@@ -1,0 +1,152 @@
+"""Real LCLS-II XTC2 runs made with psana's own tools, for tests, benchmarks and examples.
+
+Nothing here imitates XTC2: ``xtcwriter`` (shipped in the psana wheel) writes a run's
+transitions and events, psana's ``DgramEdit`` adds a ``jungfrau`` detector with raw uint16
+segments to each event, and ``smdwriter`` writes the small-data index psana's MPI mode reads.
+The layout is the one psana expects under ``dir=``::
+
+    DIR/xtc/EXP-rRRRR-s000-c000.xtc2
+    DIR/xtc/smalldata/EXP-rRRRR-s000-c000.smd.xtc2
+
+``xtcwriter`` names the experiment ``xpptut15`` and the run 14 in what it writes; the file
+names decide what ``exp=,run=`` finds.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lclstream.errors import SourceError
+
+__all__ = ["Xtc2Run", "make_xtc2_run", "psana_tool"]
+
+#: The experiment and run number xtcwriter writes into its transitions.
+XTCWRITER_EXPERIMENT = "xpptut15"
+XTCWRITER_RUN = 14
+_BUFSIZE = 64_000_000
+
+
+@dataclass
+class Xtc2Run:
+    """What :func:`make_xtc2_run` wrote, and the frames it put in (for checks)."""
+
+    xtc_dir: Path  # the ``dir=`` to give psana
+    bigdata: Path
+    smalldata: Path
+    experiment: str
+    run: int
+    frames: np.ndarray  # (events, segments, 512, 1024) uint16, as written
+    timestamps: list[int]  # psana's event timestamps, in order
+
+    @property
+    def source_identifier(self) -> str:
+        return f"exp={self.experiment},run={self.run},dir={self.xtc_dir}"
+
+
+def psana_tool(name: str) -> tuple[Path, dict[str, str]]:
+    """One of the C++ tools inside the psana wheel and the environment it runs in."""
+    try:
+        import psana
+    except ImportError as e:  # pragma: no cover - the psana extra is installed by make test
+        raise SourceError("making XTC2 files needs psana (pip install 'lclstream[psana]')") from e
+    site = Path(psana.__file__).resolve().parent.parent
+    exe = site / "bin" / name
+    if not exe.is_file():
+        raise SourceError(f"psana's {name} tool is not in its wheel ({exe})")
+    libs = [str(site / "psana.libs"), str(site / "psana" / ".libs")]
+    old = os.environ.get("LD_LIBRARY_PATH", "")
+    env = dict(os.environ, LD_LIBRARY_PATH=os.pathsep.join([*libs, *([old] if old else [])]))
+    return exe, env
+
+
+def _run_tool(name: str, *args: str) -> None:
+    exe, env = psana_tool(name)
+    r = subprocess.run([str(exe), *args], env=env, capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        raise SourceError(f"psana's {name} failed ({r.returncode}): {r.stderr.strip()[-300:]}")
+
+
+def make_xtc2_run(
+    directory: str | Path,
+    events: int,
+    *,
+    segments: int = 2,
+    experiment: str = XTCWRITER_EXPERIMENT,
+    run: int = XTCWRITER_RUN,
+    seed: int = 1,
+    frames: np.ndarray | None = None,
+) -> Xtc2Run:
+    """Write a run of ``events`` events with a ``jungfrau`` detector of ``segments`` modules.
+
+    ``frames`` (events, segments, 512, 1024) uint16 are the raw values to write (gain bits
+    included); by default random 14-bit ADU values in gain stage 0.
+    """
+    from psana import DataSource, dgram  # type: ignore[import-untyped]
+    from psana.dgramedit import AlgDef, DetectorDef, DgramEdit  # type: ignore[import-untyped]
+
+    if events < 1:
+        raise SourceError("an XTC2 run needs at least one event")
+    xtc_dir = Path(directory).resolve() / "xtc"
+    (xtc_dir / "smalldata").mkdir(parents=True, exist_ok=True)
+    stem = f"{experiment}-r{run:04d}-s000-c000"
+    big = xtc_dir / f"{stem}.xtc2"
+    smd = xtc_dir / "smalldata" / f"{stem}.smd.xtc2"
+    scratch = tempfile.TemporaryDirectory(prefix=".xtcwriter-", dir=xtc_dir)
+    base = Path(scratch.name) / "base.xtc2"  # psana parses chunk numbers from -cNNN names
+    if frames is None:
+        rng = np.random.default_rng(seed)
+        frames = rng.integers(0, 1 << 14, size=(events, segments, 512, 1024), dtype=np.uint16)
+    frames = np.ascontiguousarray(frames, dtype=np.uint16)
+    if frames.shape[:2] != (events, segments) or frames.shape[2:] != (512, 1024):
+        raise SourceError(f"frames must be ({events}, {segments}, 512, 1024), not {frames.shape}")
+
+    _run_tool("xtcwriter", "-f", str(base), "-n", str(events))
+    ds = DataSource(files=[str(base)], skip_calib_load="all")
+    src = next(ds.runs())
+    out = bytearray(_BUFSIZE)
+    timestamps: list[int] = []
+    with open(big, "wb") as f:
+        cfg_buf = bytearray(_BUFSIZE)
+        cfg_buf[: src.configs[0]._size] = src.configs[0]
+        config_edit = DgramEdit(dgram.Dgram(view=memoryview(cfg_buf), offset=0), bufsize=_BUFSIZE)
+        dets: list[Any] = [
+            config_edit.Detector(
+                DetectorDef("jungfrau", "jungfrau", "lclstream_test_jungfrau"),
+                AlgDef("raw", 0, 2, 0),
+                {"raw": (np.uint16, 2)},
+                segment=s,
+            )
+            for s in range(segments)
+        ]
+        config_edit.save(out)
+        f.write(out[: config_edit.size])
+        begin_run = src._evt._dgrams[0]
+        edit = DgramEdit(begin_run, config_dgramedit=config_edit, bufsize=begin_run._size)
+        edit.save(out)
+        f.write(out[: edit.size])
+        ev_buf = bytearray(_BUFSIZE)
+        for i, evt in enumerate(src.events()):
+            if i >= events:
+                break
+            d0 = evt._dgrams[0]
+            ev_buf[: d0._size] = d0
+            view = dgram.Dgram(config=src.configs[0], view=memoryview(ev_buf), offset=0)
+            edit = DgramEdit(view, config_dgramedit=config_edit, bufsize=_BUFSIZE)
+            for s, det in enumerate(dets):
+                det.raw.raw = frames[i, s]
+                edit.adddata(det.raw)
+            edit.save(out)
+            f.write(out[: edit.size])
+            timestamps.append(int(evt.timestamp))
+    scratch.cleanup()
+    if len(timestamps) != events:
+        raise SourceError(f"xtcwriter wrote {len(timestamps)} events, not {events}")
+    _run_tool("smdwriter", "-f", str(big), "-o", str(smd))
+    return Xtc2Run(xtc_dir, big, smd, experiment, run, frames, timestamps)
