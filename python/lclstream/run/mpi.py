@@ -122,12 +122,23 @@ def run_rank(
         return plan, None
     from lclstream.run.pipeline import Pipeline
 
-    pipe = Pipeline(
-        config,
-        events=events,
-        worker=plan.sender,
-        workers=plan.senders,
-        progress=progress,
-        stream_id=stream_id,
-    )
-    return plan, pipe.run()
+    try:
+        pipe = Pipeline(
+            config,
+            events=events,
+            worker=plan.sender,
+            workers=plan.senders,
+            progress=progress,
+            stream_id=stream_id,
+        )
+        return plan, pipe.run()
+    except BaseException as e:
+        if uses_psana_mpi(config):
+            # psana's other ranks wait for this one forever: its end message is out (the
+            # pipeline delivered it while closing), so end the whole job, as MPI programs do.
+            import sys
+
+            print(f"lclstream: error: rank {rank}: {type(e).__name__}: {e}", file=sys.stderr)
+            sys.stderr.flush()
+            comm.Abort(1)
+        raise

@@ -247,6 +247,9 @@ class _Field:
                     )
                 target = getattr(target, part)
         self.fast_raw = self.path == "raw.raw"
+        #: The frame shape the stream declares (set by info()); psana gives single-segment
+        #: detectors as 2-D frames, reshaped (a view) to the declared (1, rows, cols).
+        self.shape: tuple[int, ...] | None = None
         self._call: Callable[[Any], Any]
         if self.fast_raw:
             raw = det.raw
@@ -270,7 +273,11 @@ class _Field:
         if value is None:
             return None
         if self.dtype is not None:
-            return np.asarray(value, dtype=self.dtype)
+            value = np.asarray(value, dtype=self.dtype)
+        shape = self.shape
+        if shape is not None and isinstance(value, np.ndarray) and value.shape != shape:
+            if value.size == int(np.prod(shape)):
+                value = value.reshape(shape)
         return value
 
     def shape_without_events(self) -> tuple[int, ...] | None:
@@ -420,6 +427,7 @@ class Psana2EventSource:
                 )
             if dtype is None:
                 dtype = f.dtype or np.dtype(np.uint16 if f.path == "raw.raw" else np.float32)
+            f.shape = shape
             serial = str(getattr(f.det.raw, "_uniqueid", "") or "")
             out[name] = DetectorInfo(
                 name=name, kind=f.kind, frame_shape=shape, dtype=dtype.name, serial=serial

@@ -1,0 +1,349 @@
+"""The psana2 source on real XTC2 runs written by psana's own tools (xtcwriter, DgramEdit,
+smdwriter), serial and under ``mpirun`` (mpich from PyPI), into real receivers on 127.0.0.1.
+
+psana is installed by ``make test`` (requirements-psana.txt), so none of this skips there."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import h5py
+import hdf5plugin  # noqa: F401 - the bitshuffle filter for h5py
+import numpy as np
+import pytest
+import yaml
+from lclstream.config import load_config
+from lclstream.errors import ConfigError, SourceError
+from lclstream.pipeline import Pipeline
+from lclstream.run.mpi import mpi_world, plan_rank
+from lclstream.sources.psana2 import (
+    lcls_to_unix_ns,
+    open_psana_run,
+    parse_psana2_identifier,
+    psana2_roles,
+)
+from lclstream.sources.xtc2_files import Xtc2Run, make_xtc2_run
+from proc_helpers import ReceiverThread, cli_env, free_port
+
+psana = pytest.importorskip("psana", reason="the psana extra (requirements-psana.txt)")
+MPIRUN = Path(sys.executable).with_name("mpirun")
+EVENTS = 12
+
+
+@pytest.fixture(scope="module")
+def xtc_run(tmp_path_factory: pytest.TempPathFactory) -> Xtc2Run:
+    return make_xtc2_run(tmp_path_factory.mktemp("xtc2"), EVENTS, segments=2)
+
+
+def psana_config(identifier: str, url: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "source_identifier": identifier,
+        "event_source": {"type": "Psana2EventSource"},
+        "data_sources": {
+            "timestamp": {"type": "Psana2Timestamp"},
+            "detector_data": {
+                "type": "Psana2DetectorInterface",
+                "psana_name": "jungfrau",
+                "psana_fields": "raw.raw",
+            },
+            "run_info": {"type": "Psana2RunInfo"},
+        },
+        "processing_pipeline": {"type": "BatchProcessingPipeline", "batch_size": 5},
+        "data_serializer": {"type": "HDF5BinarySerializer", "compression": "bitshuffle_with_lz4"},
+        "data_handlers": [
+            {"type": "BinaryDataStreamingDataHandler", "urls": [url], "role": "client", **extra}
+        ],
+    }
+
+
+def read_files(files: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(frames, event ids, timestamps) of every data message file, in the files' order."""
+    frames, ids, stamps = [], [], []
+    for name in files:
+        with h5py.File(name, "r") as f:
+            if "entry_1/data_1/data" not in f:
+                continue  # the end message's file
+            frames.append(f["entry_1/data_1/data"][()])
+            ids.append(f["LCLS/eventNumber"][()])
+            stamps.append(f["LCLS/timestamp"][()])
+    return np.concatenate(frames), np.concatenate(ids), np.concatenate(stamps)
+
+
+# ---------------------------------------------------------------------------- identifiers
+
+
+def test_identifier_keys_as_lclstreamer_writes_them() -> None:
+    got = parse_psana2_identifier("exp=mfx100852324,run=355,dir=/d/xtc,max_events=10,live")
+    assert got == {
+        "exp": "mfx100852324",
+        "run": 355,
+        "dir": "/d/xtc",
+        "max_events": 10,
+        "live": True,
+    }
+    assert parse_psana2_identifier("files=/a.xtc2") == {"files": "/a.xtc2"}
+    assert parse_psana2_identifier("exp=x,run=1,ffb")["ffb"] is True
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("exp=x,run=1,colour=blue", "unknown psana2 key 'colour'"),
+        ("exp=x,run=one", "run must be an integer"),
+        ("shmem=tmo", "shmem mode is not supported"),
+        ("exp=x", "exp= needs run="),
+        ("run=3", "needs exp=...,run=... or files="),
+        ("exp=x,run=1,live=yes", "live is a flag"),
+    ],
+)
+def test_identifier_errors_name_the_part(text: str, words: str) -> None:
+    with pytest.raises(ConfigError, match=words):
+        parse_psana2_identifier(text)
+
+
+def test_lcls_timestamps_count_from_1990() -> None:
+    ts = (1_000 << 32) | 123
+    assert lcls_to_unix_ns(ts) == (631_152_000 + 1_000) * 1_000_000_000 + 123
+
+
+# ---------------------------------------------------------------------------------- roles
+
+
+@pytest.mark.parametrize(
+    ("size", "env", "types"),
+    [
+        (3, {}, ["smd0", "eb", "bd"]),
+        (4, {}, ["smd0", "eb", "bd", "bd"]),
+        (5, {"PS_EB_NODES": "2"}, ["smd0", "eb", "eb", "bd", "bd"]),
+        (5, {"PS_SRV_NODES": "1"}, ["smd0", "eb", "bd", "bd", "srv"]),
+    ],
+)
+def test_roles_follow_psana(size: int, env: dict[str, str], types: list[str]) -> None:
+    roles = [psana2_roles(r, size, env) for r in range(size)]
+    assert [r.node_type for r in roles] == types
+    bd = [r for r in roles if r.streams]
+    assert [r.sender for r in bd] == list(range(len(bd)))
+    assert all(r.senders == len(bd) for r in roles)
+
+
+def test_too_few_ranks_for_psana_is_a_clear_error() -> None:
+    with pytest.raises(SourceError, match="at least 3"):
+        psana2_roles(0, 2, {})
+
+
+def test_non_psana_sources_make_every_rank_a_sender() -> None:
+    cfg = load_config({"event_source": {"type": "InternalEventSource"}})
+    plans = [plan_rank(cfg, r, 3) for r in range(3)]
+    assert [(p.streams, p.sender, p.senders) for p in plans] == [(True, i, 3) for i in range(3)]
+
+
+def test_mpi_world_reads_the_launcher_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for v in ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"):
+        monkeypatch.delenv(v, raising=False)
+    assert mpi_world() is None
+    monkeypatch.setenv("PMI_RANK", "2")
+    monkeypatch.setenv("PMI_SIZE", "4")
+    assert mpi_world() == (2, 4)
+    monkeypatch.setenv("PMI_SIZE", "1")
+    assert mpi_world() is None  # mpirun -n 1 is a plain run
+
+
+# --------------------------------------------------------------------------- serial runs
+
+
+def test_offline_dir_works_where_psana_alone_fails(xtc_run: Xtc2Run) -> None:
+    """psana's exp=,run=,dir= asks the LCLS logbook first and fails offline; ours reads the
+    files under dir= (this machine cannot reach the logbook, so the first half shows it)."""
+    from psana import DataSource
+
+    with pytest.raises(Exception, match="pswww|Connection|resolve|Max retries"):
+        DataSource(
+            exp=xtc_run.experiment, run=xtc_run.run, dir=str(xtc_run.xtc_dir), skip_calib_load="all"
+        )
+    _, _, run = open_psana_run(xtc_run.source_identifier)
+    assert "jungfrau" in run.detnames
+
+
+@pytest.mark.parametrize("mode", ["dir", "files"])
+def test_serial_stream_delivers_the_frames_psana_wrote(
+    xtc_run: Xtc2Run, tmp_path: Path, mode: str
+) -> None:
+    ident = xtc_run.source_identifier if mode == "dir" else f"files={xtc_run.bigdata}"
+    rx = ReceiverThread("tcp://127.0.0.1:0", out=tmp_path / "out", timeout=30)
+    res = Pipeline(psana_config(ident, rx.endpoint())).run()
+    got = rx.join()
+    assert res.complete and got.complete, got.incomplete_reason()
+    assert got.events == EVENTS and res.events_read == EVENTS
+    frames, ids, stamps = read_files(sorted(got.files))
+    np.testing.assert_array_equal(frames, xtc_run.frames)  # raw uint16, bit for bit
+    assert list(ids) == xtc_run.timestamps  # event ids are psana's timestamps
+    assert list(stamps) == xtc_run.timestamps  # Psana2Timestamp: LCLS format, as LCLStreamer
+    with h5py.File(sorted(got.files)[0], "r") as f:
+        info = json.loads(f["LCLS/run_info"][0])
+    assert info["experiment"] == "xpptut15" and info["run_number"] == str(xtc_run.run)
+
+
+def test_unknown_detector_names_what_the_run_has(xtc_run: Xtc2Run) -> None:
+    cfg = psana_config(xtc_run.source_identifier, "tcp://127.0.0.1:1")
+    cfg["data_sources"]["detector_data"]["psana_name"] = "epix10k2M"
+    with pytest.raises(SourceError, match="no detector 'epix10k2M'.*jungfrau"):
+        Pipeline(cfg)
+
+
+def test_unknown_field_names_the_field(xtc_run: Xtc2Run) -> None:
+    cfg = psana_config(xtc_run.source_identifier, "tcp://127.0.0.1:1")
+    cfg["data_sources"]["detector_data"]["psana_fields"] = "raw.rawest"
+    with pytest.raises(SourceError, match="jungfrau.raw.rawest.*'rawest'"):
+        Pipeline(cfg)
+
+
+def test_max_events_from_the_identifier(xtc_run: Xtc2Run) -> None:
+    rx = ReceiverThread("tcp://127.0.0.1:0", timeout=30)
+    res = Pipeline(psana_config(xtc_run.source_identifier + ",max_events=7", rx.endpoint())).run()
+    got = rx.join()
+    assert res.events_read == 7 and got.events == 7 and got.complete
+
+
+# ------------------------------------------------------------------------------------ MPI
+
+
+def mpi_stream(cfg: dict[str, Any], tmp_path: Path, ranks: int, **env: str) -> list[dict]:
+    path = tmp_path / f"mpi{ranks}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    e = {**cli_env(), **env}
+    r = subprocess.run(
+        [
+            str(MPIRUN),
+            "-n",
+            str(ranks),
+            sys.executable,
+            "-m",
+            "lclstream.cli",
+            "stream",
+            str(path),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=e,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    return [json.loads(ln) for ln in r.stdout.splitlines() if ln.startswith("{")]
+
+
+@pytest.mark.skipif(
+    not MPIRUN.exists() or shutil.which("hostname") is None,
+    reason="mpich's mpirun is installed by requirements-psana.txt",
+)
+@pytest.mark.parametrize(("ranks", "smd_events"), [(3, "4"), (4, "1"), (5, "2"), (5, "100")])
+def test_mpi_ranks_stream_one_complete_stream(
+    xtc_run: Xtc2Run, tmp_path: Path, ranks: int, smd_events: str
+) -> None:
+    """Only psana's big-data ranks stream; every one ends with its own end message (also
+    those that got no event: PS_SMD_N_EVENTS=100 hands every event to one rank), and the
+    receiver proves the stream complete across ranks."""
+    rx = ReceiverThread("tcp://127.0.0.1:0", timeout=60)
+    lines = mpi_stream(
+        psana_config(xtc_run.source_identifier, rx.endpoint()),
+        tmp_path,
+        ranks,
+        PS_SMD_N_EVENTS=smd_events,
+    )
+    got = rx.join()
+    senders = [d for d in lines if d.get("streams")]
+    assert len(lines) == ranks and len(senders) == ranks - 2
+    assert sorted(d["role"] for d in lines if not d["streams"]) == ["eb", "smd0"]
+    assert got.complete, got.incomplete_reason()
+    assert got.senders == ranks - 2 and got.senders_ended == ranks - 2
+    assert got.events == EVENTS == sum(d["events_read"] for d in senders)
+    if smd_events == "100":
+        assert sorted(d["events_read"] for d in senders)[0] == 0  # a rank with no event
+
+
+@pytest.mark.skipif(not MPIRUN.exists(), reason="mpich's mpirun (requirements-psana.txt)")
+def test_mpi_fewer_events_than_ranks(tmp_path: Path) -> None:
+    small = make_xtc2_run(tmp_path / "small", 2, segments=1)
+    rx = ReceiverThread("tcp://127.0.0.1:0", timeout=60)
+    mpi_stream(
+        psana_config(small.source_identifier, rx.endpoint()), tmp_path, 5, PS_SMD_N_EVENTS="1"
+    )
+    got = rx.join()
+    assert got.complete and got.events == 2 and got.senders == 3
+
+
+@pytest.mark.skipif(not MPIRUN.exists(), reason="mpich's mpirun (requirements-psana.txt)")
+def test_mpi_internal_source_splits_events_over_every_rank(tmp_path: Path) -> None:
+    rx = ReceiverThread("tcp://127.0.0.1:0", timeout=60)
+    cfg = {
+        "event_source": {"type": "InternalEventSource", "number_of_events_to_generate": 31},
+        "data_sources": {
+            "detector_data": {"type": "SyntheticDetector", "detector": "jungfrau", "pool_frames": 2}
+        },
+        "processing_pipeline": {"type": "BatchProcessingPipeline", "batch_size": 4},
+        "data_serializer": {"type": "HDF5BinarySerializer"},
+        "data_handlers": [{"type": "BinaryDataStreamingDataHandler", "urls": [rx.endpoint()]}],
+    }
+    lines = mpi_stream(cfg, tmp_path, 3)
+    got = rx.join()
+    assert got.complete and got.events == 31 and got.senders == 3
+    assert sorted(d["events_read"] for d in lines) == [10, 10, 11]
+
+
+def test_distribute_sends_each_rank_to_one_url() -> None:
+    cfg = load_config(
+        {
+            "data_handlers": [
+                {
+                    "type": "BinaryDataStreamingDataHandler",
+                    "urls": ["tcp://a:1", "tcp://b:2"],
+                    "distribute": True,
+                    "buffer": 1 << 20,
+                }
+            ]
+        }
+    )
+    h = cfg.data_handlers[0]
+    assert [h.urls_for(i) for i in range(3)] == [["tcp://a:1"], ["tcp://b:2"], ["tcp://a:1"]]
+    h.distribute = False
+    assert h.urls_for(1) == ["tcp://a:1", "tcp://b:2"]
+
+
+def test_server_role_cannot_be_shared_by_mpi_senders(xtc_run: Xtc2Run) -> None:
+    from lclstream.run.mpi import _check_config
+
+    cfg = load_config(psana_config(xtc_run.source_identifier, f"tcp://127.0.0.1:{free_port()}"))
+    cfg.data_handlers[0].role = "server"
+    with pytest.raises(ConfigError, match="cannot share"):
+        _check_config(cfg, plan_rank(cfg, 2, 4))
+
+
+@pytest.mark.skipif(not MPIRUN.exists(), reason="mpich's mpirun (requirements-psana.txt)")
+def test_a_failing_rank_ends_the_job_instead_of_hanging_it(
+    xtc_run: Xtc2Run, tmp_path: Path
+) -> None:
+    """psana's other ranks would wait for a failed big-data rank forever: the job ends."""
+    cfg = psana_config(xtc_run.source_identifier, f"tcp://127.0.0.1:{free_port()}")
+    cfg["processing_pipeline"]["calibration"] = {
+        "detector_data": {
+            "detector": "jungfrau",
+            "constants": str(tmp_path / "none.npz"),
+            "output": "keV",
+        }
+    }
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    r = subprocess.run(
+        [str(MPIRUN), "-n", "3", sys.executable, "-m", "lclstream.cli", "stream", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=cli_env(),
+    )
+    assert r.returncode != 0
+    assert "rank 2" in r.stderr and "none.npz" in r.stderr
