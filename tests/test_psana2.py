@@ -347,3 +347,71 @@ def test_a_failing_rank_ends_the_job_instead_of_hanging_it(
     )
     assert r.returncode != 0
     assert "rank 2" in r.stderr and "none.npz" in r.stderr
+
+
+# ---------------------------------------------------------------------------- calibration
+
+
+def test_calibration_equals_psana_det_raw_calib_bit_for_bit(tmp_path: Path) -> None:
+    """Our Jungfrau calibration of raw.raw against psana's own det.raw.calib on the same XTC2
+    run, given the same constants (psana's calibconst ctypes: pedestals, pixel_gain,
+    pixel_offset, pixel_status; the mask is the one psana derives from pixel_status)."""
+    from psana import DataSource
+
+    rng = np.random.default_rng(7)
+    nseg, n = 2, 4
+    adu = rng.integers(0, 1 << 14, size=(n, nseg, 512, 1024), dtype=np.uint16)
+    stage_bits = rng.choice(
+        np.array([0, 1 << 14, 3 << 14], np.uint16), size=adu.shape, p=[0.9, 0.07, 0.03]
+    )
+    raw = adu | stage_bits
+    xtc = make_xtc2_run(tmp_path / "cal", n, segments=nseg, frames=raw)
+    cshape = (3, nseg, 512, 1024)
+    ped = (rng.normal(1500, 200, cshape) * [[[[1.0]]], [[[9.0]]], [[[9.5]]]]).astype(np.float32)
+    gain = (
+        np.array([40.0, -1.5, -0.1]).reshape(3, 1, 1, 1) * rng.normal(1.0, 0.05, cshape)
+    ).astype(np.float32)
+    offs = rng.normal(0, 3, cshape).astype(np.float32)
+    status = (rng.random(cshape) < 0.01).astype(np.uint64)
+
+    ds = DataSource(files=[str(xtc.bigdata)], skip_calib_load="all")
+    run = next(ds.runs())
+    det = run.Detector("jungfrau")
+    det.raw._calibconst = {
+        ctype: (
+            arr,
+            {
+                "ctype": ctype,
+                "detname": "jungfrau",
+                "experiment": xtc.experiment,
+                "run": xtc.run,
+                "run_orig": xtc.run,
+                "time_stamp": "",
+                "version": "",
+            },
+        )
+        for ctype, arr in (
+            ("pedestals", ped),
+            ("pixel_gain", gain),
+            ("pixel_offset", offs),
+            ("pixel_status", status),
+        )
+    }
+    det.raw._calibc_ = None
+    refs = np.stack([det.raw.calib(evt).copy() for evt in run.events()])  # psana reuses it
+    mask = np.asarray(det.raw._mask()).reshape(nseg, 512, 1024)
+    assert refs.dtype == np.float32 and 0 < mask.sum() < mask.size
+
+    consts = tmp_path / "jf.npz"
+    np.savez(consts, pedestals=ped, pixel_gain=gain, pixel_offset=offs, mask=mask.astype(np.uint8))
+    cfg = psana_config(f"files={xtc.bigdata}", "tcp://127.0.0.1:1")
+    cfg["processing_pipeline"]["calibration"] = {
+        "detector_data": {"detector": "jungfrau", "constants": str(consts), "output": "keV"}
+    }
+    rx = ReceiverThread("tcp://127.0.0.1:0", out=tmp_path / "out", timeout=30)
+    cfg["data_handlers"][0]["urls"] = [rx.endpoint()]
+    assert Pipeline(cfg).run().complete
+    got = rx.join()
+    ours, _, _ = read_files(sorted(got.files))
+    assert ours.dtype == np.float32 and ours.shape == refs.shape
+    np.testing.assert_array_equal(ours.view(np.uint32), refs.view(np.uint32))
