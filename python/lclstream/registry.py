@@ -11,8 +11,8 @@ Plug-ins declare an entry point in their ``pyproject.toml``, e.g.::
     [project.entry-points."lclstream.serializers"]
     MySerializer = "my_site.formats:MySerializer"
 
-A plug-in whose name is a built-in's replaces it (that is how the psana2 plug-in takes over
-the ``Psana2EventSource`` stand-in).
+A plug-in whose name is a built-in's replaces it (a site's own psana2 reader can take over
+``Psana2EventSource`` that way).
 """
 
 from __future__ import annotations
