@@ -3,6 +3,7 @@ exp/run addressing, incomplete events and the plug-in registry."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -290,17 +291,23 @@ def test_lclstreamer_generic_sources() -> None:
         open_source(bad)
 
 
-def test_psana_types_explain_what_is_missing() -> None:
+def test_psana_types_explain_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = load_config(
         {
+            "source_identifier": "files=/nowhere.xtc2",
             "event_source": {"type": "Psana2EventSource"},
             "data_sources": {"d": {"type": "Psana2DetectorInterface", "psana_name": "jungfrau"}},
         }
     )
-    with pytest.raises(SourceError, match="Psana2EventSource needs psana"):
-        open_source(cfg)
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "psana", None)  # as on a machine without the psana extra
+        with pytest.raises(SourceError, match="Psana2EventSource needs psana"):
+            open_source(cfg)
     cfg = load_config({"data_sources": {"d": {"type": "Psana1Timestamp"}}})
-    with pytest.raises(SourceError, match=r"data_sources.d: Psana1Timestamp needs psana"):
+    with pytest.raises(SourceError, match=r"data_sources.d: Psana1Timestamp: LCLS-I psana"):
+        open_source(cfg)
+    cfg = load_config({"data_sources": {"d": {"type": "Psana2Timestamp"}}})
+    with pytest.raises(SourceError, match=r"Psana2Timestamp needs event_source type Psana2Ev"):
         open_source(cfg)
 
 

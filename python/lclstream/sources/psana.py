@@ -1,7 +1,8 @@
-"""Stand-ins for LCLStreamer's psana types until the psana2 source plugin is installed.
+"""What to say when a config names a psana type that cannot run as configured.
 
-Configs naming them validate (the schema accepts them); opening them explains what is
-missing instead of failing on an import deep inside the pipeline.
+LCLS-I psana (``Psana1*``) has no Python 3 release on PyPI, so its types validate (LCLStreamer
+configs name them) but opening them says so; ``Psana2*`` data sources need the psana2 event
+source (:mod:`lclstream.sources.psana2`) that reads them.
 """
 
 from __future__ import annotations
@@ -16,15 +17,12 @@ def psana_available() -> bool:
 
 
 def psana_unavailable(type_name: str) -> SourceError:
-    """The error for a psana type that no installed plugin provides."""
-    if psana_available():
+    """The error for a psana type that cannot be opened here (``type_name`` names where)."""
+    if "Psana1" in type_name:
         return SourceError(
-            f"{type_name}: psana is installed but no lclstream source plugin provides "
-            f"{type_name} (the psana2 source comes as a plugin in the 'lclstream.sources' "
-            "entry-point group)"
+            f"{type_name}: LCLS-I psana (psana1) is not available here (no Python 3 release "
+            "on PyPI); lclstream reads LCLS-II runs with Psana2EventSource"
         )
-    return SourceError(
-        f"{type_name} needs psana, which is not installed (LCLS psana2 reading comes with the "
-        "psana2 source plugin later; use InternalEventSource with SyntheticDetector, or "
-        "Hdf5EventSource, meanwhile)"
-    )
+    if not psana_available():
+        return SourceError(f"{type_name} needs psana: pip install 'lclstream[psana]'")
+    return SourceError(f"{type_name} needs event_source type Psana2EventSource")
