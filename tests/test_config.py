@@ -385,27 +385,3 @@ def test_list_positions_and_yaml_values_in_messages() -> None:
     assert error_of({"data_sources": None}) == (
         "data_sources: null is not allowed (must be a valid dictionary)"
     )
-
-
-LCLSTREAMER_MIRROR = Path("/work/.mirror/slac-lcls+lclstreamer/repo")
-
-
-@pytest.mark.skipif(not LCLSTREAMER_MIRROR.exists(), reason="no local LCLStreamer checkout")
-def test_lclstreamer_own_examples_validate() -> None:
-    """LCLStreamer's own examples/*.yaml (read from a local mirror when there is one)."""
-    import subprocess
-
-    git = ["git", "-C", str(LCLSTREAMER_MIRROR)]
-    names = subprocess.run(
-        [*git, "ls-tree", "--name-only", "HEAD", "examples/"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    yamls = [n for n in names if n.endswith(".yaml")]  # LCLStreamer's own test reads these
-    assert yamls
-    for name in yamls:
-        text = subprocess.run(
-            [*git, "show", f"HEAD:{name}"], capture_output=True, text=True, check=True
-        ).stdout
-        load_config(yaml.safe_load(text))

@@ -210,6 +210,51 @@ class FloatValueParameters(_Model):
     value: float = 0.0
 
 
+class ConstValueParameters(_Model):
+    """LCLStreamer's constant: the same scalar or small array in every event. ``value`` is a
+    number, a list, or LCLStreamer's comma text (``6,1``; ``6,`` is a one-element list);
+    it must be representable exactly in ``dtype``."""
+
+    type: Literal["ConstValue"]
+    value: float | int | list[float | int] | str
+    dtype: str
+
+    @field_validator("dtype")
+    @classmethod
+    def _numeric_dtype(cls, v: str) -> str:
+        import numpy as np
+
+        try:
+            dt = np.dtype(v)
+        except TypeError:
+            raise ValueError(f"{v!r} is not a numpy dtype") from None
+        if dt.kind not in "biuf":
+            raise ValueError(f"{v!r} is not a numeric dtype")
+        return v
+
+    def values(self) -> Any:
+        """The value as an array of ``dtype``; raises ValueError if it does not fit exactly."""
+        import numpy as np
+
+        raw: Any = self.value
+        if isinstance(raw, str):
+            parts = [p.strip() for p in raw.split(",")]
+            try:
+                nums = [float(p) if any(c in p for c in ".eE") else int(p) for p in parts if p]
+            except ValueError:
+                raise ValueError(f"value {raw!r} is not a number or comma list") from None
+            raw = nums if "," in raw else nums[0]
+        arr = np.array(raw, dtype=self.dtype)
+        if not np.array_equal(arr, np.array(raw)):
+            raise ValueError(f"value {self.value!r} is not exactly representable as {self.dtype}")
+        return arr
+
+    @model_validator(mode="after")
+    def _fits(self) -> ConstValueParameters:
+        self.values()
+        return self
+
+
 class SourceIdentifierParameters(_Model):
     """The config's ``source_identifier`` as a per-event string (LCLStreamer's)."""
 
@@ -272,6 +317,7 @@ if TYPE_CHECKING:
         | GenericRandomNumpyArrayParameters
         | IntValueParameters
         | FloatValueParameters
+        | ConstValueParameters
         | SourceIdentifierParameters
         | Hdf5DatasetParameters
         | Psana1DetectorInterfaceParameters
@@ -289,6 +335,7 @@ else:
             GenericRandomNumpyArrayParameters,
             IntValueParameters,
             FloatValueParameters,
+            ConstValueParameters,
             SourceIdentifierParameters,
             Hdf5DatasetParameters,
             Psana1DetectorInterfaceParameters,
@@ -781,6 +828,16 @@ class LclstreamConfig(_Model):
                         )
         ser = self.data_serializer
         simplon = (SimplonBinarySerializerParameters, LclstreamerSimplonSerializerParameters)
+        if isinstance(ser, simplon) and ser.data_source_to_serialize not in names:
+            # LCLStreamer names a psana field as "<psana_name>.<field>" (its event dicts'
+            # key): that is the data source reading exactly that field.
+            by_field = {
+                f"{d.psana_name}.{d.psana_fields}": n
+                for n, d in self.data_sources.items()
+                if isinstance(d, _PsanaDataSource) and isinstance(d.psana_fields, str)
+            }
+            if ser.data_source_to_serialize in by_field:
+                ser.data_source_to_serialize = by_field[ser.data_source_to_serialize]
         if isinstance(ser, simplon) and ser.data_source_to_serialize not in names:
             problems.append(
                 f"data_serializer.data_source_to_serialize: {ser.data_source_to_serialize!r} "

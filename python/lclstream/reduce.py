@@ -44,6 +44,8 @@ class Reduction:
 
     def out_shape(self, shape: tuple[int, ...], name: str = "") -> tuple[int, ...]:
         where = f"processing_pipeline.reduction.{name}" if name else "reduction"
+        if not self.reshapes:
+            return tuple(shape)  # nothing to crop or bin: 1-D arrays pass as they are
         if len(shape) < 2:
             raise ConfigError(f"{where}: frames of shape {shape} cannot be reduced")
         lead, (h, w) = list(shape[:-2]), shape[-2:]

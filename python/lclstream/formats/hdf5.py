@@ -25,7 +25,7 @@ import hdf5plugin  # noqa: F401  (registers filters 32008/32004/32015 for create
 import numpy as np
 
 from lclstream.codec import from_hdf5_filter
-from lclstream.errors import FormatError
+from lclstream.errors import ConfigError, FormatError
 from lclstream.formats._common import (
     ChunkBuffer,
     Compression,
@@ -132,6 +132,17 @@ class HDF5BinarySerializer(SerializerBase):
     def start(self, info: StreamInfo) -> list[WireMessage]:
         """Remember the stream facts; HDF5 streams have no start message."""
         self._detectors_json = None
+        if self.compression.h5_filter == "zfp":
+            narrow = {
+                n: d.dtype for n, d in info.detectors.items() if np.dtype(d.dtype).itemsize < 4
+            }
+            if narrow:
+                name, dtype = next(iter(narrow.items()))
+                raise ConfigError(
+                    f"data_serializer.compression: zfp compresses 32- and 64-bit numbers only, "
+                    f"and {name} is {dtype} (use bitshuffle_with_lz4 for raw frames, or a "
+                    "float32 field such as raw.calib)"
+                )
         return super().start(info)
 
     def serialize(self, batch: EventBatch) -> list[WireMessage]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from lclstream.config import (
+    ConstValueParameters,
     FloatValueParameters,
     GenericRandomNumpyArrayParameters,
     Hdf5DatasetParameters,
@@ -77,6 +78,8 @@ def _plain_data_source(name: str, params: Any, config: LclstreamConfig) -> DataS
         return ConstantValue(name, params.value, "int64")
     if isinstance(params, FloatValueParameters):
         return ConstantValue(name, params.value, "float64")
+    if isinstance(params, ConstValueParameters):
+        return ConstantValue(name, params.values(), params.dtype)
     if isinstance(params, SourceIdentifierParameters):
         return SourceIdentifierValue(name, config.source_identifier)
     if params.type.startswith("Psana"):
