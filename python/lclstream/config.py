@@ -243,6 +243,8 @@ class ConstValueParameters(_Model):
                 nums = [float(p) if any(c in p for c in ".eE") else int(p) for p in parts if p]
             except ValueError:
                 raise ValueError(f"value {raw!r} is not a number or comma list") from None
+            if not nums:
+                raise ValueError(f"value {raw!r} holds no number")
             raw = nums if "," in raw else nums[0]
         arr = np.array(raw, dtype=self.dtype)
         if not np.array_equal(arr, np.array(raw)):
