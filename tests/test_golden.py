@@ -139,7 +139,7 @@ def test_every_format_has_golden_streams_and_the_files_stay_small() -> None:
     )
     assert sum((GOLDEN / p).stat().st_size for p in on_disk) < 1 << 20
     kinds = {(s["format"], m["expect"]["kind"]) for s in STREAMS for m in s["messages"]}
-    for fmt in ("hdf5", "simplon", "lclstreamer_simplon", "raw"):
+    for fmt in ("hdf5", "simplon", "lclstreamer_simplon", "raw", "npz"):
         assert {(fmt, "data"), (fmt, "end")} <= kinds
     assert {("simplon", "start"), ("lclstreamer_simplon", "start")} <= kinds
     assert any("totals" in m["expect"] for s in STREAMS for m in s["messages"])
@@ -275,3 +275,17 @@ def test_raw_golden_decodes_with_cbor2_and_numpy(
         assert off == len(payload)
         arr = np.stack(frames)
     same_array(arr, spec, f"{stream['name']}.payload")
+
+
+@pytest.mark.parametrize(("stream", "msg"), _messages("npz"))
+def test_npz_golden_opens_with_plain_numpy(stream: dict[str, Any], msg: dict[str, Any]) -> None:
+    """What a numpy-only consumer (PeakNet's) does: np.load, arrays by name, no pickles."""
+    (blob,) = load(msg)
+    with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
+        assert sorted(npz.files) == msg["npz_entries"]
+        head = json.loads(bytes(npz["lclstream"].item()))
+        assert head["format"] == "lclstream-npz" and head["kind"] == msg["expect"]["kind"]
+        for name, spec in msg["expect"].get("batch", {}).get("arrays", {}).items():
+            assert list(npz[name].shape) == spec["shape"] and npz[name].dtype.str.endswith(
+                spec["dtype"].lstrip("<>|=")
+            )

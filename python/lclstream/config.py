@@ -672,12 +672,26 @@ class RawBatchSerializerParameters(_Model):
         )
 
 
+class NumpyBinarySerializerParameters(_Model):
+    """LCLStreamer's numpy ``.npz`` messages (what SLAC's PeakNet consumers read)."""
+
+    type: Literal["NumpyBinarySerializer"]
+    #: ``numpy.savez_compressed`` (deflate) instead of ``numpy.savez``.
+    use_compression: bool = False
+
+    def build(self) -> Serializer:
+        from lclstream.formats.npz import NumpyBinarySerializer
+
+        return NumpyBinarySerializer(self.use_compression)
+
+
 DataSerializerParameters = Annotated[
     (
         HDF5BinarySerializerParameters
         | SimplonBinarySerializerParameters
         | LclstreamerSimplonSerializerParameters
         | RawBatchSerializerParameters
+        | NumpyBinarySerializerParameters
     ),
     Field(discriminator="type"),
 ]
@@ -1167,6 +1181,7 @@ __all__ = [
     "LclstreamerSimplonSerializerParameters",
     "PSANA_TYPES",
     "RawBatchSerializerParameters",
+    "NumpyBinarySerializerParameters",
     "ReductionParameters",
     "SimplonBinarySerializerParameters",
     "SyntheticDetectorParameters",

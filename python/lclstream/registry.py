@@ -177,6 +177,9 @@ SERIALIZERS.add(
     aliases=("lclstreamer_simplon",),
 )
 SERIALIZERS.add("RawBatchSerializer", "lclstream.formats.raw:RawBatchSerializer", aliases=("raw",))
+SERIALIZERS.add(
+    "NumpyBinarySerializer", "lclstream.formats.npz:NumpyBinarySerializer", aliases=("npz",)
+)
 
 HANDLERS = Registry("data handler", "data_handlers[].type", "lclstream.handlers")
 HANDLERS.add(

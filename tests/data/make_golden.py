@@ -45,6 +45,7 @@ from lclstream.formats import (
     SimplonBinarySerializer,
     simplon,
 )
+from lclstream.formats.npz import NumpyBinarySerializer
 from lclstream.protocols import DetectorInfo, EventBatch, Message, StreamInfo, StreamTotals
 
 HERE = Path(__file__).resolve().parent
@@ -656,6 +657,20 @@ def streams() -> Iterator[dict[str, Any]]:
         raw,
         totals(4, 2, {"not_a_hit": 3}, "completed"),
     )
+    yield npz_stream(
+        "npz_plain",
+        {},
+        stream_info("golden-npz", {"detector_data": detector(JF, "uint16")}),
+        [batch(u16[:2], 0, {"photon_energy_eV": energy[:2]})],
+        totals(3, 1, {"not_a_hit": 1}, "completed"),
+    )
+    yield npz_stream(
+        "npz_compressed",
+        {"use_compression": True},
+        stream_info("golden-npz-z", {"detector_data": detector(JF, "uint16")}),
+        [batch(u16[:2], 0)],
+        totals(2, 1, {}, "failed"),
+    )
     yield raw_stream(
         "raw_bslz4",
         {"compression": "bitshuffle_with_lz4"},
@@ -663,6 +678,39 @@ def streams() -> Iterator[dict[str, Any]]:
         [batch(u16[:2], 0)],
         totals(2, 1, {}, "cancelled"),
     )
+
+
+# -- npz (LCLStreamer's NumpyBinarySerializer) ---------------------------------------------------
+def npz_stream(
+    name: str,
+    options: dict[str, Any],
+    info: StreamInfo,
+    batches: list[EventBatch],
+    end: StreamTotals,
+) -> dict[str, Any]:
+    ser = NumpyBinarySerializer(**options)
+    w = Writer(name, "npz", "NumpyBinarySerializer", options)
+    base = facts(info, "stream_id", "sender", "senders")
+    assert ser.start(info) == []
+    for seq, b in enumerate(batches):
+        (msg,) = ser.serialize(b)
+        names = sorted([*b.arrays, *b.results, "event_id", "timestamp", "lclstream"])
+        w.add(
+            msg,
+            "data",
+            ["npz"],
+            {"sequence": seq, **base, "batch": batch_expect(b)},
+            npz_entries=names,
+        )
+    (msg,) = ser.end(end)
+    w.add(
+        msg,
+        "end",
+        ["npz"],
+        {"sequence": len(batches), **base, "totals": dataclasses.asdict(end)},
+        npz_entries=["lclstream"],
+    )
+    return w.entry
 
 
 @contextmanager

@@ -36,7 +36,8 @@ def make_serializer(type_name: str, **options: Any) -> Any:
 
 
 def detect(message: Any) -> str:
-    """Which format a received message is in: 'hdf5', 'simplon', 'lclstreamer_simplon', 'raw'."""
+    """Which format a received message is in: 'hdf5', 'simplon', 'lclstreamer_simplon', 'raw',
+    'npz'."""
     frames = as_frames(message)
     if not frames:
         raise FormatError("empty message: no frames")
@@ -53,6 +54,8 @@ def detect(message: Any) -> str:
     head = bytes(frame_bytes(frames[0])[:8])
     if head == HDF5_SIGNATURE:
         return "hdf5"
+    if head[:4] == b"PK\x03\x04":
+        return "npz"
     if head[:3] == b"\xd9\xd9\xf7":
         return "simplon"
     if head[:1] in (b"c", b"m") and len(head) > 1 and 0xA0 <= head[1] <= 0xBF:
@@ -81,6 +84,10 @@ def parse(
         from lclstream.formats import raw
 
         return raw.parse(frames, decode=decode, threads=threads)
+    if kind == "npz":
+        from lclstream.formats import npz
+
+        return npz.parse(frames, decode=decode)
     if kind == "simplon":
         from lclstream.formats import simplon
 

@@ -181,6 +181,7 @@ _FORMAT_KINDS: dict[str, tuple[str, ...]] = {
     "simplon": ("simplon", "lclstreamer_simplon"),
     "raw": ("raw",),
     "lclstreamer_simplon": ("lclstreamer_simplon",),
+    "npz": ("npz",),
 }
 
 
