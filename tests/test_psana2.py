@@ -377,7 +377,7 @@ def test_calibration_equals_psana_det_raw_calib_bit_for_bit(tmp_path: Path) -> N
     ds = DataSource(files=[str(xtc.bigdata)], skip_calib_load="all")
     run = next(ds.runs())
     det = run.Detector("jungfrau")
-    det.raw._calibconst = {
+    calibconst = {
         ctype: (
             arr,
             {
@@ -397,6 +397,7 @@ def test_calibration_equals_psana_det_raw_calib_bit_for_bit(tmp_path: Path) -> N
             ("pixel_status", status),
         )
     }
+    det.raw._calibconst = calibconst
     det.raw._calibc_ = None
     refs = np.stack([det.raw.calib(evt).copy() for evt in run.events()])  # psana reuses it
     mask = np.asarray(det.raw._mask()).reshape(nseg, 512, 1024)
@@ -415,3 +416,25 @@ def test_calibration_equals_psana_det_raw_calib_bit_for_bit(tmp_path: Path) -> N
     ours, _, _ = read_files(sorted(got.files))
     assert ours.dtype == np.float32 and ours.shape == refs.shape
     np.testing.assert_array_equal(ours.view(np.uint32), refs.view(np.uint32))
+
+    # constants: psana — the constants psana holds for the run (its calibration database's,
+    # here put where psana keeps them, as the database lookup cannot run on this machine)
+    from lclstream.sources import open_source
+
+    src = open_source(load_config(psana_config(f"files={xtc.bigdata}", "tcp://127.0.0.1:1")))
+    src.fields["detector_data"].det.raw._calibconst = calibconst  # type: ignore[attr-defined]
+    cfg["processing_pipeline"]["calibration"]["detector_data"]["constants"] = "psana"
+    rx = ReceiverThread("tcp://127.0.0.1:0", out=tmp_path / "out2", timeout=30)
+    cfg["data_handlers"][0]["urls"] = [rx.endpoint()]
+    assert Pipeline(cfg, source=src).run().complete
+    ours2, _, _ = read_files(sorted(rx.join().files))
+    np.testing.assert_array_equal(ours2.view(np.uint32), refs.view(np.uint32))
+
+
+def test_psana_constants_missing_is_a_clear_error(xtc_run: Xtc2Run) -> None:
+    cfg = psana_config(xtc_run.source_identifier, "tcp://127.0.0.1:1")
+    from lclstream.sources import open_source
+
+    src = open_source(load_config(cfg))  # offline: psana loaded no constants
+    with pytest.raises(SourceError, match="no pedestals for jungfrau"):
+        src.constants("detector_data")

@@ -396,7 +396,8 @@ class CalibrationParameters(_Model):
     """
 
     detector: CalibrationKind = "auto"
-    #: A constants file (.h5/.npz) or folder, or ``synthetic`` (the source's own constants).
+    #: A constants file (.h5/.npz) or folder; ``synthetic`` (the synthetic source's own) or
+    #: ``psana`` (what psana loaded for the run from LCLS' calibration database).
     constants: str = "synthetic"
     mode: Literal["calib", "raw"] = "calib"
     output: Literal["photons", "keV", "adu"] = "photons"
@@ -430,7 +431,7 @@ class CalibrationParameters(_Model):
                 f"{where}.photon_energy_keV: needed for photon output (the source gives none)"
             )
         constants: Any = self.constants
-        if constants == "synthetic":
+        if constants in ("synthetic", "psana"):
             constants = dict(source.constants(name))
         options: dict[str, Any] = {"threads": self.threads, "output": self.output}
         if energy is not None:

@@ -118,7 +118,7 @@ def run_rank(
     if not plan.streams:
         from lclstream.sources.psana2 import drive_psana_run
 
-        drive_psana_run(config.source_identifier)
+        drive_psana_run(config)
         return plan, None
     from lclstream.run.pipeline import Pipeline
 

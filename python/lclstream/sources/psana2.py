@@ -291,17 +291,20 @@ class _Field:
         return None
 
 
-def open_psana_run(source_identifier: str) -> tuple[dict[str, Any], Any, Any]:
+def open_psana_run(
+    source_identifier: str, *, load_constants: bool = False
+) -> tuple[dict[str, Any], Any, Any]:
     """(parsed identifier, psana DataSource, its first run): the one place psana is opened.
 
-    Every MPI rank must call this (psana's ranks cooperate from here on)."""
+    ``load_constants``: let psana load the run's calibration constants from LCLS' database
+    (``constants: psana``); otherwise it is told not to. Every MPI rank must call this with
+    the same arguments (psana's ranks cooperate from here on)."""
     identifier = parse_psana2_identifier(source_identifier)
     kwargs = {k: v for k, v in identifier.items() if k != "ffb"}
     if identifier.get("ffb"):
         os.environ["SIT_PSDM_DATA"] = FFB_DATA_ROOT  # read by psana, as LCLStreamer does
-    # psana would fetch calibration constants from the LCLS web service; lclstream's
-    # calibration takes its constants from the config, so psana is told not to load them.
-    kwargs.setdefault("skip_calib_load", "all")
+    if not load_constants:  # constants come from the config's files: none from the web
+        kwargs.setdefault("skip_calib_load", "all")
     offline = "dir" in identifier and not identifier.get("live")
     try:
         from psana import DataSource
@@ -322,12 +325,24 @@ def open_psana_run(source_identifier: str) -> tuple[dict[str, Any], Any, Any]:
     return identifier, ds, run
 
 
-def drive_psana_run(source_identifier: str) -> None:
+def drive_psana_run(config: LclstreamConfig) -> None:
     """A small-data or event-builder rank: psana does its work inside the event loop (which
     yields nothing there); the rank must still open the run and loop for the others to run."""
-    _, _, run = open_psana_run(source_identifier)
+    _, _, run = open_psana_run(
+        config.source_identifier, load_constants=wants_psana_constants(config)
+    )
     for _ in run.events():
         raise SourceError("psana yielded an event on a rank that does not stream")
+
+
+def wants_psana_constants(config: LclstreamConfig) -> bool:
+    """Whether a calibration entry asks for the constants psana loads (``constants: psana``)."""
+    from lclstream.config import BatchProcessingPipelineParameters
+
+    pp = config.processing_pipeline
+    if not isinstance(pp, BatchProcessingPipelineParameters):
+        return False
+    return any(c.constants == "psana" for c in pp.calibration.values())
 
 
 class Psana2EventSource:
@@ -344,7 +359,9 @@ class Psana2EventSource:
     ) -> None:
         check_worker(worker, workers)
         self.rank, self.size = mpi if mpi is not None else (0, 1)
-        self.identifier, self._ds, self._run = open_psana_run(config.source_identifier)
+        self.identifier, self._ds, self._run = open_psana_run(
+            config.source_identifier, load_constants=wants_psana_constants(config)
+        )
         self.psana_parallel = self.size > 1 and "files" not in self.identifier
         # files= is psana's single-process mode: every rank would read every event, so the
         # ranks split the events (worker of workers); exp/run: psana gives each rank its own.
@@ -435,10 +452,38 @@ class Psana2EventSource:
         return out
 
     def constants(self, name: str) -> dict[str, Any]:
-        raise SourceError(
-            f"data_sources.{name}: constants from psana's calibration database are not read "
-            "here; give the constants as a file (calibration.<name>.constants: path.npz)"
+        """``constants: psana``: the constants psana holds for the run (its calibconst, as
+        ``det.raw.calib`` uses them): pedestals, pixel_gain, pixel_offset and psana's own
+        mask (from pixel_status and the rest of its mask rules)."""
+        f = self.fields.get(name)
+        if f is None:
+            raise SourceError(f"data_sources.{name}: constants: psana needs a psana detector")
+        if f.kind != "jungfrau":
+            raise SourceError(
+                f"data_sources.{name}: constants: psana is implemented for Jungfrau, not "
+                f"{f.kind}; give the constants as a file"
+            )
+        raw = f.det.raw
+        cc = getattr(raw, "_calibconst", None) or {}
+        if "pedestals" not in cc:
+            raise SourceError(
+                f"data_sources.{name}: psana has no pedestals for {f.psana_name} in this run "
+                "(no constants in LCLS' calibration database, or it was unreachable); give "
+                "the constants as a file"
+            )
+        peds = np.asarray(cc["pedestals"][0], np.float32)
+        out: dict[str, Any] = {"pedestal": peds}
+        out["gain"] = (
+            np.asarray(cc["pixel_gain"][0], np.float32)
+            if "pixel_gain" in cc
+            else np.ones_like(peds)
         )
+        if "pixel_offset" in cc:
+            out["offset"] = np.asarray(cc["pixel_offset"][0], np.float32)
+        mask = raw._mask()
+        if mask is not None:
+            out["mask"] = np.asarray(mask, np.uint8).reshape(peds.shape[1:])
+        return out
 
     def _event_data(self, evt: Any, index: int) -> dict[str, Any]:
         data: dict[str, Any] = {}
