@@ -29,8 +29,13 @@ def cli(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--no-write-results", dest="write_results", action="store_false", help="Leave them."
     )
+    ap.add_argument(
+        "--merge-results",
+        action="store_true",
+        help="Replace only the rows of the benchmarks run in bench/results.json and RESULTS.md.",
+    )
     a = ap.parse_args(argv)
-    return main(a.quick, a.json_out, a.only, a.write_results)
+    return main(a.quick, a.json_out, a.only, a.write_results, a.merge_results)
 
 
 if __name__ == "__main__":

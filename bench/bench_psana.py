@@ -187,6 +187,21 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 baseline="the same stream, one process",
                 baseline_t={"min": serial_s, "median": serial_s, "max": serial_s},
                 threads=4,
+                notes=(
+                    f"{n_events / mpi_s:.1f} events/s with 4 ranks vs {n_events / serial_s:.1f} "
+                    "in one process; "
+                    + "; ".join(
+                        f"rank {r['rank']} ({r['role']}): {r['events_read']} events"
+                        + (
+                            ", busy " + ", ".join(f"{k} {v:.2f} s" for k, v in r["busy_s"].items())
+                            if r["busy_s"]
+                            else ""
+                        )
+                        for r in ranks
+                    )
+                    + f". {os.cpu_count()} cores: psana's small-data and event-builder ranks "
+                    "poll MPI and take cores the big-data ranks need"
+                ),
                 events_per_s=n_events / mpi_s,
                 baseline_events_per_s=n_events / serial_s,
                 ranks=ranks,

@@ -108,7 +108,13 @@ def machine() -> dict[str, Any]:
                     break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
+    load = round(os.getloadavg()[0], 2)  # 1-minute load when the run started: how quiet it was
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_average": load,
+    }
 
 
 def print_table(records: list[dict[str, Any]]) -> None:

@@ -81,6 +81,23 @@ def validate(doc: dict[str, Any]) -> None:
     jsonschema.validate(doc, schema)
 
 
+def merged(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``old`` with the benchmarks ``new`` ran replaced by ``new``'s rows (in run order), and
+    a ``refreshed`` note per replaced benchmark saying when and on how loaded a machine."""
+    ran = {r["benchmark"] for r in new["results"]} | set(new["errors"])
+    out = dict(old)
+    rows = [r for r in old["results"] if r["benchmark"] not in ran] + new["results"]
+    out["results"] = sorted(
+        rows,
+        key=lambda r: ORDER.index(r["benchmark"]) if r["benchmark"] in ORDER else len(ORDER),
+    )
+    out["errors"] = {**{k: v for k, v in old["errors"].items() if k not in ran}, **new["errors"]}
+    load = new["machine"].get("load_average")
+    note = f"{new['started']}" + (f" (load average {load})" if load is not None else "")
+    out["refreshed"] = {**old.get("refreshed", {}), **{b: note for b in sorted(ran)}}
+    return out
+
+
 def markdown(doc: dict[str, Any]) -> str:
     m = doc["machine"]
     lines = [
@@ -90,6 +107,15 @@ def markdown(doc: dict[str, Any]) -> str:
         f"{doc['started']} — {m['cpu']}, {m['cores']} cores, Python {m['python']}.",
         "Every ratio compares lclstream with a baseline measured in the same run on the same data "
         "(best of the repeats; warm-up discarded). Timing noise on this shared VM is 10–20%.",
+        *(
+            [
+                "Rows refreshed later (`python -m bench --only NAME --merge-results`): "
+                + "; ".join(f"{b} on {t}" for b, t in doc["refreshed"].items())
+                + "."
+            ]
+            if doc.get("refreshed")
+            else []
+        ),
         "",
         "| benchmark | case | threads | lclstream GB/s | baseline | baseline GB/s | ratio | target |",
         "|---|---|---:|---:|---|---:|---:|---|",
@@ -145,6 +171,7 @@ def main(
     json_out: str | None = None,
     only: list[str] | None = None,
     write_results: bool | None = None,
+    merge_results: bool = False,
 ) -> int:
     """Runs the benchmarks; returns 0 when every benchmark ran (targets are reported, not
     asserted: a missed target is marked MISSED in the table)."""
@@ -154,6 +181,10 @@ def main(
         Path(json_out).write_text(json.dumps(doc, indent=1))
     if write_results is None:
         write_results = not quick and not only and os.environ.get("CI") != "true"
+    if merge_results:
+        doc = merged(json.loads((HERE / "results.json").read_text()), doc)
+        validate(doc)
+        write_results = True
     if write_results:
         (HERE / "results.json").write_text(json.dumps(doc, indent=1))
         plot(doc, HERE / "throughput.png")
