@@ -438,3 +438,18 @@ def test_psana_constants_missing_is_a_clear_error(xtc_run: Xtc2Run) -> None:
     src = open_source(load_config(cfg))  # offline: psana loaded no constants
     with pytest.raises(SourceError, match="no pedestals for jungfrau"):
         src.constants("detector_data")
+
+
+@pytest.mark.skipif(not MPIRUN.exists(), reason="mpich's mpirun (requirements-psana.txt)")
+def test_mpi_two_event_builders(xtc_run: Xtc2Run, tmp_path: Path) -> None:
+    """PS_EB_NODES=2 with 5 ranks: ranks 1-2 build events, 3-4 stream (psana's own layout,
+    checked on every rank against the role psana gave it)."""
+    rx = ReceiverThread("tcp://127.0.0.1:0", timeout=60)
+    lines = mpi_stream(
+        psana_config(xtc_run.source_identifier, rx.endpoint()), tmp_path, 5,
+        PS_EB_NODES="2", PS_SMD_N_EVENTS="2",
+    )  # fmt: skip
+    got = rx.join()
+    roles = {d["rank"]: d["role"] for d in lines}
+    assert roles == {0: "smd0", 1: "eb", 2: "eb", 3: "bd", 4: "bd"}
+    assert got.complete and got.senders == 2 and got.events == EVENTS
