@@ -47,24 +47,26 @@ def _plain_psana(path: Path) -> int:
     return n
 
 
+def _source_config(identifier: str) -> dict[str, Any]:
+    """A psana2 source reading the jungfrau's raw frames."""
+    return {
+        "source_identifier": identifier,
+        "event_source": {"type": "Psana2EventSource"},
+        "data_sources": {
+            "detector_data": {
+                "type": "Psana2DetectorInterface",
+                "psana_name": "jungfrau",
+                "psana_fields": "raw.raw",
+            }
+        },
+    }
+
+
 def _ours(path: Path) -> int:
     from lclstream.config import load_config
     from lclstream.sources import open_source
 
-    cfg = load_config(
-        {
-            "source_identifier": f"files={path}",
-            "event_source": {"type": "Psana2EventSource"},
-            "data_sources": {
-                "detector_data": {
-                    "type": "Psana2DetectorInterface",
-                    "psana_name": "jungfrau",
-                    "psana_fields": "raw.raw",
-                }
-            },
-        }
-    )
-    src = open_source(cfg)
+    src = open_source(load_config(_source_config(f"files={path}")))
     slots = np.empty((10, SEGMENTS, 512, 1024), np.uint16)  # a batch, as the assembler has
     n = 0
     try:
@@ -82,15 +84,7 @@ def _stream(identifier: str, events: int, ranks: int) -> tuple[float, list[dict[
     receive``; returns (seconds of the slowest sender, every rank's JSON line)."""
     url = f"tcp://127.0.0.1:{_free_port()}"
     cfg = {
-        "source_identifier": identifier,
-        "event_source": {"type": "Psana2EventSource"},
-        "data_sources": {
-            "detector_data": {
-                "type": "Psana2DetectorInterface",
-                "psana_name": "jungfrau",
-                "psana_fields": "raw.raw",
-            }
-        },
+        **_source_config(identifier),
         "processing_pipeline": {"type": "BatchProcessingPipeline", "batch_size": 10},
         "data_serializer": {"type": "HDF5BinarySerializer", "compression": "bitshuffle_with_lz4"},
         "data_handlers": [{"type": "BinaryDataStreamingDataHandler", "urls": [url]}],

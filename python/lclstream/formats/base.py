@@ -24,7 +24,7 @@ from lclstream.protocols import (
     end_state_of,
 )
 
-__all__ = ["SerializerBase", "end_fields", "totals_from_fields"]
+__all__ = ["SerializerBase", "end_fields", "info_from_fields", "totals_from_fields"]
 
 
 class SerializerBase:
@@ -86,6 +86,18 @@ def end_fields(totals: StreamTotals) -> dict[str, Any]:
         "error": totals.error,
         "cancelled": totals.cancelled,
     }
+
+
+def info_from_fields(fields: Mapping[str, Any]) -> StreamInfo:
+    """The stream facts of :meth:`SerializerBase.stream_facts` read back from a header
+    (CBOR map, JSON object), with the defaults of a single-sender stream."""
+    return StreamInfo(
+        stream_id=str(fields.get("stream_id", "")),
+        sender=int(fields.get("sender", 0)),
+        senders=int(fields.get("senders", 1)),
+        source_identifier=str(fields.get("source_identifier", "")),
+        calibration=fields.get("calibration", "raw"),
+    )
 
 
 def totals_from_fields(

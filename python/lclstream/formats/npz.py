@@ -30,8 +30,13 @@ from lclstream.formats._common import (
     guarded,
     parsed_message,
 )
-from lclstream.formats.base import SerializerBase, end_fields, totals_from_fields
-from lclstream.protocols import EventBatch, ParsedMessage, StreamInfo, StreamTotals, WireMessage
+from lclstream.formats.base import (
+    SerializerBase,
+    end_fields,
+    info_from_fields,
+    totals_from_fields,
+)
+from lclstream.protocols import EventBatch, ParsedMessage, StreamTotals, WireMessage
 
 FORMAT_TAG = "lclstream-npz"
 VERSION = 1
@@ -101,13 +106,7 @@ def parse(message: Any, *, decode: bool = True) -> ParsedMessage:
             raise FormatError("npz: the 'lclstream' entry lacks format='lclstream-npz'")
         if int(head.get("version", 0)) > VERSION:
             raise FormatError(f"npz: version {head.get('version')} is newer than {VERSION}")
-        info = StreamInfo(
-            stream_id=str(head.get("stream_id", "")),
-            sender=int(head.get("sender", 0)),
-            senders=int(head.get("senders", 1)),
-            source_identifier=str(head.get("source_identifier", "")),
-            calibration=head.get("calibration", "raw"),
-        )
+        info = info_from_fields(head)
         seq = int(head.get("sequence", -1))
         if head.get("kind") == "end":
             return parsed_message("end", info, seq, nbytes, totals=totals_from_fields(head))

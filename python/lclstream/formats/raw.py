@@ -26,12 +26,16 @@ from lclstream.formats._common import (
     guarded,
     parsed_message,
 )
-from lclstream.formats.base import SerializerBase, end_fields, totals_from_fields
+from lclstream.formats.base import (
+    SerializerBase,
+    end_fields,
+    info_from_fields,
+    totals_from_fields,
+)
 from lclstream.protocols import (
     DetectorInfo,
     EventBatch,
     ParsedMessage,
-    StreamInfo,
     StreamTotals,
     WireMessage,
 )
@@ -164,13 +168,7 @@ def parse(message: Any, *, decode: bool = True, threads: int = 0) -> ParsedMessa
     if int(head.get("version", 0)) > VERSION:
         raise FormatError(f"raw batch: version {head.get('version')} is newer than {VERSION}")
     payload = frame_bytes(frames[1])
-    info = StreamInfo(
-        stream_id=str(head.get("stream_id", "")),
-        sender=int(head.get("sender", 0)),
-        senders=int(head.get("senders", 1)),
-        source_identifier=str(head.get("source_identifier", "")),
-        calibration=head.get("calibration", "raw"),
-    )
+    info = info_from_fields(head)
     seq = int(head.get("sequence", -1))
     nbytes = len(hb) + len(payload)
     if head.get("kind") == "end":
