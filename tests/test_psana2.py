@@ -453,3 +453,30 @@ def test_mpi_two_event_builders(xtc_run: Xtc2Run, tmp_path: Path) -> None:
     roles = {d["rank"]: d["role"] for d in lines}
     assert roles == {0: "smd0", 1: "eb", 2: "eb", 3: "bd", 4: "bd"}
     assert got.complete and got.senders == 2 and got.events == EVENTS
+
+
+def test_epics_pv_values_travel_and_events_without_them_are_counted(
+    xtc_run: Xtc2Run, tmp_path: Path
+) -> None:
+    """A name with ':' is an EPICS PV (LCLStreamer's rule). xtcwriter's run knows its PVs
+    from the first SlowUpdate on (event 5): the four events before have no value and, with
+    skip_incomplete_events, are dropped with a reason; the receiver still says complete."""
+    cfg = psana_config(xtc_run.source_identifier, "tcp://127.0.0.1:1")
+    cfg["skip_incomplete_events"] = True
+    cfg["data_sources"]["pmon"] = {
+        "type": "Psana2DetectorInterface",
+        "psana_name": "HX2:DVD:GCC:01:PMON",
+    }
+    rx = ReceiverThread("tcp://127.0.0.1:0", out=tmp_path / "out", timeout=30)
+    cfg["data_handlers"][0]["urls"] = [rx.endpoint()]
+    res = Pipeline(cfg).run()
+    got = rx.join()
+    assert res.complete and got.complete, got.incomplete_reason()
+    assert got.events == EVENTS - 4
+    assert got.drop_reasons == {"incomplete: pmon missing": 4}
+    found: list[Any] = []
+    for name in sorted(got.files):
+        with h5py.File(name, "r") as f:
+            f.visititems(lambda n, o: found.append(o[()]) if n.endswith("pmon") else None)
+    values = [v for arr in found for v in np.ravel(arr)]
+    assert values == [41.0] * (EVENTS - 4)

@@ -3,7 +3,10 @@
 Nothing here imitates XTC2: ``xtcwriter`` (shipped in the psana wheel) writes a run's
 transitions and events, psana's ``DgramEdit`` adds a ``jungfrau`` detector with raw uint16
 segments to each event, and ``smdwriter`` writes the small-data index psana's MPI mode reads.
-The layout is the one psana expects under ``dir=``::
+Every transition xtcwriter writes is kept, so the run also carries its EPICS values (PVs
+``HX2:DVD:GCC:01:PMON`` = 41.0 and ``HX2:DVD:GPI:01:PMON`` = "Test String", known from the
+first SlowUpdate on, i.e. from the fifth event). The layout is the one psana expects under
+``dir=``::
 
     DIR/xtc/EXP-rRRRR-s000-c000.xtc2
     DIR/xtc/smalldata/EXP-rRRRR-s000-c000.smd.xtc2
@@ -88,8 +91,9 @@ def make_xtc2_run(
     ``frames`` (events, segments, 512, 1024) uint16 are the raw values to write (gain bits
     included); by default random 14-bit ADU values in gain stage 0.
     """
-    from psana import DataSource, dgram  # type: ignore[import-untyped]
+    from psana import dgram  # type: ignore[import-untyped]
     from psana.dgramedit import AlgDef, DetectorDef, DgramEdit  # type: ignore[import-untyped]
+    from psana.psexp import TransitionId  # type: ignore[import-untyped]
 
     if events < 1:
         raise SourceError("an XTC2 run needs at least one event")
@@ -108,43 +112,51 @@ def make_xtc2_run(
         raise SourceError(f"frames must be ({events}, {segments}, 512, 1024), not {frames.shape}")
 
     _run_tool("xtcwriter", "-f", str(base), "-n", str(events))
-    ds = DataSource(files=[str(base)], skip_calib_load="all")
-    src = next(ds.runs())
     out = bytearray(_BUFSIZE)
     timestamps: list[int] = []
-    with open(big, "wb") as f:
-        cfg_buf = bytearray(_BUFSIZE)
-        cfg_buf[: src.configs[0]._size] = src.configs[0]
-        config_edit = DgramEdit(dgram.Dgram(view=memoryview(cfg_buf), offset=0), bufsize=_BUFSIZE)
-        dets: list[Any] = [
-            config_edit.Detector(
-                DetectorDef("jungfrau", "jungfrau", "lclstream_test_jungfrau"),
-                AlgDef("raw", 0, 2, 0),
-                {"raw": (np.uint16, 2)},
-                segment=s,
+    fd = os.open(base, os.O_RDONLY)
+    try:
+        with open(big, "wb") as f:
+            config = dgram.Dgram(file_descriptor=fd)
+            cfg_buf = bytearray(_BUFSIZE)
+            cfg_buf[: config._size] = config
+            config_edit = DgramEdit(
+                dgram.Dgram(view=memoryview(cfg_buf), offset=0), bufsize=_BUFSIZE
             )
-            for s in range(segments)
-        ]
-        config_edit.save(out)
-        f.write(out[: config_edit.size])
-        begin_run = src._evt._dgrams[0]
-        edit = DgramEdit(begin_run, config_dgramedit=config_edit, bufsize=begin_run._size)
-        edit.save(out)
-        f.write(out[: edit.size])
-        ev_buf = bytearray(_BUFSIZE)
-        for i, evt in enumerate(src.events()):
-            if i >= events:
-                break
-            d0 = evt._dgrams[0]
-            ev_buf[: d0._size] = d0
-            view = dgram.Dgram(config=src.configs[0], view=memoryview(ev_buf), offset=0)
-            edit = DgramEdit(view, config_dgramedit=config_edit, bufsize=_BUFSIZE)
-            for s, det in enumerate(dets):
-                det.raw.raw = frames[i, s]
-                edit.adddata(det.raw)
-            edit.save(out)
-            f.write(out[: edit.size])
-            timestamps.append(int(evt.timestamp))
+            dets: list[Any] = [
+                config_edit.Detector(
+                    DetectorDef("jungfrau", "jungfrau", "lclstream_test_jungfrau"),
+                    AlgDef("raw", 0, 2, 0),
+                    {"raw": (np.uint16, 2)},
+                    segment=s,
+                )
+                for s in range(segments)
+            ]
+            config_edit.save(out)
+            f.write(out[: config_edit.size])
+            ev_buf = bytearray(_BUFSIZE)
+            # Every transition of xtcwriter's run goes through (BeginRun, steps, the
+            # SlowUpdates carrying EPICS values, EndRun); L1Accepts get the jungfrau's frames.
+            while True:
+                try:
+                    d = dgram.Dgram(config=config)
+                except StopIteration:
+                    break
+                if d.service() == TransitionId.L1Accept:
+                    i = len(timestamps)
+                    ev_buf[: d._size] = d
+                    view = dgram.Dgram(config=config, view=memoryview(ev_buf), offset=0)
+                    edit = DgramEdit(view, config_dgramedit=config_edit, bufsize=_BUFSIZE)
+                    for s, det in enumerate(dets):
+                        det.raw.raw = frames[i, s]
+                        edit.adddata(det.raw)
+                    timestamps.append(int(d.timestamp()))
+                else:
+                    edit = DgramEdit(d, config_dgramedit=config_edit, bufsize=d._size)
+                edit.save(out)
+                f.write(out[: edit.size])
+    finally:
+        os.close(fd)
     scratch.cleanup()
     if len(timestamps) != events:
         raise SourceError(f"xtcwriter wrote {len(timestamps)} events, not {events}")
