@@ -480,3 +480,31 @@ def test_epics_pv_values_travel_and_events_without_them_are_counted(
             f.visititems(lambda n, o: found.append(o[()]) if n.endswith("pmon") else None)
     values = [v for arr in found for v in np.ravel(arr)]
     assert values == [41.0] * (EVENTS - 4)
+
+
+def test_a_list_of_fields_gives_one_entry_per_field(xtc_run: Xtc2Run, tmp_path: Path) -> None:
+    """LCLStreamer's ``psana_fields: [...]`` (its SIMPLON template's detector_geometry): one
+    entry per field, named ``<psana_name>.<field>`` as its event dicts name them; ``dtype:
+    str`` text travels as UTF-8 bytes."""
+    cfg = psana_config(xtc_run.source_identifier, "tcp://127.0.0.1:1")
+    cfg["data_sources"]["detector_geometry"] = {
+        "type": "Psana2DetectorInterface",
+        "psana_name": "jungfrau",
+        "psana_fields": ["raw._det_geotxt_default", "raw._uniqueid"],
+        "dtype": "str",
+    }
+    rx = ReceiverThread("tcp://127.0.0.1:0", out=tmp_path / "out", timeout=30)
+    cfg["data_handlers"][0]["urls"] = [rx.endpoint()]
+    assert Pipeline(cfg).run().complete
+    got = rx.join()
+    found: dict[str, Any] = {}
+    with h5py.File(sorted(got.files)[0], "r") as f:
+
+        def keep(name: str, obj: Any) -> None:  # visititems stops at a non-None return
+            if isinstance(obj, h5py.Dataset):
+                found[name.rsplit("/", 1)[-1]] = obj[()]
+
+        f.visititems(keep)
+    geo = found["jungfrau.raw._det_geotxt_default"]
+    assert b"Geometry parameters of Jungfrau" in bytes(geo[0])
+    assert b"lclstream_test_jungfrau" in bytes(found["jungfrau.raw._uniqueid"][0])

@@ -206,22 +206,31 @@ def _detector_kind(det: Any) -> str:
     return "generic"
 
 
+def _field_names(name: str, params: Any) -> list[tuple[str, str]]:
+    """(event data key, dotted field) per field of one ``Psana2DetectorInterface``: one field
+    keeps the data source's name; a list gives one entry per field named as LCLStreamer's
+    event dicts name them, ``<psana_name>.<field>``."""
+    fields = params.psana_fields
+    if not isinstance(fields, list):
+        return [(name, str(fields) if fields else "")]
+    if len(fields) == 1:
+        return [(name, str(fields[0]))]
+    if not fields:
+        raise ConfigError(f"data_sources.{name}.psana_fields: an empty list")
+    return [(f"{params.psana_name}.{f}", str(f)) for f in fields]
+
+
 class _Field:
     """One ``Psana2DetectorInterface``: a detector (or EPICS PV) and one dotted field."""
 
-    def __init__(self, name: str, params: Any, run: Any) -> None:
+    def __init__(self, name: str, psana_name: str, path: str, dtype: str | None, run: Any) -> None:
         self.name = name
-        self.psana_name = str(params.psana_name)
-        fields = params.psana_fields
-        if isinstance(fields, list):
-            if len(fields) != 1:
-                raise ConfigError(
-                    f"data_sources.{name}.psana_fields: one field per data source here "
-                    f"(got {len(fields)}); give each field its own data source"
-                )
-            fields = fields[0]
-        self.dtype = np.dtype(params.dtype) if params.dtype else None
-        self.path = str(fields) if fields else ""
+        self.psana_name = psana_name
+        #: ``dtype: str`` (LCLStreamer's, e.g. for geometry text): UTF-8 bytes, which every
+        #: format carries (HDF5 has no numpy unicode type)
+        self.text = dtype in ("str", "string", "U")
+        self.dtype = None if dtype is None or self.text else np.dtype(dtype)
+        self.path = path
         try:
             det = run.Detector(self.psana_name)
         except Exception as e:  # noqa: BLE001 - psana raises bare Exceptions for unknown names
@@ -265,13 +274,17 @@ class _Field:
 
     @property
     def is_frame(self) -> bool:
-        """Area-detector fields (raw, calib, image) are frames; PVs and scalars are not."""
-        return self.path.split(".")[0] == "raw" and self.path != "raw._det_geotxt_default"
+        """Area-detector images (raw.raw, raw.calib, raw.image) are frames, calibrated and
+        batched in pooled buffers; every other field (PVs, scalars, text, small arrays)
+        travels per event as it is."""
+        return not self.text and self.path in ("raw.raw", "raw.calib", "raw.image")
 
     def get(self, evt: Any) -> Any:
         value = self._call(evt)
         if value is None:
             return None
+        if self.text or isinstance(value, str):
+            return np.array(str(value).encode())
         if self.dtype is not None:
             value = np.asarray(value, dtype=self.dtype)
         shape = self.shape
@@ -381,7 +394,10 @@ class Psana2EventSource:
 
         for name, params in config.data_sources.items():
             if isinstance(params, Psana2DetectorInterfaceParameters):
-                self.fields[name] = _Field(name, params, self._run)
+                for key, path in _field_names(name, params):
+                    self.fields[key] = _Field(
+                        key, str(params.psana_name), path, params.dtype, self._run
+                    )
             elif isinstance(params, Psana2TimestampParameters):
                 self.timestamps.append(name)
             elif isinstance(params, Psana2RunInfoParameters):
