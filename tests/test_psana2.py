@@ -508,3 +508,61 @@ def test_a_list_of_fields_gives_one_entry_per_field(xtc_run: Xtc2Run, tmp_path: 
     geo = found["jungfrau.raw._det_geotxt_default"]
     assert b"Geometry parameters of Jungfrau" in bytes(geo[0])
     assert b"lclstream_test_jungfrau" in bytes(found["jungfrau.raw._uniqueid"][0])
+
+
+def test_epix10ka_calibration_equals_psana_bit_for_bit(tmp_path: Path) -> None:
+    """ePix10ka: psana picks each pixel's gain range from the segment configuration
+    (asicPixelConfig + trbit, written into the run's Configure) and the data's bit 14; our
+    kernel gets psana's own control bits (det.raw._cbits_config_detector) and the same
+    seven-range constants, and must give the same float32 bits."""
+    from psana import DataSource
+
+    rng = np.random.default_rng(11)
+    nseg, n = 2, 3
+    raw = rng.integers(0, 1 << 15, size=(n, nseg, 352, 384), dtype=np.uint16)  # bit 14 too
+    xtc = make_xtc2_run(tmp_path / "epix", n, segments=nseg, frames=raw, detector="epix10ka")
+    cshape = (7, nseg, 352, 384)
+    ped = rng.normal(1500, 100, cshape).astype(np.float32)
+    nominal = np.array([16.4, 5.466, 0.164, 16.4, 5.466, 0.164, 0.164]).reshape(7, 1, 1, 1)
+    gain = (nominal * rng.normal(1.0, 0.05, cshape)).astype(np.float32)
+    status = (rng.random(cshape) < 0.01).astype(np.uint64)
+    meta = {"experiment": xtc.experiment, "run": xtc.run, "detname": xtc.psana_name}
+    calibconst = {
+        k: (a, {**meta, "ctype": k})
+        for k, a in (("pedestals", ped), ("pixel_gain", gain), ("pixel_status", status))
+    }
+    ds = DataSource(files=[str(xtc.bigdata)], skip_calib_load="all")
+    run = next(ds.runs())
+    det = run.Detector(xtc.psana_name)
+    det.raw._calibconst = calibconst
+    det.raw._calibc_ = None
+    refs = np.stack([det.raw.calib(evt).copy() for evt in run.events()])
+    cbits = np.asarray(det.raw._cbits_config_detector())
+    mask = np.asarray(det.raw._mask()).reshape(nseg, 352, 384)
+    assert len(np.unique(cbits)) >= 5 and 0 < mask.sum() < mask.size
+
+    consts = tmp_path / "epix.npz"
+    np.savez(consts, pedestals=ped, pixel_gain=gain, config_bits=cbits, mask=mask.astype(np.uint8))
+    cfg = psana_config(f"files={xtc.bigdata}", "tcp://127.0.0.1:1")
+    cfg["data_sources"]["detector_data"]["psana_name"] = xtc.psana_name
+    cfg["processing_pipeline"]["calibration"] = {
+        "detector_data": {"detector": "epix10ka", "constants": str(consts), "output": "keV"}
+    }
+    rx = ReceiverThread("tcp://127.0.0.1:0", out=tmp_path / "out", timeout=30)
+    cfg["data_handlers"][0]["urls"] = [rx.endpoint()]
+    assert Pipeline(cfg).run().complete
+    ours, _, _ = read_files(sorted(rx.join().files))
+    assert ours.dtype == np.float32 and ours.shape == refs.shape
+    np.testing.assert_array_equal(ours.view(np.uint32), refs.view(np.uint32))
+
+    # constants: psana (control bits from the run's configuration, as psana reads them)
+    from lclstream.sources import open_source
+
+    src = open_source(load_config(cfg))
+    src.fields["detector_data"].det.raw._calibconst = calibconst  # type: ignore[attr-defined]
+    cfg["processing_pipeline"]["calibration"]["detector_data"]["constants"] = "psana"
+    rx = ReceiverThread("tcp://127.0.0.1:0", out=tmp_path / "out2", timeout=30)
+    cfg["data_handlers"][0]["urls"] = [rx.endpoint()]
+    assert Pipeline(cfg, source=src).run().complete
+    ours2, _, _ = read_files(sorted(rx.join().files))
+    np.testing.assert_array_equal(ours2.view(np.uint32), refs.view(np.uint32))

@@ -469,15 +469,16 @@ class Psana2EventSource:
 
     def constants(self, name: str) -> dict[str, Any]:
         """``constants: psana``: the constants psana holds for the run (its calibconst, as
-        ``det.raw.calib`` uses them): pedestals, pixel_gain, pixel_offset and psana's own
-        mask (from pixel_status and the rest of its mask rules)."""
+        ``det.raw.calib`` uses them): pedestals, pixel_gain, pixel_offset, psana's own mask
+        (from pixel_status and the rest of its mask rules) and, for ePix10ka, the per-pixel
+        gain control bits psana derives from the run's configuration."""
         f = self.fields.get(name)
         if f is None:
             raise SourceError(f"data_sources.{name}: constants: psana needs a psana detector")
-        if f.kind != "jungfrau":
+        if f.kind not in ("jungfrau", "epix10ka"):
             raise SourceError(
-                f"data_sources.{name}: constants: psana is implemented for Jungfrau, not "
-                f"{f.kind}; give the constants as a file"
+                f"data_sources.{name}: constants: psana is implemented for Jungfrau and "
+                f"ePix10ka, not {f.kind}; give the constants as a file"
             )
         raw = f.det.raw
         cc = getattr(raw, "_calibconst", None) or {}
@@ -499,6 +500,14 @@ class Psana2EventSource:
         mask = raw._mask()
         if mask is not None:
             out["mask"] = np.asarray(mask, np.uint8).reshape(peds.shape[1:])
+        if f.kind == "epix10ka":
+            cbits = raw._cbits_config_detector()
+            if cbits is None:
+                raise SourceError(
+                    f"data_sources.{name}: the run has no ePix10ka configuration for "
+                    f"{f.psana_name} (asicPixelConfig / trbit), so no gain control bits"
+                )
+            out["config_bits"] = np.asarray(cbits, np.uint8).reshape(peds.shape[1:])
         return out
 
     def _event_data(self, evt: Any, index: int) -> dict[str, Any]:

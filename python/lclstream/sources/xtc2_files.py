@@ -36,6 +36,26 @@ XTCWRITER_RUN = 14
 _BUFSIZE = 64_000_000
 
 
+@dataclass(frozen=True)
+class _DetectorKind:
+    """How psana names and shapes one detector kind in XTC2 (its Detector class is chosen
+    by dettype, alg name and alg version)."""
+
+    psana_name: str
+    dettype: str
+    raw_version: tuple[int, int, int]
+    module: tuple[int, int]
+    #: the segment configuration psana reads for gain modes (ePix10ka), else None
+    config_version: tuple[int, int, int] | None = None
+
+
+KINDS = {
+    "jungfrau": _DetectorKind("jungfrau", "jungfrau", (0, 2, 0), (512, 1024)),
+    # epix10ka_raw_2_0_1: per-segment config asicPixelConfig (4 ASICs x 176 x 192) + trbit
+    "epix10ka": _DetectorKind("epix10k2M", "epix10ka", (2, 0, 1), (352, 384), (2, 0, 1)),
+}
+
+
 @dataclass
 class Xtc2Run:
     """What :func:`make_xtc2_run` wrote, and the frames it put in (for checks)."""
@@ -45,8 +65,11 @@ class Xtc2Run:
     smalldata: Path
     experiment: str
     run: int
-    frames: np.ndarray  # (events, segments, 512, 1024) uint16, as written
+    frames: np.ndarray  # (events, segments, *module) uint16, as written
     timestamps: list[int]  # psana's event timestamps, in order
+    psana_name: str = "jungfrau"
+    #: ePix10ka: per segment (asicPixelConfig (4, 176, 192) uint8, trbit (4,) uint8)
+    configs: list[tuple[np.ndarray, np.ndarray]] | None = None
 
     @property
     def source_identifier(self) -> str:
@@ -85,10 +108,15 @@ def make_xtc2_run(
     run: int = XTCWRITER_RUN,
     seed: int = 1,
     frames: np.ndarray | None = None,
+    detector: str = "jungfrau",
+    configs: list[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> Xtc2Run:
-    """Write a run of ``events`` events with a ``jungfrau`` detector of ``segments`` modules.
+    """Write a run of ``events`` events with a detector of ``segments`` modules:
+    ``jungfrau`` (psana name ``jungfrau``, 512 x 1024) or ``epix10ka`` (``epix10k2M``,
+    352 x 384, with each segment's gain configuration ``configs``: asicPixelConfig
+    (4, 176, 192) and trbit (4,) uint8; random by default).
 
-    ``frames`` (events, segments, 512, 1024) uint16 are the raw values to write (gain bits
+    ``frames`` (events, segments, *module) uint16 are the raw values to write (gain bits
     included); by default random 14-bit ADU values in gain stage 0.
     """
     from psana import dgram  # type: ignore[import-untyped]
@@ -104,12 +132,22 @@ def make_xtc2_run(
     smd = xtc_dir / "smalldata" / f"{stem}.smd.xtc2"
     scratch = tempfile.TemporaryDirectory(prefix=".xtcwriter-", dir=xtc_dir)
     base = Path(scratch.name) / "base.xtc2"  # psana parses chunk numbers from -cNNN names
+    kind = KINDS.get(detector)
+    if kind is None:
+        raise SourceError(f"make_xtc2_run: detector {detector!r} is not one of {', '.join(KINDS)}")
+    rng = np.random.default_rng(seed)
+    want = (events, segments, *kind.module)
     if frames is None:
-        rng = np.random.default_rng(seed)
-        frames = rng.integers(0, 1 << 14, size=(events, segments, 512, 1024), dtype=np.uint16)
+        frames = rng.integers(0, 1 << 14, size=want, dtype=np.uint16)
     frames = np.ascontiguousarray(frames, dtype=np.uint16)
-    if frames.shape[:2] != (events, segments) or frames.shape[2:] != (512, 1024):
-        raise SourceError(f"frames must be ({events}, {segments}, 512, 1024), not {frames.shape}")
+    if frames.shape != want:
+        raise SourceError(f"frames must be {want}, not {frames.shape}")
+    if kind.config_version is not None and configs is None:
+        gain_bits = np.array([0, 4, 8, 12, 16], np.uint8)
+        configs = [
+            (rng.choice(gain_bits, size=(4, 176, 192)), rng.integers(0, 2, 4, dtype=np.uint8))
+            for _ in range(segments)
+        ]
 
     _run_tool("xtcwriter", "-f", str(base), "-n", str(events))
     out = bytearray(_BUFSIZE)
@@ -123,15 +161,24 @@ def make_xtc2_run(
             config_edit = DgramEdit(
                 dgram.Dgram(view=memoryview(cfg_buf), offset=0), bufsize=_BUFSIZE
             )
+            detdef = DetectorDef(kind.psana_name, kind.dettype, f"lclstream_test_{detector}")
             dets: list[Any] = [
                 config_edit.Detector(
-                    DetectorDef("jungfrau", "jungfrau", "lclstream_test_jungfrau"),
-                    AlgDef("raw", 0, 2, 0),
-                    {"raw": (np.uint16, 2)},
-                    segment=s,
+                    detdef, AlgDef("raw", *kind.raw_version), {"raw": (np.uint16, 2)}, segment=s
                 )
                 for s in range(segments)
             ]
+            if kind.config_version is not None and configs is not None:
+                for s, (pixel_config, trbit) in enumerate(configs):
+                    cfg = config_edit.Detector(
+                        detdef,
+                        AlgDef("config", *kind.config_version),
+                        {"asicPixelConfig": (np.uint8, 3), "trbit": (np.uint8, 1)},
+                        segment=s,
+                    )
+                    cfg.config.asicPixelConfig = np.ascontiguousarray(pixel_config, np.uint8)
+                    cfg.config.trbit = np.ascontiguousarray(trbit, np.uint8)
+                    config_edit.adddata(cfg.config)
             config_edit.save(out)
             f.write(out[: config_edit.size])
             ev_buf = bytearray(_BUFSIZE)
@@ -161,4 +208,4 @@ def make_xtc2_run(
     if len(timestamps) != events:
         raise SourceError(f"xtcwriter wrote {len(timestamps)} events, not {events}")
     _run_tool("smdwriter", "-f", str(big), "-o", str(smd))
-    return Xtc2Run(xtc_dir, big, smd, experiment, run, frames, timestamps)
+    return Xtc2Run(xtc_dir, big, smd, experiment, run, frames, timestamps, kind.psana_name, configs)
