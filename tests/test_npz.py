@@ -37,7 +37,7 @@ def test_a_numpy_consumer_reads_arrays_by_name(compressed: bool) -> None:
     (msg,) = ser.serialize(b)
     with np.load(io.BytesIO(bytes(msg.frames[0]))) as npz:  # what PeakNet's consumer does
         np.testing.assert_array_equal(npz["detector_data"], b.arrays["detector_data"])
-        np.testing.assert_array_equal(npz["event_id"], b.event_ids)
+        np.testing.assert_array_equal(npz["lclstream_event_id"], b.event_ids)
     p = formats.parse(msg.frames)
     assert (p.kind, p.stream_id, p.sender, p.senders, p.sequence) == ("data", "s1", 1, 2, 0)
     assert p.batch is not None and len(p.batch) == 3

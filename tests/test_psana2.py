@@ -430,6 +430,18 @@ def test_calibration_equals_psana_det_raw_calib_bit_for_bit(tmp_path: Path) -> N
     ours2, _, _ = read_files(sorted(rx.join().files))
     np.testing.assert_array_equal(ours2.view(np.uint32), refs.view(np.uint32))
 
+    # photons, as the stream sends them by default: max(0, rint(keV / E)) of psana's keV
+    cfg["processing_pipeline"]["calibration"]["detector_data"].update(
+        constants=str(consts), output="photons", photon_energy_keV=9.5
+    )
+    rx = ReceiverThread("tcp://127.0.0.1:0", out=tmp_path / "out3", timeout=30)
+    cfg["data_handlers"][0]["urls"] = [rx.endpoint()]
+    assert Pipeline(cfg).run().complete
+    photons, _, _ = read_files(sorted(rx.join().files))
+    expected = np.clip(np.rint(refs / np.float32(9.5)), 0, 65535).astype(np.uint16)
+    assert photons.dtype == np.uint16
+    np.testing.assert_array_equal(photons, expected)
+
 
 def test_psana_constants_missing_is_a_clear_error(xtc_run: Xtc2Run) -> None:
     cfg = psana_config(xtc_run.source_identifier, "tcp://127.0.0.1:1")
@@ -566,3 +578,43 @@ def test_epix10ka_calibration_equals_psana_bit_for_bit(tmp_path: Path) -> None:
     assert Pipeline(cfg, source=src).run().complete
     ours2, _, _ = read_files(sorted(rx.join().files))
     np.testing.assert_array_equal(ours2.view(np.uint32), refs.view(np.uint32))
+
+
+@pytest.mark.parametrize("fmt", ["hdf5", "simplon", "lclstreamer_simplon", "raw", "npz"])
+def test_event_ids_and_timestamps_travel_in_every_format(xtc_run: Xtc2Run, fmt: str) -> None:
+    from lclstream import formats
+    from lclstream.handlers import InProcessDataHandler
+    from lclstream.registry import format_names
+    from lclstream.sources.psana2 import lcls_to_unix_ns
+
+    cfg = psana_config(xtc_run.source_identifier, "tcp://127.0.0.1:1")
+    # A data source named "timestamp" takes /LCLS/timestamp in HDF5 (LCLStreamer's rule);
+    # here the events' own timestamps are under test.
+    cfg["data_sources"]["psana_timestamp"] = cfg["data_sources"].pop("timestamp")
+    cfg["data_serializer"] = {"type": format_names()[fmt]}
+    sink = InProcessDataHandler(maxsize=64)
+    assert Pipeline(cfg, handlers=[sink]).run().complete
+    ids: list[int] = []
+    stamps: list[int] = []
+    for msg in sink:
+        p = formats.parse(msg)
+        if p.kind == "data" and p.batch is not None:
+            ids += [int(x) for x in p.batch.event_ids]
+            stamps += [int(x) for x in p.batch.timestamps]
+    assert ids == xtc_run.timestamps
+    assert stamps == [lcls_to_unix_ns(t) for t in xtc_run.timestamps]
+
+
+def test_assembled_image_field(xtc_run: Xtc2Run) -> None:
+    """raw.image (psana's geometry assembles the segments): its shape comes from the first
+    event, as psana knows it only then."""
+    cfg = psana_config(xtc_run.source_identifier, "tcp://127.0.0.1:1")
+    cfg["data_sources"]["detector_data"]["psana_fields"] = "raw.image"
+    from lclstream.handlers import InProcessDataHandler
+
+    sink = InProcessDataHandler(maxsize=64)
+    pipe = Pipeline(cfg, handlers=[sink])
+    shape = pipe.info.detectors["detector_data"].frame_shape
+    assert len(shape) == 2 and shape[0] * shape[1] >= 2 * 512 * 1024
+    res = pipe.run()
+    assert res.complete and res.events_read == EVENTS

@@ -694,7 +694,9 @@ def npz_stream(
     assert ser.start(info) == []
     for seq, b in enumerate(batches):
         (msg,) = ser.serialize(b)
-        names = sorted([*b.arrays, *b.results, "event_id", "timestamp", "lclstream"])
+        names = sorted(
+            [*b.arrays, *b.results, "lclstream_event_id", "lclstream_timestamp", "lclstream"]
+        )
         w.add(
             msg,
             "data",

@@ -160,6 +160,8 @@ class LclstreamerSimplonSerializer(SerializerBase):
                 "block_size": int(block),
                 "shape": list(arr.shape[1:]),
                 "event_id": int(batch.event_ids[i]),
+                # LCLStreamer's float seconds lose ~0.2 us at today's epoch: the exact value
+                "timestamp_ns": int(batch.timestamps[i]),
                 "lclstream": self._facts(),
             }
             out.append(self._data([b"m" + cbor2.dumps(msg)], 1))
@@ -231,7 +233,10 @@ def parse(message: Any, *, decode: bool = True) -> ParsedMessage:
         arr = decompress_chunk(chunk, "bslz4", dt, shape).reshape((1, *shape))
     else:
         arr = np.empty((1, 0), dt)
-    ts = int(round(float(msg.get("timestamp", 0.0)) * 1e9))
+    exact = msg.get("timestamp_ns")
+    ts = (
+        int(exact) if isinstance(exact, int) else int(round(float(msg.get("timestamp", 0.0)) * 1e9))
+    )
     batch = EventBatch(
         np.array([int(msg.get("event_id", seq))], np.uint64),
         np.array([ts], np.uint64),

@@ -4,7 +4,7 @@ consumers read with ``np.load(io.BytesIO(msg))``.
 Why this layout: a consumer that knows only numpy gets every data source's events-first
 array by its name, as LCLStreamer sends it (``use_compression`` chooses ``savez_compressed``).
 lclstream adds what its accounting needs without disturbing such a consumer: each message
-holds ``event_id`` and ``timestamp`` arrays and one ``lclstream`` entry (a 0-d bytes array of
+holds ``lclstream_event_id`` and ``lclstream_timestamp`` arrays and one ``lclstream`` entry (a 0-d bytes array of
 JSON: format tag, message kind, the stream facts, the sequence number, and in the end message
 the sender's totals). The end message is an .npz holding only that entry.
 
@@ -41,6 +41,10 @@ from lclstream.protocols import EventBatch, ParsedMessage, StreamTotals, WireMes
 FORMAT_TAG = "lclstream-npz"
 VERSION = 1
 META_KEY = "lclstream"
+#: Per-event ids and timestamps; prefixed so LCLStreamer's own data source names (its
+#: configs call a Psana2Timestamp source ``timestamp``) never clash with them.
+EVENT_ID_KEY = "lclstream_event_id"
+TIMESTAMP_KEY = "lclstream_timestamp"
 ZIP_MAGIC = b"PK\x03\x04"
 
 
@@ -62,8 +66,8 @@ class NumpyBinarySerializer(SerializerBase):
 
     def serialize(self, batch: EventBatch) -> list[WireMessage]:
         arrays: dict[str, Any] = {
-            "event_id": np.asarray(batch.event_ids),
-            "timestamp": np.asarray(batch.timestamps),
+            EVENT_ID_KEY: np.asarray(batch.event_ids),
+            TIMESTAMP_KEY: np.asarray(batch.timestamps),
         }
         for name, arr in {**batch.arrays, **batch.results}.items():
             if name in arrays or name == META_KEY:
@@ -110,10 +114,12 @@ def parse(message: Any, *, decode: bool = True) -> ParsedMessage:
         seq = int(head.get("sequence", -1))
         if head.get("kind") == "end":
             return parsed_message("end", info, seq, nbytes, totals=totals_from_fields(head))
-        names = [n for n in npz.files if n not in (META_KEY, "event_id", "timestamp")]
+        names = [n for n in npz.files if n not in (META_KEY, EVENT_ID_KEY, TIMESTAMP_KEY)]
         arrays = {n: npz[n] for n in names} if decode else {}
-        ids = np.asarray(npz["event_id"], np.uint64)
-        ts = np.asarray(npz["timestamp"], np.uint64)
+        if EVENT_ID_KEY not in npz.files or TIMESTAMP_KEY not in npz.files:
+            raise FormatError("npz: data message without lclstream_event_id / lclstream_timestamp")
+        ids = np.asarray(npz[EVENT_ID_KEY], np.uint64)
+        ts = np.asarray(npz[TIMESTAMP_KEY], np.uint64)
     events = int(head.get("events", len(ids)))
     if events != len(ids) or len(ts) != len(ids):
         raise FormatError(f"npz: {len(ids)} event ids, {len(ts)} timestamps, {events} declared")
