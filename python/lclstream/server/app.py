@@ -1,0 +1,213 @@
+"""The REST service: LCLS' transfer API v2 (``/api/v2/transfers``) plus live progress.
+
+``create_app(state_dir)`` builds the FastAPI app: transfer records in ``state_dir/transfers.db``
+(SQLite), static tokens in ``state_dir/tokens.json``. Owners see only their own transfers;
+another user's transfer is 404, never 403 (its existence is not disclosed).
+"""
+
+# No "from __future__ import annotations": FastAPI reads the routes' annotations at run time,
+# and the dependency aliases are local to create_app.
+import time
+import uuid
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import ValidationError
+
+from lclstream.server.auth import TokenStore
+from lclstream.server.requests import (
+    ShortRequest,
+    TransferRequest,
+    config_for,
+    experiment_and_run,
+)
+from lclstream.server.runner import TransferRunner
+from lclstream.server.store import FINAL_STATES, STATES, TransferRecord, TransferStore
+
+__all__ = ["create_app"]
+
+API = "/api/v2"
+
+
+def _public(rec: TransferRecord, detail: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": rec.id,
+        "created_at": rec.created_at,
+        "requested_by": rec.owner,
+        "state": rec.state,
+        "experiment": rec.experiment,
+        "run": rec.run,
+        "cache_mode": rec.cache_mode,
+        "connection_info": rec.connection_info if rec.state == "ready" else None,
+    }
+    if detail:
+        out["transitions"] = rec.transitions
+        out["progress"] = {
+            "events_read": 0,
+            "events_sent": 0,
+            "events_dropped": 0,
+            "bytes_sent": 0,
+            "rate": 0.0,
+            "complete": rec.state == "completed",
+            **rec.progress,
+        }
+    return out
+
+
+def create_app(state_dir: str | Path) -> FastAPI:
+    state = Path(state_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    store = TransferStore(state / "transfers.db")
+    tokens = TokenStore(state / "tokens.json")
+    runner = TransferRunner(store)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> Any:
+        store.fail_interrupted()
+        yield
+        runner.stop()
+
+    app = FastAPI(
+        title="lclstream",
+        summary="Stream calibrated LCLS detector data to a remote consumer",
+        version="2",
+        lifespan=lifespan,
+    )
+    app.state.store = store
+    app.state.runner = runner
+    app.state.tokens = tokens
+
+    def user(authorization: Annotated[str | None, Header()] = None) -> str:
+        if not authorization or not authorization.startswith("Bearer "):
+            raise HTTPException(401, "missing bearer token", {"WWW-Authenticate": "Bearer"})
+        who = tokens.user_of(authorization[len("Bearer ") :].strip())
+        if who is None:
+            raise HTTPException(401, "invalid token", {"WWW-Authenticate": "Bearer"})
+        return who
+
+    User = Annotated[str, Depends(user)]
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", "running": runner.running()}
+
+    @app.post(f"{API}/transfers/", status_code=201)
+    async def create_transfer(request: Request, who: User) -> dict[str, Any]:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise HTTPException(422, "the body is not JSON") from None
+        if not isinstance(body, dict):
+            raise HTTPException(422, "the body must be a JSON object")
+        try:
+            if "parameters" in body:
+                treq = TransferRequest.model_validate(body)
+                config = dict(treq.parameters)
+                cache_mode = treq.cache_mode
+                config["data_handlers"] = [
+                    {
+                        "type": "BinaryDataStreamingDataHandler",
+                        "urls": ["tcp://0.0.0.0:0"],
+                        "role": "server",
+                        "socket_type": "push",
+                    }
+                ]
+            else:
+                sreq = ShortRequest.model_validate(body)
+                config = config_for(sreq)
+                cache_mode = "per_transfer"
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise HTTPException(422, f"{where}: {first['msg']}") from None
+        from lclstream.config import load_config
+        from lclstream.errors import ConfigError
+
+        try:
+            load_config(config)  # a config that cannot run is refused now, not later
+        except ConfigError as e:
+            raise HTTPException(422, str(e)) from None
+        exp, run = experiment_and_run(str(config.get("source_identifier", "")))
+        if exp is None or run is None:
+            raise HTTPException(422, "parameters.source_identifier: needs exp=... and run=...")
+        rec = TransferRecord(
+            id=str(uuid.uuid4()),
+            owner=who,
+            created_at=time.time(),
+            state="provisioning",
+            experiment=exp,
+            run=run,
+            cache_mode=cache_mode,
+            request=body,
+            config=config,
+        )
+        store.add(rec, "requested")
+        runner.start(rec.id, config)
+        return _public(rec)
+
+    @app.get(f"{API}/transfers/")
+    def list_transfers(
+        who: User,
+        skip: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        state: str | None = None,
+    ) -> dict[str, Any]:
+        if state is not None and state not in STATES:
+            raise HTTPException(422, f"state: not one of {', '.join(STATES)}")
+        recs, count = store.list_for(who, skip=skip, limit=limit, state=state)
+        return {"data": [_public(r) for r in recs], "count": count}
+
+    def owned(transfer_id: str, who: str) -> TransferRecord:
+        rec = store.get(transfer_id, owner=who)
+        if rec is None:
+            raise HTTPException(404, "no such transfer")
+        return rec
+
+    @app.get(f"{API}/transfers/{{transfer_id}}")
+    def get_transfer(transfer_id: str, who: User) -> dict[str, Any]:
+        return _public(owned(transfer_id, who), detail=True)
+
+    @app.delete(f"{API}/transfers/{{transfer_id}}")
+    def cancel_transfer(transfer_id: str, who: User) -> dict[str, Any]:
+        rec = owned(transfer_id, who)
+        if rec.state in FINAL_STATES:
+            return {"message": f"transfer already {rec.state}"}
+        store.transition(transfer_id, "canceling", "canceled by the owner", "user")
+        runner.cancel(transfer_id)
+        return {"message": "canceling"}
+
+    @app.get(f"{API}/transfers/{{transfer_id}}/logs")
+    def logs(transfer_id: str, who: User) -> dict[str, Any]:
+        rec = owned(transfer_id, who)
+        text = "\n".join(f"{t['created_at']:.3f} {t['state']} {t['info']}" for t in rec.transitions)
+        return {
+            "streams": [
+                {"stream": "transitions", "available": True, "size": len(text), "modified_at": None}
+            ]
+        }
+
+    @app.get(f"{API}/transfers/{{transfer_id}}/logs/{{stream}}", response_class=PlainTextResponse)
+    def log_stream(
+        transfer_id: str,
+        stream: str,
+        who: User,
+        mode: Annotated[str, Query(pattern="^(head|tail)$")] = "tail",
+        lines: Annotated[int, Query(ge=1, le=100000)] = 100,
+    ) -> str:
+        rec = owned(transfer_id, who)
+        if stream != "transitions":
+            raise HTTPException(404, "no such log stream")
+        rows = [f"{t['created_at']:.3f} {t['state']} {t['info']}" for t in rec.transitions]
+        rows = rows[:lines] if mode == "head" else rows[-lines:]
+        return "\n".join(rows) + "\n"
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+        )
+
+    return app

@@ -1,0 +1,192 @@
+"""Each transfer in its own worker process, watched by a monitor thread.
+
+Why a process: a transfer that crashes (a segfault in a plug-in, an out-of-memory kill) must
+not take the server down; the monitor sees the process end without a result and marks the
+transfer ``failed`` with the exit status. Progress, the bound endpoint and the result come
+back over a queue; cancelling sets an event the worker's pipeline polls, so the stream ends
+with an end message that says ``cancelled``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue as queue_mod
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from lclstream.server.store import TransferStore
+
+__all__ = ["TransferRunner"]
+
+#: How often a worker reports progress (seconds).
+PROGRESS_PERIOD = 0.25
+
+
+def _worker(config: dict[str, Any], q: Any, cancel: Any) -> None:
+    """The worker process: run the pipeline, report what happens on ``q``."""
+    try:
+        from lclstream.config import load_config
+        from lclstream.run.pipeline import Pipeline
+
+        last = [0.0]
+
+        def progress(st: dict[str, Any]) -> None:
+            now = time.monotonic()
+            if cancel.is_set():
+                pipe.cancel("canceled by the user")
+            if now - last[0] >= PROGRESS_PERIOD:
+                last[0] = now
+                q.put(("progress", _progress(st)))
+
+        pipe = Pipeline(load_config(config), progress=progress)
+        endpoints: list[str] = []
+        for h in pipe.handlers:
+            eps = getattr(h, "endpoints", None)  # streaming handlers say where they are
+            if eps:
+                endpoints.extend(eps)
+        q.put(("ready", endpoints))
+        if cancel.is_set():
+            pipe.cancel("canceled by the user")
+        res = pipe.run()
+        q.put(("progress", {**_progress(pipe.stats()), "complete": res.complete}))
+        q.put(("done", res.summary()))
+    except BaseException as e:  # noqa: BLE001 - reported to the server as the reason
+        result = getattr(e, "result", None)
+        if result is not None:
+            q.put(("progress", {**_progress(result.summary()), "complete": False}))
+        q.put(("error", f"{type(e).__name__}: {e}"))
+
+
+def _progress(st: dict[str, Any]) -> dict[str, Any]:
+    secs = float(st.get("seconds", 0.0) or 0.0)
+    sent = int(st.get("events_sent", st.get("events", 0)) or 0)
+    return {
+        "events_read": int(st.get("events_read", 0) or 0),
+        "events_sent": sent,
+        "events_dropped": int(st.get("events_dropped", 0) or 0),
+        "bytes_sent": int(st.get("bytes_out", 0) or 0),
+        "rate": sent / secs if secs > 0 else 0.0,
+    }
+
+
+@dataclass
+class _Job:
+    process: Any
+    queue: Any
+    cancel: Any
+    thread: threading.Thread
+
+
+class TransferRunner:
+    """Starts, watches and cancels transfer processes; writes what happens to the store."""
+
+    def __init__(
+        self, store: TransferStore, *, on_change: Callable[[str], None] | None = None
+    ) -> None:
+        self.store = store
+        self.on_change = on_change
+        self._ctx = mp.get_context("spawn")
+        self._jobs: dict[str, _Job] = {}
+        self._lock = threading.Lock()
+
+    def start(self, transfer_id: str, config: dict[str, Any]) -> None:
+        q: Any = self._ctx.Queue()
+        cancel = self._ctx.Event()
+        proc = self._ctx.Process(
+            target=_worker, args=(config, q, cancel), name=f"transfer-{transfer_id}", daemon=True
+        )
+        proc.start()
+        thread = threading.Thread(
+            target=self._monitor, args=(transfer_id, proc, q), daemon=True, name="transfer-monitor"
+        )
+        with self._lock:
+            self._jobs[transfer_id] = _Job(proc, q, cancel, thread)
+        thread.start()
+
+    def cancel(self, transfer_id: str) -> bool:
+        with self._lock:
+            job = self._jobs.get(transfer_id)
+        if job is None:
+            return False
+        job.cancel.set()
+        return True
+
+    def running(self) -> int:
+        with self._lock:
+            return sum(1 for j in self._jobs.values() if j.process.is_alive())
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Cancel every running transfer and wait for them (server shutdown)."""
+        with self._lock:
+            jobs = list(self._jobs.items())
+        for _, job in jobs:
+            job.cancel.set()
+        deadline = time.monotonic() + timeout
+        for _, job in jobs:
+            job.process.join(max(0.0, deadline - time.monotonic()))
+            if job.process.is_alive():
+                job.process.terminate()
+            job.thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _changed(self, transfer_id: str) -> None:
+        if self.on_change is not None:
+            self.on_change(transfer_id)
+
+    def _monitor(self, transfer_id: str, proc: Any, q: Any) -> None:
+        store = self.store
+        result: dict[str, Any] | None = None
+        error: str | None = None
+        while True:
+            try:
+                kind, value = q.get(timeout=0.2)
+            except queue_mod.Empty:
+                if not proc.is_alive():
+                    try:  # what it said just before it ended
+                        kind, value = q.get(timeout=0.5)
+                    except queue_mod.Empty:
+                        break
+                else:
+                    continue
+            if kind == "ready":
+                info = {"uri": value[0] if value else "", "endpoints": value, "socket": "push"}
+                store.set_connection_info(transfer_id, info)
+                store.transition(
+                    transfer_id, "ready", "streaming", "producer", only_from=("provisioning",)
+                )
+            elif kind == "progress":
+                rec = store.get(transfer_id)
+                if rec is not None:
+                    store.set_progress(transfer_id, {**rec.progress, **value})
+            elif kind == "done":
+                result = value
+            elif kind == "error":
+                error = value
+            self._changed(transfer_id)
+            if kind in ("done", "error"):
+                break
+        proc.join(5.0)
+        rec = store.get(transfer_id)
+        canceling = rec is not None and rec.state == "canceling"
+        if result is not None:
+            if result.get("end_state") == "cancelled" or canceling:
+                store.transition(transfer_id, "canceled", "canceled by the user", "producer")
+            elif result.get("complete"):
+                store.transition(transfer_id, "completed", "every event sent", "producer")
+            else:
+                why = result.get("error") or f"ended {result.get('end_state')}"
+                store.transition(transfer_id, "failed", str(why), "producer")
+        elif error is not None:
+            store.transition(transfer_id, "canceled" if canceling else "failed", error, "producer")
+        else:
+            store.transition(
+                transfer_id,
+                "failed",
+                f"the transfer's process ended without a result (exit status {proc.exitcode})",
+                "orchestrator",
+            )
+        with self._lock:
+            self._jobs.pop(transfer_id, None)
+        self._changed(transfer_id)

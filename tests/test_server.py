@@ -1,0 +1,189 @@
+"""The REST service on a real uvicorn server on 127.0.0.1: a request streams to the
+requester's socket, ownership and tokens are enforced, cancel and restart behave."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from lclstream.server.app import create_app
+from lclstream.server.auth import TokenStore
+from lclstream.server.store import TransferRecord, TransferStore
+from proc_helpers import ReceiverThread, free_port
+
+
+class Server:
+    def __init__(self, state: Path) -> None:
+        self.state = state
+        tokens = TokenStore(state / "tokens.json")
+        self.alice = tokens.create("alice")
+        self.bob = tokens.create("bob")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(create_app(state), host="127.0.0.1", port=self.port,
+                                log_level="warning")  # fmt: skip
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+
+    def client(self, token: str | None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=10)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(20)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    s = Server(tmp_path / "state")
+    yield s
+    s.stop()
+
+
+def wait_state(c: httpx.Client, tid: str, states: set[str], timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        doc: dict[str, Any] = c.get(f"/api/v2/transfers/{tid}").json()
+        if doc["state"] in states:
+            return doc
+        assert time.monotonic() < deadline, f"transfer stuck in {doc['state']}: {doc}"
+        time.sleep(0.1)
+
+
+def short_body(addr: str, events: int, **extra: Any) -> dict[str, Any]:
+    return {"exp": "xpptut15", "run": 670, "detector_name": "jungfrau", "mode": "calib",
+            "addr": addr, "events": events, **extra}  # fmt: skip
+
+
+def test_a_request_streams_to_the_requester(server: Server) -> None:
+    rx = ReceiverThread("tcp://127.0.0.1:0", timeout=60)
+    with server.client(server.alice) as c:
+        r = c.post("/api/v2/transfers/", json=short_body(rx.endpoint(), 30))
+        assert r.status_code == 201, r.text
+        doc = r.json()
+        assert doc["state"] == "provisioning" and doc["requested_by"] == "alice"
+        assert (doc["experiment"], doc["run"]) == ("xpptut15", 670)
+        done = wait_state(c, doc["id"], {"completed", "failed"})
+    got = rx.join()
+    assert done["state"] == "completed", done
+    assert got.complete and got.events == 30
+    assert [t["state"] for t in done["transitions"]] == ["provisioning", "ready", "completed"]
+    assert done["progress"]["events_sent"] == 30 and done["progress"]["complete"] is True
+    with server.client(server.alice) as c:
+        listed = c.get("/api/v2/transfers/").json()
+        assert listed["count"] == 1 and listed["data"][0]["id"] == doc["id"]
+        log = c.get(f"/api/v2/transfers/{doc['id']}/logs/transitions?mode=tail&lines=1").text
+        assert "completed" in log
+
+
+def test_tokens_and_ownership(server: Server) -> None:
+    rx = ReceiverThread("tcp://127.0.0.1:0", timeout=30)
+    with server.client(server.alice) as c:
+        tid = c.post("/api/v2/transfers/", json=short_body(rx.endpoint(), 5)).json()["id"]
+        wait_state(c, tid, {"completed", "failed"})
+    rx.join()
+    for token in (None, "not-a-token"):
+        with server.client(token) as c:
+            assert c.get("/api/v2/transfers/").status_code == 401
+            assert c.get(f"/api/v2/transfers/{tid}").status_code == 401
+            assert c.post("/api/v2/transfers/", json=short_body("tcp://127.0.0.1:1", 1)
+                          ).status_code == 401  # fmt: skip
+    with server.client(server.bob) as c:  # another user's transfer does not exist for bob
+        assert c.get(f"/api/v2/transfers/{tid}").status_code == 404
+        assert c.delete(f"/api/v2/transfers/{tid}").status_code == 404
+        assert c.get(f"/api/v2/transfers/{tid}/logs").status_code == 404
+        assert c.get("/api/v2/transfers/").json() == {"data": [], "count": 0}
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"exp": "xpptut15", "run": 670, "addr": "http://x"}, "addr"),
+        ({"exp": "xpptut15", "run": -1, "addr": "tcp://127.0.0.1:1"}, "run"),
+        ({"exp": "xpptut15", "run": 1, "addr": "tcp://127.0.0.1:1", "colour": 1}, "colour"),
+        (
+            {"exp": "xpptut15", "run": 1, "addr": "tcp://127.0.0.1:1", "detector_name": "x"},
+            "detector",
+        ),
+        ({"parameters": {"source_identifier": "nothing"}}, "exp=... and run="),
+    ],
+)
+def test_bad_bodies_are_422_naming_the_field(
+    server: Server, body: dict[str, Any], words: str
+) -> None:
+    with server.client(server.alice) as c:
+        r = c.post("/api/v2/transfers/", json=body)
+    assert r.status_code == 422 and words in r.json()["detail"], r.text
+
+
+def test_cancel_mid_stream_ends_with_an_end_message_saying_so(server: Server) -> None:
+    rx = ReceiverThread("tcp://127.0.0.1:0", timeout=60)
+    with server.client(server.alice) as c:
+        tid = c.post("/api/v2/transfers/", json=short_body(rx.endpoint(), 100000)).json()["id"]
+        deadline = time.monotonic() + 60
+        while c.get(f"/api/v2/transfers/{tid}").json()["progress"]["events_sent"] < 20:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert c.delete(f"/api/v2/transfers/{tid}").json() == {"message": "canceling"}
+        done = wait_state(c, tid, {"canceled", "completed", "failed"})
+    got = rx.join()
+    assert done["state"] == "canceled", done
+    assert not got.complete and got.end_states == {"cancelled": 1}
+    assert 0 < got.events < 100000
+
+
+def test_parameters_body_binds_for_the_consumer(server: Server) -> None:
+    """LCLS' v2 body: an LCLStreamer config; the server binds, connection_info says where."""
+    params = {
+        "source_identifier": "exp=xpptut15,run=670",
+        "event_source": {"type": "InternalEventSource", "number_of_events_to_generate": 12},
+        "data_sources": {"detector_data": {"type": "SyntheticDetector", "detector": "jungfrau",
+                                           "pool_frames": 2}},
+        "processing_pipeline": {"type": "BatchProcessingPipeline", "batch_size": 4},
+        "data_serializer": {"type": "HDF5BinarySerializer"},
+        "data_handlers": [{"type": "BinaryDataStreamingDataHandler", "urls": ["tcp://x:1"]}],
+    }  # fmt: skip
+    with server.client(server.alice) as c:
+        r = c.post("/api/v2/transfers/", json={"parameters": params, "consumer_socket": "pull"})
+        assert r.status_code == 201, r.text
+        tid = r.json()["id"]
+        ready = wait_state(c, tid, {"ready", "completed", "failed"})
+        assert ready["state"] == "ready", ready
+        uri = ready["connection_info"]["uri"].replace("0.0.0.0", "127.0.0.1")
+        rx = ReceiverThread(uri, bind=False, timeout=30)
+        got = rx.join()
+        done = wait_state(c, tid, {"completed", "failed"})
+    assert got.complete and got.events == 12 and done["state"] == "completed"
+
+
+def test_a_restarted_server_fails_what_was_running(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    store = TransferStore(state / "transfers.db")
+    store.add(TransferRecord("t-1", "alice", time.time(), "ready", "xpptut15", 670,
+                             "per_transfer", {}, {}), "requested")  # fmt: skip
+    s = Server(state)
+    try:
+        with s.client(s.alice) as c:
+            doc = c.get("/api/v2/transfers/t-1").json()
+    finally:
+        s.stop()
+    assert doc["state"] == "failed"
+    assert doc["transitions"][-1]["info"] == "server restarted"
+
+
+def test_healthz(server: Server) -> None:
+    with server.client(None) as c:
+        assert c.get("/healthz").json()["status"] == "ok"
