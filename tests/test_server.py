@@ -187,3 +187,53 @@ def test_a_restarted_server_fails_what_was_running(tmp_path: Path) -> None:
 def test_healthz(server: Server) -> None:
     with server.client(None) as c:
         assert c.get("/healthz").json()["status"] == "ok"
+
+
+def test_the_three_shell_flow_with_the_cli(tmp_path: Path) -> None:
+    """README: `lclstream serve`, `lclstream receive ADDR`, `lclstream request start --wait`,
+    each a real process."""
+    import json
+    import subprocess
+    import sys
+
+    from proc_helpers import cli_env
+
+    cli = [sys.executable, "-m", "lclstream.cli"]
+    state = tmp_path / "state"
+    env = cli_env()
+    made = subprocess.run([*cli, "token", "create", "carol", "--state-dir", str(state)],
+                          capture_output=True, text=True, timeout=60, env=env, check=True)  # fmt: skip
+    token = made.stdout.strip().splitlines()[-1]
+    port, data_port = free_port(), free_port()
+    srv = subprocess.Popen([*cli, "serve", "--port", str(port), "--state-dir", str(state)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    addr = f"tcp://127.0.0.1:{data_port}"
+    rx = subprocess.Popen([*cli, "receive", addr, "--json", "--expect", "25", "--timeout", "60"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, srv.stderr
+            time.sleep(0.2)
+        req = subprocess.run(
+            [*cli, "request", "start", "--server", url, "--token", token, "--addr", addr,
+             "--detector", "jungfrau", "--events", "25", "--wait"],
+            capture_output=True, text=True, timeout=120, env=env,
+        )  # fmt: skip
+        out, err = rx.communicate(timeout=90)
+    finally:
+        for p in (rx, srv):
+            if p.poll() is None:
+                p.terminate()
+                p.wait(10)
+    assert req.returncode == 0, req.stdout + req.stderr
+    assert req.stdout.strip().splitlines()[-1].endswith(": completed")
+    assert rx.returncode == 0, err
+    doc = json.loads(out)
+    assert doc["complete"] is True and doc["events"] == 25

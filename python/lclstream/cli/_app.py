@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from lclstream.cli import bench, config, demo, inspect, keys, receive, stream
+from lclstream.cli import bench, config, demo, inspect, keys, receive, request, serve, stream
 from lclstream.cli._common import EXIT_HELP, cmake_dir
 
 app = typer.Typer(
@@ -28,9 +28,12 @@ COMMANDS: list[tuple[str, Callable[..., Any]]] = [
     ("config", config.config),
     ("bench", bench.bench),
     ("keys", keys.keys),
+    ("serve", serve.serve),
 ]
 for _name, _fn in COMMANDS:
     app.command(_name)(_fn)
+app.add_typer(serve.token_app, name="token")
+app.add_typer(request.request_app, name="request")
 
 
 def _version_cb(value: bool) -> None:

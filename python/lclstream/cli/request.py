@@ -1,0 +1,113 @@
+"""``lclstream request start|status|list|cancel|logs``: the REST service's client."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from lclstream.cli._common import EXIT_ERROR, EXIT_INCOMPLETE, emit_json, errors, fail
+
+request_app = typer.Typer(help="Ask an lclstream server for a run.", no_args_is_help=True)
+
+Server = Annotated[
+    str, typer.Option("--server", envvar="LCLSTREAM_SERVER", help="The server's base URL.")
+]
+Token = Annotated[
+    str | None, typer.Option("--token", envvar="LCLSTREAM_TOKEN", help="Bearer token.")
+]
+
+
+def _client(server: str, token: str | None) -> Any:
+    from lclstream.server.client import TransferClient
+
+    return TransferClient(server, token)
+
+
+@request_app.command("start")
+def start(
+    addr: Annotated[
+        str, typer.Option(help="Where the data go: your bound socket (tcp://host:port).")
+    ],
+    server: Server,
+    token: Token = None,
+    exp: Annotated[str, typer.Option(help="Experiment.")] = "xpptut15",
+    run: Annotated[int, typer.Option(help="Run number.")] = 670,
+    detector: Annotated[str, typer.Option("--detector", help="Detector name.")] = "jungfrau4M",
+    mode: Annotated[str, typer.Option(help="raw or calib.")] = "calib",
+    format_: Annotated[str, typer.Option("--format", help="hdf5, simplon, raw or npz.")] = "hdf5",
+    events: Annotated[int | None, typer.Option(min=0, help="Stop after this many events.")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the end; show progress.")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Request a run streamed to ADDR (the consumer binds, e.g. lclstream receive ADDR).
+
+    Exit codes (with --wait): 0 completed, 1 failed or error, 3 canceled.
+    """
+    from lclstream.server.client import TransferError
+
+    body: dict[str, Any] = {"exp": exp, "run": run, "detector_name": detector, "mode": mode,
+                            "addr": addr, "format": format_}  # fmt: skip
+    if events is not None:
+        body["events"] = events
+    with errors():
+        with _client(server, token) as c:
+            try:
+                doc = c.start(body)
+                if not json_:
+                    typer.echo(f"transfer {doc['id']}: {doc['state']}")
+                if wait:
+
+                    def show(st: dict[str, Any]) -> None:
+                        if not json_:
+                            p = st.get("progress", {})
+                            typer.echo(
+                                f"  {st['state']}: {p.get('events_sent', 0)} events sent, "
+                                f"{p.get('rate', 0.0):.0f}/s"
+                            )
+
+                    doc = c.wait(doc["id"], on_status=show)
+            except TransferError as e:
+                raise fail(str(e)) from None
+    if json_:
+        emit_json(doc)
+    elif wait:
+        typer.echo(f"transfer {doc['id']}: {doc['state']}")
+    if wait and doc["state"] == "failed":
+        raise typer.Exit(EXIT_ERROR)
+    if wait and doc["state"] == "canceled":
+        raise typer.Exit(EXIT_INCOMPLETE)
+
+
+def _simple(call: str, transfer_id: str | None, server: str, token: str | None) -> Any:
+    from lclstream.server.client import TransferError
+
+    with errors(), _client(server, token) as c:
+        try:
+            return getattr(c, call)(transfer_id) if transfer_id is not None else c.list()
+        except TransferError as e:
+            raise fail(str(e)) from None
+
+
+@request_app.command("status")
+def status(transfer_id: str, server: Server, token: Token = None) -> None:
+    """A transfer's state, transitions and progress (JSON)."""
+    emit_json(_simple("status", transfer_id, server, token))
+
+
+@request_app.command("list")
+def list_(server: Server, token: Token = None) -> None:
+    """Your transfers (JSON: data, count)."""
+    emit_json(_simple("list", None, server, token))
+
+
+@request_app.command("cancel")
+def cancel(transfer_id: str, server: Server, token: Token = None) -> None:
+    """Cancel a transfer (its stream ends with an end message saying so)."""
+    emit_json(_simple("cancel", transfer_id, server, token))
+
+
+@request_app.command("logs")
+def logs(transfer_id: str, server: Server, token: Token = None) -> None:
+    """A transfer's log (its state transitions)."""
+    typer.echo(_simple("logs", transfer_id, server, token), nl=False)

@@ -1,0 +1,67 @@
+"""``lclstream serve`` and ``lclstream token``: the REST service and its static tokens."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lclstream.cli._common import errors, fail
+
+#: Where the service keeps its records and token hashes unless told otherwise.
+DEFAULT_STATE = Path(os.environ.get("LCLSTREAM_STATE", Path.home() / ".lclstream" / "server"))
+
+StateDir = Annotated[
+    Path, typer.Option("--state-dir", help="Transfer records and token hashes live here.")
+]
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    state_dir: StateDir = DEFAULT_STATE,
+    certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM).")] = None,
+    keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
+) -> None:
+    """Serve LCLS' transfer API v2 (/api/v2/transfers): a remote user requests a run and
+    receives it on their own socket. Clients need a token (lclstream token create NAME)."""
+    with errors():
+        try:
+            import uvicorn
+
+            from lclstream.server.app import create_app
+        except ImportError as e:
+            raise fail(f"the REST service needs its extra: pip install 'lclstream[server]' ({e})") from None
+        if (certfile is None) != (keyfile is None):
+            raise fail("TLS needs both --certfile and --keyfile", 2)
+        uvicorn.run(
+            create_app(state_dir),
+            host=host,
+            port=port,
+            log_level="info",
+            ssl_certfile=str(certfile) if certfile else None,
+            ssl_keyfile=str(keyfile) if keyfile else None,
+        )
+
+
+token_app = typer.Typer(help="Static bearer tokens for lclstream serve.", no_args_is_help=True)
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Argument(help="Who the token is for (the transfers' owner).")],
+    state_dir: StateDir = DEFAULT_STATE,
+) -> None:
+    """Make a token for NAME: printed once, alone on the last line; the server keeps only its
+    hash."""
+    with errors():
+        from lclstream.server.auth import TokenStore
+
+        try:
+            token = TokenStore(state_dir / "tokens.json").create(name)
+        except ValueError as e:
+            raise fail(str(e), 2) from None
+    typer.echo(f"token for {name} (shown once; the server keeps only its hash):")
+    typer.echo(token)
