@@ -19,14 +19,14 @@ from proc_helpers import ReceiverThread, free_port
 
 
 class Server:
-    def __init__(self, state: Path) -> None:
+    def __init__(self, state: Path, jwt: Any = None) -> None:
         self.state = state
         tokens = TokenStore(state / "tokens.json")
         self.alice = tokens.create("alice")
         self.bob = tokens.create("bob")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(state), host="127.0.0.1", port=self.port,
+        config = uvicorn.Config(create_app(state, jwt=jwt), host="127.0.0.1", port=self.port,
                                 log_level="warning")  # fmt: skip
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -237,3 +237,106 @@ def test_the_three_shell_flow_with_the_cli(tmp_path: Path) -> None:
     assert rx.returncode == 0, err
     doc = json.loads(out)
     assert doc["complete"] is True and doc["events"] == 25
+
+
+# ------------------------------------------------------------------------------ OIDC JWTs
+
+
+class Issuer:
+    """An OIDC issuer of our own: an RSA key, its JWKS served on 127.0.0.1."""
+
+    def __init__(self, name: str) -> None:
+        import http.server
+        import json
+
+        import jwt
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        self.name = name
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pub = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
+        body = json.dumps({"keys": [{**pub, "kid": "k1", "use": "sig", "alg": "RS256"}]})
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body.encode())
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/jwks.json"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def token(self, sub: str, *, aud: str = "lclstream", exp: float = 300, iss: str | None = None,
+              key: Any = None) -> str:  # fmt: skip
+        import jwt
+
+        now = int(time.time())
+        claims = {"iss": iss or self.name, "sub": sub, "aud": aud, "iat": now, "exp": now + exp}
+        return jwt.encode(claims, key or self.key, algorithm="RS256", headers={"kid": "k1"})
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+
+
+def test_oidc_tokens_are_checked_against_the_jwks(tmp_path: Path) -> None:
+    import base64
+    import hashlib
+    import hmac
+    import json
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from lclstream.server.auth import JwtVerifier
+
+    iss = Issuer("https://idp.example")
+    s = Server(tmp_path / "state", jwt=JwtVerifier(iss.url, iss.name, "lclstream"))
+    try:
+        good = iss.token("dana")
+        with s.client(good) as c:
+            assert c.get("/api/v2/transfers/").status_code == 200
+        other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem_pub = iss.key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        claims = {"iss": iss.name, "sub": "dana", "aud": "lclstream",
+                  "exp": int(time.time()) + 300}  # fmt: skip
+
+        def b64(obj: Any) -> str:
+            return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+
+        def hs256_with_public_key() -> str:  # the classic key-confusion forgery
+            head = b64({"alg": "HS256", "kid": "k1", "typ": "JWT"}) + "." + b64(claims)
+            sig = hmac.new(pem_pub, head.encode(), hashlib.sha256).digest()
+            return head + "." + base64.urlsafe_b64encode(sig).decode().rstrip("=")
+
+        bad = {
+            "expired": iss.token("dana", exp=-10),
+            "wrong audience": iss.token("dana", aud="someone-else"),
+            "wrong issuer": iss.token("dana", iss="https://evil.example"),
+            "another key": iss.token("dana", key=other_key),
+            "alg none": b64({"alg": "none", "kid": "k1"}) + "." + b64(claims) + ".",
+            "HMAC with the public key": hs256_with_public_key(),
+            "garbage": "a.b.c",
+        }
+        for why, token in bad.items():
+            with s.client(token) as c:
+                assert c.get("/api/v2/transfers/").status_code == 401, why
+        # the owner is (iss, sub): a static-token user named like the JWT's sub is someone else
+        rx = ReceiverThread("tcp://127.0.0.1:0", timeout=30)
+        with s.client(good) as c:
+            r = c.post("/api/v2/transfers/", json=short_body(rx.endpoint(), 3))
+            assert r.status_code == 201 and r.json()["requested_by"] == "https://idp.example/dana"
+            tid = r.json()["id"]
+            wait_state(c, tid, {"completed", "failed"})
+        rx.join()
+        dana = TokenStore(s.state / "tokens.json").create("dana")
+        with s.client(dana) as c:
+            assert c.get(f"/api/v2/transfers/{tid}").status_code == 404
+    finally:
+        s.stop()
+        iss.close()

@@ -24,6 +24,11 @@ def serve(
     state_dir: StateDir = DEFAULT_STATE,
     certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM).")] = None,
     keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
+    oidc_jwks_url: Annotated[
+        str | None, typer.Option(help="Accept OIDC JWTs signed by the keys at this JWKS URL.")
+    ] = None,
+    oidc_issuer: Annotated[str | None, typer.Option(help="The JWTs' required iss.")] = None,
+    oidc_audience: Annotated[str | None, typer.Option(help="The JWTs' required aud.")] = None,
 ) -> None:
     """Serve LCLS' transfer API v2 (/api/v2/transfers): a remote user requests a run and
     receives it on their own socket. Clients need a token (lclstream token create NAME)."""
@@ -33,11 +38,19 @@ def serve(
 
             from lclstream.server.app import create_app
         except ImportError as e:
-            raise fail(f"the REST service needs its extra: pip install 'lclstream[server]' ({e})") from None
+            raise fail(
+                f"the REST service needs its extra: pip install 'lclstream[server]' ({e})"
+            ) from None
         if (certfile is None) != (keyfile is None):
             raise fail("TLS needs both --certfile and --keyfile", 2)
+        oidc = (oidc_jwks_url, oidc_issuer, oidc_audience)
+        if any(oidc) and not all(oidc):
+            raise fail("OIDC needs --oidc-jwks-url, --oidc-issuer and --oidc-audience", 2)
+        from lclstream.server.auth import JwtVerifier
+
+        verifier = JwtVerifier(*oidc) if all(oidc) else None  # type: ignore[arg-type]
         uvicorn.run(
-            create_app(state_dir),
+            create_app(state_dir, jwt=verifier),
             host=host,
             port=port,
             log_level="info",

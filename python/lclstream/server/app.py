@@ -17,7 +17,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import ValidationError
 
-from lclstream.server.auth import TokenStore
+from lclstream.server.auth import JwtVerifier, TokenStore
 from lclstream.server.requests import (
     ShortRequest,
     TransferRequest,
@@ -57,7 +57,7 @@ def _public(rec: TransferRecord, detail: bool = False) -> dict[str, Any]:
     return out
 
 
-def create_app(state_dir: str | Path) -> FastAPI:
+def create_app(state_dir: str | Path, *, jwt: JwtVerifier | None = None) -> FastAPI:
     state = Path(state_dir)
     state.mkdir(parents=True, exist_ok=True)
     store = TransferStore(state / "transfers.db")
@@ -83,7 +83,10 @@ def create_app(state_dir: str | Path) -> FastAPI:
     def user(authorization: Annotated[str | None, Header()] = None) -> str:
         if not authorization or not authorization.startswith("Bearer "):
             raise HTTPException(401, "missing bearer token", {"WWW-Authenticate": "Bearer"})
-        who = tokens.user_of(authorization[len("Bearer ") :].strip())
+        token = authorization[len("Bearer ") :].strip()
+        who = jwt.user_of(token) if jwt is not None else None
+        if who is None:
+            who = tokens.user_of(token)
         if who is None:
             raise HTTPException(401, "invalid token", {"WWW-Authenticate": "Bearer"})
         return who

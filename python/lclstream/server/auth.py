@@ -1,9 +1,11 @@
-"""Bearer tokens: static tokens for small sites, kept only as hashes.
+"""Bearer tokens, two kinds (either is enough; a request with neither gets 401, no data):
 
-A token is 32 random bytes (URL-safe text); the server stores ``sha256(token)`` with the
-user's name in a JSON file (mode 0600), so a leaked file does not leak tokens. A request
-without a valid token gets 401 and never any data. (OIDC JWTs verified against a JWKS are
-the other kind the transfer API accepts; they plug in here as a second verifier.)
+* static tokens for small sites: 32 random bytes (URL-safe text); the server stores
+  ``sha256(token)`` with the user's name in a JSON file (mode 0600), so a leaked file does not
+  leak tokens;
+* OIDC JWTs, as LCLS' transfer API takes them: signature checked against the issuer's JWKS
+  (RS256/ES256 only, never ``none`` or HMAC), ``iss`` and ``aud`` as configured, ``exp``
+  required; the owner is ``iss`` + ``sub``, so two issuers' users never share transfers.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ import os
 import secrets
 from pathlib import Path
 
-__all__ = ["TokenStore", "hash_token"]
+__all__ = ["JwtVerifier", "TokenStore", "hash_token"]
+
+#: Asymmetric algorithms only: with HMAC a public key would become a shared secret.
+JWT_ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]
 
 
 def hash_token(token: str) -> str:
@@ -56,3 +61,34 @@ class TokenStore:
             if hmac.compare_digest(known, h):
                 return user
         return None
+
+
+class JwtVerifier:
+    """OIDC access tokens checked against a JWKS (a URL, fetched and cached by PyJWT)."""
+
+    def __init__(self, jwks_url: str, issuer: str, audience: str) -> None:
+        import jwt
+
+        self.issuer = issuer
+        self.audience = audience
+        self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, timeout=10)
+
+    def user_of(self, token: str) -> str | None:
+        """``iss`` + "/" + ``sub`` of a valid token; None for anything else."""
+        import jwt
+
+        if token.count(".") != 2:
+            return None  # not a JWT (a static token, or garbage)
+        try:
+            key = self._jwks.get_signing_key_from_jwt(token)
+            claims = jwt.decode(
+                token,
+                key.key,
+                algorithms=JWT_ALGORITHMS,
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": ["exp", "iss", "sub", "aud"]},
+            )
+        except (jwt.PyJWTError, ValueError):
+            return None
+        return f"{claims['iss']}/{claims['sub']}"
