@@ -340,3 +340,39 @@ def test_oidc_tokens_are_checked_against_the_jwks(tmp_path: Path) -> None:
     finally:
         s.stop()
         iss.close()
+
+
+N_SSE = 4000  # about 2 s of stream: long enough for progress reports in between
+
+
+def test_live_progress_as_server_sent_events_and_metrics(server: Server) -> None:
+    import json
+
+    rx = ReceiverThread("tcp://127.0.0.1:0", timeout=60)
+    seen: list[dict[str, Any]] = []
+    with server.client(server.alice) as c:
+        tid = c.post("/api/v2/transfers/", json=short_body(rx.endpoint(), N_SSE)).json()["id"]
+        with c.stream("GET", f"/api/v2/transfers/{tid}/events", timeout=60) as r:
+            assert r.headers["content-type"].startswith("text/event-stream")
+            for line in r.iter_lines():
+                if line.startswith("data: "):
+                    seen.append(json.loads(line[len("data: ") :]))
+        metrics = c.get("/metrics").text
+    rx.join()
+    states = [d["state"] for d in seen]
+    assert states[-1] == "completed" and "ready" in states
+    sent = [d["progress"]["events_sent"] for d in seen]
+    assert sent == sorted(sent) and sent[-1] == N_SSE
+    assert len({s for s in sent if 0 < s < N_SSE}) >= 1, sent  # progress while it ran
+    assert 'lclstream_transfers{state="completed"} 1' in metrics
+    with server.client(server.bob) as c:  # someone else's transfer: 404, no stream
+        assert c.get(f"/api/v2/transfers/{tid}/events").status_code == 404
+
+
+def test_experiment_runs(server: Server) -> None:
+    with server.client(server.alice) as c:
+        doc = c.get("/api/v2/experiments/xpptut15/runs").json()
+        assert doc["runs"][0]["run"] == 670 and "epix10k2M" in doc["runs"][0]["detectors"]
+        assert c.get("/api/v2/experiments/nothing/runs").status_code == 404
+    with server.client(None) as c:
+        assert c.get("/api/v2/experiments/xpptut15/runs").status_code == 401

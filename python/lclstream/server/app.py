@@ -7,6 +7,8 @@ another user's transfer is 404, never 403 (its existence is not disclosed).
 
 # No "from __future__ import annotations": FastAPI reads the routes' annotations at run time,
 # and the dependency aliases are local to create_app.
+import asyncio
+import json
 import time
 import uuid
 from contextlib import asynccontextmanager
@@ -14,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import ValidationError
 
 from lclstream.server.auth import JwtVerifier, TokenStore
@@ -181,6 +183,75 @@ def create_app(state_dir: str | Path, *, jwt: JwtVerifier | None = None) -> Fast
         store.transition(transfer_id, "canceling", "canceled by the owner", "user")
         runner.cancel(transfer_id)
         return {"message": "canceling"}
+
+    @app.get(f"{API}/transfers/{{transfer_id}}/events")
+    async def events(transfer_id: str, who: User, request: Request) -> StreamingResponse:
+        """Server-sent events: the transfer's status (as GET) whenever it changes, until it
+        reaches a final state."""
+        owned(transfer_id, who)
+
+        async def stream() -> Any:
+            last = None
+            while not await request.is_disconnected():
+                rec = store.get(transfer_id, owner=who)
+                if rec is None:
+                    return
+                doc = json.dumps(_public(rec, detail=True))
+                if doc != last:
+                    last = doc
+                    yield f"event: status\ndata: {doc}\n\n"
+                if rec.state in FINAL_STATES:
+                    return
+                await asyncio.sleep(0.2)
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def metrics() -> str:
+        """Prometheus text format: transfers by state, and each active transfer's counts."""
+        lines = [
+            "# HELP lclstream_transfers Transfers known to this server, by state.",
+            "# TYPE lclstream_transfers gauge",
+        ]
+        for st, n in sorted(store.count_by_state().items()):
+            lines.append(f'lclstream_transfers{{state="{st}"}} {n}')
+        lines += [
+            "# HELP lclstream_transfer_events_sent Events sent by an active transfer.",
+            "# TYPE lclstream_transfer_events_sent gauge",
+            "# HELP lclstream_transfer_bytes_sent Bytes sent by an active transfer.",
+            "# TYPE lclstream_transfer_bytes_sent gauge",
+        ]
+        for rec in store.active():
+            p = rec.progress
+            lines.append(
+                f'lclstream_transfer_events_sent{{id="{rec.id}"}} {int(p.get("events_sent", 0))}'
+            )
+            lines.append(
+                f'lclstream_transfer_bytes_sent{{id="{rec.id}"}} {int(p.get("bytes_sent", 0))}'
+            )
+        lines.append(f"lclstream_transfers_running {runner.running()}")
+        return "\n".join(lines) + "\n"
+
+    @app.get(f"{API}/experiments/{{exp}}/runs")
+    def runs(exp: str, who: User) -> dict[str, Any]:
+        """What this server can stream for an experiment (the synthetic demo experiment)."""
+        from lclstream.sources.addressing import DEMO_EXPERIMENT, DEMO_RUN
+
+        if exp != DEMO_EXPERIMENT:
+            raise HTTPException(
+                404, f"no experiment {exp!r} here (this server has {DEMO_EXPERIMENT})"
+            )
+        return {
+            "experiment": exp,
+            "runs": [
+                {
+                    "run": DEMO_RUN,
+                    "detectors": ["jungfrau4M", "epix10k2M"],
+                    "events": None,
+                    "source": "synthetic",
+                }
+            ],
+        }
 
     @app.get(f"{API}/transfers/{{transfer_id}}/logs")
     def logs(transfer_id: str, who: User) -> dict[str, Any]:

@@ -196,6 +196,10 @@ class TransferStore:
         ).fetchall()
         return [self._record(r, False) for r in rows], int(count)
 
+    def count_by_state(self) -> dict[str, int]:
+        rows = self._db().execute("SELECT state, COUNT(*) FROM transfers GROUP BY state")
+        return {str(r[0]): int(r[1]) for r in rows}
+
     def active(self) -> list[TransferRecord]:
         rows = (
             self._db()
