@@ -19,14 +19,15 @@ from proc_helpers import ReceiverThread, free_port
 
 
 class Server:
-    def __init__(self, state: Path, jwt: Any = None) -> None:
+    def __init__(self, state: Path, jwt: Any = None, max_active_per_user: int = 4) -> None:
         self.state = state
         tokens = TokenStore(state / "tokens.json")
         self.alice = tokens.create("alice")
         self.bob = tokens.create("bob")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(state, jwt=jwt), host="127.0.0.1", port=self.port,
+        app = create_app(state, jwt=jwt, max_active_per_user=max_active_per_user)
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port,
                                 log_level="warning")  # fmt: skip
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -376,3 +377,54 @@ def test_experiment_runs(server: Server) -> None:
         assert c.get("/api/v2/experiments/nothing/runs").status_code == 404
     with server.client(None) as c:
         assert c.get("/api/v2/experiments/xpptut15/runs").status_code == 401
+
+
+def test_idempotency_key_makes_one_transfer(server: Server) -> None:
+    rx = ReceiverThread("tcp://127.0.0.1:0", timeout=30)
+    body = short_body(rx.endpoint(), 5)
+    with server.client(server.alice) as c:
+        key = {"Idempotency-Key": "req-42"}
+        a = c.post("/api/v2/transfers/", json=body, headers=key)
+        b = c.post("/api/v2/transfers/", json=body, headers=key)
+        assert a.status_code == b.status_code == 201 and a.json()["id"] == b.json()["id"]
+        other = c.post("/api/v2/transfers/", json={**body, "events": 6}, headers=key)
+        assert other.status_code == 422 and "Idempotency-Key" in other.json()["detail"]
+        wait_state(c, a.json()["id"], {"completed", "failed"})
+        assert c.get("/api/v2/transfers/").json()["count"] == 1
+    assert rx.join().events == 5
+
+
+def test_per_user_limit_queues_and_the_audit_log_records(tmp_path: Path) -> None:
+    import json
+
+    s = Server(tmp_path / "state", max_active_per_user=1)
+    try:
+        rx1 = ReceiverThread("tcp://127.0.0.1:0", timeout=60)
+        rx2 = ReceiverThread("tcp://127.0.0.1:0", timeout=60)
+        rx3 = ReceiverThread("tcp://127.0.0.1:0", timeout=5)
+        with s.client(s.alice) as c:
+            addr1 = rx1.endpoint()
+            t1 = c.post("/api/v2/transfers/", json=short_body(addr1, 2000)).json()["id"]
+            t2 = c.post("/api/v2/transfers/", json=short_body(rx2.endpoint(), 10)).json()["id"]
+            t3 = c.post("/api/v2/transfers/", json=short_body(rx3.endpoint(), 10)).json()["id"]
+            second = c.get(f"/api/v2/transfers/{t2}").json()
+            assert second["state"] == "provisioning"
+            assert "queued" in second["transitions"][-1]["info"]
+            assert c.delete(f"/api/v2/transfers/{t3}").json() == {"message": "canceled"}
+            first = wait_state(c, t1, {"completed", "failed"})
+            done = wait_state(c, t2, {"completed", "failed"})
+            third = c.get(f"/api/v2/transfers/{t3}").json()
+        assert first["state"] == done["state"] == "completed" and third["state"] == "canceled"
+        # the queued one started only after the first ended
+        started2 = next(t["created_at"] for t in done["transitions"] if t["state"] == "ready")
+        ended1 = first["transitions"][-1]["created_at"]
+        assert started2 >= ended1
+        assert rx1.join().complete and rx2.join().complete and rx3.join().events == 0
+        log = [json.loads(ln) for ln in (s.state / "audit.log").read_text().splitlines()]
+        created = [e for e in log if e["event"] == "transfer_created"]
+        assert [e["id"] for e in created] == [t1, t2, t3]
+        assert all(e["user"] == "alice" and e["experiment"] == "xpptut15" for e in created)
+        assert created[0]["destination"] == [addr1]
+        assert [e["id"] for e in log if e["event"] == "transfer_canceled"] == [t3]
+    finally:
+        s.stop()

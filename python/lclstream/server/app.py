@@ -9,6 +9,8 @@ another user's transfer is 404, never 403 (its existence is not disclosed).
 # and the dependency aliases are local to create_app.
 import asyncio
 import json
+import sqlite3
+import threading
 import time
 import uuid
 from contextlib import asynccontextmanager
@@ -59,12 +61,49 @@ def _public(rec: TransferRecord, detail: bool = False) -> dict[str, Any]:
     return out
 
 
-def create_app(state_dir: str | Path, *, jwt: JwtVerifier | None = None) -> FastAPI:
+def create_app(
+    state_dir: str | Path, *, jwt: JwtVerifier | None = None, max_active_per_user: int = 4
+) -> FastAPI:
+    """The service. ``max_active_per_user`` transfers of one user run at once; more wait in
+    a queue (``provisioning``, transition "queued") and start as earlier ones end."""
     state = Path(state_dir)
     state.mkdir(parents=True, exist_ok=True)
     store = TransferStore(state / "transfers.db")
     tokens = TokenStore(state / "tokens.json")
     runner = TransferRunner(store)
+    audit_path = state / "audit.log"
+    audit_lock = threading.Lock()
+    queued: dict[str, list[str]] = {}  # owner -> transfer ids waiting for a slot, oldest first
+    running_of: dict[str, set[str]] = {}  # owner -> transfer ids with a process
+    slots = threading.Lock()
+
+    def audit(event: str, who: str, **fields: Any) -> None:
+        """Who accessed which data when: one JSON line per event, appended."""
+        line = json.dumps({"time": time.time(), "event": event, "user": who, **fields})
+        with audit_lock, open(audit_path, "a") as f:
+            f.write(line + "\n")
+
+    def launch(rec_id: str, owner: str, config: dict[str, Any]) -> None:
+        running_of.setdefault(owner, set()).add(rec_id)
+        runner.start(rec_id, config)
+
+    def on_change(transfer_id: str) -> None:
+        rec = store.get(transfer_id)
+        if rec is None or rec.state not in FINAL_STATES:
+            return
+        with slots:
+            mine = running_of.get(rec.owner, set())
+            if transfer_id not in mine:
+                return
+            mine.discard(transfer_id)
+            waiting = queued.get(rec.owner, [])
+            while waiting and len(mine) < max_active_per_user:
+                nxt = store.get(waiting.pop(0))
+                if nxt is not None and nxt.state == "provisioning":
+                    store.transition(nxt.id, "provisioning", "starting", "orchestrator")
+                    launch(nxt.id, nxt.owner, nxt.config)
+
+    runner.on_change = on_change
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
@@ -100,7 +139,13 @@ def create_app(state_dir: str | Path, *, jwt: JwtVerifier | None = None) -> Fast
         return {"status": "ok", "running": runner.running()}
 
     @app.post(f"{API}/transfers/", status_code=201)
-    async def create_transfer(request: Request, who: User) -> dict[str, Any]:
+    async def create_transfer(
+        request: Request,
+        who: User,
+        idempotency_key: Annotated[
+            str | None, Header(alias="Idempotency-Key", max_length=200)
+        ] = None,
+    ) -> dict[str, Any]:
         try:
             body = await request.json()
         except ValueError:
@@ -138,6 +183,12 @@ def create_app(state_dir: str | Path, *, jwt: JwtVerifier | None = None) -> Fast
         exp, run = experiment_and_run(str(config.get("source_identifier", "")))
         if exp is None or run is None:
             raise HTTPException(422, "parameters.source_identifier: needs exp=... and run=...")
+        if idempotency_key is not None:
+            earlier = store.by_key(who, idempotency_key)
+            if earlier is not None:
+                if earlier.request != body:
+                    raise HTTPException(422, "Idempotency-Key: already used with another body")
+                return _public(earlier)
         rec = TransferRecord(
             id=str(uuid.uuid4()),
             owner=who,
@@ -148,9 +199,27 @@ def create_app(state_dir: str | Path, *, jwt: JwtVerifier | None = None) -> Fast
             cache_mode=cache_mode,
             request=body,
             config=config,
+            idempotency_key=idempotency_key,
         )
-        store.add(rec, "requested")
-        runner.start(rec.id, config)
+        try:
+            store.add(rec, "requested")
+        except sqlite3.IntegrityError:  # the same key in a concurrent request won the race
+            earlier = store.by_key(who, idempotency_key or "")
+            if earlier is None:
+                raise
+            return _public(earlier)
+        audit("transfer_created", who, id=rec.id, experiment=exp, run=run,
+              source_identifier=config.get("source_identifier"),
+              destination=[u for h in config.get("data_handlers", []) for u in h.get("urls", [])])  # fmt: skip
+        with slots:
+            if len(running_of.get(who, set())) >= max_active_per_user:
+                queued.setdefault(who, []).append(rec.id)
+                store.transition(
+                    rec.id, "provisioning",
+                    f"queued: {max_active_per_user} of your transfers are running", "orchestrator",
+                )  # fmt: skip
+                return _public(store.get(rec.id) or rec)
+            launch(rec.id, who, config)
         return _public(rec)
 
     @app.get(f"{API}/transfers/")
@@ -180,6 +249,13 @@ def create_app(state_dir: str | Path, *, jwt: JwtVerifier | None = None) -> Fast
         rec = owned(transfer_id, who)
         if rec.state in FINAL_STATES:
             return {"message": f"transfer already {rec.state}"}
+        audit("transfer_canceled", who, id=transfer_id)
+        with slots:
+            waiting = queued.get(who, [])
+            if transfer_id in waiting:  # never started: nothing to stop
+                waiting.remove(transfer_id)
+                store.transition(transfer_id, "canceled", "canceled before it started", "user")
+                return {"message": "canceled"}
         store.transition(transfer_id, "canceling", "canceled by the owner", "user")
         runner.cancel(transfer_id)
         return {"message": "canceling"}

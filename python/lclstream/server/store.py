@@ -37,8 +37,11 @@ CREATE TABLE IF NOT EXISTS transfers (
     request TEXT NOT NULL,
     config TEXT NOT NULL,
     connection_info TEXT,
-    progress TEXT NOT NULL DEFAULT '{}'
+    progress TEXT NOT NULL DEFAULT '{}',
+    idempotency_key TEXT
 );
+CREATE UNIQUE INDEX IF NOT EXISTS transfers_by_key ON transfers (owner, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
 CREATE TABLE IF NOT EXISTS transitions (
     transfer_id TEXT NOT NULL,
     created_at REAL NOT NULL,
@@ -64,6 +67,7 @@ class TransferRecord:
     connection_info: dict[str, Any] | None = None
     progress: dict[str, Any] = field(default_factory=dict)
     transitions: list[dict[str, Any]] = field(default_factory=list)
+    idempotency_key: str | None = None
 
 
 class TransferStore:
@@ -93,7 +97,7 @@ class TransferStore:
     def add(self, rec: TransferRecord, info: str) -> None:
         with self._lock, self._tx() as db:
             db.execute(
-                "INSERT INTO transfers VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO transfers VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     rec.id,
                     rec.owner,
@@ -106,6 +110,7 @@ class TransferStore:
                     json.dumps(rec.config),
                     json.dumps(rec.connection_info) if rec.connection_info else None,
                     json.dumps(rec.progress),
+                    rec.idempotency_key,
                 ),
             )
             db.execute(
@@ -164,6 +169,7 @@ class TransferStore:
             config=json.loads(row["config"]),
             connection_info=json.loads(row["connection_info"]) if row["connection_info"] else None,
             progress=json.loads(row["progress"] or "{}"),
+            idempotency_key=row["idempotency_key"],
         )
         if with_transitions:
             rows = self._db().execute(
@@ -195,6 +201,15 @@ class TransferStore:
             [*args, limit, skip],
         ).fetchall()
         return [self._record(r, False) for r in rows], int(count)
+
+    def by_key(self, owner: str, key: str) -> TransferRecord | None:
+        """The transfer ``owner`` created with this Idempotency-Key, if any."""
+        row = (
+            self._db()
+            .execute("SELECT * FROM transfers WHERE owner=? AND idempotency_key=?", (owner, key))
+            .fetchone()
+        )
+        return None if row is None else self._record(row, False)
 
     def count_by_state(self) -> dict[str, int]:
         rows = self._db().execute("SELECT state, COUNT(*) FROM transfers GROUP BY state")
