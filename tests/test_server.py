@@ -428,3 +428,24 @@ def test_per_user_limit_queues_and_the_audit_log_records(tmp_path: Path) -> None
         assert [e["id"] for e in log if e["event"] == "transfer_canceled"] == [t3]
     finally:
         s.stop()
+
+
+def test_a_worker_that_dies_fails_its_transfer_not_the_server(server: Server) -> None:
+    """SIGKILL the transfer's process mid-stream (what the OOM killer does): the transfer is
+    failed with the reason, the server keeps serving."""
+    import os
+    import signal
+
+    rx = ReceiverThread("tcp://127.0.0.1:0", timeout=10)
+    app_runner = server.server.config.app.state.runner
+    with server.client(server.alice) as c:
+        tid = c.post("/api/v2/transfers/", json=short_body(rx.endpoint(), 100000)).json()["id"]
+        wait_state(c, tid, {"ready"})
+        pid = app_runner.pid(tid)  # the worker process of this transfer
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        done = wait_state(c, tid, {"failed", "completed", "canceled"})
+        assert done["state"] == "failed"
+        assert "exit status -9" in done["transitions"][-1]["info"]
+        assert c.get("/healthz").json()["status"] == "ok"
+    assert not rx.join().complete

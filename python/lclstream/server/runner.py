@@ -114,6 +114,12 @@ class TransferRunner:
         job.cancel.set()
         return True
 
+    def pid(self, transfer_id: str) -> int | None:
+        """The process id of a running transfer (operators, tests), else None."""
+        with self._lock:
+            job = self._jobs.get(transfer_id)
+        return None if job is None else int(job.process.pid)
+
     def running(self) -> int:
         with self._lock:
             return sum(1 for j in self._jobs.values() if j.process.is_alive())
