@@ -19,7 +19,9 @@ from proc_helpers import ReceiverThread, free_port
 
 
 class Server:
-    def __init__(self, state: Path, jwt: Any = None, max_active_per_user: int = 4) -> None:
+    def __init__(
+        self, state: Path, jwt: Any = None, max_active_per_user: int = 4, **tls: Any
+    ) -> None:
         self.state = state
         tokens = TokenStore(state / "tokens.json")
         self.alice = tokens.create("alice")
@@ -28,7 +30,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         app = create_app(state, jwt=jwt, max_active_per_user=max_active_per_user)
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                log_level="warning")  # fmt: skip
+                                log_level="warning", **tls)  # fmt: skip
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
@@ -436,7 +438,7 @@ def test_a_worker_that_dies_fails_its_transfer_not_the_server(server: Server) ->
     import os
     import signal
 
-    rx = ReceiverThread("tcp://127.0.0.1:0", timeout=10)
+    rx = ReceiverThread("tcp://127.0.0.1:0", timeout=3)
     app_runner = server.server.config.app.state.runner
     with server.client(server.alice) as c:
         tid = c.post("/api/v2/transfers/", json=short_body(rx.endpoint(), 100000)).json()["id"]
@@ -449,3 +451,71 @@ def test_a_worker_that_dies_fails_its_transfer_not_the_server(server: Server) ->
         assert "exit status -9" in done["transitions"][-1]["info"]
         assert c.get("/healthz").json()["status"] == "ok"
     assert not rx.join().complete
+
+
+def _certs(tmp: Path) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, all made here."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    now = dt.datetime.now(dt.timezone.utc)
+    out: dict[str, Path] = {}
+
+    def write(label: str, key: Any, cert: x509.Certificate) -> None:
+        out[f"{label}_key"] = tmp / f"{label}.key"
+        out[f"{label}_crt"] = tmp / f"{label}.crt"
+        out[f"{label}_key"].write_bytes(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()))  # fmt: skip
+        out[f"{label}_crt"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("test CA")).issuer_name(name("test CA"))
+          .public_key(ca_key.public_key()).serial_number(1).not_valid_before(now)
+          .not_valid_after(now + dt.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))  # fmt: skip
+    write("ca", ca_key, ca)
+    for label, san in (("server", True), ("client", False)):
+        key = ec.generate_private_key(ec.SECP256R1())
+        b = (x509.CertificateBuilder().subject_name(name(label)).issuer_name(ca.subject)
+             .public_key(key.public_key()).serial_number(2 if san else 3)
+             .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1)))  # fmt: skip
+        if san:
+            b = b.add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)  # fmt: skip
+        write(label, key, b.sign(ca_key, hashes.SHA256()))
+    return out
+
+
+def test_mutual_tls_refuses_clients_without_a_certificate(tmp_path: Path) -> None:
+    import ssl
+
+    from lclstream.cli.serve import tls_client_options
+
+    c = _certs(tmp_path)
+    s = Server(tmp_path / "state", ssl_certfile=str(c["server_crt"]),
+               ssl_keyfile=str(c["server_key"]), **tls_client_options(c["ca_crt"]))  # fmt: skip
+    url = s.url.replace("http://", "https://")
+    headers = {"Authorization": f"Bearer {s.alice}"}
+    with_cert = ssl.create_default_context(cafile=str(c["ca_crt"]))
+    with_cert.load_cert_chain(str(c["client_crt"]), str(c["client_key"]))
+    without = ssl.create_default_context(cafile=str(c["ca_crt"]))
+    try:
+        with httpx.Client(base_url=url, verify=with_cert, headers=headers) as ok:
+            assert ok.get("/api/v2/transfers/").status_code == 200
+        with httpx.Client(base_url=url, verify=without, headers=headers) as anon:
+            with pytest.raises(httpx.HTTPError):
+                anon.get("/api/v2/transfers/")
+        with pytest.raises(httpx.HTTPError):  # and never in clear text
+            httpx.get(f"{s.url}/healthz", timeout=5)
+    finally:
+        s.stop()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import ssl
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -29,6 +30,10 @@ def serve(
     ] = None,
     oidc_issuer: Annotated[str | None, typer.Option(help="The JWTs' required iss.")] = None,
     oidc_audience: Annotated[str | None, typer.Option(help="The JWTs' required aud.")] = None,
+    client_ca: Annotated[
+        Path | None,
+        typer.Option(help="Mutual TLS: require client certificates signed by this CA (PEM)."),
+    ] = None,
 ) -> None:
     """Serve LCLS' transfer API v2 (/api/v2/transfers): a remote user requests a run and
     receives it on their own socket. Clients need a token (lclstream token create NAME)."""
@@ -43,12 +48,15 @@ def serve(
             ) from None
         if (certfile is None) != (keyfile is None):
             raise fail("TLS needs both --certfile and --keyfile", 2)
+        if client_ca is not None and certfile is None:
+            raise fail("--client-ca (mutual TLS) needs --certfile and --keyfile", 2)
         oidc = (oidc_jwks_url, oidc_issuer, oidc_audience)
         if any(oidc) and not all(oidc):
             raise fail("OIDC needs --oidc-jwks-url, --oidc-issuer and --oidc-audience", 2)
         from lclstream.server.auth import JwtVerifier
 
         verifier = JwtVerifier(*oidc) if all(oidc) else None  # type: ignore[arg-type]
+        mtls = tls_client_options(client_ca) if client_ca is not None else {}
         uvicorn.run(
             create_app(state_dir, jwt=verifier),
             host=host,
@@ -56,7 +64,15 @@ def serve(
             log_level="info",
             ssl_certfile=str(certfile) if certfile else None,
             ssl_keyfile=str(keyfile) if keyfile else None,
+            ssl_ca_certs=mtls.get("ssl_ca_certs"),
+            ssl_cert_reqs=mtls.get("ssl_cert_reqs", ssl.CERT_NONE),
         )
+
+
+def tls_client_options(client_ca: Path) -> dict[str, Any]:
+    """uvicorn's options for mutual TLS: client certificates required, checked against
+    ``client_ca`` (the handshake fails without one; no request reaches the app)."""
+    return {"ssl_ca_certs": str(client_ca), "ssl_cert_reqs": ssl.CERT_REQUIRED}
 
 
 token_app = typer.Typer(help="Static bearer tokens for lclstream serve.", no_args_is_help=True)
