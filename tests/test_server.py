@@ -519,3 +519,20 @@ def test_mutual_tls_refuses_clients_without_a_certificate(tmp_path: Path) -> Non
             httpx.get(f"{s.url}/healthz", timeout=5)
     finally:
         s.stop()
+
+
+def test_python_client_follows_the_event_stream(server: Server) -> None:
+    from lclstream.server.client import TransferClient, TransferError
+
+    rx = ReceiverThread("tcp://127.0.0.1:0", timeout=30)
+    seen: list[str] = []
+    with TransferClient(server.url, server.alice) as c:
+        doc = c.start(short_body(rx.endpoint(), 50))
+        final = c.wait(doc["id"], on_status=lambda st: seen.append(st["state"]))
+        assert final["state"] == "completed" and seen[-1] == "completed" and len(seen) >= 2
+        assert c.list()["count"] == 1
+        with pytest.raises(TransferError, match="404"):
+            c.status("no-such-id")
+    with TransferClient(server.url, "wrong") as c, pytest.raises(TransferError, match="401"):
+        c.list()
+    assert rx.join().complete

@@ -57,16 +57,7 @@ def start(
                 if not json_:
                     typer.echo(f"transfer {doc['id']}: {doc['state']}")
                 if wait:
-
-                    def show(st: dict[str, Any]) -> None:
-                        if not json_:
-                            p = st.get("progress", {})
-                            typer.echo(
-                                f"  {st['state']}: {p.get('events_sent', 0)} events sent, "
-                                f"{p.get('rate', 0.0):.0f}/s"
-                            )
-
-                    doc = c.wait(doc["id"], on_status=show)
+                    doc = _follow(c, doc["id"], show=not json_, total=events)
             except TransferError as e:
                 raise fail(str(e)) from None
     if json_:
@@ -77,6 +68,27 @@ def start(
         raise typer.Exit(EXIT_ERROR)
     if wait and doc["state"] == "canceled":
         raise typer.Exit(EXIT_INCOMPLETE)
+
+
+def _follow(client: Any, transfer_id: str, *, show: bool, total: int | None) -> dict[str, Any]:
+    """Wait for the end, with a live progress bar fed by the server-sent events."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    if not show:
+        doc: dict[str, Any] = client.wait(transfer_id)
+        return doc
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), transient=True
+    ) as bar:
+        task = bar.add_task("provisioning", total=total)
+
+        def update(st: dict[str, Any]) -> None:
+            p = st.get("progress", {})
+            bar.update(task, completed=p.get("events_sent", 0),
+                       description=f"{st['state']} {p.get('rate', 0.0):.0f} events/s")  # fmt: skip
+
+        doc = client.wait(transfer_id, on_status=update)
+    return doc
 
 
 def _simple(call: str, transfer_id: str | None, server: str, token: str | None) -> Any:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from lclstream.errors import LclstreamError
@@ -76,22 +77,42 @@ class TransferClient:
         )
         return text
 
+    def events(self, transfer_id: str) -> Iterator[dict[str, Any]]:
+        """The transfer's status on every change (server-sent events), until it ends."""
+        import httpx
+
+        try:
+            with self._http.stream(
+                "GET", f"/api/v2/transfers/{transfer_id}/events", timeout=None
+            ) as r:
+                if r.status_code >= 400:
+                    r.read()
+                    raise TransferError(r.status_code, r.text)
+                for line in r.iter_lines():
+                    if line.startswith("data: "):
+                        yield json.loads(line[len("data: ") :])
+        except httpx.HTTPError as e:
+            raise TransferError(0, f"lost the server's event stream: {e}") from None
+
     def wait(
         self,
         transfer_id: str,
         *,
         timeout: float | None = None,
-        period: float = 0.5,
         on_status: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
-        """Poll until the transfer reaches a final state; returns its last status."""
+        """Follow the transfer's server-sent events until it reaches a final state; returns
+        its last status (``on_status`` sees each one, e.g. for a progress bar)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            doc = self.status(transfer_id)
+        doc: dict[str, Any] = {}
+        for doc in self.events(transfer_id):
             if on_status is not None:
                 on_status(doc)
             if doc["state"] in FINAL:
                 return doc
             if deadline is not None and time.monotonic() > deadline:
                 raise TransferError(0, f"transfer {transfer_id} still {doc['state']}")
-            time.sleep(period)
+        doc = self.status(transfer_id)  # the stream ended: the final word is the record's
+        if doc["state"] not in FINAL:
+            raise TransferError(0, f"the event stream ended with the transfer {doc['state']}")
+        return doc
