@@ -20,7 +20,12 @@ from proc_helpers import ReceiverThread, free_port
 
 class Server:
     def __init__(
-        self, state: Path, jwt: Any = None, max_active_per_user: int = 4, **tls: Any
+        self,
+        state: Path,
+        jwt: Any = None,
+        max_active_per_user: int = 4,
+        data_root: Path | None = None,
+        **tls: Any,
     ) -> None:
         self.state = state
         tokens = TokenStore(state / "tokens.json")
@@ -28,7 +33,9 @@ class Server:
         self.bob = tokens.create("bob")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        app = create_app(state, jwt=jwt, max_active_per_user=max_active_per_user)
+        app = create_app(
+            state, jwt=jwt, max_active_per_user=max_active_per_user, data_root=data_root
+        )
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port,
                                 log_level="warning", **tls)  # fmt: skip
         self.server = uvicorn.Server(config)
@@ -117,9 +124,11 @@ def test_tokens_and_ownership(server: Server) -> None:
         ({"exp": "xpptut15", "run": -1, "addr": "tcp://127.0.0.1:1"}, "run"),
         ({"exp": "xpptut15", "run": 1, "addr": "tcp://127.0.0.1:1", "colour": 1}, "colour"),
         (
-            {"exp": "xpptut15", "run": 1, "addr": "tcp://127.0.0.1:1", "detector_name": "x"},
+            {"exp": "xpptut15", "run": 670, "addr": "tcp://127.0.0.1:1", "detector_name": "x"},
             "detector",
         ),
+        ({"exp": "xpptut15", "run": 1, "addr": "tcp://127.0.0.1:1"}, "has no run 1"),
+        ({"exp": "../etc", "run": 1, "addr": "tcp://127.0.0.1:1"}, "exp"),
         ({"parameters": {"source_identifier": "nothing"}}, "exp=... and run="),
     ],
 )
@@ -536,3 +545,38 @@ def test_python_client_follows_the_event_stream(server: Server) -> None:
     with TransferClient(server.url, "wrong") as c, pytest.raises(TransferError, match="401"):
         c.list()
     assert rx.join().complete
+
+
+def test_data_root_serves_xtc2_runs_raw_and_calibrated(tmp_path: Path) -> None:
+    """lclstream serve --data-root: ROOT/EXP/xtc holds a real XTC2 run (psana's tools); a
+    short request for it streams through psana2; mode calib uses ROOT/EXP/calib/DET.npz."""
+    pytest.importorskip("psana", reason="the psana extra (requirements-psana.txt)")
+    import numpy as np
+    from lclstream.sources.xtc2_files import make_xtc2_run
+
+    root = tmp_path / "data"
+    xtc = make_xtc2_run(root / "xpptut15", 8, segments=1, run=14)
+    (root / "xpptut15" / "calib").mkdir()
+    shape = (3, 1, 512, 1024)
+    np.savez(root / "xpptut15" / "calib" / "jungfrau.npz", pedestals=np.full(shape, 1000, np.float32),
+             pixel_gain=np.full(shape, 40, np.float32))  # fmt: skip
+    s = Server(tmp_path / "state", data_root=root)
+    try:
+        with s.client(s.alice) as c:
+            runs = c.get("/api/v2/experiments/xpptut15/runs").json()["runs"]
+            assert {(r["run"], r["source"]) for r in runs} == {(14, "xtc2"), (670, "synthetic")}
+            assert next(r for r in runs if r["run"] == 14)["detectors"] == ["jungfrau"]
+            for mode in ("raw", "calib"):
+                rx = ReceiverThread("tcp://127.0.0.1:0", timeout=30)
+                body = {"exp": "xpptut15", "run": 14, "detector_name": "jungfrau", "mode": mode,
+                        "addr": rx.endpoint()}  # fmt: skip
+                r = c.post("/api/v2/transfers/", json=body)
+                assert r.status_code == 201, r.text
+                done = wait_state(c, r.json()["id"], {"completed", "failed"})
+                got = rx.join()
+                assert done["state"] == "completed", done
+                assert got.complete and got.events == len(xtc.timestamps) == 8
+            r = c.post("/api/v2/transfers/", json={**body, "detector_name": "epix10k2M"})
+            assert r.status_code == 422 and "has no 'epix10k2M'" in r.json()["detail"]
+    finally:
+        s.stop()

@@ -23,6 +23,10 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
     state_dir: StateDir = DEFAULT_STATE,
+    data_root: Annotated[
+        Path | None,
+        typer.Option(help="Serve ROOT/EXP/xtc (psana2) and ROOT/EXP/runNNNN (HDF5) runs."),
+    ] = None,
     certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM).")] = None,
     keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
     oidc_jwks_url: Annotated[
@@ -58,7 +62,7 @@ def serve(
         verifier = JwtVerifier(*oidc) if all(oidc) else None  # type: ignore[arg-type]
         mtls = tls_client_options(client_ca) if client_ca is not None else {}
         uvicorn.run(
-            create_app(state_dir, jwt=verifier),
+            create_app(state_dir, jwt=verifier, data_root=data_root),
             host=host,
             port=port,
             log_level="info",

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from lclstream.server.auth import JwtVerifier, TokenStore
 from lclstream.server.requests import (
+    RequestError,
     ShortRequest,
     TransferRequest,
     config_for,
@@ -62,7 +63,11 @@ def _public(rec: TransferRecord, detail: bool = False) -> dict[str, Any]:
 
 
 def create_app(
-    state_dir: str | Path, *, jwt: JwtVerifier | None = None, max_active_per_user: int = 4
+    state_dir: str | Path,
+    *,
+    jwt: JwtVerifier | None = None,
+    max_active_per_user: int = 4,
+    data_root: str | Path | None = None,
 ) -> FastAPI:
     """The service. ``max_active_per_user`` transfers of one user run at once; more wait in
     a queue (``provisioning``, transition "queued") and start as earlier ones end."""
@@ -167,8 +172,10 @@ def create_app(
                 ]
             else:
                 sreq = ShortRequest.model_validate(body)
-                config = config_for(sreq)
+                config = config_for(sreq, str(data_root) if data_root is not None else None)
                 cache_mode = "per_transfer"
+        except RequestError as e:
+            raise HTTPException(422, str(e)) from None
         except ValidationError as e:
             first = e.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
@@ -310,24 +317,13 @@ def create_app(
 
     @app.get(f"{API}/experiments/{{exp}}/runs")
     def runs(exp: str, who: User) -> dict[str, Any]:
-        """What this server can stream for an experiment (the synthetic demo experiment)."""
-        from lclstream.sources.addressing import DEMO_EXPERIMENT, DEMO_RUN
+        """What this server can stream for an experiment (its data root, or the demo)."""
+        from lclstream.server.catalog import list_runs
 
-        if exp != DEMO_EXPERIMENT:
-            raise HTTPException(
-                404, f"no experiment {exp!r} here (this server has {DEMO_EXPERIMENT})"
-            )
-        return {
-            "experiment": exp,
-            "runs": [
-                {
-                    "run": DEMO_RUN,
-                    "detectors": ["jungfrau4M", "epix10k2M"],
-                    "events": None,
-                    "source": "synthetic",
-                }
-            ],
-        }
+        found = list_runs(data_root, exp)
+        if found is None:
+            raise HTTPException(404, f"no experiment {exp!r} on this server")
+        return {"experiment": exp, "runs": [r.as_dict() for r in found]}
 
     @app.get(f"{API}/transfers/{{transfer_id}}/logs")
     def logs(transfer_id: str, who: User) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["ShortRequest", "TransferRequest", "config_for", "experiment_and_run"]
+__all__ = ["RequestError", "ShortRequest", "TransferRequest", "config_for", "experiment_and_run"]
 
 _URL = re.compile(r"^(tcp|ipc|inproc)://\S+$")
 
@@ -72,11 +72,21 @@ def experiment_and_run(source_identifier: str) -> tuple[str | None, int | None]:
     return exp, run
 
 
-def config_for(req: ShortRequest) -> dict[str, Any]:
-    """The stream config a short request asks for: the synthetic demo experiment, its
-    detector of the requested kind (serving run directories from a data root comes with
-    ``lclstream serve --data-root``)."""
+class RequestError(ValueError):
+    """A short request names something this server cannot stream (422, the message says)."""
+
+
+def config_for(req: ShortRequest, data_root: str | None = None) -> dict[str, Any]:
+    """The stream config a short request asks for: a run of the data root (XTC2 through
+    psana2, or HDF5/CXI files), or the synthetic demo experiment."""
+    from pathlib import Path
+
     from lclstream.registry import format_names
+    from lclstream.server.catalog import find_run
+
+    entry = find_run(data_root, req.exp, req.run)
+    if entry is None:
+        raise RequestError(f"run: experiment {req.exp!r} has no run {req.run} on this server")
 
     serializer: dict[str, Any] = {"type": format_names()[req.format]}
     if req.compression and req.format != "npz":
@@ -108,8 +118,47 @@ def config_for(req: ShortRequest) -> dict[str, Any]:
             }
         ],
     }
+    calibration: dict[str, Any] = {"constants": "synthetic", "output": "photons"}
+    if entry.kind != "synthetic":
+        if req.detector_name not in entry.detectors:
+            raise RequestError(
+                f"detector_name: run {req.run} of {req.exp} has no {req.detector_name!r} "
+                f"(it has: {', '.join(entry.detectors) or 'none'})"
+            )
+        constants = Path(data_root or ".") / req.exp / "calib" / f"{req.detector_name}.npz"
+        if req.mode == "calib":
+            if not constants.is_file():
+                raise RequestError(
+                    f"mode: calib needs constants for {req.detector_name} "
+                    f"({req.exp}/calib/{req.detector_name}.npz); ask for mode: raw"
+                )
+            calibration = {"constants": str(constants), "output": "keV"}
+        if entry.kind == "xtc2":
+            if req.first_event:
+                raise RequestError("first_event: XTC2 runs are streamed from their start")
+            ident = f"exp={req.exp},run={req.run},dir={entry.path}"
+            if req.events is not None:
+                ident += f",max_events={req.events}"
+            cfg["source_identifier"] = ident
+            cfg["event_source"] = {"type": "Psana2EventSource"}
+            cfg["data_sources"] = {
+                "timestamp": {"type": "Psana2Timestamp"},
+                "detector_data": {
+                    "type": "Psana2DetectorInterface",
+                    "psana_name": req.detector_name,
+                    "psana_fields": "raw.raw",
+                },
+            }
+        else:
+            cfg["data_root"] = str(data_root)
+            cfg["event_source"] = {
+                "type": "Hdf5EventSource",
+                "first_event": req.first_event,
+                "number_of_events": req.events,
+            }
+            cfg["data_sources"] = {
+                "detector_data": {"type": "Hdf5Dataset", "path": "/" + req.detector_name}
+            }
     if req.mode == "calib":
-        cfg["processing_pipeline"]["calibration"] = {
-            "detector_data": {"constants": "synthetic", "output": "photons"}
-        }
+        cfg["processing_pipeline"]["calibration"] = {"detector_data": calibration}
     return cfg
