@@ -113,6 +113,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
         store.fail_interrupted()
+        runner.warm_up()
         yield
         runner.stop()
 

@@ -25,12 +25,17 @@ __all__ = ["TransferRunner"]
 PROGRESS_PERIOD = 0.25
 
 
-def _worker(config: dict[str, Any], q: Any, cancel: Any) -> None:
-    """The worker process: run the pipeline, report what happens on ``q``."""
+def _worker(jobs: Any, q: Any, cancel: Any) -> None:
+    """The worker process: import what a transfer needs, wait for its config on ``jobs``
+    (spare workers wait here, warm, so a request does not pay for interpreter start-up and
+    imports), run the pipeline, report what happens on ``q``."""
     try:
         from lclstream.config import load_config
         from lclstream.run.pipeline import Pipeline
 
+        config = jobs.get()
+        if config is None:  # the spare is no longer needed
+            return
         last = [0.0]
 
         def progress(st: dict[str, Any]) -> None:
@@ -91,14 +96,36 @@ class TransferRunner:
         self._ctx = mp.get_context("spawn")
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
+        self._stopping = False
+        #: a warm worker process (imports done) waiting for the next transfer's config
+        self._spare: tuple[Any, Any, Any, Any] | None = None
 
-    def start(self, transfer_id: str, config: dict[str, Any]) -> None:
+    def warm_up(self) -> None:
+        """Start the spare worker now (the server calls this at start-up)."""
+        with self._lock:
+            if self._spare is None and not self._stopping:
+                self._spare = self._spawn()
+
+    def _spawn(self) -> tuple[Any, Any, Any, Any]:
+        jobs: Any = self._ctx.Queue()
         q: Any = self._ctx.Queue()
         cancel = self._ctx.Event()
         proc = self._ctx.Process(
-            target=_worker, args=(config, q, cancel), name=f"transfer-{transfer_id}", daemon=True
+            target=_worker, args=(jobs, q, cancel), name="transfer-worker", daemon=True
         )
         proc.start()
+        return proc, jobs, q, cancel
+
+    def start(self, transfer_id: str, config: dict[str, Any]) -> None:
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is None or not spare[0].is_alive():
+            spare = self._spawn()
+        proc, jobs, q, cancel = spare
+        jobs.put(config)
+        with self._lock:  # the next request finds a warm worker waiting
+            if self._spare is None and not self._stopping:
+                self._spare = self._spawn()
         thread = threading.Thread(
             target=self._monitor, args=(transfer_id, proc, q), daemon=True, name="transfer-monitor"
         )
@@ -128,6 +155,13 @@ class TransferRunner:
         """Cancel every running transfer and wait for them (server shutdown)."""
         with self._lock:
             jobs = list(self._jobs.items())
+            self._stopping = True
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            spare[1].put(None)
+            spare[0].join(5)
+            if spare[0].is_alive():
+                spare[0].terminate()
         for _, job in jobs:
             job.cancel.set()
         deadline = time.monotonic() + timeout
