@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
 from lclstream.server.auth import JwtVerifier, TokenStore
@@ -127,7 +127,7 @@ def create_app(
     app.state.runner = runner
     app.state.tokens = tokens
 
-    def user(authorization: Annotated[str | None, Header()] = None) -> str:
+    async def user(authorization: Annotated[str | None, Header()] = None) -> str:
         if not authorization or not authorization.startswith("Bearer "):
             raise HTTPException(401, "missing bearer token", {"WWW-Authenticate": "Bearer"})
         token = authorization[len("Bearer ") :].strip()
@@ -248,9 +248,20 @@ def create_app(
             raise HTTPException(404, "no such transfer")
         return rec
 
+    status_cache: dict[str, tuple[int, str, bytes]] = {}  # id -> (version, owner, JSON)
+
     @app.get(f"{API}/transfers/{{transfer_id}}")
-    def get_transfer(transfer_id: str, who: User) -> dict[str, Any]:
-        return _public(owned(transfer_id, who), detail=True)
+    async def get_transfer(transfer_id: str, who: User) -> Response:
+        """Clients poll this: the document is rebuilt only when the transfer changed."""
+        version = store.version(transfer_id)
+        hit = status_cache.get(transfer_id)
+        if hit is None or hit[0] != version or version == 0:
+            rec = owned(transfer_id, who)
+            body = json.dumps(_public(rec, detail=True)).encode()
+            status_cache[transfer_id] = hit = (version, rec.owner, body)
+        if hit[1] != who:
+            raise HTTPException(404, "no such transfer")
+        return Response(hit[2], media_type="application/json")
 
     @app.delete(f"{API}/transfers/{{transfer_id}}")
     def cancel_transfer(transfer_id: str, who: User) -> dict[str, Any]:

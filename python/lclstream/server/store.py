@@ -77,6 +77,8 @@ class TransferStore:
         self.path = str(path)
         self._local = threading.local()
         self._lock = threading.Lock()  # state changes are read-check-write
+        #: bumped on every change of a transfer: readers cache what they built from it
+        self._versions: dict[str, int] = {}
         with self._tx() as db:
             db.executescript(_SCHEMA)
 
@@ -94,7 +96,15 @@ class TransferStore:
         with db:
             yield db
 
+    def version(self, transfer_id: str) -> int:
+        """Changes so far to ``transfer_id`` in this process (0: none seen)."""
+        return self._versions.get(transfer_id, 0)
+
+    def _bump(self, transfer_id: str) -> None:
+        self._versions[transfer_id] = self._versions.get(transfer_id, 0) + 1
+
     def add(self, rec: TransferRecord, info: str) -> None:
+        self._bump(rec.id)
         with self._lock, self._tx() as db:
             db.execute(
                 "INSERT INTO transfers VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -138,6 +148,7 @@ class TransferStore:
             if only_from is not None and row["state"] not in only_from:
                 return False
             db.execute("UPDATE transfers SET state=? WHERE id=?", (state, transfer_id))
+            self._bump(transfer_id)
             db.execute(
                 "INSERT INTO transitions VALUES (?,?,?,?,?)",
                 (transfer_id, time.time(), state, info, source),
@@ -145,12 +156,14 @@ class TransferStore:
             return True
 
     def set_connection_info(self, transfer_id: str, info: dict[str, Any]) -> None:
+        self._bump(transfer_id)
         with self._tx() as db:
             db.execute(
                 "UPDATE transfers SET connection_info=? WHERE id=?", (json.dumps(info), transfer_id)
             )
 
     def set_progress(self, transfer_id: str, progress: dict[str, Any]) -> None:
+        self._bump(transfer_id)
         with self._tx() as db:
             db.execute(
                 "UPDATE transfers SET progress=? WHERE id=?", (json.dumps(progress), transfer_id)
