@@ -41,8 +41,16 @@ class _Server:
         self.server = uvicorn.Server(cfg)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
-        while not self.server.started:
-            time.sleep(0.02)
+        import httpx
+
+        deadline = time.monotonic() + 60  # a server that has been up: its spare worker is warm
+        while time.monotonic() < deadline:
+            try:
+                if self.server.started and httpx.get(f"{self.url}/healthz").json()["warm"]:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
 
     def stop(self) -> None:
         self.server.should_exit = True

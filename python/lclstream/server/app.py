@@ -142,7 +142,7 @@ def create_app(
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
-        return {"status": "ok", "running": runner.running()}
+        return {"status": "ok", "running": runner.running(), "warm": runner.warm()}
 
     @app.post(f"{API}/transfers/", status_code=201)
     async def create_transfer(

@@ -25,7 +25,7 @@ __all__ = ["TransferRunner"]
 PROGRESS_PERIOD = 0.25
 
 
-def _worker(jobs: Any, q: Any, cancel: Any) -> None:
+def _worker(jobs: Any, q: Any, cancel: Any, warm: Any) -> None:
     """The worker process: import what a transfer needs, wait for its config on ``jobs``
     (spare workers wait here, warm, so a request does not pay for interpreter start-up and
     imports), run the pipeline, report what happens on ``q``."""
@@ -33,6 +33,7 @@ def _worker(jobs: Any, q: Any, cancel: Any) -> None:
         from lclstream.config import load_config
         from lclstream.run.pipeline import Pipeline
 
+        warm.set()
         config = jobs.get()
         if config is None:  # the spare is no longer needed
             return
@@ -97,6 +98,7 @@ class TransferRunner:
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
         self._stopping = False
+        self._warm: Any = self._ctx.Event()
         #: a warm worker process (imports done) waiting for the next transfer's config
         self._spare: tuple[Any, Any, Any, Any] | None = None
 
@@ -110,11 +112,18 @@ class TransferRunner:
         jobs: Any = self._ctx.Queue()
         q: Any = self._ctx.Queue()
         cancel = self._ctx.Event()
+        self._warm = self._ctx.Event()
         proc = self._ctx.Process(
-            target=_worker, args=(jobs, q, cancel), name="transfer-worker", daemon=True
+            target=_worker, args=(jobs, q, cancel, self._warm), name="transfer-worker", daemon=True
         )
         proc.start()
         return proc, jobs, q, cancel
+
+    def warm(self) -> bool:
+        """Whether a spare worker has done its imports and waits for the next transfer."""
+        with self._lock:
+            spare = self._spare
+        return spare is not None and spare[0].is_alive() and self._warm.is_set()
 
     def start(self, transfer_id: str, config: dict[str, Any]) -> None:
         with self._lock:
