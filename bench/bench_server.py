@@ -117,6 +117,9 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         import uvicorn  # noqa: F401
     except ImportError:
         return []
+    import lclstream.formats.hdf5  # noqa: F401 - the consumer's parser, loaded before timing
+    import lclstream.pipeline  # noqa: F401
+
     records: list[dict[str, Any]] = []
     events = 100 if quick else 400
     rounds = 2 if quick else 4

@@ -23,6 +23,18 @@ __all__ = ["TransferRunner"]
 
 #: How often a worker reports progress (seconds).
 PROGRESS_PERIOD = 0.25
+#: Modules a spare worker imports before it is "warm".
+_WARM_MODULES = (
+    "lclstream.calib",
+    "lclstream.codec",
+    "lclstream.formats.hdf5",
+    "lclstream.formats.simplon",
+    "lclstream.formats.raw",
+    "lclstream.handlers",
+    "lclstream.sources",
+    "lclstream.sources.synthetic",
+    "lclstream.transport",
+)
 
 
 def _worker(jobs: Any, q: Any, cancel: Any, warm: Any) -> None:
@@ -30,9 +42,14 @@ def _worker(jobs: Any, q: Any, cancel: Any, warm: Any) -> None:
     (spare workers wait here, warm, so a request does not pay for interpreter start-up and
     imports), run the pipeline, report what happens on ``q``."""
     try:
+        import importlib
+
         from lclstream.config import load_config
         from lclstream.run.pipeline import Pipeline
 
+        # what every transfer loads anyway, loaded while nobody waits
+        for name in _WARM_MODULES:
+            importlib.import_module(name)
         warm.set()
         config = jobs.get()
         if config is None:  # the spare is no longer needed
