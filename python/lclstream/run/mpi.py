@@ -140,5 +140,10 @@ def run_rank(
 
             print(f"lclstream: error: rank {rank}: {type(e).__name__}: {e}", file=sys.stderr)
             sys.stderr.flush()
+            # mpirun forwards a rank's output asynchronously; an abort right after the write
+            # can lose the one line that says why the job ended
+            import time
+
+            time.sleep(0.5)
             comm.Abort(1)
         raise
