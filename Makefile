@@ -8,7 +8,7 @@ JOBS ?= $(shell nproc)
 CORE_SOURCES := $(shell find cpp examples/cpp -type f \( -name '*.cpp' -o -name '*.hpp' -o -name '*.txt' -o -name '*.in' -o -name '*.cmake' \)) CMakeLists.txt
 PY_SOURCES := $(shell find python -type f -name '*.py*') pyproject.toml
 
-.PHONY: all setup build demo test test-cpp test-py asan lint bench clean
+.PHONY: all setup build demo test test-cpp test-py asan lint bench clean fuzz-py
 all: build
 
 setup: $(VENV)/.lclstream-setup
@@ -53,6 +53,10 @@ lint: $(VENV)/.lclstream-setup
 
 bench: build
 	$(PY) -m bench
+
+# atheris fuzzers of the Python-facing parsers, FUZZ_SECONDS (default 20) each.
+fuzz-py: build
+	$(PY) tests/fuzz/run.py
 
 clean:
 	rm -rf build $(VENV)/.lclstream-installed

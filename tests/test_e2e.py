@@ -359,11 +359,12 @@ def test_workers_with_a_binding_streamer_is_a_config_error(tmp_path: Path) -> No
 
 
 def test_receiver_refuses_the_wrong_format_and_the_streamer_notices(tmp_path: Path) -> None:
-    """A consumer expecting raw batches gets HDF5: it stops with a FormatError; the streamer's
-    messages stay undelivered, which its close() reports instead of claiming success."""
+    """A strict consumer expecting raw batches gets HDF5: it stops with a FormatError; the
+    streamer's messages stay undelivered, which its close() reports instead of claiming
+    success."""
     from lclstream.errors import FormatError, TransportError
 
-    rx = ReceiverThread("tcp://127.0.0.1:*", format="raw")
+    rx = ReceiverThread("tcp://127.0.0.1:*", format="raw", strict=True)
     url = rx.endpoint()
     handlers = [
         {"type": "BinaryDataStreamingDataHandler", "urls": [url], "role": "client",
@@ -374,6 +375,17 @@ def test_receiver_refuses_the_wrong_format_and_the_streamer_notices(tmp_path: Pa
     assert not info.value.result.complete  # type: ignore[attr-defined]
     with pytest.raises(FormatError, match="not the expected raw"):
         rx.join()
+
+
+def test_receiver_counts_wrong_format_messages_and_keeps_going(tmp_path: Path) -> None:
+    """Not strict (the default): each message in the wrong format is rejected with its
+    reason, the receiver keeps reading, and its verdict is incomplete."""
+    rx = ReceiverThread("tcp://127.0.0.1:*", format="raw", timeout=3)
+    url = rx.endpoint()
+    handlers = [{"type": "BinaryDataStreamingDataHandler", "urls": [url], "role": "client"}]
+    assert Pipeline(config("HDF5BinarySerializer", handlers, events=40)).run().complete
+    got = rx.join()
+    assert not got.complete and got.events == 0 and got.rejected > 0
 
 
 def test_curve_encrypted_stream_from_config_to_cli_receive(tmp_path: Path) -> None:

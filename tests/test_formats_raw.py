@@ -67,7 +67,8 @@ def test_raw_corrupt() -> None:
         parse([head, bytes(payload)[:-10]])
     from lclstream.formats import raw
 
-    with pytest.raises(FormatError, match="not valid CBOR"):
+    # refused by the CBOR pre-scan (before cbor2 sees it) or by cbor2 itself
+    with pytest.raises(FormatError, match="not valid CBOR|break code"):
         raw.parse([b"\xff\xfe", bytes(payload)])
     with pytest.raises(FormatError, match="2 frames"):
         raw.parse([head])

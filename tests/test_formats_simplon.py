@@ -155,7 +155,7 @@ def test_stream2_several_senders() -> None:
 
 def test_stream2_corrupt_messages() -> None:
     msgs, _ = _stream("uint16")
-    with pytest.raises(FormatError, match="CBOR"):
+    with pytest.raises(FormatError, match="CBOR|truncated"):  # a message cut in half
         parse([msgs[1][: len(msgs[1]) // 2]])
     with pytest.raises(FormatError, match="55799"):
         from lclstream.formats import simplon

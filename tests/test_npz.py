@@ -90,3 +90,19 @@ def test_pickles_and_foreign_archives_are_refused() -> None:
         formats.parse([buf.getvalue()])
     with pytest.raises(FormatError, match="not a zip"):
         formats.parse([b"PK\x03\x04garbage"])
+
+
+@pytest.mark.parametrize("shape", [(1 << 40,), (1 << 20, 64)])
+def test_npy_header_claiming_more_than_it_holds_is_refused_before_allocation(
+    shape: tuple[int, ...],
+) -> None:
+    """numpy allocates what a .npy header declares before reading: checked first."""
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        head, {"descr": "<f8", "fortran_order": False, "shape": shape}
+    )
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("detector_data.npy", head.getvalue() + b"\0" * 64)
+    with pytest.raises(FormatError, match="declares|max_decoded_bytes|max_dim"):
+        formats.parse([buf.getvalue()])

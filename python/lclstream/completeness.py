@@ -25,9 +25,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from lclstream.errors import RejectedMessage
+from lclstream.limits import DEFAULT_LIMITS, Limits
 from lclstream.protocols import ParsedMessage, StreamTotals
 
 __all__ = ["SenderReport", "StreamReport", "StreamTracker"]
+
+#: Missing sequence numbers listed per sender (the count is always exact).
+MAX_LISTED = 100
+#: Largest sequence number or count a message may carry (2^53: exact in a float, far more
+#: messages than any stream sends).
+MAX_COUNT = 1 << 53
 
 
 @dataclass
@@ -59,7 +67,7 @@ class SenderReport:
     sender: int
     messages_received: int
     events_received: int
-    missing: list[int]  # data-message sequence numbers that did not arrive
+    missing: list[int]  # data-message sequence numbers that did not arrive (the first 100)
     duplicates: int  # data messages that arrived more than once
     ended: bool
     events_sent: int | None  # from the end message
@@ -68,6 +76,7 @@ class SenderReport:
     drop_reasons: dict[str, int]
     end_state: str = ""  # from the end message ("" before it arrived)
     error: str = ""
+    missing_count: int = 0  # how many sequence numbers are missing (``missing`` lists some)
 
     @property
     def complete(self) -> bool:
@@ -75,6 +84,7 @@ class SenderReport:
             self.ended
             and self.end_state == "completed"
             and not self.missing
+            and self.missing_count == 0
             and self.duplicates == 0
             and self.events_sent == self.events_received
             and self.messages_sent == self.messages_received
@@ -100,9 +110,9 @@ class StreamReport:
 
     @property
     def complete(self) -> bool:
-        return self.done and all(
-            i in self.per_sender and self.per_sender[i].complete for i in range(self.senders)
-        )
+        # O(senders seen), never O(senders declared): done means every index 0..senders-1
+        # has ended, and indices outside that range are refused by the tracker
+        return self.done and all(r.complete for r in self.per_sender.values())
 
     @property
     def gaps(self) -> dict[int, list[int]]:
@@ -120,17 +130,19 @@ class StreamReport:
         """One line per thing that keeps the stream from being complete."""
         out: list[str] = []
         sid = self.stream_id
-        for i in range(self.senders):
-            r = self.per_sender.get(i)
-            if r is None or not r.ended:
-                out.append(f"stream {sid}: sender {i} has not sent its end message")
+        silent = [i for i in range(min(self.senders, 10)) if i not in self.senders_ended]
+        n_silent = self.senders - len(self.senders_ended)
+        for i in silent:
+            out.append(f"stream {sid}: sender {i} has not sent its end message")
+        if n_silent > len(silent):
+            out.append(f"stream {sid}: {n_silent} senders in all have not sent their end message")
         for i, r in sorted(self.per_sender.items()):
-            if r.missing:
+            if r.missing_count:
                 shown = ", ".join(map(str, r.missing[:10])) + (
-                    " ..." if len(r.missing) > 10 else ""
+                    " ..." if r.missing_count > 10 else ""
                 )
                 out.append(
-                    f"stream {sid}: sender {i}: {len(r.missing)} message(s) missing: {shown}"
+                    f"stream {sid}: sender {i}: {r.missing_count} message(s) missing: {shown}"
                 )
             if r.duplicates:
                 out.append(f"stream {sid}: sender {i}: {r.duplicates} duplicate message(s)")
@@ -150,15 +162,63 @@ class StreamReport:
         return out
 
 
-class StreamTracker:
-    """Accounts for every message of one or more streams as it arrives (``add``)."""
+def _count(v: Any, what: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_COUNT:
+        raise RejectedMessage(f"{what} {v!r:.40} is not a count in 0..2^53", "forged")
+    return v
 
-    def __init__(self) -> None:
+
+class StreamTracker:
+    """Accounts for every message of one or more streams as it arrives (``add``).
+
+    Declared numbers never drive work: a message claiming ``senders=10**12``, a sender
+    index outside its stream, a sequence number or an end total beyond 2^53, or an end
+    message contradicting one already recorded is refused (:class:`RejectedMessage`) before
+    anything is recorded; memory and time are proportional to the messages that arrived,
+    never to what they claim.
+    """
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self._streams: dict[str, _StreamState] = {}
         self.messages = 0
+        self.limits = limits
+
+    def check(self, msg: ParsedMessage) -> None:
+        """Raise :class:`RejectedMessage` if ``msg`` cannot belong to a stream; records nothing."""
+        if msg.kind not in ("start", "data", "end"):
+            raise ValueError(f"StreamTracker: unknown message kind {msg.kind!r}")
+        where = f"stream {msg.stream_id!r:.60}"
+        senders = msg.senders
+        if isinstance(senders, bool) or not isinstance(senders, int):
+            raise RejectedMessage(f"{where}: senders {senders!r:.40} is not an integer", "forged")
+        if not 1 <= senders <= self.limits.max_senders:
+            raise RejectedMessage(
+                f"{where}: declares {senders} senders (1..max_senders={self.limits.max_senders})",
+                "limit",
+            )
+        sender = msg.sender
+        if isinstance(sender, bool) or not isinstance(sender, int) or not 0 <= sender < senders:
+            raise RejectedMessage(
+                f"{where}: sender index {sender!r:.40} outside 0..{senders - 1}", "forged"
+            )
+        if msg.kind == "data":
+            _count(msg.sequence, f"{where}: sender {sender}: sequence number")
+        elif msg.kind == "end":
+            t = msg.totals
+            if t is not None:
+                for name in ("events_sent", "messages_sent", "events_dropped", "events_read"):
+                    _count(getattr(t, name), f"{where}: sender {sender}: {name}")
+                st = self._streams.get(msg.stream_id)
+                s = st.senders_state.get(sender) if st is not None else None
+                if s is not None and s.ended and s.totals is not None and s.totals != t:
+                    raise RejectedMessage(
+                        f"{where}: sender {sender}: a second end message with other totals",
+                        "forged",
+                    )
 
     def add(self, msg: ParsedMessage) -> None:
-        """Records one parsed message."""
+        """Records one parsed message (after :meth:`check`, which may refuse it)."""
+        self.check(msg)
         self.messages += 1
         st = self._streams.setdefault(msg.stream_id, _StreamState())
         st.senders = max(st.senders, int(msg.senders))
@@ -172,13 +232,11 @@ class StreamTracker:
                 s.duplicates += 1
             else:
                 s.events[seq] = n
-        elif msg.kind == "end":
+        else:
             # Every consumer of a shared stream gets the end message: a repeat is expected.
             s.ended = True
             s.totals = msg.totals if msg.totals is not None else StreamTotals()
             s.end_sequence = int(msg.sequence)
-        else:
-            raise ValueError(f"StreamTracker: unknown message kind {msg.kind!r}")
 
     def merge(self, other: StreamTracker) -> StreamTracker:
         """Adds what another consumer of the same stream(s) received; returns self.
@@ -227,7 +285,14 @@ class StreamTracker:
             expected = max(s.events, default=-1) + 1
             if t is not None:
                 expected = max(expected, t.messages_sent)
-            missing = [q for q in range(expected) if q not in s.events]
+            # O(messages received) whatever ``expected`` claims: count, then list a few
+            missing_count = expected - len(s.events)
+            missing: list[int] = []
+            q = 0
+            while len(missing) < min(MAX_LISTED, missing_count) and q < expected:
+                if q not in s.events:
+                    missing.append(q)
+                q += 1
             per[i] = SenderReport(
                 sender=i,
                 messages_received=len(s.events),
@@ -241,6 +306,7 @@ class StreamTracker:
                 drop_reasons={} if t is None else dict(t.drop_reasons),
                 end_state="" if t is None else t.end_state,
                 error="" if t is None else t.error,
+                missing_count=missing_count,
             )
         return StreamReport(stream_id, st.senders, per)
 

@@ -882,6 +882,89 @@ def _unknown_name_hint(key: str, names: list[str], what: str) -> str:
 # --------------------------------------------------------------------------- loading
 
 
+#: YAML aliases (``*name``) one config may use, and the nodes it may expand to: a real
+#: config uses a handful of each; a 676-byte "billion laughs" file expands to 10^9 nodes.
+MAX_YAML_ALIASES = 100
+MAX_YAML_NODES = 100_000
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing alias use beyond :data:`MAX_YAML_ALIASES`."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.alias_uses = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.alias_uses += 1
+            if self.alias_uses > MAX_YAML_ALIASES:
+                raise ConfigError(
+                    f"YAML uses more than {MAX_YAML_ALIASES} aliases (*name); refused "
+                    "(alias expansion bomb?)"
+                )
+        return super().compose_node(parent, index)
+
+
+def _yaml_kids(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for kv in node.value for n in kv]
+    return []
+
+
+def _expanded_nodes(root: yaml.Node) -> int:
+    """Nodes ``root`` stands for once every alias is expanded (memoised by node, so O(nodes)
+    however much they expand; a recursive alias counts once)."""
+    cap = 1 << 62
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            open_.discard(key)
+            sizes[key] = min(cap, 1 + sum(sizes.get(id(k), 1) for k in _yaml_kids(node)))
+            continue
+        if key in sizes or key in open_:
+            continue
+        open_.add(key)
+        stack.append((node, True))
+        stack.extend((k, False) for k in _yaml_kids(node) if id(k) not in sizes)
+    return sizes.get(id(root), 1)
+
+
+def safe_load_bounded(text: str, where: str = "") -> Any:
+    """``yaml.safe_load`` that refuses alias bombs (too many aliases or expanded nodes)
+    with a one-line :class:`ConfigError`, before anything is built from them."""
+    loader = _BoundedLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except ConfigError as e:
+            raise ConfigError(f"{where}{e}") from None
+        except RecursionError:
+            raise ConfigError(f"{where}YAML is nested too deeply; refused") from None
+        if node is None:
+            return None
+        n = _expanded_nodes(node)
+        if n > MAX_YAML_NODES:
+            raise ConfigError(
+                f"{where}YAML expands to {n} nodes, more than {MAX_YAML_NODES}; refused "
+                "(alias expansion bomb?)"
+            )
+        try:
+            return loader.construct_document(node)
+        except (ValueError, TypeError, OverflowError) as e:  # e.g. a timestamp 2001-13-45
+            raise ConfigError(f"{where}invalid YAML value ({type(e).__name__}: {e})") from None
+        except RecursionError:
+            raise ConfigError(f"{where}YAML is nested too deeply; refused") from None
+    finally:
+        loader.dispose()
+
+
 def load_config(source: str | os.PathLike[str] | Mapping[str, Any]) -> LclstreamConfig:
     """Validate a config from a YAML file path or an already-parsed mapping.
 
@@ -900,7 +983,7 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any]) -> Lclstream
         except OSError as e:
             raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from None
         try:
-            data = yaml.safe_load(text)
+            data = safe_load_bounded(text, where)
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             pos = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

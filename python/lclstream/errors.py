@@ -30,7 +30,33 @@ class FormatError(CorruptDataError):
     """A message does not follow the format it claims (HDF5 image, stream2, raw batch)."""
 
 
+class RejectedMessage(FormatError):
+    """A received message the receiver refuses (unparseable, another stream's, forged or
+    impossible); ``reason`` is a short category for counting (``corrupt``, ``foreign``,
+    ``forged``, ``limit``, ``format``)."""
+
+    def __init__(self, message: str, reason: str = "corrupt") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class WriteError(LclstreamError, OSError):
+    """A file could not be written (disk full, read-only folder, no permission); every file
+    written before it is complete and valid. ``errno`` is the cause's."""
+
+    def __str__(self) -> str:
+        return str(self.strerror) if self.strerror else super().__str__()
+
+
+class SecurityWarning(UserWarning):
+    """A configuration that works but does not protect what users may think it does
+    (e.g. CURVE without an allow-list: encrypted, but any client may connect)."""
+
+
 __all__ = [
+    "RejectedMessage",
+    "SecurityWarning",
+    "WriteError",
     "CapacityError",
     "ConfigError",
     "CorruptDataError",

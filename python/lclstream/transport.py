@@ -46,6 +46,7 @@ import atexit
 import os
 import re
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -54,6 +55,7 @@ from types import TracebackType
 from typing import Any
 
 from lclstream import _core
+from lclstream.errors import SecurityWarning
 
 __all__ = [
     "Curve",
@@ -188,6 +190,18 @@ def _curve_dict(curve: Curve | None) -> dict[str, Any] | None:
     return None if curve is None else curve._as_dict()
 
 
+def _warn_if_open(curve: Curve | None, what: str) -> None:
+    """A CURVE server without an allow-list encrypts, but lets any client that knows its
+    public key connect (and send or take data): say so once, at start."""
+    if curve is not None and curve.server_key is None and not curve.allowed_clients:
+        warnings.warn(
+            f"{what}: CURVE server without an allow-list (allowed_clients): traffic is "
+            "encrypted but any client that has the server's public key may connect",
+            SecurityWarning,
+            stacklevel=3,
+        )
+
+
 _KEY_RE = re.compile(r'^\s*(public|secret)-key\s*=\s*"([^"]{40})"\s*$', re.MULTILINE)
 
 
@@ -204,7 +218,16 @@ def _write_key_file(path: Path, public: str, secret: str | None) -> None:
     ]
     if secret:
         lines.append(f'    secret-key = "{secret}"')
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if secret else 0o644)
+    mode = 0o600 if secret else 0o644
+    # O_NOFOLLOW: a symlink planted at the name is not followed; fchmod: O_CREAT's mode only
+    # applies to a new file, and an existing 0644 file must not keep its mode for a secret
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, mode)
+    try:
+        os.fchmod(fd, mode)
+        os.ftruncate(fd, 0)
+    except BaseException:
+        os.close(fd)
+        raise
     with os.fdopen(fd, "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -293,6 +316,7 @@ class Sender:
         hwm: int | None = None,
     ) -> None:
         _ensure_release_thread()
+        _warn_if_open(curve, "Sender")
         self._s = _core.Sender(
             _urls(url_or_urls),
             socket_type,
@@ -406,6 +430,7 @@ class Receiver:
         subscribe: Sequence[str] = ("",),
         reuse_buffers: bool = False,
     ) -> None:
+        _warn_if_open(curve, "Receiver")
         self._r = _core.Receiver(
             _urls(url_or_urls),
             socket_type,

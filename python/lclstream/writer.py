@@ -15,38 +15,83 @@ root attributes) unless ``write_end=False``, so a directory proves its own compl
 
 from __future__ import annotations
 
+import errno
 import os
+import secrets
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lclstream.errors import ConfigError, FormatError
+from lclstream.errors import ConfigError, FormatError, WriteError
 from lclstream.formats import detect, parse
 from lclstream.formats._common import as_frames, frame_bytes
-from lclstream.formats.hdf5 import HDF5_SIGNATURE, HDF5BinarySerializer, open_image
+from lclstream.formats.hdf5 import HDF5_SIGNATURE, HDF5BinarySerializer, check_image, open_image
 from lclstream.protocols import EventBatch, Message, ParsedMessage, StreamInfo, StreamTotals
 
+#: Temporary files older than this, named as ours, are left by a crash: removed at start.
+STALE_TEMP_SECONDS = 3600.0
 
-def atomic_write(path: Path, chunks: list[Any]) -> None:
-    """Write ``chunks`` (bytes-likes) to ``path`` via a temp file + fsync + rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+
+def _temp_name(path: Path) -> Path:
+    """A hidden, unique temporary name next to ``path`` (PIDs repeat across containers and
+    restarts, so a random part makes it unique; O_EXCL makes sure of it)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
+
+
+def _write_error(path: Path, exc: OSError) -> WriteError:
+    name = errno.errorcode.get(exc.errno, "") if exc.errno else ""
+    why = exc.strerror or str(exc)
+    return WriteError(
+        exc.errno or 0, f"cannot write {path}: {why}" + (f" ({name})" if name else "")
+    )
+
+
+def atomic_write(path: Path, chunks: list[Any], *, overwrite: bool = False) -> None:
+    """Write ``chunks`` (bytes-likes) to ``path`` via a unique temp file + fsync + link.
+
+    The final name is created with ``os.link`` (fails if it exists): a file is never
+    overwritten, so two writers in one folder cannot destroy each other's files; the loser
+    gets ``FileExistsError`` and takes the next name. ``overwrite=True`` renames instead.
+    Any other failure (disk full, read-only folder) is a :class:`WriteError`; the temp file
+    is removed and nothing appears under the final name.
+    """
+    tmp = _temp_name(path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
     try:
         with os.fdopen(fd, "wb") as f:
             for c in chunks:
                 f.write(c)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+                    raise
+                # no hard links on this filesystem: exclusive-create the name, then rename
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+                os.replace(tmp, path)
+            os.unlink(tmp)
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError) and not isinstance(exc, (FileExistsError, WriteError)):
+            raise _write_error(path, exc) from exc
         raise
-    try:  # make the rename itself durable
+    try:  # make the link itself durable
         dfd = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(dfd)
@@ -54,6 +99,26 @@ def atomic_write(path: Path, chunks: list[Any]) -> None:
             os.close(dfd)
     except OSError:
         pass
+
+
+def remove_stale_temps(directory: Path, prefix: str, age: float = STALE_TEMP_SECONDS) -> int:
+    """Remove temp files named as this writer's (``.PREFIX*.tmp``) older than ``age`` s."""
+    removed = 0
+    now = time.time()
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return 0
+    for e in entries:
+        if not (e.name.startswith(f".{prefix}") and e.name.endswith(".tmp")):
+            continue
+        try:
+            if e.is_file(follow_symlinks=False) and now - e.stat().st_mtime > age:
+                os.unlink(e.path)
+                removed += 1
+        except OSError:
+            pass
+    return removed
 
 
 @dataclass
@@ -92,8 +157,12 @@ class FileWriter:
             if "/" in text or "\\" in text or "\0" in text or text in (".", ".."):
                 raise ConfigError(f"file {what} {text!r} would escape the write directory")
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _write_error(self.directory, exc) from exc
         self._root = self.directory.resolve()
+        remove_stale_temps(self.directory, prefix)
         self.img_per_file = None if img_per_file is None else int(img_per_file)
         self.prefix = prefix
         self.suffix = suffix
@@ -117,14 +186,31 @@ class FileWriter:
         return path
 
     def _write_next(self, st: _SenderState, chunks: list[Any]) -> Path:
-        """Write under the next free number; the number is used up only if the write succeeds."""
-        while self._path(st.info.sender, st.counter).exists():
-            st.counter += 1
-        path = self._path(st.info.sender, st.counter)
-        atomic_write(path, chunks)
+        """Write under the next free number (another writer in the same folder may take a
+        number between our check and our write: the exclusive link then fails and the next
+        number is tried); the number is used up only if the write succeeds."""
+        while True:
+            while self._path(st.info.sender, st.counter).exists():
+                st.counter += 1
+            path = self._path(st.info.sender, st.counter)
+            try:
+                self._atomic(path, chunks)
+            except FileExistsError:
+                st.counter += 1
+                continue
+            break
         st.counter += 1
         self.files.append(path)
         return path
+
+    def _atomic(self, path: Path, chunks: list[Any]) -> None:
+        try:
+            atomic_write(path, chunks)
+        except WriteError as exc:
+            raise WriteError(
+                exc.errno,
+                f"{exc.strerror}; the {len(self.files)} file(s) written before it are complete",
+            ) from exc.__cause__
 
     def _state(self, info: StreamInfo) -> _SenderState:
         key = (info.stream_id, info.sender)
@@ -193,6 +279,7 @@ class FileWriter:
 
     def _write_hdf5_as_is(self, frame: Any) -> list[Path]:
         with open_image(frame) as f:
+            check_image(f, len(frame_bytes(frame)))
             a = f.attrs
             sid = a.get("stream_id", "")
             info = StreamInfo(
@@ -225,10 +312,15 @@ class FileWriter:
             image = st.serializer.end(totals)[0][0]
         path = self._path(st.info.sender, None)
         n = 1
-        while path.exists():
-            path = self._path(st.info.sender, None, n)
-            n += 1
-        atomic_write(path, [image])
+        while True:
+            while path.exists():
+                path = self._path(st.info.sender, None, n)
+                n += 1
+            try:
+                self._atomic(path, [image])
+            except FileExistsError:
+                continue
+            break
         self.files.append(path)
         return [*written, path]
 

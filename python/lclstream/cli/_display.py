@@ -63,6 +63,8 @@ def receive_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("dropped by sender", f"{d['events_dropped']:,} {d['drop_reasons']}"))
     if d.get("files"):
         rows.append(("files", f"{len(d['files'])} in {Path(d['files'][0]).parent}"))
+    if d.get("rejected"):
+        rows.append(("rejected messages", f"{d['rejected']:,} {d.get('rejected_reasons', {})}"))
     return rows
 
 

@@ -47,6 +47,21 @@ def receive(
         Path | None,
         typer.Option(help="CurveZMQ: the streamer's public .key (the streamer is the server)."),
     ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(help="Stop with an error at the first rejected message (default: count it)."),
+    ] = False,
+    stream_id: Annotated[
+        str | None,
+        typer.Option(help="Account for this stream only (default: the first one seen)."),
+    ] = None,
+    limit: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Change a limit on what a message may declare, KEY=VALUE (e.g. "
+            "max_senders=16, max_message_bytes=1GiB); see lclstream.limits.Limits.",
+        ),
+    ] = None,
 ) -> None:
     """Receive a stream, open every message and check completeness from the end totals.
 
@@ -56,7 +71,10 @@ def receive(
     with errors():
         from lclstream.cli._display import Progress, console
         from lclstream.handlers import curve_settings
+        from lclstream.limits import Limits
         from lclstream.run.receive import receive as do_receive
+
+        limits = Limits.from_strings(limit or [])
 
         curve = curve_settings(curve_server_key, curve_secret_key, curve_allowed_clients)
         with Progress(show) as progress:
@@ -81,6 +99,9 @@ def receive(
                 reuse_buffers=True,  # this process only receives: keep buffers warm
                 on_ready=on_ready,
                 on_message=on_msg if show else None,
+                limits=limits,
+                strict=strict,
+                stream_id=stream_id,
             )
         d = res.as_dict()
     if json_:

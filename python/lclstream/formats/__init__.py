@@ -16,6 +16,7 @@ from lclstream.formats.hdf5 import HDF5_SIGNATURE, HDF5BinarySerializer
 from lclstream.formats.lclstreamer_simplon import LclstreamerSimplonSerializer
 from lclstream.formats.raw import RawBatchSerializer
 from lclstream.formats.simplon import SimplonBinarySerializer
+from lclstream.limits import DEFAULT_LIMITS, Limits
 from lclstream.protocols import ParsedMessage
 from lclstream.registry import SERIALIZERS, format_names
 
@@ -67,11 +68,17 @@ def detect(message: Any) -> str:
 
 
 def parse(
-    message: Any, *, decode: bool = True, threads: int = 0, kind: str | None = None
+    message: Any,
+    *,
+    decode: bool = True,
+    threads: int = 0,
+    kind: str | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> ParsedMessage:
     """Parse one received message of any of our formats (frames: list of bytes-likes).
 
     ``kind``: what :func:`detect` already said of this message (so it is not asked twice).
+    ``limits``: what the message may declare (checked before any work it would drive).
     """
     if kind is None:
         kind = detect(message)
@@ -79,22 +86,22 @@ def parse(
     if kind == "hdf5":
         from lclstream.formats import hdf5
 
-        return hdf5.parse(frames, decode=decode, threads=threads)
+        return hdf5.parse(frames, decode=decode, threads=threads, limits=limits)
     if kind == "raw":
         from lclstream.formats import raw
 
-        return raw.parse(frames, decode=decode, threads=threads)
+        return raw.parse(frames, decode=decode, threads=threads, limits=limits)
     if kind == "npz":
         from lclstream.formats import npz
 
-        return npz.parse(frames, decode=decode)
+        return npz.parse(frames, decode=decode, limits=limits)
     if kind == "simplon":
         from lclstream.formats import simplon
 
-        return simplon.parse(frames, decode=decode)
+        return simplon.parse(frames, decode=decode, limits=limits)
     from lclstream.formats import lclstreamer_simplon
 
-    return lclstreamer_simplon.parse(frames, decode=decode)
+    return lclstreamer_simplon.parse(frames, decode=decode, limits=limits)
 
 
 __all__ = [

@@ -221,6 +221,26 @@ def expansion_limit(nbytes: int) -> int:
     return max(64 << 20, MAX_EXPANSION * nbytes)
 
 
+#: numpy kinds a message may name: booleans, integers, floats, complex (no objects, strings,
+#: structured or subarray dtypes, whose meaning or size a sender should not choose).
+#: numbers, and fixed-length bytes (text data sources: run info, geometry): no objects, no
+#: structured or sub-array dtypes
+_SAFE_KINDS = frozenset("biufcS")
+
+
+def safe_dtype(spec: Any, what: str) -> np.dtype[Any]:
+    """A dtype named by a message (``"<u2"``, ``"uint16"``), refused unless plain numeric."""
+    if not isinstance(spec, str) or len(spec) > 16:
+        raise FormatError(f"{what}: dtype {spec!r:.40} is not a short dtype name")
+    try:
+        dt = np.dtype(spec)
+    except (TypeError, ValueError) as exc:
+        raise FormatError(f"{what}: dtype {spec!r} is not a numpy dtype") from exc
+    if dt.kind not in _SAFE_KINDS or dt.fields is not None or dt.subdtype is not None:
+        raise FormatError(f"{what}: dtype {spec!r} is not a plain numeric or bytes dtype")
+    return dt
+
+
 def guarded(what: str) -> Callable[[_F], _F]:
     """Make a parser raise only FormatError (with ``what`` and the size) for bad input."""
 

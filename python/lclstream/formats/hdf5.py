@@ -34,11 +34,11 @@ from lclstream.formats._common import (
     declares_size,
     decompress_chunk,
     decompress_events,
-    expansion_limit,
     frame_bytes,
     parsed_message,
 )
 from lclstream.formats.base import SerializerBase, end_fields, totals_from_fields
+from lclstream.limits import DEFAULT_LIMITS, LimitExceeded, Limits
 from lclstream.protocols import (
     DetectorInfo,
     EventBatch,
@@ -577,14 +577,92 @@ def _info_from_attrs(attrs: Any) -> StreamInfo:
     )
 
 
-def parse(frames: Any, *, decode: bool = True, threads: int = 0) -> ParsedMessage:
+#: HDF5 filters a message may use: what lclstream writes (``formats._common.compression``:
+#: deflate and shuffle for gzip, 32004 lz4, 32008 bitshuffle, 32013 zfp, 32015 zstd).
+ALLOWED_FILTERS = frozenset({1, 2, 32004, 32008, 32013, 32015})
+
+
+def check_image(f: h5py.File, nbytes: int, limits: Limits = DEFAULT_LIMITS) -> None:
+    """Refuse an image that reaches outside itself or declares too much, before any read.
+
+    Why: HDF5 follows what a file says. External storage (an H5D external file list) makes
+    a read open a local file the sender names (or block forever on a FIFO), external links
+    open other HDF5 files, virtual datasets map other files' data, unknown filters run
+    plug-ins, and a 3 KB image may declare gigabytes of fill-value data or chunks far
+    larger than the dataset. So every link is walked (without following any) and every
+    dataset's creation properties and declared sizes are checked first.
+    """
+    fid = f.id
+    total = 0
+    found: list[tuple[str, int]] = []
+
+    def visit(name: bytes, info: Any) -> None:
+        found.append((name.decode("utf-8", "replace"), int(info.type)))
+        if len(found) > limits.max_cbor_length:
+            raise LimitExceeded(f"HDF5 message: more than {limits.max_cbor_length} links")
+
+    fid.links.visit(visit, info=True)
+    for name, ltype in found:
+        if ltype == h5py.h5l.TYPE_SOFT:
+            target = fid.links.get_val(name.encode()).decode("utf-8", "replace")
+            if not target.startswith("/"):
+                target = "/" + "/".join([*name.split("/")[:-1], target])
+            try:
+                ok = target in f and f.get(target, getlink=True) is not None
+            except Exception:
+                ok = False
+            if not ok:
+                raise FormatError(f"HDF5 message: soft link {name} -> {target} points nowhere")
+            continue
+        if ltype != h5py.h5l.TYPE_HARD:
+            what = "external link" if ltype == h5py.h5l.TYPE_EXTERNAL else "user-defined link"
+            raise FormatError(
+                f"HDF5 message: {what} {name} is refused (messages are self-contained)"
+            )
+        obj = f.get(name)
+        if not isinstance(obj, h5py.Dataset):
+            continue
+        dcpl = obj.id.get_create_plist()
+        layout = dcpl.get_layout()
+        if layout == h5py.h5d.VIRTUAL:
+            raise FormatError(f"HDF5 message: {name} is a virtual dataset (refused)")
+        if dcpl.get_external_count() > 0:
+            raise FormatError(f"HDF5 message: {name} has external storage (refused)")
+        for i in range(dcpl.get_nfilters()):
+            fid_ = int(dcpl.get_filter(i)[0])
+            if fid_ not in ALLOWED_FILTERS:
+                raise FormatError(
+                    f"HDF5 message: {name} uses filter {fid_}, not one lclstream writes "
+                    f"({', '.join(map(str, sorted(ALLOWED_FILTERS)))})"
+                )
+        itemsize = obj.id.get_type().get_size()
+        shape = obj.id.shape
+        limits.check_shape(shape, itemsize, f"HDF5 message: {name}")
+        size = itemsize
+        for d in shape:
+            size *= int(d)
+        total += size
+        if layout == h5py.h5d.CHUNKED:
+            chunk = itemsize
+            for d in dcpl.get_chunk():
+                chunk *= int(d)
+            limits.check_chunk(chunk, f"HDF5 message: {name}")
+            limits.check_decoded(chunk, nbytes, f"HDF5 message: {name} chunk")
+    limits.check_decoded(total, nbytes, "HDF5 message")
+
+
+def parse(
+    frames: Any, *, decode: bool = True, threads: int = 0, limits: Limits = DEFAULT_LIMITS
+) -> ParsedMessage:
     """One HDF5 message → ParsedMessage (data or end). Foreign images (e.g. LCLStreamer's)
     parse too: every dataset whose first axis is the event axis becomes an array.
-    Anything wrong with the image is a FormatError saying what."""
+    The image is checked first (:func:`check_image`): self-contained, allowed filters,
+    declared sizes within ``limits``. Anything wrong with it is a FormatError saying what."""
     frame = frames[-1] if isinstance(frames, list) else frames
     nbytes = len(frame_bytes(frame))
     try:
-        return _parse(frame, nbytes, decode, threads)
+        limits.check_message(nbytes, "HDF5 message")
+        return _parse(frame, nbytes, decode, threads, limits)
     except FormatError:
         raise
     except (ImportError, MemoryError):
@@ -595,9 +673,12 @@ def parse(frames: Any, *, decode: bool = True, threads: int = 0) -> ParsedMessag
         ) from exc
 
 
-def _parse(frame: Any, nbytes: int, decode: bool, threads: int) -> ParsedMessage:
-    limit = expansion_limit(nbytes)
+def _parse(
+    frame: Any, nbytes: int, decode: bool, threads: int, limits: Limits = DEFAULT_LIMITS
+) -> ParsedMessage:
+    limit = limits.decoded_limit(nbytes)
     with open_image(frame) as f:
+        check_image(f, nbytes, limits)
         attrs = f.attrs
         info = _info_from_attrs(attrs)
         try:

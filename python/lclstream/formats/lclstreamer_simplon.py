@@ -25,11 +25,13 @@ from lclstream.formats._common import (
     as_frames,
     compress_events,
     decompress_chunk,
-    expansion_limit,
     frame_bytes,
     guarded,
+    safe_dtype,
 )
 from lclstream.formats.base import SerializerBase, end_fields, totals_from_fields
+from lclstream.formats.cbor_scan import scan
+from lclstream.limits import DEFAULT_LIMITS, Limits
 from lclstream.protocols import EventBatch, ParsedMessage, StreamInfo, StreamTotals, WireMessage
 
 #: LCLStreamer calls bitshuffle.compress_lz4 with this block size (elements).
@@ -183,7 +185,7 @@ class LclstreamerSimplonSerializer(SerializerBase):
 
 
 @guarded("LCLStreamer SIMPLON")
-def parse(message: Any, *, decode: bool = True) -> ParsedMessage:
+def parse(message: Any, *, decode: bool = True, limits: Limits = DEFAULT_LIMITS) -> ParsedMessage:
     frames = as_frames(message)
     if len(frames) != 1:
         raise FormatError(f"LCLStreamer SIMPLON: a message is one frame, got {len(frames)}")
@@ -191,6 +193,8 @@ def parse(message: Any, *, decode: bool = True) -> ParsedMessage:
     prefix = bytes(mv[:1])
     if prefix not in (b"c", b"m"):
         raise FormatError(f"LCLStreamer SIMPLON: prefix {prefix!r} is neither b'c' nor b'm'")
+    limits.check_message(len(mv), "LCLStreamer SIMPLON")
+    scan(mv, limits, "LCLStreamer SIMPLON", offset=1)
     try:
         msg = cbor2.loads(mv[1:])
     except Exception as exc:
@@ -217,17 +221,26 @@ def parse(message: Any, *, decode: bool = True) -> ParsedMessage:
     if kind != "image":
         raise FormatError(f"LCLStreamer SIMPLON: unknown message type {kind!r}")
     try:
-        dt = np.dtype(msg["dtype"])
-        shape = tuple(int(s) for s in msg["shape"])
-        blocks = bytes(msg["compressed_data"])
+        dt = safe_dtype(msg["dtype"], "LCLStreamer SIMPLON")
+        shape = limits.check_shape(msg["shape"], dt.itemsize, "LCLStreamer SIMPLON image")
+        data = msg["compressed_data"]
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError("compressed_data is not a byte string")
+        blocks = bytes(data)
         block = int(msg.get("block_size", LCLSTREAMER_BLOCK))
+    except FormatError:
+        raise
     except (KeyError, TypeError, ValueError) as exc:
         raise FormatError(
             f"LCLStreamer SIMPLON: image map lacks dtype/shape/compressed_data: {exc}"
         ) from exc
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
-    if nbytes > expansion_limit(len(mv)) or min(shape, default=1) < 0:
-        raise FormatError(f"LCLStreamer SIMPLON: image declares {nbytes} bytes (corrupt?)")
+    nbytes = dt.itemsize
+    for d in shape:
+        nbytes *= d
+    limits.check_decoded(nbytes, len(mv), "LCLStreamer SIMPLON image")
+    limits.check_chunk(nbytes, "LCLStreamer SIMPLON image")
+    if not 0 < block * dt.itemsize < 1 << 32:
+        raise FormatError(f"LCLStreamer SIMPLON: block_size {block} is out of range")
     if decode:
         chunk = struct.pack(">QI", nbytes, block * dt.itemsize) + blocks
         arr = decompress_chunk(chunk, "bslz4", dt, shape).reshape((1, *shape))

@@ -8,9 +8,10 @@ holds ``lclstream_event_id`` and ``lclstream_timestamp`` arrays and one ``lclstr
 JSON: format tag, message kind, the stream facts, the sequence number, and in the end message
 the sender's totals). The end message is an .npz holding only that entry.
 
-Received bytes are hostile: entries are read with ``allow_pickle=False``, and their declared
-uncompressed sizes (zip headers) are checked against the expansion limit before anything is
-inflated.
+Received bytes are hostile: entries are read with ``allow_pickle=False``; the declared
+uncompressed sizes (zip headers) and every ``.npy`` header's shape and dtype are checked
+against :class:`~lclstream.limits.Limits` and against each other before anything is
+inflated or allocated.
 """
 
 from __future__ import annotations
@@ -23,19 +24,14 @@ from typing import Any
 import numpy as np
 
 from lclstream.errors import FormatError
-from lclstream.formats._common import (
-    as_frames,
-    expansion_limit,
-    frame_bytes,
-    guarded,
-    parsed_message,
-)
+from lclstream.formats._common import as_frames, frame_bytes, guarded, parsed_message
 from lclstream.formats.base import (
     SerializerBase,
     end_fields,
     info_from_fields,
     totals_from_fields,
 )
+from lclstream.limits import DEFAULT_LIMITS, LimitExceeded, Limits
 from lclstream.protocols import EventBatch, ParsedMessage, StreamTotals, WireMessage
 
 FORMAT_TAG = "lclstream-npz"
@@ -85,20 +81,54 @@ def is_npz(frame: Any) -> bool:
     return bytes(frame_bytes(frame)[:4]) == ZIP_MAGIC
 
 
+def _check_entries(zf: zipfile.ZipFile, nbytes: int, limits: Limits) -> None:
+    """Before anything is inflated: the archive's declared sizes, and each .npy header's
+    shape and dtype against the limits and against its entry's declared size (numpy
+    allocates the array a header declares before it reads the data)."""
+    infos = zf.infolist()
+    if len(infos) > limits.max_cbor_length:
+        raise LimitExceeded(f"npz: {len(infos)} entries")
+    declared = sum(i.file_size for i in infos)
+    if declared > limits.decoded_limit(nbytes):
+        raise LimitExceeded(
+            f"npz: entries declare {declared} bytes from a {nbytes}-byte message (a zip bomb?)"
+        )
+    fmt = np.lib.format
+    for info in infos:
+        with zf.open(info) as f:
+            version = fmt.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = fmt.read_array_header_1_0(f)
+            elif version in ((2, 0), (3, 0)):
+                shape, _, dtype = fmt.read_array_header_2_0(f)
+            else:
+                raise FormatError(f"npz: entry {info.filename!r}: .npy version {version}")
+        if dtype.hasobject:
+            raise FormatError(f"npz: entry {info.filename!r} holds Python objects (pickles)")
+        dims = limits.check_shape(shape, dtype.itemsize, f"npz entry {info.filename!r}")
+        need = dtype.itemsize
+        for d in dims:
+            need *= d
+        if need > info.file_size:
+            raise FormatError(
+                f"npz: entry {info.filename!r} declares {list(dims)} {dtype} = {need} bytes "
+                f"but holds {info.file_size}"
+            )
+
+
 @guarded("npz message")
-def parse(message: Any, *, decode: bool = True) -> ParsedMessage:
+def parse(message: Any, *, decode: bool = True, limits: Limits = DEFAULT_LIMITS) -> ParsedMessage:
     frames = as_frames(message)
     if len(frames) != 1:
         raise FormatError(f"npz: expected 1 frame, got {len(frames)}")
     data = frame_bytes(frames[0])
     nbytes = len(data)
+    limits.check_message(nbytes, "npz message")
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
         raise FormatError(f"npz: not a zip archive ({nbytes} bytes): {exc}") from exc
-    declared = sum(i.file_size for i in zf.infolist())
-    if declared > expansion_limit(nbytes):
-        raise FormatError(f"npz: entries declare {declared} bytes from {nbytes} (a zip bomb?)")
+    _check_entries(zf, nbytes, limits)
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
         if META_KEY not in npz.files:
             raise FormatError("npz: no 'lclstream' entry (not an lclstream stream)")

@@ -21,10 +21,10 @@ from lclstream.formats._common import (
     compression,
     declares_size,
     decompress_events,
-    expansion_limit,
     frame_bytes,
     guarded,
     parsed_message,
+    safe_dtype,
 )
 from lclstream.formats.base import (
     SerializerBase,
@@ -32,6 +32,8 @@ from lclstream.formats.base import (
     info_from_fields,
     totals_from_fields,
 )
+from lclstream.formats.cbor_scan import scan
+from lclstream.limits import DEFAULT_LIMITS, Limits
 from lclstream.protocols import (
     DetectorInfo,
     EventBatch,
@@ -49,9 +51,14 @@ def _small(arr: np.ndarray) -> dict[str, Any]:
     return {"dtype": a.dtype.str, "shape": list(a.shape), "data": a.tobytes()}
 
 
-def _unsmall(d: Any, where: str) -> np.ndarray:
+def _unsmall(d: Any, where: str, limits: Limits = DEFAULT_LIMITS) -> np.ndarray:
+    """A small array from the header: a view of its bytes (the shape must match them)."""
     try:
-        arr = np.frombuffer(d["data"], np.dtype(d["dtype"])).reshape(d["shape"])
+        dt = safe_dtype(d["dtype"], f"raw batch header: {where}")
+        shape = limits.check_shape(d["shape"], dt.itemsize, f"raw batch header: {where}")
+        arr = np.frombuffer(d["data"], dt).reshape(shape)
+    except FormatError:
+        raise
     except (KeyError, TypeError, ValueError) as exc:
         raise FormatError(f"raw batch header: {where} is malformed: {exc}") from exc
     return arr
@@ -153,12 +160,20 @@ def is_raw(frames: list[Any]) -> bool:
 
 
 @guarded("raw batch")
-def parse(message: Any, *, decode: bool = True, threads: int = 0) -> ParsedMessage:
-    """[header, payload] → ParsedMessage; the primary array views the payload frame."""
+def parse(
+    message: Any, *, decode: bool = True, threads: int = 0, limits: Limits = DEFAULT_LIMITS
+) -> ParsedMessage:
+    """[header, payload] → ParsedMessage; the primary array views the payload frame.
+
+    The header's CBOR is pre-scanned (:mod:`.cbor_scan`) and every shape and size it
+    declares is checked against ``limits`` and the payload before anything is allocated.
+    """
     frames = as_frames(message)
     if len(frames) != 2:
         raise FormatError(f"raw batch: expected 2 frames (header, payload), got {len(frames)}")
     hb = frame_bytes(frames[0])
+    limits.check_message(len(hb) + len(frame_bytes(frames[1])), "raw batch")
+    scan(hb, limits, "raw batch header")
     try:
         head = cbor2.loads(hb)
     except Exception as exc:
@@ -174,20 +189,29 @@ def parse(message: Any, *, decode: bool = True, threads: int = 0) -> ParsedMessa
     if head.get("kind") == "end":
         totals = totals_from_fields(head)
         for k, d in dict(head.get("detectors", {})).items():
-            info.detectors[k] = DetectorInfo(k, d["kind"], tuple(d["frame_shape"]), d["dtype"])
+            fs = limits.check_shape(d["frame_shape"], 1, f"raw batch: detector {k!r}")
+            info.detectors[k] = DetectorInfo(k, str(d["kind"]), fs, str(d["dtype"]))
         return parsed_message("end", info, seq, nbytes, totals=totals)
-    arrays = {k: _unsmall(v, f"array {k!r}") for k, v in dict(head.get("arrays", {})).items()}
-    results = {k: _unsmall(v, f"result {k!r}") for k, v in dict(head.get("results", {})).items()}
-    ids = _unsmall(head.get("event_ids"), "event_ids")
-    ts = _unsmall(head.get("timestamps"), "timestamps")
+    arrays = {
+        k: _unsmall(v, f"array {k!r}", limits) for k, v in dict(head.get("arrays", {})).items()
+    }
+    results = {
+        k: _unsmall(v, f"result {k!r}", limits) for k, v in dict(head.get("results", {})).items()
+    }
+    ids = _unsmall(head.get("event_ids"), "event_ids", limits)
+    ts = _unsmall(head.get("timestamps"), "timestamps", limits)
     name = head.get("name")
     if name is not None:
         try:
-            dt = np.dtype(head["dtype"])
-            shape = tuple(int(s) for s in head["shape"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise FormatError(f"raw batch: bad dtype/shape in header: {exc}") from exc
-        expected = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+            dt = safe_dtype(head["dtype"], "raw batch")
+            shape = limits.check_shape(head["shape"], dt.itemsize, "raw batch")
+        except KeyError as exc:
+            raise FormatError(f"raw batch: header lacks {exc}") from exc
+        if not shape:
+            raise FormatError("raw batch: the primary array has no event axis")
+        expected = dt.itemsize
+        for d in shape:
+            expected *= d
         comp = head.get("compression")
         if comp is None:
             if len(payload) != expected:
@@ -198,14 +222,14 @@ def parse(message: Any, *, decode: bool = True, threads: int = 0) -> ParsedMessa
             arr = np.frombuffer(payload, dt).reshape(shape) if expected else np.zeros(shape, dt)
         else:
             sizes = [int(s) for s in head.get("chunk_sizes", [])]
-            if sum(sizes) != len(payload) or len(sizes) != shape[0]:
+            if sum(sizes) != len(payload) or len(sizes) != shape[0] or min(sizes, default=0) < 0:
                 raise FormatError(
                     f"raw batch: payload has {len(payload)} bytes in {len(sizes)} chunks, "
                     f"header chunk sizes sum to {sum(sizes)} for {shape[0]} events"
                 )
             frame_nbytes = expected // max(1, shape[0])
-            if expected > expansion_limit(nbytes):
-                raise FormatError(f"raw batch: header declares {expected} bytes (corrupt?)")
+            limits.check_decoded(expected, nbytes, "raw batch")
+            limits.check_chunk(frame_nbytes, "raw batch")
             if declares_size(comp):  # checked before anything is decoded
                 off = 0
                 for i, s in enumerate(sizes):

@@ -31,11 +31,14 @@ from lclstream.formats._common import (
     ChunkBuffer,
     as_frames,
     compress_events,
+    declares_size,
     decompress_chunk,
     frame_bytes,
     guarded,
 )
 from lclstream.formats.base import SerializerBase, end_fields, totals_from_fields
+from lclstream.formats.cbor_scan import scan
+from lclstream.limits import DEFAULT_LIMITS, Limits
 from lclstream.protocols import (
     DetectorInfo,
     EventBatch,
@@ -502,19 +505,34 @@ class _Typed:
         self.dtype, self.payload = dtype, payload
 
 
-def _decode_image(dims: Any, typed: Any, decode: bool) -> np.ndarray:
+def _decode_image(
+    dims: Any, typed: Any, decode: bool, limits: Limits = DEFAULT_LIMITS, nbytes: int = 0
+) -> np.ndarray:
+    """One tag-40 image; its declared shape is checked against ``limits``, the message size
+    and the chunk's own size header before anything is allocated or decoded."""
     if not isinstance(typed, _Typed):
         raise FormatError("stream2: tag 40 array does not hold a typed array")
-    try:
-        y, x = (int(d) for d in dims)
-    except (TypeError, ValueError) as exc:
-        raise FormatError(f"stream2: bad image dimensions {dims!r}") from exc
+    if not isinstance(dims, (list, tuple)) or len(dims) != 2:
+        raise FormatError(f"stream2: image dimensions {dims!r:.60} are not [y, x]")
     dt = typed.dtype
+    y, x = limits.check_shape(dims, dt.itemsize, "stream2 image")
+    want = y * x * dt.itemsize
     p = typed.payload
     if isinstance(p, _Compressed):
         codec = _codec.from_stream2(p.algorithm)
         if codec is None:
             raise FormatError(f"stream2: compression {p.algorithm!r} is not supported")
+        if not isinstance(p.data, (bytes, bytearray, memoryview)):
+            raise FormatError("stream2: tag 56500 data is not a byte string")
+        limits.check_decoded(want, nbytes, "stream2 image")
+        limits.check_chunk(want, "stream2 image")
+        if declares_size(codec):
+            declared = int.from_bytes(bytes(p.data[:8]), "big")
+            if declared != want:
+                raise FormatError(
+                    f"stream2: {codec} chunk declares {declared} bytes, the image "
+                    f"{y}x{x} {dt} has {want}"
+                )
         if not decode:
             return np.empty((0,), dt)
         return decompress_chunk(p.data, codec, dt, (y, x))
@@ -528,7 +546,7 @@ def _decode_image(dims: Any, typed: Any, decode: bool) -> np.ndarray:
 
 
 @guarded("stream2")
-def parse(message: Any, *, decode: bool = True) -> ParsedMessage:
+def parse(message: Any, *, decode: bool = True, limits: Limits = DEFAULT_LIMITS) -> ParsedMessage:
     """One stream2 message → ParsedMessage. Images come back in their original frame shape
     when ``user_data.lclstream.frame_shape`` says it, else as (1, y, x)."""
     frames = as_frames(message)
@@ -538,6 +556,8 @@ def parse(message: Any, *, decode: bool = True) -> ParsedMessage:
     nbytes = len(mv)
     if bytes(mv[:3]) != SELF_DESCRIBED:
         raise FormatError(f"stream2: message does not start with tag 55799 (got {bytes(mv[:3])!r})")
+    limits.check_message(nbytes, "stream2")
+    scan(mv, limits, "stream2")
 
     def hook(*args: Any) -> Any:
         # cbor2 >= 6 calls hook(tag, immutable); older versions hook(decoder, tag)
@@ -553,7 +573,7 @@ def parse(message: Any, *, decode: bool = True) -> ParsedMessage:
             v = tag.value
             if not (isinstance(v, (list, tuple)) and len(v) == 2):
                 raise FormatError("stream2: tag 40 content is not [dims, array]")
-            return _decode_image(v[0], v[1], decode)
+            return _decode_image(v[0], v[1], decode, limits, nbytes)
         return tag
 
     try:
@@ -561,6 +581,9 @@ def parse(message: Any, *, decode: bool = True) -> ParsedMessage:
     except FormatError:
         raise
     except Exception as exc:
+        cause = exc.__cause__ or exc.__context__  # cbor2 wraps what a tag hook raises
+        if isinstance(cause, FormatError):
+            raise cause from None
         raise FormatError(f"stream2: {nbytes}-byte message is not valid CBOR: {exc}") from exc
     if not isinstance(msg, Mapping) or not msg:
         raise FormatError("stream2: message is not a CBOR map")
