@@ -22,7 +22,7 @@ def main(argv: list[str]) -> int:
     seconds = int(os.environ.get("FUZZ_SECONDS", "20"))
     artifacts = Path(os.environ.get("FUZZ_ARTIFACTS", "build/fuzz")).resolve()
     artifacts.mkdir(parents=True, exist_ok=True)
-    targets = argv or TARGETS
+    targets = argv or os.environ.get("FUZZ_TARGETS", "").split() or TARGETS
     failed = []
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
