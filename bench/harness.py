@@ -24,7 +24,7 @@ if str(HERE) not in sys.path:
 from common import machine  # noqa: E402
 
 #: Run order: parts first, the whole pipeline last.
-ORDER = ["batch", "calib", "codec", "transport", "formats", "sources", "e2e", "scaling"]
+ORDER = ["batch", "calib", "codec", "peaks", "transport", "formats", "sources", "e2e", "scaling"]
 SCHEMA_VERSION = 1
 
 

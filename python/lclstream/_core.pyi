@@ -112,6 +112,42 @@ class Calibrator:
     @property
     def photon_energy_keV(self) -> float: ...
 
+# ---- peaks ----------------------------------------------------------------------------
+class Peakfinder8:
+    def __init__(
+        self,
+        radius: np.ndarray,
+        mask: np.ndarray | None = None,
+        *,
+        asic_nx: int,
+        asic_ny: int,
+        nasics_x: int,
+        nasics_y: int,
+        adc_threshold: float,
+        minimum_snr: float,
+        min_pixel_count: int,
+        max_pixel_count: int,
+        local_bg_radius: int,
+        max_num_peaks: int,
+        min_res: float = 0.0,
+        max_res: float = 1e30,
+    ) -> None: ...
+    @property
+    def shape(self) -> tuple[int, int]: ...
+    def find(
+        self, frames: np.ndarray, threads: int = 0
+    ) -> tuple[
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+        np.ndarray,
+    ]: ...
+
 # ---- reduce ---------------------------------------------------------------------------
 def zero_below(data: np.ndarray, threshold: float, threads: int = 0) -> int: ...
 def crop(
