@@ -8,7 +8,7 @@ JOBS ?= $(shell nproc)
 CORE_SOURCES := $(shell find cpp examples/cpp -type f \( -name '*.cpp' -o -name '*.hpp' -o -name '*.txt' -o -name '*.in' -o -name '*.cmake' \)) CMakeLists.txt
 PY_SOURCES := $(shell find python -type f -name '*.py*') pyproject.toml
 
-.PHONY: all setup build demo test test-cpp test-py asan lint bench clean fuzz-py
+.PHONY: all setup build demo test test-cpp test-py asan fuzz-cpp fuzz-py lint bench clean
 all: build
 
 setup: $(VENV)/.lclstream-setup
@@ -45,6 +45,25 @@ asan: $(VENV)/.lclstream-setup
 	  -DCMAKE_BUILD_TYPE=Debug -DLCLSTREAM_BUILD_TESTS=ON -DLCLSTREAM_WERROR=ON -DLCLSTREAM_SANITIZE=ON
 	$(CMAKE) --build build/asan -j $(JOBS)
 	cd build/asan && ASAN_OPTIONS=detect_leaks=0 $(abspath $(VENV))/bin/ctest --output-on-failure -j $(JOBS) -E install_and_find_package
+
+# libFuzzer targets of the C++ decoders (clang, ASan + UBSan), each run for FUZZ_SECONDS on
+# its committed seed corpus (cpp/fuzz/corpus/<target>; new inputs go to build/fuzz/corpus).
+# A crash leaves its input in build/fuzz/crashes and fails the run: add it as a regression test.
+FUZZ_SECONDS ?= 20
+FUZZ_TARGETS := fuzz_bslz4 fuzz_bszstd fuzz_lz4 fuzz_zstd fuzz_frames
+fuzz-cpp: $(VENV)/.lclstream-setup
+	bash scripts/setup.sh fuzz
+	$(CMAKE) -S . -B build/fuzz -G Ninja -DCMAKE_MAKE_PROGRAM=$(abspath $(VENV)/bin/ninja) \
+	  -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLCLSTREAM_BUILD_FUZZ=ON
+	$(CMAKE) --build build/fuzz -j $(JOBS) --target $(FUZZ_TARGETS)
+	mkdir -p build/fuzz/crashes
+	set -e; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build/fuzz/corpus/$$t; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  ASAN_OPTIONS=detect_leaks=1 build/fuzz/cpp/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
+	    -timeout=10 -print_final_stats=1 -artifact_prefix=build/fuzz/crashes/$$t- \
+	    build/fuzz/corpus/$$t cpp/fuzz/corpus/$$t; \
+	done
 
 lint: $(VENV)/.lclstream-setup
 	$(VENV)/bin/ruff check python tests bench

@@ -19,6 +19,23 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
 
+# `setup.sh fuzz`: clang and its libFuzzer/sanitizer runtimes for `make fuzz-cpp` only (the
+# normal build and tests use gcc and need none of it).
+if [ "${1:-}" = "fuzz" ]; then
+  FUZZ_PACKAGES=(clang libclang-rt-14-dev)
+  fmissing=()
+  for p in "${FUZZ_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || fmissing+=("$p")
+  done
+  if ((${#fmissing[@]})); then
+    echo "setup: installing Debian packages for fuzzing: ${fmissing[*]}"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${fmissing[@]}"
+  fi
+fi
+
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"

@@ -62,6 +62,10 @@ LCLSTREAM_BINDING(batch) {
       "Page-aligned buffers touched once and reused; acquire blocks when all are in use.")
       .def(py::init<std::size_t, std::size_t, bool>(), py::arg("buffer_bytes"), py::arg("count"),
            py::arg("prefault") = true)
+      .def("cancel", &BufferPool::cancel,
+           "Wake every waiter with CancelledError and refuse later acquisitions (a stalled "
+           "consumer holds the buffers; the run is being cancelled).")
+      .def_property_readonly("cancelled", &BufferPool::cancelled)
       .def_property_readonly("buffer_bytes", &BufferPool::buffer_bytes)
       .def_property_readonly("capacity", &BufferPool::capacity)
       .def("stats", [](const BufferPool& p) {
@@ -79,18 +83,29 @@ LCLSTREAM_BINDING(batch) {
   py::class_<Batch, std::shared_ptr<Batch>>(m, "Batch",
       "N frames of one detector in one contiguous pooled buffer, events first.")
       .def(py::init([](std::shared_ptr<BufferPool> pool, const std::string& dtype,
-                       std::vector<std::size_t> frame_shape, std::size_t capacity) {
+                       std::vector<std::size_t> frame_shape, std::size_t capacity, std::optional<double> timeout) {
              const DType t = dtype_from_name(dtype);
              std::shared_ptr<Batch> b;
              if (pool) {
-               py::gil_scoped_release nogil;  // acquire may block until a buffer comes back
-               b = std::make_shared<Batch>(*pool, t, std::move(frame_shape), capacity);
+               std::optional<std::chrono::milliseconds> deadline;
+               if (timeout) {
+                 if (*timeout < 0) throw ValueError("Batch: timeout must be >= 0 seconds or None");
+                 deadline = std::chrono::milliseconds(static_cast<long long>(*timeout * 1000.0 + 0.5));
+               }
+               // acquire may block until a buffer comes back: without the GIL, checking for
+               // Ctrl-C between slices (the main thread's), ended at once by pool.cancel().
+               py::gil_scoped_release nogil;
+               b = std::make_shared<Batch>(*pool, t, std::move(frame_shape), capacity, deadline, [] {
+                 py::gil_scoped_acquire gil;
+                 if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+               });
              } else {
                b = std::make_shared<Batch>(t, std::move(frame_shape), capacity);
              }
              return b;
            }),
-           py::arg("pool"), py::arg("dtype"), py::arg("frame_shape"), py::arg("capacity"))
+           py::arg("pool"), py::arg("dtype"), py::arg("frame_shape"), py::arg("capacity"),
+           py::arg("timeout") = py::none())
       .def("append", [](Batch& b, const py::array& frame, std::uint64_t id, std::uint64_t ts, int threads) {
              const auto bytes = checked_bytes(b, frame, "Batch.append: frame", 0);
              py::gil_scoped_release nogil;

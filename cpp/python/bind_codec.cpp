@@ -1,11 +1,14 @@
 // Codecs: chunks in the HDF5 filters' layouts. Inputs are taken without copies (buffer
 // protocol, C-contiguous), outputs are numpy uint8 arrays (or the caller's `out`); the GIL is
 // released around every kernel.
+#include <algorithm>
 #include <cstring>
 #include <memory>
+#include <optional>
 
 #include "bindings.hpp"
 #include "lclstream/codec.hpp"
+#include "lclstream/decode_limits.hpp"
 #include "lclstream/error.hpp"
 
 namespace lclstream::py_bind {
@@ -56,6 +59,25 @@ py::array make_output(const py::object& out, const py::dtype& dt, const std::vec
   for (std::size_t i = 0; same && i < shape.size(); ++i) same = arr.shape(static_cast<py::ssize_t>(i)) == shape[i];
   if (!same) throw ValueError("decompress: out has the wrong shape");
   return arr;
+}
+
+/// The limits a call applies: `limits` (None: the defaults). With a caller's `out` nothing is
+/// allocated here, so only the header checks apply (the caller sized `out`).
+DecodeLimits limits_for(const std::optional<DecodeLimits>& limits, const py::object& out) {
+  if (!out.is_none()) {
+    constexpr std::uint64_t kNoLimit = ~std::uint64_t{0};
+    return DecodeLimits{kNoLimit, kNoLimit};
+  }
+  return limits ? *limits : DecodeLimits{};
+}
+
+std::vector<std::uint64_t> dims_of(const std::vector<py::ssize_t>& shape, std::size_t from, const char* what) {
+  std::vector<std::uint64_t> d;
+  for (std::size_t i = from; i < shape.size(); ++i) {
+    if (shape[i] < 0) throw ValueError(std::string(what) + ": negative dimension in shape");
+    d.push_back(static_cast<std::uint64_t>(shape[i]));
+  }
+  return d;
 }
 
 }  // namespace
@@ -136,21 +158,46 @@ LCLSTREAM_BINDING(codec) {
       py::arg("block_size") = 0, py::arg("out") = py::none(),
       "One chunk for the whole array in the HDF5 filter's layout; a uint8 view of (part of) `out`.");
 
+  py::class_<DecodeLimits>(m, "DecodeLimits",
+      "Decoded bytes a chunk may declare and a call (one message) may produce; checked, with what "
+      "the chunk's headers can produce, before anything is allocated.")
+      .def(py::init([](std::uint64_t max_chunk_bytes, std::uint64_t max_message_bytes) {
+             return DecodeLimits{max_chunk_bytes, max_message_bytes};
+           }),
+           py::kw_only(), py::arg("max_chunk_bytes") = kDefaultMaxDecodedBytes,
+           py::arg("max_message_bytes") = kDefaultMaxDecodedBytes)
+      .def_readwrite("max_chunk_bytes", &DecodeLimits::max_chunk_bytes)
+      .def_readwrite("max_message_bytes", &DecodeLimits::max_message_bytes)
+      .def("__repr__", [](const DecodeLimits& l) {
+        return "DecodeLimits(max_chunk_bytes=" + std::to_string(l.max_chunk_bytes) +
+               ", max_message_bytes=" + std::to_string(l.max_message_bytes) + ")";
+      });
+  m.attr("DEFAULT_MAX_DECODED_BYTES") = kDefaultMaxDecodedBytes;
+  m.attr("MAX_RETAINED_SCRATCH") = kMaxRetainedScratch;
+  m.def("codec_max_decoded_bytes", [](const std::string& codec, std::size_t compressed) {
+        return max_decoded_bytes(codec_from_name(codec), compressed);
+      }, py::arg("codec"), py::arg("compressed"),
+      "The most bytes `compressed` bytes of a chunk can decode to, by the format's own limits.");
+  m.def("codec_check_chunk", [](const py::buffer& chunk, const std::string& codec, std::size_t elem_size,
+                                std::uint64_t expected, const std::optional<DecodeLimits>& limits) {
+        check_chunk(codec_from_name(codec), bytes_of(chunk, "chunk"), elem_size, expected,
+                    limits ? *limits : DecodeLimits{});
+      }, py::arg("chunk"), py::arg("codec"), py::arg("elem_size"), py::arg("expected"), py::arg("limits") = py::none(),
+      "Raises CorruptDataError / CapacityError for a chunk that cannot or may not decode to `expected` bytes.");
+
   m.def("codec_decompress", [](const py::buffer& chunk, const std::string& codec, const py::dtype& dt,
-                               const std::vector<py::ssize_t>& shape, int threads, const py::object& out) {
+                               const std::vector<py::ssize_t>& shape, int threads, const py::object& out,
+                               const std::optional<DecodeLimits>& limits) {
         auto c = bytes_of(chunk, "decompress: chunk");
         const Codec k = codec_from_name(codec);
-        // Refuse a chunk whose declared size is not dtype x shape before allocating anything.
-        std::uint64_t want = static_cast<std::uint64_t>(dt.itemsize());
-        for (auto s : shape) {
-          if (s < 0) throw ValueError("decompress: negative dimension in shape");
-          want *= static_cast<std::uint64_t>(s);
-        }
-        const std::uint64_t declared = chunk_uncompressed_size(k, c);
-        if (declared != want) {
-          throw CorruptDataError(codec + " chunk: declares " + std::to_string(declared) + " uncompressed bytes, expected " +
-                                 std::to_string(want) + " (dtype and shape)");
-        }
+        // Refuse a chunk whose declared size is not dtype x shape, is over the limits, or
+        // cannot come out of its bytes, before allocating anything.
+        const DecodeLimits lim = limits_for(limits, out);
+        const auto dims = dims_of(shape, 0, "decompress");
+        const auto item = static_cast<std::size_t>(dt.itemsize());
+        const std::uint64_t want = checked_decoded_size(item, dims, std::min(lim.max_chunk_bytes, lim.max_message_bytes),
+                                                        "decompress");
+        check_chunk(k, c, item, want, lim);
         py::array res = make_output(out, dt, shape);
         const std::size_t es = elem_size_of(res);
         auto o = writable_bytes(res, "decompress: out");
@@ -160,7 +207,7 @@ LCLSTREAM_BINDING(codec) {
         }
         return res;
       }, py::arg("chunk"), py::arg("codec"), py::arg("dtype"), py::arg("shape"), py::arg("threads") = 1,
-      py::arg("out") = py::none());
+      py::arg("out") = py::none(), py::arg("limits") = py::none());
 
   m.def("codec_compress_frames", [](const py::array& a, const std::string& codec, int level, int threads,
                                     std::size_t block_size, const py::object& out) {
@@ -191,7 +238,7 @@ LCLSTREAM_BINDING(codec) {
   m.def("codec_decompress_frames", [](const py::buffer& chunks, const py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>& offsets,
                                       const py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>& sizes,
                                       const std::string& codec, const py::dtype& dt, const std::vector<py::ssize_t>& shape,
-                                      int threads, const py::object& out) {
+                                      int threads, const py::object& out, const std::optional<DecodeLimits>& limits) {
         auto c = bytes_of(chunks, "decompress_frames: chunks");
         if (offsets.ndim() != 1 || sizes.ndim() != 1 || offsets.size() != sizes.size()) {
           throw ValueError("decompress_frames: offsets and sizes must be 1-D of equal length");
@@ -206,17 +253,33 @@ LCLSTREAM_BINDING(codec) {
           off[i] = static_cast<std::size_t>(oi);
           siz[i] = static_cast<std::size_t>(si);
         }
+        // Every chunk's header is checked against the frame size and the limits before the
+        // output (frames x frame bytes, itself limited per message) is allocated.
+        const Codec k = codec_from_name(codec);
+        const DecodeLimits lim = limits_for(limits, out);
+        const auto es_declared = static_cast<std::size_t>(dt.itemsize());
+        const std::uint64_t fb = checked_decoded_size(es_declared, dims_of(shape, 1, "decompress_frames"),
+                                                      lim.max_chunk_bytes, "decompress_frames: frame");
+        check_message_bytes(checked_decoded_size(es_declared, dims_of(shape, 0, "decompress_frames"),
+                                                 lim.max_message_bytes, "decompress_frames"), lim);
+        for (std::size_t i = 0; i < off.size(); ++i) {
+          if (off[i] > c.size() || siz[i] > c.size() - off[i]) {
+            throw CorruptDataError("decompress_frames: chunk " + std::to_string(i) + " (offset " + std::to_string(off[i]) +
+                                   ", " + std::to_string(siz[i]) + " bytes) lies outside the " + std::to_string(c.size()) +
+                                   "-byte buffer");
+          }
+          check_chunk(k, c.subspan(off[i], siz[i]), es_declared, fb, lim);
+        }
         py::array res = make_output(out, dt, shape);
         const std::size_t es = elem_size_of(res);
         auto o = writable_bytes(res, "decompress_frames: out");
-        const Codec k = codec_from_name(codec);
         {
           py::gil_scoped_release nogil;
           decompress_frames(c, off, siz, es, o, k, threads);
         }
         return res;
       }, py::arg("chunks"), py::arg("offsets"), py::arg("sizes"), py::arg("codec"), py::arg("dtype"), py::arg("shape"),
-      py::arg("threads") = 0, py::arg("out") = py::none());
+      py::arg("threads") = 0, py::arg("out") = py::none(), py::arg("limits") = py::none());
 
   m.def("codec_hdf5_filter", [](const std::string& codec, int level) {
         const Codec k = codec_from_name(codec);

@@ -223,7 +223,11 @@ LCLSTREAM_BINDING(transport) {
              return sender_stats(s);
            })
       .def_property_readonly("endpoints", &Sender::endpoints)
-      .def_property_readonly("closed", &Sender::closed);
+      .def_property_readonly("closed", &Sender::closed)
+      .def_property_readonly("curve_server", &Sender::curve_server)
+      .def_property_readonly("curve_allow_list_set", &Sender::curve_allow_list_set,
+                             "A CURVE server that checks client keys (False: any client gets in).");
+  m.attr("DESTRUCTOR_LINGER_S") = static_cast<double>(kDestructorLinger.count()) / 1000.0;
 
   py::class_<Receiver>(m, "Receiver", "ZeroMQ receiver (pull or sub); see lclstream.transport.Receiver.")
       .def(py::init([](std::vector<std::string> endpoints, const std::string& socket_type, bool bind, int hwm,
@@ -267,5 +271,8 @@ LCLSTREAM_BINDING(transport) {
              return d;
            })
       .def_property_readonly("endpoints", &Receiver::endpoints)
-      .def_property_readonly("closed", &Receiver::closed);
+      .def_property_readonly("closed", &Receiver::closed)
+      .def_property_readonly("curve_server", &Receiver::curve_server)
+      .def_property_readonly("curve_allow_list_set", &Receiver::curve_allow_list_set,
+                             "A CURVE server that checks client keys (False: any client gets in).");
 }

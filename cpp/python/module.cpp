@@ -72,6 +72,8 @@ PYBIND11_MODULE(_core, m) {
                                              "A blocking operation ran past its deadline.");
   static py::object transport = make_exception(m, "TransportError", py::make_tuple(base, py::handle(PyExc_ConnectionError)),
                                                "A socket or endpoint failed.");
+  static py::object cancelled = make_exception(m, "CancelledError", py::make_tuple(base),
+                                               "A wait was given up because its owner was cancelled (BufferPool.cancel).");
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
@@ -85,6 +87,8 @@ PYBIND11_MODULE(_core, m) {
       PyErr_SetString(timeout.ptr(), e.what());
     } catch (const lclstream::TransportError& e) {
       PyErr_SetString(transport.ptr(), e.what());
+    } catch (const lclstream::CancelledError& e) {
+      PyErr_SetString(cancelled.ptr(), e.what());
     } catch (const lclstream::InterruptedError&) {
       PyErr_SetNone(PyExc_KeyboardInterrupt);
     } catch (const lclstream::Error& e) {

@@ -39,8 +39,8 @@ void parallel_copy(std::span<std::byte> dst, std::span<const std::byte> src, int
   });
 }
 
-Batch::Batch(BufferPool& pool, DType dtype, std::vector<std::size_t> frame_shape,
-             std::size_t capacity)
+Batch::Batch(BufferPool& pool, DType dtype, std::vector<std::size_t> frame_shape, std::size_t capacity,
+             std::optional<std::chrono::milliseconds> timeout, const std::function<void()>& interrupt)
     : dtype_(dtype), frame_shape_(std::move(frame_shape)), capacity_(capacity) {
   frame_elems_ = product(frame_shape_);
   const std::size_t need = capacity_ * frame_bytes();
@@ -50,7 +50,7 @@ Batch::Batch(BufferPool& pool, DType dtype, std::vector<std::size_t> frame_shape
                      std::to_string(need) + " bytes but the pool's buffers hold " +
                      std::to_string(pool.buffer_bytes()));
   }
-  buffer_ = pool.acquire();
+  buffer_ = pool.acquire(timeout, interrupt);
   ids_.reserve(capacity_);
   timestamps_.reserve(capacity_);
 }

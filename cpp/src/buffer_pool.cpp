@@ -48,6 +48,7 @@ struct PoolState {
   std::vector<std::byte*> free;  // those not borrowed
   std::size_t acquires = 0;
   std::size_t waits = 0;
+  bool cancelled = false;
 
   void give_back(std::byte* p) noexcept {
     {
@@ -102,24 +103,41 @@ BufferPool::BufferPool(std::size_t buffer_bytes, std::size_t count, bool prefaul
 
 BufferPool::~BufferPool() = default;
 
-PooledBuffer BufferPool::acquire(std::optional<std::chrono::milliseconds> timeout) {
+PooledBuffer BufferPool::acquire(std::optional<std::chrono::milliseconds> timeout,
+                                 const std::function<void()>& interrupt, std::chrono::milliseconds slice) {
+  using Clock = std::chrono::steady_clock;
+  const bool has_deadline = timeout.has_value();
+  const Clock::time_point deadline = has_deadline ? Clock::now() + *timeout : Clock::time_point::max();
+  auto cancelled_error = [&] {
+    return CancelledError("BufferPool: cancelled while waiting for a buffer of " +
+                          std::to_string(state_->buffer_bytes) + " bytes");
+  };
   std::unique_lock lock(state_->mu);
+  if (state_->cancelled) throw cancelled_error();
   if (state_->free.empty() && state_->owned.size() < state_->capacity) {
     state_->owned.push_back(allocate_touched(state_->buffer_bytes));
     state_->free.push_back(state_->owned.back().get());
   }
   if (state_->free.empty()) {
     ++state_->waits;
-    auto ready = [&] { return !state_->free.empty(); };
-    if (timeout) {
-      if (!state_->cv.wait_for(lock, *timeout, ready)) {
+    auto ready = [&] { return !state_->free.empty() || state_->cancelled; };
+    if (slice.count() <= 0) slice = std::chrono::milliseconds(50);
+    while (!ready()) {
+      auto until = Clock::now() + (interrupt ? slice : std::chrono::hours(24));
+      if (has_deadline && deadline < until) until = deadline;
+      if (state_->cv.wait_until(lock, until, ready)) break;
+      if (has_deadline && Clock::now() >= deadline) {
         throw TimeoutError("BufferPool: no free buffer of " + std::to_string(state_->buffer_bytes) +
                            " bytes within " + std::to_string(timeout->count()) + " ms (all " +
                            std::to_string(state_->capacity) + " in use)");
       }
-    } else {
-      state_->cv.wait(lock, ready);
+      if (interrupt) {
+        lock.unlock();
+        interrupt();
+        lock.lock();
+      }
     }
+    if (state_->cancelled) throw cancelled_error();
   }
   std::byte* p = state_->free.back();
   state_->free.pop_back();
@@ -133,6 +151,19 @@ PooledBuffer BufferPool::try_acquire() {
   } catch (const TimeoutError&) {
     return {};
   }
+}
+
+void BufferPool::cancel() noexcept {
+  {
+    std::lock_guard lock(state_->mu);
+    state_->cancelled = true;
+  }
+  state_->cv.notify_all();
+}
+
+bool BufferPool::cancelled() const noexcept {
+  std::lock_guard lock(state_->mu);
+  return state_->cancelled;
 }
 
 std::size_t BufferPool::buffer_bytes() const noexcept { return state_->buffer_bytes; }

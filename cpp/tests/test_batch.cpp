@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <numeric>
 #include <thread>
@@ -137,4 +139,41 @@ TEST_CASE("parallel_for runs every task once and propagates exceptions") {
   }
   for (auto& t : callers) t.join();
   REQUIRE(sum.load() == 4L * 50 * 120);
+}
+
+TEST_CASE("cancel wakes a waiter blocked on an exhausted pool with CancelledError") {
+  BufferPool pool(4096, 1);
+  auto held = pool.acquire();  // a stalled consumer holds the only buffer
+  std::atomic<bool> woke{false};
+  const auto t0 = std::chrono::steady_clock::now();
+  std::thread waiter([&] {
+    try {
+      (void)pool.acquire();  // no deadline: only cancel() can end this wait
+    } catch (const CancelledError&) {
+      woke = true;
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  pool.cancel();
+  waiter.join();
+  REQUIRE(woke);
+  REQUIRE(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(2));
+  REQUIRE(pool.cancelled());
+  REQUIRE_THROWS_AS(pool.acquire(), CancelledError);  // later acquisitions are refused too
+  held.reset();  // a borrowed buffer still comes back
+  REQUIRE(pool.stats().available == 1);
+}
+
+TEST_CASE("a pool wait calls its interrupt check between slices and ends when it throws") {
+  BufferPool pool(4096, 1);
+  auto held = pool.acquire();
+  int calls = 0;
+  struct Stop {};
+  REQUIRE_THROWS_AS(pool.acquire(std::nullopt, [&] {
+                      if (++calls == 3) throw Stop{};
+                    }, std::chrono::milliseconds(5)),
+                    Stop);
+  REQUIRE(calls == 3);
+  // A Batch waiting on the pool obeys the same deadline.
+  REQUIRE_THROWS_AS(Batch(pool, DType::u16, {8}, 1, std::chrono::milliseconds(20)), TimeoutError);
 }

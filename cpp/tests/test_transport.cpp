@@ -10,6 +10,9 @@
 #include <thread>
 #include <vector>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "lclstream/buffer_pool.hpp"
@@ -328,4 +331,49 @@ TEST_CASE("binding push sender: broadcast reaches every connected consumer once"
   CHECK(ends[0] == 1);
   CHECK(ends[1] == 1);
   CHECK(data == 12);
+}
+
+TEST_CASE("binding push sender survives 2000 TCP connect/close cycles, then streams", "[transport]") {
+  // A port scanner or a health check: each cycle emits two monitor events. Read only at
+  // broadcast()/stats(), ~1,100 cycles filled the monitor's queue and froze libzmq's I/O thread.
+  auto so = opts(SocketType::push, true, 5000ms);
+  Sender s({"tcp://127.0.0.1:*"}, so);
+  const std::string ep = s.endpoints()[0];
+  const int port = std::stoi(ep.substr(ep.rfind(':') + 1));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 2000; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    REQUIRE(::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
+    ::close(fd);
+  }
+  Receiver r(s.endpoints(), opts(SocketType::pull, false));
+  const std::string msg = "after the scan";
+  for (int k = 0; k < 20; ++k) s.send(frame_of(msg));
+  for (int k = 0; k < 20; ++k) CHECK(text(r.recv(5000ms)[0]) == msg);
+  const std::string end_text = "END";
+  const OutFrame end[] = {frame_of(end_text)};
+  CHECK(s.broadcast(end) == 1);
+  CHECK(text(r.recv(5000ms)[0]) == end_text);
+  CHECK(s.close(5000ms) == 0);
+  CHECK(std::chrono::steady_clock::now() - t0 < 60s);
+}
+
+TEST_CASE("a Sender with no timeout, dropped while a message is undelivered, does not block", "[transport]") {
+  const std::string ep = "inproc://lclstream-test-linger-" + std::to_string(::getpid());
+  Receiver r({ep}, opts(SocketType::pull, true));  // never reads: inproc holds the message
+  const auto t0 = std::chrono::steady_clock::now();
+  {
+    TransportOptions so = opts(SocketType::push, false);
+    so.timeout = std::nullopt;
+    Sender s({ep}, so);
+    const std::string msg = "never read";
+    s.send(frame_of(msg));
+  }  // ~Sender: bounded by kDestructorLinger
+  const auto took = std::chrono::steady_clock::now() - t0;
+  CHECK(took < kDestructorLinger + 2s);
 }

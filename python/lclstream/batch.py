@@ -19,6 +19,9 @@ from lclstream import _core
 
 BufferPool = _core.BufferPool
 
+#: Raised by a wait for a pool buffer once the pool is cancelled (``BufferPool.cancel()``).
+PoolCancelled = _core.CancelledError
+
 
 def pool_for(
     capacity: int, frame_shape: Sequence[int], dtype: npt.DTypeLike, count: int
@@ -32,7 +35,9 @@ class Batch:
     """N events of one detector, contiguous, with ids, timestamps and metadata.
 
     ``pool`` shares buffers between batches (a pipeline passes one so that memory is
-    reused); without it the batch gets a private buffer.
+    reused); without it the batch gets a private buffer. Waiting for a pool buffer obeys
+    Ctrl-C (main thread), ``timeout`` (seconds, None: no deadline; ``TimeoutError``) and
+    ``pool.cancel()`` (:data:`PoolCancelled`).
     """
 
     __slots__ = ("_b", "metadata", "source")
@@ -45,13 +50,14 @@ class Batch:
         *,
         pool: _core.BufferPool | None = None,
         source: str = "detector_data",
+        timeout: float | None = None,
     ) -> None:
         dt = np.dtype(dtype)
         if dt.byteorder == ">":
             raise _core.LclstreamValueError(f"Batch: big-endian dtype {dt} is not supported")
         if capacity < 1:
             raise _core.LclstreamValueError(f"Batch: capacity must be >= 1, got {capacity}")
-        self._b = _core.Batch(pool, dt.name, [int(s) for s in frame_shape], int(capacity))
+        self._b = _core.Batch(pool, dt.name, [int(s) for s in frame_shape], int(capacity), timeout)
         self.metadata: dict[str, list[Any]] = {}
         self.source = source
 

@@ -34,6 +34,18 @@ LCLSTREAMER_NAMES = ALIASES  # the name this table had first
 #: HDF5 filter ids, as registered with The HDF Group.
 FILTER_IDS: dict[str, int] = {n: c.hdf5_filter_id for n, c in TABLE.items()}
 
+#: Decoded bytes a chunk may declare and one call may produce (the C++ ``DecodeLimits``).
+DecodeLimits = _core.DecodeLimits
+
+#: The limits :func:`decompress` applies when given none: 1 GiB per chunk and per call.
+DEFAULT_LIMITS = _core.DecodeLimits()
+
+
+def max_decoded_bytes(nbytes: int, codec: str = "bslz4") -> int:
+    """The most bytes ``nbytes`` of a chunk can decode to by the format's own limits (LZ4
+    255:1, zstd 32768:1): a declared size above it is refused as corrupt."""
+    return int(_core.codec_max_decoded_bytes(resolve(codec), nbytes))
+
 
 def resolve(codec: str) -> str:
     """The core's name for a codec name or LCLStreamer alias (LclstreamValueError if none)."""
@@ -102,14 +114,19 @@ def decompress(
     shape: int | tuple[int, ...],
     out: npt.NDArray[np.generic] | None = None,
     threads: int = 1,
+    limits: DecodeLimits | None = None,
 ) -> npt.NDArray[np.generic]:
     """Decodes one chunk into an array of ``dtype`` and ``shape`` (or into ``out``).
 
-    Raises CorruptDataError when the chunk is truncated or corrupt, or declares a size other
-    than ``dtype`` x ``shape`` (checked before anything is allocated or written).
+    Raises CorruptDataError when the chunk is truncated or corrupt, declares a size other
+    than ``dtype`` x ``shape``, or claims more than its bytes can produce; CapacityError when
+    the size is over ``limits`` (default :data:`DEFAULT_LIMITS`, 1 GiB). All of it is checked
+    before anything is allocated or written: chunk bytes come from the network.
     """
     shp = (shape,) if isinstance(shape, int) else tuple(int(s) for s in shape)
-    return _core.codec_decompress(chunk, resolve(codec), np.dtype(dtype), list(shp), threads, out)
+    return _core.codec_decompress(
+        chunk, resolve(codec), np.dtype(dtype), list(shp), threads, out, limits
+    )
 
 
 def compress_bound(nbytes: int, elem_size: int, codec: str = "bslz4") -> int:
@@ -174,13 +191,18 @@ def decompress_frames(
     frame_shape: tuple[int, ...],
     out: npt.NDArray[np.generic] | None = None,
     threads: int = 0,
+    limits: DecodeLimits | None = None,
 ) -> npt.NDArray[np.generic]:
-    """Inverse of :func:`compress_frames`: one array shaped ``(events, *frame_shape)``."""
+    """Inverse of :func:`compress_frames`: one array shaped ``(events, *frame_shape)``.
+
+    Every chunk's header is checked (declared size, what its bytes can produce, ``limits``
+    per chunk) and the whole output against ``limits.max_message_bytes`` before allocating.
+    """
     off = np.ascontiguousarray(offsets, dtype=np.int64)
     siz = np.ascontiguousarray(sizes, dtype=np.int64)
     shape = [len(off), *(int(s) for s in frame_shape)]
     return _core.codec_decompress_frames(
-        chunks, off, siz, resolve(codec), np.dtype(dtype), shape, threads, out
+        chunks, off, siz, resolve(codec), np.dtype(dtype), shape, threads, out, limits
     )
 
 
@@ -218,7 +240,9 @@ def default_block_size(elem_size: int) -> int:
 __all__ = [
     "ALIASES",
     "CODECS",
+    "DEFAULT_LIMITS",
     "FILTER_IDS",
+    "DecodeLimits",
     "TABLE",
     "bitshuffle",
     "bitunshuffle",
@@ -234,5 +258,6 @@ __all__ = [
     "from_stream2",
     "hdf5_filter",
     "info",
+    "max_decoded_bytes",
     "resolve",
 ]

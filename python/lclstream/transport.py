@@ -368,13 +368,26 @@ class Sender:
         """
         return int(self._s.close(self.timeout if timeout is None else timeout))
 
+    @property
+    def curve_server(self) -> bool:
+        """True when this socket is a CURVE server (holds the secret key)."""
+        return bool(self._s.curve_server)
+
+    @property
+    def curve_allow_list_set(self) -> bool:
+        """True when a CURVE server checks client keys; False means any client gets in."""
+        return bool(self._s.curve_allow_list_set)
+
     def __del__(self) -> None:
-        # A Sender dropped without close() still delivers what it queued (bounded by its
-        # timeout), with the GIL released while it waits.
+        # A Sender dropped without close() still delivers what it queued, with the GIL
+        # released while it waits, but for at most DESTRUCTOR_LINGER_S whatever its timeout
+        # (None included): a finalizer must never block for good on a stalled consumer.
         s = getattr(self, "_s", None)
         if s is not None and not s.closed:
+            linger = _core.DESTRUCTOR_LINGER_S
+            t = self.timeout
             try:
-                s.close(self.timeout)
+                s.close(linger if t is None or t > linger else t)
             except Exception:  # noqa: BLE001 - never raise from a finalizer
                 pass
 
@@ -451,6 +464,16 @@ class Receiver:
     @property
     def closed(self) -> bool:
         return bool(self._r.closed)
+
+    @property
+    def curve_server(self) -> bool:
+        """True when this socket is a CURVE server (holds the secret key)."""
+        return bool(self._r.curve_server)
+
+    @property
+    def curve_allow_list_set(self) -> bool:
+        """True when a CURVE server checks client keys; False means any client gets in."""
+        return bool(self._r.curve_allow_list_set)
 
     def recv(self, timeout: float | None = -1.0) -> list[memoryview]:
         """The next message's frames; ``TimeoutError`` when none comes within ``timeout``.

@@ -2,7 +2,7 @@
 
 Each target runs in its own process for ``FUZZ_SECONDS`` (default 20) seconds, starting from
 its committed seed corpus ``corpus/<target>/`` (read-only: new inputs go to a temporary
-folder). A crash leaves ``crash-*`` in ``FUZZ_ARTIFACTS`` (default ``build/fuzz``) and fails
+folder). A crash leaves ``crash-*`` in ``FUZZ_ARTIFACTS`` (default ``build/fuzz-py``) and fails
 the run; each crash found is turned into a regression test in tests/.
 """
 
@@ -20,9 +20,9 @@ TARGETS = ["hdf5", "stream2", "lclstreamer_simplon", "raw", "config"]
 
 def main(argv: list[str]) -> int:
     seconds = int(os.environ.get("FUZZ_SECONDS", "20"))
-    artifacts = Path(os.environ.get("FUZZ_ARTIFACTS", "build/fuzz")).resolve()
+    artifacts = Path(os.environ.get("FUZZ_ARTIFACTS", "build/fuzz-py")).resolve()
     artifacts.mkdir(parents=True, exist_ok=True)
-    targets = argv or os.environ.get("FUZZ_TARGETS", "").split() or TARGETS
+    targets = argv or os.environ.get("FUZZ_PY_TARGETS", "").split() or TARGETS
     failed = []
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(

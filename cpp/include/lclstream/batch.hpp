@@ -2,7 +2,10 @@
 // A batch: N events of one detector laid out contiguously (events first) in one pooled
 // buffer, plus per-event ids and timestamps. Contiguity is what lets a codec, a socket or
 // a GPU take the whole batch in one call without gathering.
+#include <chrono>
 #include <cstddef>
+#include <functional>
+#include <optional>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -16,8 +19,11 @@ namespace lclstream {
 class Batch {
  public:
   /// A batch for up to `capacity` frames of `frame_shape` and `dtype`, stored in a buffer
-  /// from `pool` (whose buffers must be large enough; ValueError otherwise).
-  Batch(BufferPool& pool, DType dtype, std::vector<std::size_t> frame_shape, std::size_t capacity);
+  /// from `pool` (whose buffers must be large enough; ValueError otherwise). Waiting for the
+  /// buffer follows BufferPool::acquire: `timeout` (nullopt: none), `interrupt` between
+  /// slices, CancelledError once the pool is cancelled.
+  Batch(BufferPool& pool, DType dtype, std::vector<std::size_t> frame_shape, std::size_t capacity,
+        std::optional<std::chrono::milliseconds> timeout = std::nullopt, const std::function<void()>& interrupt = {});
   /// Same, with a private buffer (for one-off use; pipelines pass a pool).
   Batch(DType dtype, std::vector<std::size_t> frame_shape, std::size_t capacity);
 

@@ -7,6 +7,7 @@
 // buffers taken from a pool and given back when the last user lets go.
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -61,10 +62,20 @@ class BufferPool {
   BufferPool(const BufferPool&) = delete;
   BufferPool& operator=(const BufferPool&) = delete;
 
-  /// Blocks until a buffer is free; throws TimeoutError after `timeout` (default: forever).
-  PooledBuffer acquire(std::optional<std::chrono::milliseconds> timeout = std::nullopt);
-  /// Returns an empty PooledBuffer when none is free.
+  /// Blocks until a buffer is free; throws TimeoutError after `timeout` (default: forever)
+  /// and CancelledError once cancel() was called (also for a waiter already blocked).
+  /// While waiting, `interrupt` (if set) runs every `slice` without the pool's lock held;
+  /// whatever it throws ends the wait (the Python bindings check for Ctrl-C there).
+  PooledBuffer acquire(std::optional<std::chrono::milliseconds> timeout = std::nullopt,
+                       const std::function<void()>& interrupt = {},
+                       std::chrono::milliseconds slice = std::chrono::milliseconds(50));
+  /// Returns an empty PooledBuffer when none is free (CancelledError after cancel()).
   PooledBuffer try_acquire();
+  /// Wakes every waiter with CancelledError and refuses later acquisitions, so a producer
+  /// waiting for a buffer that a stalled consumer holds can be stopped. Buffers already
+  /// borrowed stay valid and still come back. Idempotent; safe from any thread.
+  void cancel() noexcept;
+  bool cancelled() const noexcept;
 
   std::size_t buffer_bytes() const noexcept;
   std::size_t capacity() const noexcept;

@@ -36,6 +36,13 @@ class TimeoutError : public Error {
   using Error::Error;
 };
 
+/// A wait was given up because its owner was cancelled (BufferPool::cancel; Python:
+/// CancelledError), as opposed to running past a deadline.
+class CancelledError : public Error {
+ public:
+  using Error::Error;
+};
+
 /// A socket or endpoint failed (Python: TransportError).
 class TransportError : public Error {
  public:

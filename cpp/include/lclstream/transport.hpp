@@ -162,10 +162,15 @@ struct SenderStats {
   std::uint64_t blocked_ns = 0;  // time send() spent waiting for a writable peer
 };
 
+/// The longest a Sender's destructor waits for queued messages: close(min(timeout, this)).
+inline constexpr std::chrono::milliseconds kDestructorLinger{5000};
+
 class Sender {
  public:
   Sender(std::vector<std::string> endpoints, TransportOptions options = {});
-  ~Sender();  // close(options.timeout), errors swallowed
+  /// close(min(options.timeout, kDestructorLinger)), errors swallowed: bounded even with no
+  /// timeout, so dropping a Sender never blocks for good.
+  ~Sender();
   Sender(const Sender&) = delete;
   Sender& operator=(const Sender&) = delete;
 
@@ -181,6 +186,11 @@ class Sender {
   /// The endpoints as bound or connected (tcp://host:* resolved to the real port).
   const std::vector<std::string>& endpoints() const noexcept;
   bool closed() const noexcept;
+  /// True when this socket is a CURVE server (it holds the secret key peers encrypt to).
+  bool curve_server() const noexcept;
+  /// True when a CURVE server also checks client keys against an allow-list. A CURVE server
+  /// without one encrypts but lets any client in: the Python layer warns about it at start.
+  bool curve_allow_list_set() const noexcept;
 
  private:
   struct Impl;
@@ -221,6 +231,9 @@ class Receiver {
   ReceiverStats stats() const;
   const std::vector<std::string>& endpoints() const noexcept;
   bool closed() const noexcept;
+  /// As Sender::curve_server / curve_allow_list_set.
+  bool curve_server() const noexcept;
+  bool curve_allow_list_set() const noexcept;
 
  private:
   struct Impl;

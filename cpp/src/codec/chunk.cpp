@@ -9,6 +9,7 @@
 
 #include "codec/codec_internal.hpp"
 #include "lclstream/codec.hpp"
+#include "lclstream/decode_limits.hpp"
 #include "lclstream/error.hpp"
 #include "lclstream/parallel.hpp"
 
@@ -136,6 +137,13 @@ struct CompressorState {
     if (tmp.size() < bytes) tmp.resize(bytes);
     return tmp.data();
   }
+  /// Releases scratch beyond kMaxRetainedScratch (an unusually large or hostile block size),
+  /// so one such call does not pin its scratch in a thread-local state for good.
+  void trim() noexcept {
+    if (block.capacity() > kMaxRetainedScratch) std::vector<std::byte>().swap(block);
+    if (tmp.capacity() > kMaxRetainedScratch) std::vector<std::byte>().swap(tmp);
+  }
+  std::size_t scratch_bytes() const noexcept { return block.capacity() + tmp.capacity(); }
 
   // One bitshuffle block: transpose, then LZ4 or zstd into dst (capacity cap). Returns size.
   std::size_t bs_block(const std::byte* src, std::size_t elems, std::size_t elem_size, std::byte* dst,
@@ -162,6 +170,12 @@ struct CompressorState {
   void bs_unblock(const std::byte* src, std::size_t csize, std::size_t elems, std::size_t elem_size,
                   std::byte* dst, Codec c, std::size_t index) {
     const std::size_t bytes = elems * elem_size;
+    // Before the scratch is sized for the block: can these bytes produce it at all?
+    const std::uint64_t ratio = c == Codec::bszstd ? kZstdMaxRatio : kLz4MaxRatio;
+    if (bytes / ratio > csize || (bytes > 0 && csize == 0)) {
+      throw CorruptDataError(std::string(codec_name(c)) + " chunk: block " + sz(index) + " of " + sz(csize) +
+                             " compressed bytes cannot decode to " + sz(bytes) + " bytes");
+    }
     std::byte* t = block_buf(bytes);
     if (c == Codec::bszstd) {
       const std::size_t r = ZSTD_decompressDCtx(zd(), t, bytes, src, csize);
@@ -224,6 +238,10 @@ std::size_t Compressor::compress(std::span<const std::byte> in, std::size_t elem
       const std::size_t parts = nblocks == 0 ? 1 : resolve_threads(threads, nblocks);
       std::vector<std::size_t> group_bytes(parts, 0);
       auto run_group = [&](CompressorState& st, std::size_t k) {
+        struct Trim {
+          CompressorState& s;
+          ~Trim() { s.trim(); }
+        } trim{st};
         const std::size_t b0 = group_begin(nblocks, parts, k), b1 = group_begin(nblocks, parts, k + 1);
         std::byte* dst = out.data() + kHeader + slot_of(b0);
         std::size_t used = 0;
@@ -287,20 +305,17 @@ std::size_t Compressor::compress(std::span<const std::byte> in, std::size_t elem
 void Compressor::decompress(std::span<const std::byte> chunk, std::size_t elem_size, std::span<std::byte> out,
                             Codec codec, int threads) {
   const std::string name(codec_name(codec));
-  const std::uint64_t declared = chunk_uncompressed_size(codec, chunk);
-  if (declared != out.size()) {
-    throw CorruptDataError(name + " chunk: declares " + std::to_string(declared) + " uncompressed bytes, expected " +
-                           sz(out.size()) + " (dtype and shape)");
+  if ((codec == Codec::bslz4 || codec == Codec::bszstd) && (elem_size == 0 || out.size() % elem_size != 0)) {
+    throw ValueError("decompress: output is not a whole number of elements");
   }
+  // The output is the caller's (already allocated), so no size limit here; but the headers
+  // must be able to produce it before any block table or scratch is sized from them.
+  constexpr std::uint64_t kNoLimit = ~std::uint64_t{0};
+  check_chunk(codec, chunk, elem_size, out.size(), DecodeLimits{kNoLimit, kNoLimit});
   switch (codec) {
     case Codec::bslz4:
     case Codec::bszstd: {
       const std::size_t bbytes = get_be32(chunk.data() + 8);
-      if (elem_size == 0 || out.size() % elem_size != 0) throw ValueError("decompress: output is not a whole number of elements");
-      if (bbytes == 0 || bbytes % elem_size != 0 || (bbytes / elem_size) % 8 != 0) {
-        throw CorruptDataError(name + " chunk: block size " + sz(bbytes) + " bytes is not a positive multiple of 8 " +
-                               sz(elem_size) + "-byte elements");
-      }
       const BsGeometry g = bs_geometry(out.size(), elem_size, bbytes / elem_size);
       const std::size_t nblocks = g.blocks();
       // Locate every block first (cheap), so that blocks can be decoded in parallel.
@@ -327,6 +342,10 @@ void Compressor::decompress(std::span<const std::byte> chunk, std::size_t elem_s
                                " raw trailing bytes");
       }
       auto run = [&](CompressorState& st, std::size_t b0, std::size_t b1) {
+        struct Trim {
+          CompressorState& s;
+          ~Trim() { s.trim(); }
+        } trim{st};
         for (std::size_t i = b0; i < b1; ++i) {
           st.bs_unblock(chunk.data() + starts[i], sizes[i], g.block_elems(i), elem_size,
                         out.data() + i * g.block * elem_size, codec, i);

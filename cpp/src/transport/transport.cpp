@@ -21,82 +21,12 @@
 #include <utility>
 
 #include "lclstream/error.hpp"
+#include "transport/peer_monitor.hpp"
+#include "transport/socket.hpp"
 
 namespace lclstream {
+using namespace transport_detail;
 namespace {
-
-using Clock = std::chrono::steady_clock;
-using std::chrono::milliseconds;
-
-std::string zerr(const std::string& what) { return what + ": " + zmq_strerror(zmq_errno()); }
-
-std::string join(const std::vector<std::string>& v) {
-  std::string s;
-  for (const auto& e : v) s += (s.empty() ? "" : ", ") + e;
-  return s;
-}
-
-std::string seconds_text(milliseconds t) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g s", static_cast<double>(t.count()) / 1000.0);
-  return buf;
-}
-
-/// RAII libzmq socket.
-class Socket {
- public:
-  Socket() = default;
-  Socket(void* ctx, int type) : s_(zmq_socket(ctx, type)) {
-    if (s_ == nullptr) throw TransportError(zerr("zmq_socket"));
-  }
-  Socket(Socket&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
-  Socket& operator=(Socket&& o) noexcept {
-    if (this != &o) {
-      reset();
-      s_ = std::exchange(o.s_, nullptr);
-    }
-    return *this;
-  }
-  Socket(const Socket&) = delete;
-  Socket& operator=(const Socket&) = delete;
-  ~Socket() { reset(); }
-
-  void reset(int linger_ms = 0) noexcept {
-    if (s_ != nullptr) {
-      zmq_setsockopt(s_, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
-      zmq_close(s_);
-      s_ = nullptr;
-    }
-  }
-  void* get() const noexcept { return s_; }
-  explicit operator bool() const noexcept { return s_ != nullptr; }
-
-  void set(int opt, int v) {
-    if (zmq_setsockopt(s_, opt, &v, sizeof v) != 0) {
-      throw TransportError(zerr("zmq_setsockopt(" + std::to_string(opt) + ")"));
-    }
-  }
-  void set(int opt, const std::string& v) {
-    if (zmq_setsockopt(s_, opt, v.data(), v.size()) != 0) {
-      throw TransportError(zerr("zmq_setsockopt(" + std::to_string(opt) + ")"));
-    }
-  }
-  /// Binds or connects; returns the endpoint as libzmq resolved it (wildcard ports).
-  std::string attach(const std::string& endpoint, bool bind) {
-    if (bind) {
-      if (zmq_bind(s_, endpoint.c_str()) != 0) throw TransportError(zerr("bind " + endpoint));
-      char buf[1024];
-      std::size_t n = sizeof buf;
-      if (zmq_getsockopt(s_, ZMQ_LAST_ENDPOINT, buf, &n) == 0 && n > 1) return std::string(buf, n - 1);
-      return endpoint;
-    }
-    if (zmq_connect(s_, endpoint.c_str()) != 0) throw TransportError(zerr("connect " + endpoint));
-    return endpoint;
-  }
-
- private:
-  void* s_ = nullptr;
-};
 
 /// Counts messages libzmq still holds; the free callback signals close().
 struct Tracker {
@@ -285,20 +215,7 @@ int zmq_type(SocketType t) {
   return ZMQ_PUSH;
 }
 
-/// Milliseconds to wait in the next slice; -1 when the deadline has passed.
-long slice_ms(const std::optional<Clock::time_point>& deadline, milliseconds slice) {
-  if (!deadline) return static_cast<long>(slice.count());
-  const auto left = std::chrono::duration_cast<milliseconds>(*deadline - Clock::now()).count();
-  if (left <= 0) return -1;
-  return std::min<long>(static_cast<long>(left), static_cast<long>(slice.count()));
-}
 
-std::optional<Clock::time_point> deadline_of(std::optional<milliseconds> t) {
-  if (!t) return std::nullopt;
-  return Clock::now() + *t;
-}
-
-std::atomic<std::uint64_t> g_monitor_id{0};
 
 }  // namespace
 
@@ -377,13 +294,12 @@ struct Sender::Impl {
   std::vector<std::string> sock_names;   // endpoint(s) of each socket, for messages
   std::vector<std::string> endpoints;
   std::shared_ptr<Tracker> tracker = std::make_shared<Tracker>();
-  Socket monitor;                        // push+bind: peer accept/disconnect events
-  std::set<std::uint32_t> peer_fds;      // push+bind: accepted connections (by fd)
+  std::unique_ptr<PeerMonitor> monitor;  // push+bind: connected peers, drained on its own thread
   std::size_t rr = 0;
   std::vector<zmq_pollitem_t> items;
   // Threads: one thread sends at a time (sock_mu); stats() may run on any thread and
   // close() may come from another thread (it makes a blocked send give up).
-  std::mutex sock_mu;   // sockets, rr, items, monitor, peer_fds
+  std::mutex sock_mu;   // sockets, rr, items, monitor
   std::mutex close_mu;  // one close at a time
   mutable std::mutex st_mu;
   SenderStats st;       // guarded by st_mu
@@ -395,33 +311,6 @@ struct Sender::Impl {
   void check_interrupt() const {
     if (closing.load()) throw TransportError("Sender closed while a send was waiting (" + join(endpoints) + ")");
     if (opt.interrupt) opt.interrupt();
-  }
-
-  void drain_monitor() {
-    if (!monitor) return;
-    for (;;) {
-      zmq_msg_t m;
-      zmq_msg_init(&m);
-      if (zmq_msg_recv(&m, monitor.get(), ZMQ_DONTWAIT) < 0) {
-        zmq_msg_close(&m);
-        return;
-      }
-      std::uint16_t event = 0;
-      std::uint32_t fd = 0;
-      if (zmq_msg_size(&m) >= 6) {
-        std::memcpy(&event, zmq_msg_data(&m), 2);
-        std::memcpy(&fd, static_cast<const char*>(zmq_msg_data(&m)) + 2, 4);
-      }
-      const bool more = zmq_msg_more(&m) != 0;
-      zmq_msg_close(&m);
-      if (more) {  // the endpoint frame
-        zmq_msg_init(&m);
-        zmq_msg_recv(&m, monitor.get(), 0);
-        zmq_msg_close(&m);
-      }
-      if (event == ZMQ_EVENT_ACCEPTED) peer_fds.insert(fd);
-      if (event == ZMQ_EVENT_DISCONNECTED) peer_fds.erase(fd);
-    }
   }
 
   /// Polls for sockets that can take a message; fills items[].revents. False on timeout.
@@ -514,14 +403,15 @@ Sender::Sender(std::vector<std::string> endpoints, TransportOptions options) : i
     if (t == SocketType::pub) s.set(ZMQ_XPUB_NODROP, 1);  // full queue -> EAGAIN, which we count
     if (!im.opt.bind) s.set(ZMQ_IMMEDIATE, 1);
     if (t == SocketType::push && im.opt.bind) {
-      const std::string mon = "inproc://lclstream-sender-monitor-" + std::to_string(g_monitor_id.fetch_add(1));
-      if (zmq_socket_monitor(s.get(), mon.c_str(), ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) != 0) {
-        throw TransportError(zerr("zmq_socket_monitor"));
-      }
-      im.monitor = Socket(im.ctx->handle(), ZMQ_PAIR);
-      im.monitor.attach(mon, false);
+      im.monitor = std::make_unique<PeerMonitor>(im.ctx->handle(), s.get());
     }
-    for (const auto& e : endpoints) im.endpoints.push_back(s.attach(e, im.opt.bind));
+    try {
+      for (const auto& e : endpoints) im.endpoints.push_back(s.attach(e, im.opt.bind));
+    } catch (...) {
+      if (im.monitor) im.monitor->stop();  // before `s` closes: it stops monitoring `s`
+      im.monitor.reset();
+      throw;
+    }
     im.sock_names.push_back(join(im.endpoints));
     im.socks.push_back(std::move(s));
   }
@@ -531,7 +421,10 @@ Sender::Sender(std::vector<std::string> endpoints, TransportOptions options) : i
 Sender::~Sender() {
   try {
     impl_->opt.interrupt = nullptr;  // a destructor must not throw on Ctrl-C
-    close();
+    // Bounded whatever the timeout (nullopt included): a destructor (a Python finalizer, a
+    // stack unwinding) must not wait forever for a consumer that stopped reading.
+    const auto t = impl_->opt.timeout;
+    close(t && *t < kDestructorLinger ? *t : kDestructorLinger);
   } catch (...) {  // NOLINT: best effort; close() reports through its return value
   }
 }
@@ -576,8 +469,7 @@ std::size_t Sender::broadcast(std::span<const OutFrame> frames) {
       }
     }
     im.poll_out(0);  // lets libzmq process pending pipe attach/activate commands
-    im.drain_monitor();
-    const std::size_t n = std::max<std::size_t>(1, im.peer_fds.size());
+    const std::size_t n = std::max<std::size_t>(1, im.monitor->peers_now());
     for (std::size_t i = 0; i < n; ++i) im.send_push(frames);
     return n;
   }
@@ -632,7 +524,7 @@ std::size_t Sender::close(std::optional<milliseconds> timeout) {
   im.undelivered = static_cast<std::size_t>(im.tracker->in_flight.load(std::memory_order_acquire));
   std::lock_guard<std::mutex> lock(im.sock_mu);
   if (im.monitor) {
-    zmq_socket_monitor(im.socks[0].get(), nullptr, 0);
+    im.monitor->stop();
     im.monitor.reset();
   }
   for (auto& s : im.socks) s.reset(0);  // what is left is discarded (and its owners released)
@@ -653,8 +545,7 @@ SenderStats Sender::stats() const {
   if (lock.owns_lock() && !im.is_closed) {
     std::uint64_t peers = 0;
     if (im.monitor) {
-      im.drain_monitor();
-      peers = im.peer_fds.size();
+      peers = im.monitor->peers();
     } else if (im.opt.socket_type == SocketType::push) {
       im.poll_out(0);
       for (const auto& it : im.items) peers += (it.revents & ZMQ_POLLOUT) ? 1 : 0;
@@ -667,6 +558,10 @@ SenderStats Sender::stats() const {
 
 const std::vector<std::string>& Sender::endpoints() const noexcept { return impl_->endpoints; }
 bool Sender::closed() const noexcept { return impl_->is_closed; }
+bool Sender::curve_server() const noexcept { return impl_->opt.curve && impl_->opt.curve->server; }
+bool Sender::curve_allow_list_set() const noexcept {
+  return curve_server() && !impl_->opt.curve->allowed_clients.empty();
+}
 
 // ---- Receiver ---------------------------------------------------------------------------
 
@@ -762,5 +657,9 @@ void Receiver::close() noexcept {
 ReceiverStats Receiver::stats() const { return {impl_->messages.load(), impl_->bytes.load()}; }
 const std::vector<std::string>& Receiver::endpoints() const noexcept { return impl_->endpoints; }
 bool Receiver::closed() const noexcept { return impl_->closing.load(); }
+bool Receiver::curve_server() const noexcept { return impl_->opt.curve && impl_->opt.curve->server; }
+bool Receiver::curve_allow_list_set() const noexcept {
+  return curve_server() && !impl_->opt.curve->allowed_clients.empty();
+}
 
 }  // namespace lclstream

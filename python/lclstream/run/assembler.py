@@ -36,6 +36,13 @@ class BatchAssembler:
         }
         self._reset()
 
+    def cancel(self) -> None:
+        """Wake a :meth:`calibrate` waiting for a pool buffer (it raises
+        :data:`~lclstream.batch.PoolCancelled`): the buffers may be held by a consumer that
+        stopped reading, and a cancelled run must not wait for them."""
+        for p in self._pools.values():
+            p.cancel()
+
     def pool_stats(self) -> dict[str, dict[str, Any]]:
         """Per detector: the buffer pool's counters (allocations, acquires, capacity)."""
         return {n: dict(p.stats()) for n, p in self._pools.items()}

@@ -157,8 +157,15 @@ class Pipeline:
         return {**self.ledger.snapshot(), "max_events": self.max_events}
 
     def cancel(self, reason: str = "cancelled") -> None:
-        """Stop reading; what was read still goes out, then the end message (``cancelled``)."""
+        """Stop reading; what was read still goes out, then the end message (``cancelled``).
+
+        A reader waiting for a pool buffer (held by a consumer that stopped reading: zero-copy
+        messages keep their buffers until delivered) is woken too, so cancelling never hangs.
+        """
         self.control.cancel(reason)
+        asm = getattr(self, "assembler", None)
+        if asm is not None:
+            asm.cancel()
 
     # ---- running ----------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from lclstream.batch import PoolCancelled
 from lclstream.protocols import (
     DataHandler,
     Event,
@@ -105,6 +106,10 @@ class ReadStage:
     def run(self) -> None:
         try:
             self._read()
+        except PoolCancelled as e:
+            # The run was cancelled while waiting for a pool buffer: a stop, not a failure.
+            if self.control.cancel_reason is None:
+                self.control.fail("read", e)
         except BaseException as e:  # noqa: BLE001 - recorded; the run raises it
             self.control.fail("read", e)
         finally:
@@ -144,6 +149,9 @@ class ReadStage:
                 if self.event_filter is not None:
                     verdict = self.event_filter(ev, frames)
                     keep = verdict is None or bool(verdict)
+            except PoolCancelled:
+                ledger.dropped("cancelled")  # read, then the run was cancelled
+                raise
             except BaseException:
                 ledger.dropped("calibration_failed")
                 raise
