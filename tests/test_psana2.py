@@ -352,6 +352,24 @@ def test_a_failing_rank_ends_the_job_instead_of_hanging_it(
 # ---------------------------------------------------------------------------- calibration
 
 
+def stream_with_psana_constants(
+    cfg: dict[str, Any], calibconst: dict[str, Any], out: Path
+) -> np.ndarray:
+    """Stream ``cfg`` with ``constants: psana``, psana holding ``calibconst`` for the run
+    (put where psana keeps what its calibration database gives; the database cannot be
+    reached here). Returns the frames the receiver wrote."""
+    from lclstream.sources import open_source
+
+    src = open_source(load_config(cfg))  # opened before: psana is told not to load any
+    src.fields["detector_data"].det.raw._calibconst = calibconst  # type: ignore[attr-defined]
+    cfg["processing_pipeline"]["calibration"]["detector_data"]["constants"] = "psana"
+    rx = ReceiverThread("tcp://127.0.0.1:0", out=out, timeout=30)
+    cfg["data_handlers"][0]["urls"] = [rx.endpoint()]
+    assert Pipeline(cfg, source=src).run().complete
+    frames, _, _ = read_files(sorted(rx.join().files))
+    return frames
+
+
 def test_calibration_equals_psana_det_raw_calib_bit_for_bit(tmp_path: Path) -> None:
     """Our Jungfrau calibration of raw.raw against psana's own det.raw.calib on the same XTC2
     run, given the same constants (psana's calibconst ctypes: pedestals, pixel_gain,
@@ -419,15 +437,7 @@ def test_calibration_equals_psana_det_raw_calib_bit_for_bit(tmp_path: Path) -> N
 
     # constants: psana — the constants psana holds for the run (its calibration database's,
     # here put where psana keeps them, as the database lookup cannot run on this machine)
-    from lclstream.sources import open_source
-
-    src = open_source(load_config(psana_config(f"files={xtc.bigdata}", "tcp://127.0.0.1:1")))
-    src.fields["detector_data"].det.raw._calibconst = calibconst  # type: ignore[attr-defined]
-    cfg["processing_pipeline"]["calibration"]["detector_data"]["constants"] = "psana"
-    rx = ReceiverThread("tcp://127.0.0.1:0", out=tmp_path / "out2", timeout=30)
-    cfg["data_handlers"][0]["urls"] = [rx.endpoint()]
-    assert Pipeline(cfg, source=src).run().complete
-    ours2, _, _ = read_files(sorted(rx.join().files))
+    ours2 = stream_with_psana_constants(cfg, calibconst, tmp_path / "out2")
     np.testing.assert_array_equal(ours2.view(np.uint32), refs.view(np.uint32))
 
     # photons, as the stream sends them by default: max(0, rint(keV / E)) of psana's keV
@@ -568,15 +578,7 @@ def test_epix10ka_calibration_equals_psana_bit_for_bit(tmp_path: Path) -> None:
     np.testing.assert_array_equal(ours.view(np.uint32), refs.view(np.uint32))
 
     # constants: psana (control bits from the run's configuration, as psana reads them)
-    from lclstream.sources import open_source
-
-    src = open_source(load_config(cfg))
-    src.fields["detector_data"].det.raw._calibconst = calibconst  # type: ignore[attr-defined]
-    cfg["processing_pipeline"]["calibration"]["detector_data"]["constants"] = "psana"
-    rx = ReceiverThread("tcp://127.0.0.1:0", out=tmp_path / "out2", timeout=30)
-    cfg["data_handlers"][0]["urls"] = [rx.endpoint()]
-    assert Pipeline(cfg, source=src).run().complete
-    ours2, _, _ = read_files(sorted(rx.join().files))
+    ours2 = stream_with_psana_constants(cfg, calibconst, tmp_path / "out2")
     np.testing.assert_array_equal(ours2.view(np.uint32), refs.view(np.uint32))
 
 
