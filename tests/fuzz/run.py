@@ -25,9 +25,8 @@ def main(argv: list[str]) -> int:
     targets = argv or os.environ.get("FUZZ_PY_TARGETS", "").split() or TARGETS
     failed = []
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(HERE), str(HERE.parents[1] / "python"), env.get("PYTHONPATH", "")) if p
-    )
+    # the installed package (with its compiled core), plus this folder for _target.py
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), env.get("PYTHONPATH", "")) if p)
     for t in targets:
         with tempfile.TemporaryDirectory() as work:
             cmd = [
