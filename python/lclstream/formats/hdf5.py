@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from dataclasses import asdict
 from typing import Any
 
@@ -482,6 +483,7 @@ def open_image(frame: Any) -> h5py.File:
             f"not an HDF5 message: {len(mv)} bytes starting {bytes(mv[:8])!r} "
             "(expected the HDF5 signature)"
         )
+    check_global_heaps(mv)
     fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
     fapl.set_fapl_core(backing_store=False)
     fapl.set_file_image(mv)
@@ -494,6 +496,55 @@ def open_image(frame: Any) -> h5py.File:
             f"HDF5 message of {len(mv)} bytes is truncated or corrupt: {exc}"
         ) from exc
     return h5py.File(fid)
+
+
+_GCOL = b"GCOL\x01"  # global heap collection signature + version 1
+_GCOL_SEARCH = re.compile(re.escape(_GCOL))
+_GCOL_HEADER = 16  # signature 4, version 1, reserved 3, collection size 8
+_GHOBJ_HEADER = 16  # heap object index 2, reference count 2, reserved 4, object size 8
+_WRAP = 1 << 64
+#: a hop this long wraps the library's pointer back below where it was, wherever the
+#: collection sits in a 64-bit process (user-space addresses are below 2**48)
+_WRAPS_BACK = _WRAP - (1 << 48)
+
+
+def check_global_heaps(image: memoryview) -> None:
+    """Refuse an image whose global heap would send the HDF5 library into an endless loop.
+
+    Why: variable-length data (h5py's ``str`` attributes, string datasets) lives in global
+    heap collections, and the library decodes a collection by hopping from object header
+    to object header by each object's declared size. A free-space object (index 0) of size
+    0 makes the hop zero bytes long, and a size near 2**64 wraps the pointer back before
+    where it was: in both cases the decoder loops forever inside one ``H5Aread`` (a 20 KB
+    fuzzed message held the receiver for minutes, unkillable short of the process). This
+    walks every collection the library could load (each ``GCOL`` version-1 header whose
+    declared size fits in the image), hop by hop as the library does, before the library
+    sees any of them. Compressed chunk bytes that happen to spell the signature walk to
+    the end within a hop or two and are never refused: only a hop that goes nowhere or
+    backwards is.
+    """
+    raw = image.cast("B") if image.format != "B" or image.ndim != 1 else image
+    n = len(raw)
+    for match in _GCOL_SEARCH.finditer(raw):  # re scans a buffer in place: no copy
+        at = match.start()
+        size = int.from_bytes(raw[at + 8 : at + 16], "little")
+        if _GCOL_HEADER <= size <= n - at:
+            end = at + size
+            p = at + _GCOL_HEADER
+            while p < end:
+                if p + _GHOBJ_HEADER > end:
+                    break  # the library takes the tail as free space
+                idx = int.from_bytes(raw[p : p + 2], "little")
+                osize = int.from_bytes(raw[p + 8 : p + 16], "little")
+                # the library's size_t arithmetic, modulo 2**64
+                need = (_GHOBJ_HEADER + (((osize + 7) % _WRAP) & ~7)) % _WRAP if idx else osize
+                if need == 0 or need >= _WRAPS_BACK:
+                    raise FormatError(
+                        f"HDF5 message: global heap at byte {at} has object {idx} at byte "
+                        f"{p} of size {osize}, which would make the HDF5 library loop "
+                        "forever (refused)"
+                    )
+                p += need
 
 
 def _codec_of(dset: h5py.Dataset) -> str | None:
