@@ -279,7 +279,7 @@ class FileWriter:
 
     def _write_hdf5_as_is(self, frame: Any) -> list[Path]:
         with open_image(frame) as f:
-            check_image(f, len(frame_bytes(frame)))
+            check_image(f, frame)
             a = f.attrs
             sid = a.get("stream_id", "")
             info = StreamInfo(

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 from dataclasses import asdict
 from typing import Any
 
@@ -39,6 +38,7 @@ from lclstream.formats._common import (
     parsed_message,
 )
 from lclstream.formats.base import SerializerBase, end_fields, totals_from_fields
+from lclstream.formats.hdf5_heaps import check_global_heaps, check_vlen
 from lclstream.limits import DEFAULT_LIMITS, LimitExceeded, Limits
 from lclstream.protocols import (
     DetectorInfo,
@@ -498,55 +498,6 @@ def open_image(frame: Any) -> h5py.File:
     return h5py.File(fid)
 
 
-_GCOL = b"GCOL\x01"  # global heap collection signature + version 1
-_GCOL_SEARCH = re.compile(re.escape(_GCOL))
-_GCOL_HEADER = 16  # signature 4, version 1, reserved 3, collection size 8
-_GHOBJ_HEADER = 16  # heap object index 2, reference count 2, reserved 4, object size 8
-_WRAP = 1 << 64
-#: a hop this long wraps the library's pointer back below where it was, wherever the
-#: collection sits in a 64-bit process (user-space addresses are below 2**48)
-_WRAPS_BACK = _WRAP - (1 << 48)
-
-
-def check_global_heaps(image: memoryview) -> None:
-    """Refuse an image whose global heap would send the HDF5 library into an endless loop.
-
-    Why: variable-length data (h5py's ``str`` attributes, string datasets) lives in global
-    heap collections, and the library decodes a collection by hopping from object header
-    to object header by each object's declared size. A free-space object (index 0) of size
-    0 makes the hop zero bytes long, and a size near 2**64 wraps the pointer back before
-    where it was: in both cases the decoder loops forever inside one ``H5Aread`` (a 20 KB
-    fuzzed message held the receiver for minutes, unkillable short of the process). This
-    walks every collection the library could load (each ``GCOL`` version-1 header whose
-    declared size fits in the image), hop by hop as the library does, before the library
-    sees any of them. Compressed chunk bytes that happen to spell the signature walk to
-    the end within a hop or two and are never refused: only a hop that goes nowhere or
-    backwards is.
-    """
-    raw = image.cast("B") if image.format != "B" or image.ndim != 1 else image
-    n = len(raw)
-    for match in _GCOL_SEARCH.finditer(raw):  # re scans a buffer in place: no copy
-        at = match.start()
-        size = int.from_bytes(raw[at + 8 : at + 16], "little")
-        if _GCOL_HEADER <= size <= n - at:
-            end = at + size
-            p = at + _GCOL_HEADER
-            while p < end:
-                if p + _GHOBJ_HEADER > end:
-                    break  # the library takes the tail as free space
-                idx = int.from_bytes(raw[p : p + 2], "little")
-                osize = int.from_bytes(raw[p + 8 : p + 16], "little")
-                # the library's size_t arithmetic, modulo 2**64
-                need = (_GHOBJ_HEADER + (((osize + 7) % _WRAP) & ~7)) % _WRAP if idx else osize
-                if need == 0 or need >= _WRAPS_BACK:
-                    raise FormatError(
-                        f"HDF5 message: global heap at byte {at} has object {idx} at byte "
-                        f"{p} of size {osize}, which would make the HDF5 library loop "
-                        "forever (refused)"
-                    )
-                p += need
-
-
 def _codec_of(dset: h5py.Dataset) -> str | None:
     """The lclstream.codec name that decodes this dataset's chunks, if we know the filter."""
     plist = dset.id.get_create_plist()
@@ -633,7 +584,7 @@ def _info_from_attrs(attrs: Any) -> StreamInfo:
 ALLOWED_FILTERS = frozenset({1, 2, 32004, 32008, 32013, 32015})
 
 
-def check_image(f: h5py.File, nbytes: int, limits: Limits = DEFAULT_LIMITS) -> None:
+def check_image(f: h5py.File, image: Any, limits: Limits = DEFAULT_LIMITS) -> None:
     """Refuse an image that reaches outside itself or declares too much, before any read.
 
     Why: HDF5 follows what a file says. External storage (an H5D external file list) makes
@@ -641,9 +592,14 @@ def check_image(f: h5py.File, nbytes: int, limits: Limits = DEFAULT_LIMITS) -> N
     open other HDF5 files, virtual datasets map other files' data, unknown filters run
     plug-ins, and a 3 KB image may declare gigabytes of fill-value data or chunks far
     larger than the dataset. So every link is walked (without following any) and every
-    dataset's creation properties and declared sizes are checked first.
+    dataset's creation properties and declared sizes are checked first, and every heap ID
+    of variable-length data (``str`` attributes) must resolve within the image
+    (:func:`lclstream.formats.hdf5_heaps.check_vlen`).
     """
+    mv = frame_bytes(image)
+    nbytes = len(mv)
     fid = f.id
+    objects: list[tuple[str, Any]] = [("/", f)]
     total = 0
     found: list[tuple[str, int]] = []
 
@@ -671,6 +627,9 @@ def check_image(f: h5py.File, nbytes: int, limits: Limits = DEFAULT_LIMITS) -> N
                 f"HDF5 message: {what} {name} is refused (messages are self-contained)"
             )
         obj = f.get(name)
+        if obj is None:
+            continue
+        objects.append((name, obj))
         if not isinstance(obj, h5py.Dataset):
             continue
         dcpl = obj.id.get_create_plist()
@@ -700,6 +659,7 @@ def check_image(f: h5py.File, nbytes: int, limits: Limits = DEFAULT_LIMITS) -> N
             limits.check_chunk(chunk, f"HDF5 message: {name}")
             limits.check_decoded(chunk, nbytes, f"HDF5 message: {name} chunk")
     limits.check_decoded(total, nbytes, "HDF5 message")
+    check_vlen(f, mv, objects, limits)
 
 
 def parse(
@@ -729,7 +689,7 @@ def _parse(
 ) -> ParsedMessage:
     limit = limits.decoded_limit(nbytes)
     with open_image(frame) as f:
-        check_image(f, nbytes, limits)
+        check_image(f, frame, limits)
         attrs = f.attrs
         info = _info_from_attrs(attrs)
         try:

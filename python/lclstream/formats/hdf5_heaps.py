@@ -1,0 +1,443 @@
+"""Variable-length data in a received HDF5 image, checked before the HDF5 library reads it.
+
+Why this module: h5py stores every ``str`` attribute (and string or ragged datasets) as
+variable-length data: each element is a *heap ID* (a length, the address of a global heap
+collection and an object index), and the bytes live in that collection. The HDF5 library
+trusts both halves. Walking a collection with a zero-sized or wrapping object loops forever
+inside one ``H5Aread``; and a heap ID whose length field says 4 G makes the type conversion
+allocate and clear a 4 GiB buffer *before* it looks the object up (a 20 KB fuzzed message
+took 4.1 GB of resident memory). Neither is visible through h5py's API, so this module reads
+the few structures involved straight from the image: the global heap collections, each
+object header's attribute messages (found from the object's address, never by searching),
+and the heap IDs of variable-length datasets, and refuses any ID that does not resolve to an
+object large enough to hold what it declares, before any attribute or dataset is read.
+
+What it refuses that a legitimate writer could produce (none of which lclstream or
+LCLStreamer writes): attributes in dense storage (a fractal heap: more than 8 attributes on
+one object, or one over 64 KiB, with ``libver='latest'``), shared attribute messages or
+datatypes, variable-length data nested inside other types, and variable-length datasets
+stored compact, filtered or with a user-defined fill value. Each gets a message saying so.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import h5py
+
+from lclstream.errors import FormatError
+from lclstream.limits import DEFAULT_LIMITS, Limits
+
+__all__ = ["check_global_heaps", "check_vlen", "global_heaps"]
+
+_GCOL = b"GCOL\x01"  # global heap collection signature + version 1
+_GCOL_SEARCH = re.compile(re.escape(_GCOL))
+_GCOL_HEADER = 16  # signature 4, version 1, reserved 3, collection size 8
+_GHOBJ_HEADER = 16  # heap object index 2, reference count 2, reserved 4, object size 8
+_WRAP = 1 << 64
+#: a hop this long wraps the library's pointer back below where it was, wherever the
+#: collection sits in a 64-bit process (user-space addresses are below 2**48)
+_WRAPS_BACK = _WRAP - (1 << 48)
+
+#: object header message types (HDF5 file format specification, section IV.A.2)
+_MSG_LAYOUT_CONT = 0x10
+_MSG_ATTRIBUTE = 0x0C
+_MSG_ATTRIBUTE_INFO = 0x15
+#: datatype class of variable-length sequences and strings
+_CLASS_VLEN = 9
+#: bounds on what one object header may make us walk (real headers have a few chunks)
+_MAX_CHUNKS = 1024
+_MAX_MESSAGES = 1 << 16
+
+
+def _raw(image: memoryview) -> memoryview:
+    return image.cast("B") if image.format != "B" or image.ndim != 1 else image
+
+
+def global_heaps(image: memoryview) -> dict[int, dict[int, int]]:
+    """Every global heap collection the library could load: {byte offset: {index: size}}.
+
+    Why hop by hop: the library decodes a collection by hopping from object header to
+    object header by each object's declared size. A free-space object (index 0) of size 0
+    makes the hop zero bytes long, and a size near 2**64 wraps the pointer back before where
+    it was: in both cases the decoder loops forever inside one ``H5Aread`` (a 20 KB fuzzed
+    message held the receiver for minutes, unkillable short of the process). So every
+    ``GCOL`` version-1 header whose declared size fits in the image is walked as the library
+    would, before the library sees any of them, and a hop that goes nowhere or backwards is
+    refused. Compressed chunk bytes that happen to spell the signature walk to the end
+    within a hop or two and are never refused; nothing will reference them.
+    """
+    raw = _raw(image)
+    n = len(raw)
+    heaps: dict[int, dict[int, int]] = {}
+    for match in _GCOL_SEARCH.finditer(raw):  # re scans a buffer in place: no copy
+        at = match.start()
+        size = int.from_bytes(raw[at + 8 : at + 16], "little")
+        if not _GCOL_HEADER <= size <= n - at:
+            continue
+        objects: dict[int, int] = {}
+        end = at + size
+        p = at + _GCOL_HEADER
+        while p < end:
+            if p + _GHOBJ_HEADER > end:
+                break  # the library takes the tail as free space
+            idx = int.from_bytes(raw[p : p + 2], "little")
+            osize = int.from_bytes(raw[p + 8 : p + 16], "little")
+            # the library's size_t arithmetic, modulo 2**64
+            need = (_GHOBJ_HEADER + (((osize + 7) % _WRAP) & ~7)) % _WRAP if idx else osize
+            if need == 0 or need >= _WRAPS_BACK:
+                raise FormatError(
+                    f"HDF5 message: global heap at byte {at} has object {idx} at byte "
+                    f"{p} of size {osize}, which would make the HDF5 library loop "
+                    "forever (refused)"
+                )
+            if idx:
+                # an object's bytes must lie in the collection; the smaller size wins if an
+                # index repeats (conservative for the length check)
+                fits = osize if p + _GHOBJ_HEADER + osize <= end else 0
+                objects[idx] = min(objects.get(idx, fits), fits)
+            p += need
+        heaps[at] = objects
+    return heaps
+
+
+def check_global_heaps(image: memoryview) -> None:
+    """Refuse an image whose global heap would send the HDF5 library into an endless loop
+    (:func:`global_heaps` without the result)."""
+    global_heaps(image)
+
+
+@dataclass(frozen=True)
+class _Attribute:
+    name: str
+    shared: bool
+    dt: memoryview
+    npoints: int
+    data_start: int
+    data_end: int
+
+
+class _Image:
+    """The image's bytes and the superblock sizes needed to read its structures."""
+
+    def __init__(self, f: h5py.File, image: memoryview) -> None:
+        self.raw = _raw(image)
+        fcpl = f.id.get_create_plist()
+        self.sa, self.ss = (int(x) for x in fcpl.get_sizes())
+        self.base = int(fcpl.get_userblock())
+        self.heaps = global_heaps(self.raw)
+
+    def uint(self, at: int, size: int, what: str) -> int:
+        if at < 0 or at + size > len(self.raw):
+            raise FormatError(f"HDF5 message: {what} at byte {at} lies outside the image")
+        return int.from_bytes(self.raw[at : at + size], "little")
+
+    def address(self, at: int, what: str) -> int | None:
+        """A file address at ``at`` as an image offset (None when undefined)."""
+        a = self.uint(at, self.sa, what)
+        return None if a == (1 << (8 * self.sa)) - 1 else a + self.base
+
+
+def _messages(img: _Image, header: int, what: str) -> Iterator[tuple[int, int, int, int]]:
+    """(type, flags, data start, data end) of every message of the object header at
+    ``header`` (an image offset), continuation chunks included, bounds-checked."""
+    raw = img.raw
+    v2 = bytes(raw[header : header + 4]) == b"OHDR"
+    chunks: list[tuple[int, int]] = []
+    if v2:
+        flags = img.uint(header + 5, 1, what)
+        p = header + 6 + (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0)
+        width = 1 << (flags & 3)
+        size0 = img.uint(p, width, what)
+        chunks.append((p + width, p + width + size0))
+        mhead = 6 if flags & 0x04 else 4
+    elif img.uint(header, 1, what) == 1:
+        size0 = img.uint(header + 8, 4, what)
+        chunks.append((header + 16, header + 16 + size0))
+        mhead = 8
+    else:
+        raise FormatError(f"HDF5 message: {what} has no object header at byte {header}")
+    seen = 0
+    done = 0
+    while done < len(chunks):
+        start, end = chunks[done]
+        done += 1
+        if done > _MAX_CHUNKS:
+            raise FormatError(f"HDF5 message: {what} has more than {_MAX_CHUNKS} header chunks")
+        if end > len(raw) or start > end:
+            raise FormatError(f"HDF5 message: {what} has a header chunk outside the image")
+        q = start
+        while q + mhead <= end:
+            if v2:
+                mtype, msize, mflags = raw[q], img.uint(q + 1, 2, what), raw[q + 3]
+            else:
+                mtype, msize, mflags = img.uint(q, 2, what), img.uint(q + 2, 2, what), raw[q + 4]
+            data = q + mhead
+            if data + msize > end:
+                raise FormatError(
+                    f"HDF5 message: {what} has a header message at byte {q} running past its chunk"
+                )
+            seen += 1
+            if seen > _MAX_MESSAGES:
+                raise FormatError(f"HDF5 message: {what} has over {_MAX_MESSAGES} messages")
+            if mtype == _MSG_LAYOUT_CONT:
+                off = img.address(data, what)
+                length = img.uint(data + img.sa, img.ss, what)
+                if off is None:
+                    raise FormatError(f"HDF5 message: {what} continues at an undefined address")
+                if v2:
+                    if bytes(raw[off : off + 4]) != b"OCHK":
+                        raise FormatError(
+                            f"HDF5 message: {what} continues at byte {off}, not a header chunk"
+                        )
+                    chunks.append((off + 4, off + length - 4))
+                else:
+                    chunks.append((off, off + length))
+            yield mtype, mflags, data, data + msize
+            q = data + msize
+
+
+def _npoints(img: _Image, ds: memoryview, what: str) -> int:
+    """Elements of an encoded dataspace (versions 1 and 2)."""
+    if len(ds) < 4:
+        raise FormatError(f"HDF5 message: {what} has a truncated dataspace")
+    version, rank = ds[0], ds[1]
+    if version == 2 and ds[3] == 2:  # null dataspace
+        return 0
+    if version not in (1, 2) or rank > 32:
+        raise FormatError(f"HDF5 message: {what} has an unreadable dataspace")
+    p = 8 if version == 1 else 4
+    if p + rank * img.ss > len(ds):
+        raise FormatError(f"HDF5 message: {what} has a truncated dataspace")
+    n = 1
+    for i in range(rank):
+        n *= int.from_bytes(ds[p + i * img.ss : p + (i + 1) * img.ss], "little")
+    return n
+
+
+def _attribute(img: _Image, start: int, end: int, what: str) -> _Attribute:
+    raw = img.raw
+    version = raw[start]
+    if version == 1:
+        head, pad = 8, 8
+    elif version in (2, 3):
+        head, pad = (8 if version == 2 else 9), 1
+    else:
+        raise FormatError(f"HDF5 message: {what} has an attribute of unknown version {version}")
+    if start + head > end:
+        raise FormatError(f"HDF5 message: {what} has a truncated attribute")
+    flags = raw[start + 1] if version > 1 else 0
+    nsize, dtsize, dssize = (img.uint(start + 2 + 2 * i, 2, what) for i in range(3))
+
+    def padded(n: int) -> int:
+        return (n + pad - 1) // pad * pad
+
+    p = start + head
+    name = bytes(raw[p : p + max(nsize - 1, 0)]).decode("utf-8", "replace")
+    dt_at = p + padded(nsize)
+    ds_at = dt_at + padded(dtsize)
+    data = ds_at + padded(dssize)
+    if data > end:
+        raise FormatError(f"HDF5 message: {what} attribute {name!r} runs past its message")
+    ds = raw[ds_at : ds_at + dssize]
+    return _Attribute(
+        name=name,
+        shared=bool(flags & 0x03),
+        dt=raw[dt_at : dt_at + dtsize],
+        npoints=_npoints(img, ds, f"{what} attribute {name!r}") if not flags & 0x02 else -1,
+        data_start=data,
+        data_end=end,
+    )
+
+
+def _vlen_base_size(dt: memoryview, what: str) -> int:
+    """Bytes per element of a top-level variable-length type's base (1 for a string)."""
+    if len(dt) < 8:
+        raise FormatError(f"HDF5 message: {what} has a truncated datatype")
+    if dt[1] & 0x0F == 1:  # variable-length string
+        return 1
+    base = dt[8:]
+    if len(base) < 8:
+        raise FormatError(f"HDF5 message: {what} has a truncated datatype")
+    if base[0] & 0x0F == _CLASS_VLEN:
+        raise FormatError(
+            f"HDF5 message: {what} nests variable-length data (refused: cannot be verified "
+            "before reading)"
+        )
+    return int.from_bytes(base[4:8], "little")
+
+
+def _contains_vlen(tid: Any, depth: int = 0) -> bool:
+    """Whether a datatype holds variable-length data anywhere inside it."""
+    if depth > 32:
+        return True  # deeper than any real type: treat as unverifiable
+    cls = tid.get_class()
+    if cls == h5py.h5t.VLEN:
+        return True
+    if cls == h5py.h5t.STRING:
+        return bool(tid.is_variable_str())
+    if cls == h5py.h5t.COMPOUND:
+        return any(
+            _contains_vlen(tid.get_member_type(i), depth + 1) for i in range(tid.get_nmembers())
+        )
+    if cls in (h5py.h5t.ARRAY, h5py.h5t.ENUM):
+        return _contains_vlen(tid.get_super(), depth + 1)
+    return False
+
+
+class _Budget:
+    """Bytes the library would allocate converting every heap ID seen so far."""
+
+    def __init__(self, nbytes: int, limits: Limits) -> None:
+        self.limits, self.nbytes, self.total = limits, nbytes, 0
+
+    def ids(self, img: _Image, at: int, count: int, base_size: int, what: str) -> None:
+        """Check ``count`` heap IDs stored from image offset ``at``."""
+        step = 8 + img.sa
+        raw = img.raw
+        if count < 0 or at + count * step > len(raw):
+            raise FormatError(f"HDF5 message: {what} has heap IDs outside the image")
+        for i in range(count):
+            p = at + i * step
+            length = int.from_bytes(raw[p : p + 4], "little")
+            if length == 0:
+                continue  # an empty or null element: nothing is read or allocated
+            addr = int.from_bytes(raw[p + 4 : p + 4 + img.sa], "little") + img.base
+            idx = int.from_bytes(raw[p + 4 + img.sa : p + step], "little")
+            size = img.heaps.get(addr, {}).get(idx)
+            if size is None:
+                raise FormatError(
+                    f"HDF5 message: {what} element {i} refers to global heap object {idx} at "
+                    f"byte {addr}, which the image does not hold (refused before reading)"
+                )
+            need = length * max(base_size, 1)
+            if need > size:
+                raise FormatError(
+                    f"HDF5 message: {what} element {i} declares {length} elements "
+                    f"({need} bytes) but its heap object holds {size} bytes (refused before "
+                    "the library allocates for it)"
+                )
+            self.total += need
+        self.limits.check_decoded(self.total, self.nbytes, "HDF5 message variable-length data")
+
+
+def _check_attributes(img: _Image, obj: Any, name: str, budget: _Budget, h5attrs: int) -> None:
+    what = f"object {name}"
+    header = int(h5py.h5o.get_info(obj).addr) + img.base
+    found = 0
+    for mtype, mflags, start, end in _messages(img, header, what):
+        if mtype == _MSG_ATTRIBUTE_INFO:
+            # version, flags, [max creation index], fractal heap address, ...
+            flags = img.uint(start + 1, 1, what)
+            if img.address(start + 2 + (2 if flags & 1 else 0), what) is not None:
+                raise FormatError(
+                    f"HDF5 message: {what} keeps its attributes in dense storage (refused: "
+                    "cannot be verified before reading; lclstream writes compact attributes)"
+                )
+        if mtype != _MSG_ATTRIBUTE:
+            continue
+        found += 1
+        if mflags & 0x02:
+            raise FormatError(f"HDF5 message: {what} has a shared attribute message (refused)")
+        a = _attribute(img, start, end, what)
+        awhat = f"{what} attribute {a.name!r}"
+        if a.shared:
+            raise FormatError(
+                f"HDF5 message: {awhat} uses a shared datatype or dataspace (refused)"
+            )
+        if len(a.dt) < 8:
+            raise FormatError(f"HDF5 message: {awhat} has a truncated datatype")
+        vlen = a.dt[0] & 0x0F == _CLASS_VLEN
+        elem = 8 + img.sa if vlen else int.from_bytes(a.dt[4:8], "little")
+        if a.npoints * elem > a.data_end - a.data_start:
+            raise FormatError(
+                f"HDF5 message: {awhat} declares {a.npoints} elements of {elem} bytes but its "
+                f"message holds {a.data_end - a.data_start} (refused)"
+            )
+        if vlen:
+            budget.ids(img, a.data_start, a.npoints, _vlen_base_size(a.dt, awhat), awhat)
+        elif a.dt[0] & 0x0F in (6, 10):  # compound, array: vlen inside is not verified
+            aid = h5py.h5a.open(obj, a.name.encode())
+            if _contains_vlen(aid.get_type()):
+                raise FormatError(
+                    f"HDF5 message: {awhat} nests variable-length data (refused: cannot be "
+                    "verified before reading)"
+                )
+    if found != h5attrs:
+        raise FormatError(
+            f"HDF5 message: {what} has {h5attrs} attributes but its header holds {found} "
+            "(refused: cannot be verified before reading)"
+        )
+
+
+def _check_dataset(img: _Image, dset: h5py.Dataset, name: str, budget: _Budget) -> None:
+    did = dset.id
+    tid = did.get_type()
+    if not _contains_vlen(tid):
+        return
+    what = f"dataset {name}"
+    cls = tid.get_class()
+    if cls == h5py.h5t.STRING:
+        base = 1
+    elif cls == h5py.h5t.VLEN and not _contains_vlen(tid.get_super()):
+        base = int(tid.get_super().get_size())
+    else:
+        raise FormatError(
+            f"HDF5 message: {what} nests variable-length data (refused: cannot be verified "
+            "before reading)"
+        )
+    dcpl = did.get_create_plist()
+    if dcpl.fill_value_defined() == h5py.h5d.FILL_VALUE_USER_DEFINED:
+        raise FormatError(f"HDF5 message: {what} is variable-length with a fill value (refused)")
+    layout = dcpl.get_layout()
+    npoints = int(did.get_space().get_simple_extent_npoints())
+    if layout == h5py.h5d.CONTIGUOUS:
+        offset = did.get_offset()
+        if offset is not None:
+            budget.ids(img, int(offset) + img.base, npoints, base, what)
+        return
+    if layout == h5py.h5d.CHUNKED and dcpl.get_nfilters() == 0:
+        per_chunk = 1
+        for d in dcpl.get_chunk():
+            per_chunk *= int(d)
+        nchunks = int(did.get_num_chunks())
+        if nchunks > len(img.raw) // max(per_chunk * (8 + img.sa), 1):
+            raise FormatError(f"HDF5 message: {what} declares more chunks than the image holds")
+        for i in range(nchunks):
+            info = did.get_chunk_info(i)
+            if info.byte_offset is not None:
+                budget.ids(img, int(info.byte_offset) + img.base, per_chunk, base, what)
+        return
+    raise FormatError(
+        f"HDF5 message: {what} is variable-length and stored compact or filtered (refused: "
+        "cannot be verified before reading)"
+    )
+
+
+def check_vlen(
+    f: h5py.File,
+    image: memoryview,
+    objects: list[tuple[str, Any]],
+    limits: Limits = DEFAULT_LIMITS,
+) -> None:
+    """Refuse variable-length data whose heap IDs do not resolve within the image.
+
+    ``objects`` are (path, h5py object) pairs for every object reachable by hard links,
+    the root group included; an object reachable twice is checked once. Runs before any
+    attribute or dataset of the image is read (opening objects reads only their headers).
+    """
+    img = _Image(f, image)
+    budget = _Budget(len(img.raw), limits)
+    seen: set[int] = set()
+    for name, obj in objects:
+        oid = obj.id
+        addr = int(h5py.h5o.get_info(oid).addr)
+        if addr in seen:
+            continue
+        seen.add(addr)
+        _check_attributes(img, oid, name, budget, int(h5py.h5a.get_num_attrs(oid)))
+        if isinstance(obj, h5py.Dataset):
+            _check_dataset(img, obj, name, budget)

@@ -1,0 +1,132 @@
+"""Variable-length data (h5py's ``str`` attributes, string and ragged datasets) is checked
+against the image's global heaps before HDF5 reads it: a heap ID that claims more than its
+heap object holds, or points at no object, is refused before the library allocates for it
+(a forged length of 4 G cost 4 GiB of resident memory)."""
+
+from __future__ import annotations
+
+import io
+
+import h5py
+import numpy as np
+import pytest
+from lclstream.errors import FormatError
+from lclstream.formats import hdf5
+from lclstream.limits import DEFAULT_LIMITS
+
+NOTE = "a variable-length string lives in the global heap"
+
+
+def _image() -> bytes:
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        f.attrs["note"] = NOTE
+        f.attrs["count"] = 3
+        f["x"] = np.arange(4)
+        f["x"].attrs["units"] = "ADU/keV"
+        f.create_dataset("names", data=np.array(["a", "bb", "ccc"], dtype=h5py.string_dtype()))
+        ragged = f.create_dataset("ragged", (3,), dtype=h5py.vlen_dtype(np.int32), chunks=(2,))
+        ragged[0] = np.arange(3, dtype=np.int32)
+        ragged[1] = np.arange(5, dtype=np.int32)
+    return buf.getvalue()
+
+
+def _heap_id(image: bytes, length: int) -> int:
+    """Offset of the heap ID of a ``length``-element value in the image's first collection."""
+    gcol = image.find(b"GCOL\x01")
+    assert gcol > 0
+    at = image.find(length.to_bytes(4, "little") + gcol.to_bytes(8, "little"))
+    assert at > 0, "heap ID not found"
+    return at
+
+
+def _parse(image: bytes) -> None:
+    with hdf5.open_image(image) as f:
+        hdf5.check_image(f, image, DEFAULT_LIMITS)
+
+
+def test_real_variable_length_data_passes_and_reads_back() -> None:
+    image = _image()
+    _parse(image)
+    with hdf5.open_image(image) as f:
+        assert f.attrs["note"] == NOTE
+        assert [s.decode() for s in f["names"][()]] == ["a", "bb", "ccc"]
+        assert list(f["ragged"][1]) == [0, 1, 2, 3, 4]
+
+
+def test_forged_length_is_refused_before_allocation() -> None:
+    image = bytearray(_image())
+    at = _heap_id(bytes(image), len(NOTE))
+    image[at : at + 4] = (0xFF00000B).to_bytes(4, "little")
+    with pytest.raises(FormatError, match=r"'note'.*declares 4278190091 elements"):
+        _parse(bytes(image))
+
+
+def test_forged_index_and_address_are_refused() -> None:
+    clean = _image()
+    at = _heap_id(clean, len(NOTE))
+    forged_idx = bytearray(clean)
+    forged_idx[at + 12 : at + 16] = (999).to_bytes(4, "little")
+    with pytest.raises(FormatError, match="does not hold"):
+        _parse(bytes(forged_idx))
+    forged_addr = bytearray(clean)
+    forged_addr[at + 4 : at + 12] = (8).to_bytes(8, "little")
+    with pytest.raises(FormatError, match="does not hold"):
+        _parse(bytes(forged_addr))
+
+
+def test_forged_dataset_element_is_refused() -> None:
+    image = bytearray(_image())
+    at = _heap_id(bytes(image), 3)  # "ccc" of the contiguous string dataset
+    image[at : at + 4] = (1 << 30).to_bytes(4, "little")
+    with pytest.raises(FormatError, match="dataset names"):
+        _parse(bytes(image))
+
+
+def test_forged_chunked_ragged_element_is_refused() -> None:
+    image = bytearray(_image())
+    at = _heap_id(bytes(image), 5)  # ragged[1], 5 int32 in a chunk
+    image[at : at + 4] = (6).to_bytes(4, "little")  # 24 bytes from a 20-byte object
+    with pytest.raises(FormatError, match=r"dataset ragged.*declares 6 elements \(24 bytes\)"):
+        _parse(bytes(image))
+
+
+def test_attribute_declaring_more_elements_than_its_message_holds_is_refused() -> None:
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        f.attrs["v"] = np.arange(7, dtype=np.int64)
+    image = bytearray(buf.getvalue())
+    # the dataspace's one dimension (7) follows the attribute's name and datatype
+    name = image.find(b"v\x00")
+    dim = image.find((7).to_bytes(8, "little"), name)
+    image[dim : dim + 8] = (1 << 40).to_bytes(8, "little")
+    with pytest.raises(FormatError, match="declares 1099511627776 elements"):
+        _parse(bytes(image))
+
+
+def test_nested_variable_length_data_is_refused() -> None:
+    buf = io.BytesIO()
+    dt = np.dtype([("name", h5py.string_dtype()), ("n", np.int32)])
+    with h5py.File(buf, "w") as f:
+        f.attrs.create("pair", np.array([("a", 1)], dtype=dt))
+    with pytest.raises(FormatError, match="nests variable-length data"):
+        _parse(buf.getvalue())
+
+
+def test_dense_attribute_storage_is_refused_with_a_reason() -> None:
+    buf = io.BytesIO()
+    with h5py.File(buf, "w", libver="latest") as f:
+        for i in range(12):
+            f.attrs[f"a{i}"] = f"value {i}"
+    with pytest.raises(FormatError, match="dense storage"):
+        _parse(buf.getvalue())
+
+
+def test_v2_object_headers_with_compact_attributes_pass() -> None:
+    buf = io.BytesIO()
+    with h5py.File(buf, "w", libver="latest") as f:
+        f.attrs["note"] = NOTE
+        g = f.create_group("g", track_order=True)
+        g.attrs["a"] = "x" * 300
+        g.attrs["b"] = np.arange(3)
+    _parse(buf.getvalue())
