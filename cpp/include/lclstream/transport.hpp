@@ -11,7 +11,13 @@
 // so owners must be safe to release from any thread (a pooled buffer, a Batch, or a
 // handle that defers the real release to its own thread, as the Python bindings do).
 //
-// Guarantees (what holds, and when):
+// Guarantees (what holds, and when). Each maps to one unit of cpp/src/transport/ over one
+// socket wrapper (socket.hpp: RAII, the linger asked for on every path):
+//   PUSH+connect -> PushConnect (push_connect.cpp), PUSH+bind -> PushBind (push_bind.cpp)
+//   with its PeerMonitor (peer_monitor.cpp), PUB -> Publisher (publisher.cpp), zero-copy
+//   hand-off and close()'s wait -> Tracker (frames_out.cpp), socket options and CURVE/ZAP
+//   -> socket_setup.cpp, PULL/SUB -> Receiver (receiver.cpp); Sender (transport.cpp) only
+//   serialises calls and runs close().
 // * PUSH, connect to N endpoints (the default streamer role): one socket per endpoint with
 //   ZMQ_IMMEDIATE, so messages queue only for connected peers. send() round-robins over
 //   the endpoints that can take a message now and blocks (up to the timeout, then
@@ -24,6 +30,9 @@
 //   balancer hands consecutive messages to its peers in turn, so each peer gets one copy.
 //   A peer that connects or disconnects during the broadcast (or is still in its ZMTP
 //   handshake) can miss it or get two: consumers connect at start, long before the end.
+//   The monitor's events are drained continuously on the PeerMonitor's own thread, so
+//   any number of connect/close cycles (port scanners, health checks) never blocks
+//   libzmq's I/O thread (tests/test_transport_faults.py: 2,000 cycles, then a stream).
 // * PUB: never blocks. With several subscribers a message is dropped for all of them when
 //   any subscriber's queue is full (ZMQ_XPUB_NODROP turns libzmq's silent drop into an
 //   error we count in stats().dropped). A message published while nobody is subscribed
