@@ -21,7 +21,6 @@ stored compact, filtered or with a user-defined fill value. Each gets a message 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -31,10 +30,9 @@ import h5py
 from lclstream.errors import FormatError
 from lclstream.limits import DEFAULT_LIMITS, Limits
 
-__all__ = ["check_global_heaps", "check_vlen", "global_heaps"]
+__all__ = ["check_vlen", "global_heap"]
 
 _GCOL = b"GCOL\x01"  # global heap collection signature + version 1
-_GCOL_SEARCH = re.compile(re.escape(_GCOL))
 _GCOL_HEADER = 16  # signature 4, version 1, reserved 3, collection size 8
 _GHOBJ_HEADER = 16  # heap object index 2, reference count 2, reserved 4, object size 8
 _WRAP = 1 << 64
@@ -57,57 +55,48 @@ def _raw(image: memoryview) -> memoryview:
     return image.cast("B") if image.format != "B" or image.ndim != 1 else image
 
 
-def global_heaps(image: memoryview) -> dict[int, dict[int, int]]:
-    """Every global heap collection the library could load: {byte offset: {index: size}}.
+def global_heap(image: memoryview, at: int) -> dict[int, int] | None:
+    """The global heap collection at byte ``at`` as {object index: size}; None if none is.
 
     Why hop by hop: the library decodes a collection by hopping from object header to
     object header by each object's declared size. A free-space object (index 0) of size 0
     makes the hop zero bytes long, and a size near 2**64 wraps the pointer back before where
     it was: in both cases the decoder loops forever inside one ``H5Aread`` (a 20 KB fuzzed
-    message held the receiver for minutes, unkillable short of the process). So every
-    ``GCOL`` version-1 header whose declared size fits in the image is walked as the library
-    would, before the library sees any of them, and a hop that goes nowhere or backwards is
-    refused. Compressed chunk bytes that happen to spell the signature walk to the end
-    within a hop or two and are never refused; nothing will reference them.
+    message held the receiver for minutes, unkillable short of the process). So the
+    collection is walked as the library would, before the library sees it, and a hop that
+    goes nowhere or backwards is refused. Only collections that a heap ID refers to are
+    walked: those are the only ones the library loads.
     """
     raw = _raw(image)
     n = len(raw)
-    heaps: dict[int, dict[int, int]] = {}
-    for match in _GCOL_SEARCH.finditer(raw):  # re scans a buffer in place: no copy
-        at = match.start()
-        size = int.from_bytes(raw[at + 8 : at + 16], "little")
-        if not _GCOL_HEADER <= size <= n - at:
-            continue
-        objects: dict[int, int] = {}
-        end = at + size
-        p = at + _GCOL_HEADER
-        while p < end:
-            if p + _GHOBJ_HEADER > end:
-                break  # the library takes the tail as free space
-            idx = int.from_bytes(raw[p : p + 2], "little")
-            osize = int.from_bytes(raw[p + 8 : p + 16], "little")
-            # the library's size_t arithmetic, modulo 2**64
-            need = (_GHOBJ_HEADER + (((osize + 7) % _WRAP) & ~7)) % _WRAP if idx else osize
-            if need == 0 or need >= _WRAPS_BACK:
-                raise FormatError(
-                    f"HDF5 message: global heap at byte {at} has object {idx} at byte "
-                    f"{p} of size {osize}, which would make the HDF5 library loop "
-                    "forever (refused)"
-                )
-            if idx:
-                # an object's bytes must lie in the collection; the smaller size wins if an
-                # index repeats (conservative for the length check)
-                fits = osize if p + _GHOBJ_HEADER + osize <= end else 0
-                objects[idx] = min(objects.get(idx, fits), fits)
-            p += need
-        heaps[at] = objects
-    return heaps
-
-
-def check_global_heaps(image: memoryview) -> None:
-    """Refuse an image whose global heap would send the HDF5 library into an endless loop
-    (:func:`global_heaps` without the result)."""
-    global_heaps(image)
+    if at < 0 or bytes(raw[at : at + len(_GCOL)]) != _GCOL:
+        return None
+    size = int.from_bytes(raw[at + 8 : at + 16], "little")
+    if not _GCOL_HEADER <= size <= n - at:
+        return None
+    objects: dict[int, int] = {}
+    end = at + size
+    p = at + _GCOL_HEADER
+    while p < end:
+        if p + _GHOBJ_HEADER > end:
+            break  # the library takes the tail as free space
+        idx = int.from_bytes(raw[p : p + 2], "little")
+        osize = int.from_bytes(raw[p + 8 : p + 16], "little")
+        # the library's size_t arithmetic, modulo 2**64
+        need = (_GHOBJ_HEADER + (((osize + 7) % _WRAP) & ~7)) % _WRAP if idx else osize
+        if need == 0 or need >= _WRAPS_BACK:
+            raise FormatError(
+                f"HDF5 message: global heap at byte {at} has object {idx} at byte "
+                f"{p} of size {osize}, which would make the HDF5 library loop "
+                "forever (refused)"
+            )
+        if idx:
+            # an object's bytes must lie in the collection; the smaller size wins if an
+            # index repeats (conservative for the length check)
+            fits = osize if p + _GHOBJ_HEADER + osize <= end else 0
+            objects[idx] = min(objects.get(idx, fits), fits)
+        p += need
+    return objects
 
 
 @dataclass(frozen=True)
@@ -128,7 +117,14 @@ class _Image:
         fcpl = f.id.get_create_plist()
         self.sa, self.ss = (int(x) for x in fcpl.get_sizes())
         self.base = int(fcpl.get_userblock())
-        self.heaps = global_heaps(self.raw)
+        self._heaps: dict[int, dict[int, int] | None] = {}
+
+    def heap_object(self, at: int, idx: int) -> int | None:
+        """Size of object ``idx`` of the collection at image offset ``at`` (None: no such)."""
+        if at not in self._heaps:
+            self._heaps[at] = global_heap(self.raw, at)
+        objects = self._heaps[at]
+        return None if objects is None else objects.get(idx)
 
     def uint(self, at: int, size: int, what: str) -> int:
         if at < 0 or at + size > len(self.raw):
@@ -257,7 +253,14 @@ def _vlen_base_size(dt: memoryview, what: str) -> int:
     """Bytes per element of a top-level variable-length type's base (1 for a string)."""
     if len(dt) < 8:
         raise FormatError(f"HDF5 message: {what} has a truncated datatype")
-    if dt[1] & 0x0F == 1:  # variable-length string
+    kind, padding, charset = dt[1] & 0x0F, dt[1] >> 4, dt[2] & 0x0F
+    if kind > 1 or padding > 2 or charset > 1 or not 1 <= dt[0] >> 4 <= 5:
+        # undefined variants crash the HDF5 library (a fuzzed kind 6 segfaulted H5Aread)
+        raise FormatError(
+            f"HDF5 message: {what} has an undefined variable-length datatype "
+            f"({bytes(dt[:4]).hex()})"
+        )
+    if kind == 1:  # variable-length string
         return 1
     base = dt[8:]
     if len(base) < 8:
@@ -307,7 +310,7 @@ class _Budget:
                 continue  # an empty or null element: nothing is read or allocated
             addr = int.from_bytes(raw[p + 4 : p + 4 + img.sa], "little") + img.base
             idx = int.from_bytes(raw[p + 4 + img.sa : p + step], "little")
-            size = img.heaps.get(addr, {}).get(idx)
+            size = img.heap_object(addr, idx)
             if size is None:
                 raise FormatError(
                     f"HDF5 message: {what} element {i} refers to global heap object {idx} at "
@@ -324,9 +327,11 @@ class _Budget:
         self.limits.check_decoded(self.total, self.nbytes, "HDF5 message variable-length data")
 
 
-def _check_attributes(img: _Image, obj: Any, name: str, budget: _Budget, h5attrs: int) -> None:
+def _check_attributes(
+    img: _Image, obj: Any, addr: int, name: str, budget: _Budget, h5attrs: int
+) -> None:
     what = f"object {name}"
-    header = int(h5py.h5o.get_info(obj).addr) + img.base
+    header = addr + img.base
     found = 0
     for mtype, mflags, start, end in _messages(img, header, what):
         if mtype == _MSG_ATTRIBUTE_INFO:
@@ -373,8 +378,7 @@ def _check_attributes(img: _Image, obj: Any, name: str, budget: _Budget, h5attrs
         )
 
 
-def _check_dataset(img: _Image, dset: h5py.Dataset, name: str, budget: _Budget) -> None:
-    did = dset.id
+def _check_dataset(img: _Image, did: Any, name: str, budget: _Budget) -> None:
     tid = did.get_type()
     if not _contains_vlen(tid):
         return
@@ -425,19 +429,19 @@ def check_vlen(
 ) -> None:
     """Refuse variable-length data whose heap IDs do not resolve within the image.
 
-    ``objects`` are (path, h5py object) pairs for every object reachable by hard links,
-    the root group included; an object reachable twice is checked once. Runs before any
+    ``objects`` are (path, low-level h5py ObjectID) pairs for every object reachable by hard
+    links, the root group included; an object reachable twice is checked once. Runs before any
     attribute or dataset of the image is read (opening objects reads only their headers).
     """
     img = _Image(f, image)
     budget = _Budget(len(img.raw), limits)
     seen: set[int] = set()
-    for name, obj in objects:
-        oid = obj.id
-        addr = int(h5py.h5o.get_info(oid).addr)
+    for name, oid in objects:
+        info = h5py.h5o.get_info(oid)
+        addr = int(info.addr)
         if addr in seen:
             continue
         seen.add(addr)
-        _check_attributes(img, oid, name, budget, int(h5py.h5a.get_num_attrs(oid)))
-        if isinstance(obj, h5py.Dataset):
-            _check_dataset(img, obj, name, budget)
+        _check_attributes(img, oid, addr, name, budget, int(info.num_attrs))
+        if isinstance(oid, h5py.h5d.DatasetID):
+            _check_dataset(img, oid, name, budget)
