@@ -130,3 +130,34 @@ def test_v2_object_headers_with_compact_attributes_pass() -> None:
         g.attrs["a"] = "x" * 300
         g.attrs["b"] = np.arange(3)
     _parse(buf.getvalue())
+
+
+def test_chunk_stored_unfiltered_is_copied_and_bad_filter_values_refused() -> None:
+    import hdf5plugin
+    from lclstream import codec
+
+    frames = np.arange(2 * 4 * 8, dtype=np.uint16).reshape(2, 4, 8)
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        d = f.create_dataset(
+            "/entry_1/data_1/data", shape=frames.shape, dtype=np.uint16, chunks=(1, 4, 8),
+            **hdf5plugin.Bitshuffle(nelems=0, cname="lz4"),
+        )  # fmt: skip
+        d.id.write_direct_chunk((0, 0, 0), codec.compress(frames[0], "bslz4").tobytes())
+        # the writer skipped the filter for this chunk (filter mask bit 0): raw bytes
+        d.id.write_direct_chunk((1, 0, 0), frames[1].tobytes(), filter_mask=1)
+    image = buf.getvalue()
+    parsed = hdf5.parse([image])
+    assert parsed.batch is not None
+    np.testing.assert_array_equal(parsed.batch.arrays["/entry_1/data_1/data"], frames)
+    # bitshuffle told its elements are 0 bytes divides by zero (SIGFPE) in the plug-in
+    with hdf5.open_image(image) as f:
+        vals = f["/entry_1/data_1/data"].id.get_create_plist().get_filter(0)[2]
+    assert vals[2] == 2
+    needle = np.array(vals, "<u4").tobytes()
+    at = image.find(needle)
+    assert at > 0
+    forged = bytearray(image)
+    forged[at + 8 : at + 12] = (0).to_bytes(4, "little")
+    with pytest.raises(FormatError, match="filter 32008 the parameters"):
+        hdf5.parse([bytes(forged)])

@@ -586,14 +586,21 @@ def read_dataset(dset: h5py.Dataset, threads: int = 0, *, limit: int | None = No
                         f"the frame has {frame_nbytes}"
                     )
             chunks.append((mask, chunk))
-        if chunks and not any(m for m, _ in chunks):
+        if chunks and not any(m & 1 for m, _ in chunks):
             return decompress_events(
                 [c for _, c in chunks], codec, dset.dtype, dset.shape[1:], threads
             )
+        # A chunk whose mask says the one filter was skipped is stored as it is: copied,
+        # never handed to HDF5's pipeline (a plug-in there meets the sender's parameters).
         out = np.empty(dset.shape, dset.dtype)
         for i, (mask, chunk) in enumerate(chunks):
-            if mask:
-                out[i] = dset[i]
+            if mask & 1:
+                if len(chunk) != frame_nbytes:
+                    raise FormatError(
+                        f"HDF5 message: {dset.name} chunk {i} is stored unfiltered in "
+                        f"{len(chunk)} bytes, the frame has {frame_nbytes}"
+                    )
+                out[i] = np.frombuffer(chunk, dset.dtype).reshape(dset.shape[1:])
             else:
                 decompress_chunk(chunk, codec, dset.dtype, dset.shape[1:], out=out[i])
         return out
@@ -632,6 +639,35 @@ def _info_from_attrs(attrs: Any) -> StreamInfo:
 #: HDF5 filters a message may use: what lclstream writes (``formats._common.compression``:
 #: deflate and shuffle for gzip, 32004 lz4, 32008 bitshuffle, 32013 zfp, 32015 zstd).
 ALLOWED_FILTERS = frozenset({1, 2, 32004, 32008, 32013, 32015})
+
+
+def _check_filter_values(name: str, filter_id: int, values: tuple[int, ...], itemsize: int) -> None:
+    """Refuse filter parameters the filter plug-ins do not survive.
+
+    Why: a plug-in trusts its ``cd_values`` (HDF5 fills them in from the dataset when the
+    file is written): bitshuffle divides by the element size it is given, so a fuzzed 0
+    killed the receiver with SIGFPE the moment a chunk went through HDF5's pipeline.
+    """
+    if filter_id == 32008:
+        # (major, minor, element size, block size in elements, compression[, level])
+        ok = (
+            len(values) >= 5
+            and values[2] == itemsize
+            and values[3] % 8 == 0
+            and values[3] <= 1 << 24
+            and values[4] in (0, 2, 3)
+        )
+    elif filter_id == 32004:  # (block size in bytes[, ...]); 0 = the plug-in's default
+        ok = len(values) >= 1 and 0 <= values[0] <= 1 << 30
+    elif filter_id == 2:  # shuffle: (element size)
+        ok = not values or values[0] == itemsize
+    else:
+        ok = True
+    if not ok:
+        raise FormatError(
+            f"HDF5 message: {name} gives filter {filter_id} the parameters {list(values)}, "
+            f"which do not fit its {itemsize}-byte elements (refused)"
+        )
 
 
 def check_image(f: h5py.File, image: Any, limits: Limits = DEFAULT_LIMITS) -> None:
@@ -687,14 +723,15 @@ def check_image(f: h5py.File, image: Any, limits: Limits = DEFAULT_LIMITS) -> No
             raise FormatError(f"HDF5 message: {name} is a virtual dataset (refused)")
         if dcpl.get_external_count() > 0:
             raise FormatError(f"HDF5 message: {name} has external storage (refused)")
+        itemsize = oid.get_type().get_size()
         for i in range(dcpl.get_nfilters()):
-            fid_ = int(dcpl.get_filter(i)[0])
-            if fid_ not in ALLOWED_FILTERS:
+            fid_, _flags, values, _fname = dcpl.get_filter(i)
+            if int(fid_) not in ALLOWED_FILTERS:
                 raise FormatError(
                     f"HDF5 message: {name} uses filter {fid_}, not one lclstream writes "
                     f"({', '.join(map(str, sorted(ALLOWED_FILTERS)))})"
                 )
-        itemsize = oid.get_type().get_size()
+            _check_filter_values(name, int(fid_), tuple(values), itemsize)
         shape = oid.shape
         limits.check_shape(shape, itemsize, f"HDF5 message: {name}")
         size = itemsize
