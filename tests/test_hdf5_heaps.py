@@ -161,3 +161,26 @@ def test_chunk_stored_unfiltered_is_copied_and_bad_filter_values_refused() -> No
     forged[at + 8 : at + 12] = (0).to_bytes(4, "little")
     with pytest.raises(FormatError, match="filter 32008 the parameters"):
         hdf5.parse([bytes(forged)])
+
+
+def test_group_structures_are_walked_before_hdf5_lists_links() -> None:
+    clean = _image()
+    _parse(clean)
+    at = clean.find(b"SNOD")
+    assert at > 0
+    # first symbol's link name offset, far outside the group's local heap
+    forged = bytearray(clean)
+    forged[at + 8 : at + 16] = (1 << 20).to_bytes(8, "little")
+    with pytest.raises(FormatError, match="outside its .*local heap"):
+        _parse(bytes(forged))
+    # a symbol node claiming more entries than the B-tree's K allows overruns HDF5's buffer
+    forged = bytearray(clean)
+    forged[at + 6 : at + 8] = (500).to_bytes(2, "little")
+    with pytest.raises(FormatError, match="symbol node with 500 entries"):
+        _parse(bytes(forged))
+    # a local heap whose data lies past the end of the image
+    heap = clean.find(b"HEAP")
+    forged = bytearray(clean)
+    forged[heap + 24 : heap + 32] = (len(clean) + 4096).to_bytes(8, "little")
+    with pytest.raises(FormatError, match="outside the image"):
+        _parse(bytes(forged))

@@ -1,4 +1,5 @@
-"""Variable-length data in a received HDF5 image, checked before the HDF5 library reads it.
+"""The heaps of a received HDF5 image (global heaps of variable-length data, local heaps of
+groups' link names), checked before the HDF5 library reads them.
 
 Why this module: h5py stores every ``str`` attribute (and string or ragged datasets) as
 variable-length data: each element is a *heap ID* (a length, the address of a global heap
@@ -11,6 +12,10 @@ the few structures involved straight from the image: the global heap collections
 object header's attribute messages (found from the object's address, never by searching),
 and the heap IDs of variable-length datasets, and refuses any ID that does not resolve to an
 object large enough to hold what it declares, before any attribute or dataset is read.
+
+Groups get the same treatment (:func:`check_groups`): an old-style group's local heap,
+B-tree and symbol nodes are walked and bounds-checked before ``H5Lvisit`` walks them (a
+fuzzed symbol table crashed it).
 
 What it refuses that a legitimate writer could produce (none of which lclstream or
 LCLStreamer writes): attributes in dense storage (a fractal heap: more than 8 attributes on
@@ -30,7 +35,7 @@ import h5py
 from lclstream.errors import FormatError
 from lclstream.limits import DEFAULT_LIMITS, Limits
 
-__all__ = ["check_vlen", "global_heap"]
+__all__ = ["check_groups", "check_vlen", "global_heap"]
 
 _GCOL = b"GCOL\x01"  # global heap collection signature + version 1
 _GCOL_HEADER = 16  # signature 4, version 1, reserved 3, collection size 8
@@ -445,3 +450,165 @@ def check_vlen(
         _check_attributes(img, oid, addr, name, budget, int(info.num_attrs))
         if isinstance(oid, h5py.h5d.DatasetID):
             _check_dataset(img, oid, name, budget)
+
+
+#: object header message: symbol table (an old-style group's B-tree and local heap)
+_MSG_SYMBOL_TABLE = 0x11
+#: bounds on the walk (real messages hold a few dozen groups and nodes)
+_MAX_GROUP_OBJECTS = 1 << 14
+_MAX_TREE_NODES = 1 << 16
+
+
+def _local_heap(img: _Image, at: int | None, what: str) -> tuple[int, int]:
+    """(image offset, size) of a local heap's data segment, checked to lie in the image."""
+    raw = img.raw
+    if at is None or bytes(raw[at : at + 4]) != b"HEAP" or img.uint(at + 4, 1, what) != 0:
+        raise FormatError(f"HDF5 message: {what} names no local heap (at byte {at})")
+    size = img.uint(at + 8, img.ss, what)
+    data = img.address(at + 8 + 2 * img.ss, what)
+    if data is None or size == 0 or data + size > len(raw):
+        raise FormatError(
+            f"HDF5 message: {what} has a local heap of {size} bytes at {data}, outside the "
+            "image (refused)"
+        )
+    return data, size
+
+
+def _heap_name(img: _Image, heap: tuple[int, int], offset: int, what: str) -> None:
+    """A link name (or link value) at ``offset`` of a local heap: inside it, NUL-ended."""
+    data, size = heap
+    if offset >= size or b"\0" not in bytes(img.raw[data + offset : data + size]):
+        raise FormatError(
+            f"HDF5 message: {what} names a link at heap offset {offset}, outside its "
+            f"{size}-byte local heap (refused)"
+        )
+
+
+class _GroupWalk:
+    """Every old-style group's B-tree, symbol nodes and local heap, walked as HDF5 would
+    walk them to list links, with every offset and count checked first."""
+
+    def __init__(self, img: _Image) -> None:
+        self.img = img
+        raw = img.raw
+        # group B-tree K values: superblocks 0 and 1 store them, later ones use the defaults
+        if raw[8] in (0, 1):
+            self.leaf_k, self.node_k = img.uint(16, 2, "superblock"), img.uint(18, 2, "superblock")
+        else:
+            self.leaf_k, self.node_k = 4, 16
+        self.nodes = 0
+        self.heaps: dict[int, tuple[int, int]] = {}
+        self.walked: dict[tuple[int | None, int | None], list[int]] = {}
+
+    def group(self, btree: int | None, heap_at: int | None, what: str) -> list[int]:
+        """Object header addresses of a group's members (file addresses)."""
+        key = (btree, heap_at)
+        if key in self.walked:  # a group's header and its parent's cached entry name it
+            return self.walked[key]
+        heap = _local_heap(self.img, heap_at, what)
+        # Two heaps sharing data bytes confuse HDF5's metadata cache: the second heap is
+        # left without its data and the next name read dereferences NULL (a fuzzed message)
+        assert heap_at is not None
+        for other, (data, size) in self.heaps.items():
+            if other != heap_at and data < heap[0] + heap[1] and heap[0] < data + size:
+                raise FormatError(
+                    f"HDF5 message: {what} has a local heap whose data overlaps the heap at "
+                    f"byte {other} (refused)"
+                )
+        self.heaps[heap_at] = heap
+        members: list[int] = []
+        if btree is None:
+            raise FormatError(f"HDF5 message: {what} has no B-tree")
+        self.walked[key] = members
+        self._node(btree, None, heap, members, what)
+        return members
+
+    def _node(
+        self, at: int, level: int | None, heap: tuple[int, int], out: list[int], what: str
+    ) -> None:
+        img, raw, sa, ss = self.img, self.img.raw, self.img.sa, self.img.ss
+        self.nodes += 1
+        if self.nodes > _MAX_TREE_NODES:
+            raise FormatError(f"HDF5 message: more than {_MAX_TREE_NODES} group B-tree nodes")
+        if bytes(raw[at : at + 4]) != b"TREE" or img.uint(at + 4, 1, what) != 0:
+            raise FormatError(f"HDF5 message: {what} has no group B-tree node at byte {at}")
+        node_level = img.uint(at + 5, 1, what)
+        if level is not None and node_level != level:
+            raise FormatError(
+                f"HDF5 message: {what} has a B-tree node at byte {at} of level {node_level} "
+                f"where level {level} belongs (a loop?)"
+            )
+        used = img.uint(at + 6, 2, what)
+        if used > 2 * self.node_k:
+            raise FormatError(
+                f"HDF5 message: {what} has a B-tree node with {used} entries (at most "
+                f"{2 * self.node_k})"
+            )
+        q = at + 8 + 2 * sa
+        for _ in range(used):
+            _heap_name(img, heap, img.uint(q, ss, what), f"{what} B-tree key")
+            child = img.address(q + ss, what)
+            if child is None:
+                raise FormatError(f"HDF5 message: {what} has a B-tree entry with no child")
+            if node_level > 0:
+                self._node(child, node_level - 1, heap, out, what)
+            else:
+                self._symbols(child, heap, out, what)
+            q += ss + sa
+        img.uint(q, ss, what)  # the last key lies in the image too
+
+    def _symbols(self, at: int, heap: tuple[int, int], out: list[int], what: str) -> None:
+        img, raw, sa, ss = self.img, self.img.raw, self.img.sa, self.img.ss
+        if bytes(raw[at : at + 4]) != b"SNOD" or img.uint(at + 4, 1, what) != 1:
+            raise FormatError(f"HDF5 message: {what} has no symbol node at byte {at}")
+        count = img.uint(at + 6, 2, what)
+        if count > 2 * self.leaf_k:
+            raise FormatError(
+                f"HDF5 message: {what} has a symbol node with {count} entries (at most "
+                f"{2 * self.leaf_k})"
+            )
+        entry = ss + sa + 24
+        for i in range(count):
+            e = at + 8 + i * entry
+            _heap_name(img, heap, img.uint(e, ss, what), f"{what} symbol {i}")
+            header = img.uint(e + ss, sa, what)
+            cache = img.uint(e + ss + sa, 4, what)
+            scratch = e + ss + sa + 8
+            if cache == 2:  # soft link: its value in the local heap
+                _heap_name(img, heap, img.uint(scratch, 4, what), f"{what} soft link {i}")
+            elif cache == 1:  # cached B-tree and heap addresses of a member group
+                self.group(img.address(scratch, what), img.address(scratch + sa, what), what)
+            elif cache != 0:
+                raise FormatError(f"HDF5 message: {what} symbol {i} has cache type {cache}")
+            if cache != 2:
+                out.append(header)
+
+
+def check_groups(f: h5py.File, image: memoryview) -> None:
+    """Refuse an image whose group structures would crash HDF5 while it lists links.
+
+    Why: HDF5 trusts an old-style group's symbol table. A fuzzed message whose symbol
+    node pointed a link name outside a local heap made ``H5Lvisit`` read address 0x18 and
+    kill the receiver (SIGSEGV). So every group reachable from the root is walked here
+    first, its local heap, B-tree nodes and symbol nodes bounds-checked, before HDF5 walks
+    them. New-style groups keep their links in the object header (checked by the header
+    walk) or, past 8 links with ``libver='latest'``, in a fractal heap, which HDF5 walks
+    with its own checks.
+    """
+    img = _Image(f, image)
+    walk = _GroupWalk(img)
+    todo = [int(h5py.h5o.get_info(f.id).addr)]
+    seen: set[int] = set()
+    while todo:
+        addr = todo.pop()
+        if addr in seen:
+            continue
+        seen.add(addr)
+        if len(seen) > _MAX_GROUP_OBJECTS:
+            raise FormatError(f"HDF5 message: more than {_MAX_GROUP_OBJECTS} objects")
+        what = f"object at byte {addr + img.base}"
+        for mtype, _flags, start, _end in _messages(img, addr + img.base, what):
+            if mtype == _MSG_SYMBOL_TABLE:
+                btree = img.address(start, what)
+                heap = img.address(start + img.sa, what)
+                todo.extend(walk.group(btree, heap, what))

@@ -31,7 +31,9 @@ class BatchAssembler:
         self.plans = plans
         self.batch_size = int(batch_size)
         self._pools = {
-            p.name: pool_for(self.batch_size, p.out_shape, p.out_dtype, pool_batches)
+            p.name: pool_for(
+                self.batch_size, p.out_shape, p.out_dtype, pool_batches, prefault=False
+            )
             for p in plans.values()
         }
         self._reset()
