@@ -44,7 +44,7 @@ from lclstream.formats._common import (
     parsed_message,
 )
 from lclstream.formats.base import SerializerBase, end_fields, totals_from_fields
-from lclstream.formats.hdf5_heaps import check_groups, check_vlen
+from lclstream.formats.hdf5_heaps import Image, check_groups, check_vlen
 from lclstream.limits import DEFAULT_LIMITS, LimitExceeded, Limits
 from lclstream.protocols import (
     DetectorInfo,
@@ -694,7 +694,8 @@ def check_image(f: h5py.File, image: Any, limits: Limits = DEFAULT_LIMITS) -> No
         if len(found) > limits.max_cbor_length:
             raise LimitExceeded(f"HDF5 message: more than {limits.max_cbor_length} links")
 
-    check_groups(f, mv)  # before HDF5 walks them
+    img = Image(f, mv)
+    check_groups(img, f)  # before HDF5 walks them
     fid.links.visit(visit, info=True)
     hard = {"/" + name for name, ltype in found if ltype == h5py.h5l.TYPE_HARD}
     soft = {"/" + name for name, ltype in found if ltype == h5py.h5l.TYPE_SOFT}
@@ -746,7 +747,7 @@ def check_image(f: h5py.File, image: Any, limits: Limits = DEFAULT_LIMITS) -> No
             limits.check_chunk(chunk, f"HDF5 message: {name}")
             limits.check_decoded(chunk, nbytes, f"HDF5 message: {name} chunk")
     limits.check_decoded(total, nbytes, "HDF5 message")
-    check_vlen(f, mv, objects, limits)
+    check_vlen(img, objects, limits)
 
 
 def parse(

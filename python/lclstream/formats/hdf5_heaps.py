@@ -35,7 +35,7 @@ import h5py
 from lclstream.errors import FormatError
 from lclstream.limits import DEFAULT_LIMITS, Limits
 
-__all__ = ["check_groups", "check_vlen", "global_heap"]
+__all__ = ["Image", "check_groups", "check_vlen", "global_heap"]
 
 _GCOL = b"GCOL\x01"  # global heap collection signature + version 1
 _GCOL_HEADER = 16  # signature 4, version 1, reserved 3, collection size 8
@@ -114,8 +114,9 @@ class _Attribute:
     data_end: int
 
 
-class _Image:
-    """The image's bytes and the superblock sizes needed to read its structures."""
+class Image:
+    """The image's bytes and the superblock sizes needed to read its structures; object
+    headers and heaps are walked once and shared by the checks."""
 
     def __init__(self, f: h5py.File, image: memoryview) -> None:
         self.raw = _raw(image)
@@ -123,6 +124,13 @@ class _Image:
         self.sa, self.ss = (int(x) for x in fcpl.get_sizes())
         self.base = int(fcpl.get_userblock())
         self._heaps: dict[int, dict[int, int] | None] = {}
+        self._headers: dict[int, list[tuple[int, int, int, int]]] = {}
+
+    def messages(self, header: int, what: str) -> list[tuple[int, int, int, int]]:
+        """The messages of the object header at image offset ``header`` (walked once)."""
+        if header not in self._headers:
+            self._headers[header] = list(_messages(self, header, what))
+        return self._headers[header]
 
     def heap_object(self, at: int, idx: int) -> int | None:
         """Size of object ``idx`` of the collection at image offset ``at`` (None: no such)."""
@@ -142,7 +150,7 @@ class _Image:
         return None if a == (1 << (8 * self.sa)) - 1 else a + self.base
 
 
-def _messages(img: _Image, header: int, what: str) -> Iterator[tuple[int, int, int, int]]:
+def _messages(img: Image, header: int, what: str) -> Iterator[tuple[int, int, int, int]]:
     """(type, flags, data start, data end) of every message of the object header at
     ``header`` (an image offset), continuation chunks included, bounds-checked."""
     raw = img.raw
@@ -201,7 +209,7 @@ def _messages(img: _Image, header: int, what: str) -> Iterator[tuple[int, int, i
             q = data + msize
 
 
-def _npoints(img: _Image, ds: memoryview, what: str) -> int:
+def _npoints(img: Image, ds: memoryview, what: str) -> int:
     """Elements of an encoded dataspace (versions 1 and 2)."""
     if len(ds) < 4:
         raise FormatError(f"HDF5 message: {what} has a truncated dataspace")
@@ -219,7 +227,7 @@ def _npoints(img: _Image, ds: memoryview, what: str) -> int:
     return n
 
 
-def _attribute(img: _Image, start: int, end: int, what: str) -> _Attribute:
+def _attribute(img: Image, start: int, end: int, what: str) -> _Attribute:
     raw = img.raw
     version = raw[start]
     if version == 1:
@@ -302,7 +310,7 @@ class _Budget:
     def __init__(self, nbytes: int, limits: Limits) -> None:
         self.limits, self.nbytes, self.total = limits, nbytes, 0
 
-    def ids(self, img: _Image, at: int, count: int, base_size: int, what: str) -> None:
+    def ids(self, img: Image, at: int, count: int, base_size: int, what: str) -> None:
         """Check ``count`` heap IDs stored from image offset ``at``."""
         step = 8 + img.sa
         raw = img.raw
@@ -333,12 +341,12 @@ class _Budget:
 
 
 def _check_attributes(
-    img: _Image, obj: Any, addr: int, name: str, budget: _Budget, h5attrs: int
+    img: Image, obj: Any, addr: int, name: str, budget: _Budget, h5attrs: int
 ) -> None:
     what = f"object {name}"
     header = addr + img.base
     found = 0
-    for mtype, mflags, start, end in _messages(img, header, what):
+    for mtype, mflags, start, end in img.messages(header, what):
         if mtype == _MSG_ATTRIBUTE_INFO:
             # version, flags, [max creation index], fractal heap address, ...
             flags = img.uint(start + 1, 1, what)
@@ -383,7 +391,7 @@ def _check_attributes(
         )
 
 
-def _check_dataset(img: _Image, did: Any, name: str, budget: _Budget) -> None:
+def _check_dataset(img: Image, did: Any, name: str, budget: _Budget) -> None:
     tid = did.get_type()
     if not _contains_vlen(tid):
         return
@@ -427,8 +435,7 @@ def _check_dataset(img: _Image, did: Any, name: str, budget: _Budget) -> None:
 
 
 def check_vlen(
-    f: h5py.File,
-    image: memoryview,
+    img: Image,
     objects: list[tuple[str, Any]],
     limits: Limits = DEFAULT_LIMITS,
 ) -> None:
@@ -438,7 +445,6 @@ def check_vlen(
     links, the root group included; an object reachable twice is checked once. Runs before any
     attribute or dataset of the image is read (opening objects reads only their headers).
     """
-    img = _Image(f, image)
     budget = _Budget(len(img.raw), limits)
     seen: set[int] = set()
     for name, oid in objects:
@@ -459,7 +465,7 @@ _MAX_GROUP_OBJECTS = 1 << 14
 _MAX_TREE_NODES = 1 << 16
 
 
-def _local_heap(img: _Image, at: int | None, what: str) -> tuple[int, int]:
+def _local_heap(img: Image, at: int | None, what: str) -> tuple[int, int]:
     """(image offset, size) of a local heap's data segment, checked to lie in the image."""
     raw = img.raw
     if at is None or bytes(raw[at : at + 4]) != b"HEAP" or img.uint(at + 4, 1, what) != 0:
@@ -474,7 +480,7 @@ def _local_heap(img: _Image, at: int | None, what: str) -> tuple[int, int]:
     return data, size
 
 
-def _heap_name(img: _Image, heap: tuple[int, int], offset: int, what: str) -> None:
+def _heap_name(img: Image, heap: tuple[int, int], offset: int, what: str) -> None:
     """A link name (or link value) at ``offset`` of a local heap: inside it, NUL-ended."""
     data, size = heap
     if offset >= size or b"\0" not in bytes(img.raw[data + offset : data + size]):
@@ -488,7 +494,7 @@ class _GroupWalk:
     """Every old-style group's B-tree, symbol nodes and local heap, walked as HDF5 would
     walk them to list links, with every offset and count checked first."""
 
-    def __init__(self, img: _Image) -> None:
+    def __init__(self, img: Image) -> None:
         self.img = img
         raw = img.raw
         # group B-tree K values: superblocks 0 and 1 store them, later ones use the defaults
@@ -584,7 +590,7 @@ class _GroupWalk:
                 out.append(header)
 
 
-def check_groups(f: h5py.File, image: memoryview) -> None:
+def check_groups(img: Image, f: h5py.File) -> None:
     """Refuse an image whose group structures would crash HDF5 while it lists links.
 
     Why: HDF5 trusts an old-style group's symbol table. A fuzzed message whose symbol
@@ -595,7 +601,6 @@ def check_groups(f: h5py.File, image: memoryview) -> None:
     walk) or, past 8 links with ``libver='latest'``, in a fractal heap, which HDF5 walks
     with its own checks.
     """
-    img = _Image(f, image)
     walk = _GroupWalk(img)
     todo = [int(h5py.h5o.get_info(f.id).addr)]
     seen: set[int] = set()
@@ -607,7 +612,7 @@ def check_groups(f: h5py.File, image: memoryview) -> None:
         if len(seen) > _MAX_GROUP_OBJECTS:
             raise FormatError(f"HDF5 message: more than {_MAX_GROUP_OBJECTS} objects")
         what = f"object at byte {addr + img.base}"
-        for mtype, _flags, start, _end in _messages(img, addr + img.base, what):
+        for mtype, _flags, start, _end in img.messages(addr + img.base, what):
             if mtype == _MSG_SYMBOL_TABLE:
                 btree = img.address(start, what)
                 heap = img.address(start + img.sa, what)
