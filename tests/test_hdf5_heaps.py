@@ -40,6 +40,13 @@ def _heap_id(image: bytes, length: int) -> int:
     return at
 
 
+def _forged(image: bytes, at: int, value: int, size: int) -> bytes:
+    """The image with the little-endian ``value`` written over ``size`` bytes at ``at``."""
+    out = bytearray(image)
+    out[at : at + size] = value.to_bytes(size, "little")
+    return bytes(out)
+
+
 def _parse(image: bytes) -> None:
     with hdf5.open_image(image) as f:
         hdf5.check_image(f, image, DEFAULT_LIMITS)
@@ -55,40 +62,34 @@ def test_real_variable_length_data_passes_and_reads_back() -> None:
 
 
 def test_forged_length_is_refused_before_allocation() -> None:
-    image = bytearray(_image())
-    at = _heap_id(bytes(image), len(NOTE))
-    image[at : at + 4] = (0xFF00000B).to_bytes(4, "little")
+    clean = _image()
+    at = _heap_id(clean, len(NOTE))
     with pytest.raises(FormatError, match=r"'note'.*declares 4278190091 elements"):
-        _parse(bytes(image))
+        _parse(_forged(clean, at, 0xFF00000B, 4))
 
 
 def test_forged_index_and_address_are_refused() -> None:
     clean = _image()
     at = _heap_id(clean, len(NOTE))
-    forged_idx = bytearray(clean)
-    forged_idx[at + 12 : at + 16] = (999).to_bytes(4, "little")
     with pytest.raises(FormatError, match="does not hold"):
-        _parse(bytes(forged_idx))
-    forged_addr = bytearray(clean)
-    forged_addr[at + 4 : at + 12] = (8).to_bytes(8, "little")
+        _parse(_forged(clean, at + 12, 999, 4))  # heap object index
     with pytest.raises(FormatError, match="does not hold"):
-        _parse(bytes(forged_addr))
+        _parse(_forged(clean, at + 4, 8, 8))  # collection address
 
 
 def test_forged_dataset_element_is_refused() -> None:
-    image = bytearray(_image())
-    at = _heap_id(bytes(image), 3)  # "ccc" of the contiguous string dataset
-    image[at : at + 4] = (1 << 30).to_bytes(4, "little")
+    clean = _image()
+    at = _heap_id(clean, 3)  # "ccc" of the contiguous string dataset
     with pytest.raises(FormatError, match="dataset names"):
-        _parse(bytes(image))
+        _parse(_forged(clean, at, 1 << 30, 4))
 
 
 def test_forged_chunked_ragged_element_is_refused() -> None:
-    image = bytearray(_image())
-    at = _heap_id(bytes(image), 5)  # ragged[1], 5 int32 in a chunk
-    image[at : at + 4] = (6).to_bytes(4, "little")  # 24 bytes from a 20-byte object
+    clean = _image()
+    at = _heap_id(clean, 5)  # ragged[1], 5 int32 in a chunk
+    # 24 bytes from a 20-byte object
     with pytest.raises(FormatError, match=r"dataset ragged.*declares 6 elements \(24 bytes\)"):
-        _parse(bytes(image))
+        _parse(_forged(clean, at, 6, 4))
 
 
 def test_attribute_declaring_more_elements_than_its_message_holds_is_refused() -> None:
@@ -169,18 +170,12 @@ def test_group_structures_are_walked_before_hdf5_lists_links() -> None:
     at = clean.find(b"SNOD")
     assert at > 0
     # first symbol's link name offset, far outside the group's local heap
-    forged = bytearray(clean)
-    forged[at + 8 : at + 16] = (1 << 20).to_bytes(8, "little")
     with pytest.raises(FormatError, match="outside its .*local heap"):
-        _parse(bytes(forged))
+        _parse(_forged(clean, at + 8, 1 << 20, 8))
     # a symbol node claiming more entries than the B-tree's K allows overruns HDF5's buffer
-    forged = bytearray(clean)
-    forged[at + 6 : at + 8] = (500).to_bytes(2, "little")
     with pytest.raises(FormatError, match="symbol node with 500 entries"):
-        _parse(bytes(forged))
+        _parse(_forged(clean, at + 6, 500, 2))
     # a local heap whose data lies past the end of the image
     heap = clean.find(b"HEAP")
-    forged = bytearray(clean)
-    forged[heap + 24 : heap + 32] = (len(clean) + 4096).to_bytes(8, "little")
     with pytest.raises(FormatError, match="outside the image"):
-        _parse(bytes(forged))
+        _parse(_forged(clean, heap + 24, len(clean) + 4096, 8))

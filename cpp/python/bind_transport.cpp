@@ -145,6 +145,9 @@ LCLSTREAM_BINDING(transport) {
         auto k = curve_keypair();
         return py::make_tuple(k.public_key, k.secret_key);
       }, "A fresh CurveZMQ key pair (public, secret) as Z85 text.");
+  m.def("reuse_message_buffers", &reuse_message_buffers,
+        "Make glibc serve large blocks from its heap and keep freed memory (process-wide; "
+        "LCLSTREAM_MALLOC_TUNING=0 vetoes it). Returns whether it is in effect.");
   m.def("transport_drain", [] { return drain_released(); },
         "Release Python owners whose bytes libzmq has finished with (returns how many).");
   m.def("transport_release_loop", [] {

@@ -46,7 +46,7 @@ _WRAP = 1 << 64
 _WRAPS_BACK = _WRAP - (1 << 48)
 
 #: object header message types (HDF5 file format specification, section IV.A.2)
-_MSG_LAYOUT_CONT = 0x10
+_MSG_CONTINUATION = 0x10
 _MSG_ATTRIBUTE = 0x0C
 _MSG_ATTRIBUTE_INFO = 0x15
 #: datatype class of variable-length sequences and strings
@@ -192,7 +192,7 @@ def _messages(img: Image, header: int, what: str) -> Iterator[tuple[int, int, in
             seen += 1
             if seen > _MAX_MESSAGES:
                 raise FormatError(f"HDF5 message: {what} has over {_MAX_MESSAGES} messages")
-            if mtype == _MSG_LAYOUT_CONT:
+            if mtype == _MSG_CONTINUATION:
                 off = img.address(data, what)
                 length = img.uint(data + img.sa, img.ss, what)
                 if off is None:
@@ -465,8 +465,9 @@ _MAX_GROUP_OBJECTS = 1 << 14
 _MAX_TREE_NODES = 1 << 16
 
 
-def _local_heap(img: Image, at: int | None, what: str) -> tuple[int, int]:
-    """(image offset, size) of a local heap's data segment, checked to lie in the image."""
+def _local_heap(img: Image, at: int | None, what: str) -> tuple[int, int, int]:
+    """(image offset, size, offset of its last NUL) of a local heap's data segment, checked
+    to lie in the image."""
     raw = img.raw
     if at is None or bytes(raw[at : at + 4]) != b"HEAP" or img.uint(at + 4, 1, what) != 0:
         raise FormatError(f"HDF5 message: {what} names no local heap (at byte {at})")
@@ -477,13 +478,14 @@ def _local_heap(img: Image, at: int | None, what: str) -> tuple[int, int]:
             f"HDF5 message: {what} has a local heap of {size} bytes at {data}, outside the "
             "image (refused)"
         )
-    return data, size
+    return data, size, bytes(raw[data : data + size]).rfind(b"\0")
 
 
-def _heap_name(img: Image, heap: tuple[int, int], offset: int, what: str) -> None:
-    """A link name (or link value) at ``offset`` of a local heap: inside it, NUL-ended."""
-    data, size = heap
-    if offset >= size or b"\0" not in bytes(img.raw[data + offset : data + size]):
+def _heap_name(heap: tuple[int, int, int], offset: int, what: str) -> None:
+    """A link name (or link value) at ``offset`` of a local heap: inside it, NUL-ended
+    (some NUL at or after it, found in O(1): names share one heap)."""
+    _data, size, last_nul = heap
+    if offset > last_nul:
         raise FormatError(
             f"HDF5 message: {what} names a link at heap offset {offset}, outside its "
             f"{size}-byte local heap (refused)"
@@ -503,7 +505,7 @@ class _GroupWalk:
         else:
             self.leaf_k, self.node_k = 4, 16
         self.nodes = 0
-        self.heaps: dict[int, tuple[int, int]] = {}
+        self.heaps: dict[int, tuple[int, int, int]] = {}
         self.walked: dict[tuple[int | None, int | None], list[int]] = {}
 
     def group(self, btree: int | None, heap_at: int | None, what: str) -> list[int]:
@@ -515,7 +517,7 @@ class _GroupWalk:
         # Two heaps sharing data bytes confuse HDF5's metadata cache: the second heap is
         # left without its data and the next name read dereferences NULL (a fuzzed message)
         assert heap_at is not None
-        for other, (data, size) in self.heaps.items():
+        for other, (data, size, _) in self.heaps.items():
             if other != heap_at and data < heap[0] + heap[1] and heap[0] < data + size:
                 raise FormatError(
                     f"HDF5 message: {what} has a local heap whose data overlaps the heap at "
@@ -530,7 +532,7 @@ class _GroupWalk:
         return members
 
     def _node(
-        self, at: int, level: int | None, heap: tuple[int, int], out: list[int], what: str
+        self, at: int, level: int | None, heap: tuple[int, int, int], out: list[int], what: str
     ) -> None:
         img, raw, sa, ss = self.img, self.img.raw, self.img.sa, self.img.ss
         self.nodes += 1
@@ -552,7 +554,7 @@ class _GroupWalk:
             )
         q = at + 8 + 2 * sa
         for _ in range(used):
-            _heap_name(img, heap, img.uint(q, ss, what), f"{what} B-tree key")
+            _heap_name(heap, img.uint(q, ss, what), f"{what} B-tree key")
             child = img.address(q + ss, what)
             if child is None:
                 raise FormatError(f"HDF5 message: {what} has a B-tree entry with no child")
@@ -563,7 +565,7 @@ class _GroupWalk:
             q += ss + sa
         img.uint(q, ss, what)  # the last key lies in the image too
 
-    def _symbols(self, at: int, heap: tuple[int, int], out: list[int], what: str) -> None:
+    def _symbols(self, at: int, heap: tuple[int, int, int], out: list[int], what: str) -> None:
         img, raw, sa, ss = self.img, self.img.raw, self.img.sa, self.img.ss
         if bytes(raw[at : at + 4]) != b"SNOD" or img.uint(at + 4, 1, what) != 1:
             raise FormatError(f"HDF5 message: {what} has no symbol node at byte {at}")
@@ -576,12 +578,12 @@ class _GroupWalk:
         entry = ss + sa + 24
         for i in range(count):
             e = at + 8 + i * entry
-            _heap_name(img, heap, img.uint(e, ss, what), f"{what} symbol {i}")
+            _heap_name(heap, img.uint(e, ss, what), f"{what} symbol {i}")
             header = img.uint(e + ss, sa, what)
             cache = img.uint(e + ss + sa, 4, what)
             scratch = e + ss + sa + 8
             if cache == 2:  # soft link: its value in the local heap
-                _heap_name(img, heap, img.uint(scratch, 4, what), f"{what} soft link {i}")
+                _heap_name(heap, img.uint(scratch, 4, what), f"{what} soft link {i}")
             elif cache == 1:  # cached B-tree and heap addresses of a member group
                 self.group(img.address(scratch, what), img.address(scratch + sa, what), what)
             elif cache != 0:

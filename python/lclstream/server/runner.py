@@ -49,21 +49,14 @@ def _warm_memory(nbytes: int) -> None:
     a fresh fault, and the kernel compacted memory for huge pages while the requester
     waited (the first POST after start-up got its first message after 2 s, later ones after
     0.5 s). glibc is told to serve large blocks from its heap and keep freed memory
-    (M_MMAP_MAX 0, M_TRIM_THRESHOLD 1 GiB, as the receiver's ``reuse_buffers``), so what is
-    faulted in here is what the transfer's arrays reuse. glibc only; elsewhere a no-op.
+    (``reuse_message_buffers``, the receiver's tuning), so what is faulted in here is what
+    the transfer's arrays reuse. glibc only; elsewhere a no-op.
     """
-    import ctypes
-    import ctypes.util
-
     import numpy as np
 
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return
-    m_trim_threshold, m_mmap_max = -1, -4
-    if mallopt(m_mmap_max, 0) != 1 or mallopt(m_trim_threshold, 1 << 30) != 1:
+    from lclstream import _core
+
+    if not _core.reuse_message_buffers():
         return
     block = np.empty(nbytes, np.uint8)
     block.fill(0)  # written, so every page is faulted in (calloc'd pages would not be)
