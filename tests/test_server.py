@@ -115,6 +115,15 @@ def test_tokens_and_ownership(server: Server) -> None:
         assert c.delete(f"/api/v2/transfers/{tid}").status_code == 404
         assert c.get(f"/api/v2/transfers/{tid}/logs").status_code == 404
         assert c.get("/api/v2/transfers/").json() == {"data": [], "count": 0}
+    # alice's status document is cached (she polled it): a revoked token still gets 401
+    import json
+
+    with server.client(server.alice) as c:
+        assert c.get(f"/api/v2/transfers/{tid}").json()["state"] == "completed"
+        path = server.state / "tokens.json"
+        kept = {h: u for h, u in json.loads(path.read_text()).items() if u != "alice"}
+        path.write_text(json.dumps(kept))
+        assert c.get(f"/api/v2/transfers/{tid}").status_code == 401
 
 
 @pytest.mark.parametrize(
@@ -295,6 +304,12 @@ class Issuer:
         self.httpd.shutdown()
 
 
+def jwt_exp(token: str) -> float:
+    import jwt
+
+    return float(jwt.decode(token, options={"verify_signature": False})["exp"])
+
+
 def test_oidc_tokens_are_checked_against_the_jwks(tmp_path: Path) -> None:
     import base64
     import hashlib
@@ -311,6 +326,11 @@ def test_oidc_tokens_are_checked_against_the_jwks(tmp_path: Path) -> None:
         good = iss.token("dana")
         with s.client(good) as c:
             assert c.get("/api/v2/transfers/").status_code == 200
+        brief = iss.token("dana", exp=2)  # a verified token is remembered, never past its exp
+        with s.client(brief) as c:
+            assert c.get("/api/v2/transfers/").status_code == 200
+            time.sleep(max(0.0, jwt_exp(brief) - time.time()) + 0.1)
+            assert c.get("/api/v2/transfers/").status_code == 401
         other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         pem_pub = iss.key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo

@@ -30,6 +30,7 @@ from lclstream.server.requests import (
     experiment_and_run,
 )
 from lclstream.server.runner import TransferRunner
+from lclstream.server.status_path import StatusCache, StatusFastPath
 from lclstream.server.store import FINAL_STATES, STATES, TransferRecord, TransferStore
 
 __all__ = ["create_app"]
@@ -143,13 +144,14 @@ def create_app(
     app.state.runner = runner
     app.state.tokens = tokens
 
+    def user_of(token: str) -> str | None:
+        who = jwt.user_of(token) if jwt is not None else None
+        return who if who is not None else tokens.user_of(token)
+
     async def user(authorization: Annotated[str | None, Header()] = None) -> str:
         if not authorization or not authorization.startswith("Bearer "):
             raise HTTPException(401, "missing bearer token", {"WWW-Authenticate": "Bearer"})
-        token = authorization[len("Bearer ") :].strip()
-        who = jwt.user_of(token) if jwt is not None else None
-        if who is None:
-            who = tokens.user_of(token)
+        who = user_of(authorization[len("Bearer ") :].strip())
         if who is None:
             raise HTTPException(401, "invalid token", {"WWW-Authenticate": "Bearer"})
         return who
@@ -264,20 +266,25 @@ def create_app(
             raise HTTPException(404, "no such transfer")
         return rec
 
-    status_cache: dict[str, tuple[int, str, bytes]] = {}  # id -> (version, owner, JSON)
+    status_cache = StatusCache(store.version)
+    app.add_middleware(
+        StatusFastPath, cache=status_cache, user_of=user_of, prefix=f"{API}/transfers/"
+    )
 
     @app.get(f"{API}/transfers/{{transfer_id}}")
     async def get_transfer(transfer_id: str, who: User) -> Response:
-        """Clients poll this: the document is rebuilt only when the transfer changed."""
-        version = store.version(transfer_id)
-        hit = status_cache.get(transfer_id)
-        if hit is None or hit[0] != version or version == 0:
+        """Clients poll this: the document is rebuilt only when the transfer changed (and a
+        current one is answered by ``StatusFastPath`` before this route is reached)."""
+        hit = status_cache.current(transfer_id)
+        if hit is None:
+            version = store.version(transfer_id)
             rec = owned(transfer_id, who)
             body = json.dumps(_public(rec, detail=True)).encode()
-            status_cache[transfer_id] = hit = (version, rec.owner, body)
-        if hit[1] != who:
+            status_cache.put(transfer_id, version, rec.owner, body)
+            hit = rec.owner, body
+        if hit[0] != who:
             raise HTTPException(404, "no such transfer")
-        return Response(hit[2], media_type="application/json")
+        return Response(hit[1], media_type="application/json")
 
     @app.delete(f"{API}/transfers/{{transfer_id}}")
     def cancel_transfer(transfer_id: str, who: User) -> dict[str, Any]:

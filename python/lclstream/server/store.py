@@ -8,6 +8,7 @@ web server's threads and the runner's monitor threads all write).
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import threading
@@ -79,6 +80,7 @@ class TransferStore:
         self._lock = threading.Lock()  # state changes are read-check-write
         #: bumped on every change of a transfer: readers cache what they built from it
         self._versions: dict[str, int] = {}
+        self._counter = itertools.count(1)
         with self._tx() as db:
             db.executescript(_SCHEMA)
 
@@ -91,21 +93,27 @@ class TransferStore:
         return db
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, changes: str | None = None) -> Iterator[sqlite3.Connection]:
+        """A transaction; ``changes``: the transfer it changes, whose version is bumped once
+        the change is committed (bumped before, a reader could cache the old row under the
+        new version and serve it until the next change)."""
         db = self._db()
         with db:
             yield db
+        if changes is not None:
+            self._bump(changes)
 
     def version(self, transfer_id: str) -> int:
-        """Changes so far to ``transfer_id`` in this process (0: none seen)."""
+        """A number that changes whenever ``transfer_id`` changes in this process (0: none seen)."""
         return self._versions.get(transfer_id, 0)
 
     def _bump(self, transfer_id: str) -> None:
-        self._versions[transfer_id] = self._versions.get(transfer_id, 0) + 1
+        # a fresh number from one counter (atomic under the GIL): two threads changing one
+        # transfer at once never leave it at a version a reader has already seen
+        self._versions[transfer_id] = next(self._counter)
 
     def add(self, rec: TransferRecord, info: str) -> None:
-        self._bump(rec.id)
-        with self._lock, self._tx() as db:
+        with self._lock, self._tx(rec.id) as db:
             db.execute(
                 "INSERT INTO transfers VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
@@ -141,14 +149,13 @@ class TransferStore:
         never change again. Returns whether it moved."""
         if state not in STATES:
             raise ValueError(f"unknown transfer state {state!r}")
-        with self._lock, self._tx() as db:
+        with self._lock, self._tx(transfer_id) as db:
             row = db.execute("SELECT state FROM transfers WHERE id=?", (transfer_id,)).fetchone()
             if row is None or row["state"] in FINAL_STATES:
                 return False
             if only_from is not None and row["state"] not in only_from:
                 return False
             db.execute("UPDATE transfers SET state=? WHERE id=?", (state, transfer_id))
-            self._bump(transfer_id)
             db.execute(
                 "INSERT INTO transitions VALUES (?,?,?,?,?)",
                 (transfer_id, time.time(), state, info, source),
@@ -156,15 +163,13 @@ class TransferStore:
             return True
 
     def set_connection_info(self, transfer_id: str, info: dict[str, Any]) -> None:
-        self._bump(transfer_id)
-        with self._tx() as db:
+        with self._tx(transfer_id) as db:
             db.execute(
                 "UPDATE transfers SET connection_info=? WHERE id=?", (json.dumps(info), transfer_id)
             )
 
     def set_progress(self, transfer_id: str, progress: dict[str, Any]) -> None:
-        self._bump(transfer_id)
-        with self._tx() as db:
+        with self._tx(transfer_id) as db:
             db.execute(
                 "UPDATE transfers SET progress=? WHERE id=?", (json.dumps(progress), transfer_id)
             )
