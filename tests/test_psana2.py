@@ -209,6 +209,27 @@ def test_max_events_from_the_identifier(xtc_run: Xtc2Run) -> None:
     assert res.events_read == 7 and got.events == 7 and got.complete
 
 
+def test_first_event_resumes_the_run_where_asked(xtc_run: Xtc2Run, tmp_path: Path) -> None:
+    rx = ReceiverThread("tcp://127.0.0.1:0", out=tmp_path / "out", timeout=30)
+    cfg = psana_config(xtc_run.source_identifier + ",max_events=9", rx.endpoint())
+    cfg["event_source"]["first_event"] = 5
+    res = Pipeline(cfg).run()
+    got = rx.join()
+    assert res.complete and got.complete and got.events == 4
+    frames, ids, _ = read_files(sorted(got.files))
+    assert list(ids) == xtc_run.timestamps[5:9]
+    np.testing.assert_array_equal(frames, xtc_run.frames[5:9])
+
+
+def test_first_event_with_psana_event_builders_is_refused(xtc_run: Xtc2Run) -> None:
+    from lclstream.sources.psana2 import Psana2EventSource
+
+    cfg = psana_config(xtc_run.source_identifier, "tcp://127.0.0.1:1")
+    cfg["event_source"]["first_event"] = 3
+    with pytest.raises(SourceError, match="first_event: 3 needs one reader.*3 ranks"):
+        Psana2EventSource(load_config(cfg), mpi=(0, 3))
+
+
 # ------------------------------------------------------------------------------------ MPI
 
 

@@ -386,9 +386,12 @@ def test_live_progress_as_server_sent_events_and_metrics(server: Server) -> None
         tid = c.post("/api/v2/transfers/", json=short_body(rx.endpoint(), N_SSE)).json()["id"]
         with c.stream("GET", f"/api/v2/transfers/{tid}/events", timeout=60) as r:
             assert r.headers["content-type"].startswith("text/event-stream")
+            live = ""
             for line in r.iter_lines():
                 if line.startswith("data: "):
                     seen.append(json.loads(line[len("data: ") :]))
+                    if not live and seen[-1]["progress"]["events_sent"] > 0:
+                        live = c.get("/metrics").text  # while it runs: its own gauges
         metrics = c.get("/metrics").text
     rx.join()
     states = [d["state"] for d in seen]
@@ -396,7 +399,20 @@ def test_live_progress_as_server_sent_events_and_metrics(server: Server) -> None
     sent = [d["progress"]["events_sent"] for d in seen]
     assert sent == sorted(sent) and sent[-1] == N_SSE
     assert len({s for s in sent if 0 < s < N_SSE}) >= 1, sent  # progress while it ran
-    assert 'lclstream_transfers{state="completed"} 1' in metrics
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def parse(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return {(m.name, tuple(sorted(m.labels.items()))): m.value
+                for f in text_string_to_metric_families(text) for m in f.samples}  # fmt: skip
+
+    samples, running = parse(metrics), parse(live)
+    assert samples[("lclstream_transfers", (("state", "completed"),))] == 1
+    labels = (("experiment", "xpptut15"), ("id", tid), ("run", "670"))
+    assert 0 < running[("lclstream_transfer_events_sent", labels)] <= N_SSE
+    assert ("lclstream_transfer_events_sent", labels) not in samples  # finished: not active
+    assert samples[("lclstream_events_sent_total", ())] == N_SSE
+    assert samples[("lclstream_events_dropped_total", ())] == 0
+    assert samples[("lclstream_bytes_sent_total", ())] > N_SSE * 1000
     with server.client(server.bob) as c:  # someone else's transfer: 404, no stream
         assert c.get(f"/api/v2/transfers/{tid}/events").status_code == 404
 
@@ -567,6 +583,13 @@ def test_python_client_follows_the_event_stream(server: Server) -> None:
     assert rx.join().complete
 
 
+def event_numbers(path: str) -> list[int]:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return [int(i) for i in f["LCLS/eventNumber"][()]] if "LCLS/eventNumber" in f else []
+
+
 def test_data_root_serves_xtc2_runs_raw_and_calibrated(tmp_path: Path) -> None:
     """lclstream serve --data-root: ROOT/EXP/xtc holds a real XTC2 run (psana's tools); a
     short request for it streams through psana2; mode calib uses ROOT/EXP/calib/DET.npz."""
@@ -596,6 +619,16 @@ def test_data_root_serves_xtc2_runs_raw_and_calibrated(tmp_path: Path) -> None:
                 got = rx.join()
                 assert done["state"] == "completed", done
                 assert got.complete and got.events == len(xtc.timestamps) == 8
+            # resume: events 5 and 6 of the run (first_event + events), with psana's ids
+            rx = ReceiverThread("tcp://127.0.0.1:0", out=tmp_path / "resumed", timeout=30)
+            r = c.post("/api/v2/transfers/", json={**body, "addr": rx.endpoint(), "mode": "raw",
+                                                   "first_event": 5, "events": 2})  # fmt: skip
+            assert r.status_code == 201, r.text
+            assert wait_state(c, r.json()["id"], {"completed", "failed"})["state"] == "completed"
+            got = rx.join()
+            assert got.complete and got.events == 2
+            ids = [int(i) for f in sorted(got.files) for i in event_numbers(f)]
+            assert ids == xtc.timestamps[5:7]
             r = c.post("/api/v2/transfers/", json={**body, "detector_name": "epix10k2M"})
             assert r.status_code == 422 and "has no 'epix10k2M'" in r.json()["detail"]
     finally:

@@ -92,6 +92,10 @@ class Psana2EventSourceParameters(_Model):
     """LCLS-II psana events (needs psana; the psana2 source plugs in through entry points)."""
 
     type: Literal["Psana2EventSource"]
+    #: resume: the run's events before this index are passed over, their detector data
+    #: never read (one reader only: with psana's MPI event builders no rank knows an
+    #: event's index in the run)
+    first_event: int = Field(0, ge=0)
 
 
 class PluginEventSourceParameters(BaseModel):

@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from pydantic import ValidationError
 
 from lclstream.server.auth import JwtVerifier, TokenStore
+from lclstream.server.metrics import CONTENT_TYPE, registry_for, render
 from lclstream.server.requests import (
     RequestError,
     ShortRequest,
@@ -324,31 +325,12 @@ def create_app(
 
         return StreamingResponse(stream(), media_type="text/event-stream")
 
+    metrics_registry = registry_for(store, runner.running)
+
     @app.get("/metrics", response_class=PlainTextResponse)
-    def metrics() -> str:
-        """Prometheus text format: transfers by state, and each active transfer's counts."""
-        lines = [
-            "# HELP lclstream_transfers Transfers known to this server, by state.",
-            "# TYPE lclstream_transfers gauge",
-        ]
-        for st, n in sorted(store.count_by_state().items()):
-            lines.append(f'lclstream_transfers{{state="{st}"}} {n}')
-        lines += [
-            "# HELP lclstream_transfer_events_sent Events sent by an active transfer.",
-            "# TYPE lclstream_transfer_events_sent gauge",
-            "# HELP lclstream_transfer_bytes_sent Bytes sent by an active transfer.",
-            "# TYPE lclstream_transfer_bytes_sent gauge",
-        ]
-        for rec in store.active():
-            p = rec.progress
-            lines.append(
-                f'lclstream_transfer_events_sent{{id="{rec.id}"}} {int(p.get("events_sent", 0))}'
-            )
-            lines.append(
-                f'lclstream_transfer_bytes_sent{{id="{rec.id}"}} {int(p.get("bytes_sent", 0))}'
-            )
-        lines.append(f"lclstream_transfers_running {runner.running()}")
-        return "\n".join(lines) + "\n"
+    def metrics() -> Response:
+        """Prometheus text format: transfers by state, totals, each active transfer's counts."""
+        return Response(render(metrics_registry), media_type=CONTENT_TYPE)
 
     @app.get(f"{API}/experiments/{{exp}}/runs")
     def runs(exp: str, who: User) -> dict[str, Any]:

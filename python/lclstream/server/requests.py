@@ -134,13 +134,11 @@ def config_for(req: ShortRequest, data_root: str | None = None) -> dict[str, Any
                 )
             calibration = {"constants": str(constants), "output": "keV"}
         if entry.kind == "xtc2":
-            if req.first_event:
-                raise RequestError("first_event: XTC2 runs are streamed from their start")
             ident = f"exp={req.exp},run={req.run},dir={entry.path}"
-            if req.events is not None:
-                ident += f",max_events={req.events}"
+            if req.events is not None:  # psana's max_events counts the passed-over events too
+                ident += f",max_events={req.first_event + req.events}"
             cfg["source_identifier"] = ident
-            cfg["event_source"] = {"type": "Psana2EventSource"}
+            cfg["event_source"] = {"type": "Psana2EventSource", "first_event": req.first_event}
             cfg["data_sources"] = {
                 "timestamp": {"type": "Psana2Timestamp"},
                 "detector_data": {

@@ -233,6 +233,13 @@ class TransferStore:
         rows = self._db().execute("SELECT state, COUNT(*) FROM transfers GROUP BY state")
         return {str(r[0]): int(r[1]) for r in rows}
 
+    def progress_totals(self) -> dict[str, int]:
+        """Sums of the progress counters over every transfer (``/metrics`` totals)."""
+        fields = ("events_read", "events_sent", "events_dropped", "bytes_sent")
+        sums = ", ".join(f"COALESCE(SUM(json_extract(progress, '$.{f}')), 0)" for f in fields)
+        row = self._db().execute(f"SELECT {sums} FROM transfers").fetchone()
+        return {f: int(v) for f, v in zip(fields, row, strict=True)}
+
     def active(self) -> list[TransferRecord]:
         rows = (
             self._db()

@@ -381,6 +381,13 @@ class Psana2EventSource:
         self.worker, self.workers = (0, 1) if self.psana_parallel else (worker, workers)
         if self.psana_parallel:
             self._check_role()
+        es = config.event_source
+        self.first_event = int(getattr(es, "first_event", 0) or 0)
+        if self.first_event and self.psana_parallel:
+            raise SourceError(
+                f"event_source.first_event: {self.first_event} needs one reader; with psana's "
+                f"event builders ({self.size} ranks) no rank knows an event's index in the run"
+            )
         self.incomplete = IncompleteEvents(config.skip_incomplete_events, totals)
         self.fields: dict[str, _Field] = {}
         self.run_info: dict[str, np.ndarray] = {}
@@ -533,9 +540,10 @@ class Psana2EventSource:
             evt, pending = (pending, None) if pending is not None else (self._next(), None)
             if evt is None:
                 return
-            index = self._index
+            index = self._index  # the event's index in the run
             self._index += 1
-            if self.workers > 1 and index % self.workers != self.worker:
+            nth = index - self.first_event  # counted from the first event asked for
+            if nth < 0 or (self.workers > 1 and nth % self.workers != self.worker):
                 continue
             ts = int(evt.timestamp)
             event = Event(event_id=ts, timestamp=lcls_to_unix_ns(ts), data={}, is_hit=None)
