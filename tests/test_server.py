@@ -96,6 +96,15 @@ def test_a_request_streams_to_the_requester(server: Server) -> None:
         assert listed["count"] == 1 and listed["data"][0]["id"] == doc["id"]
         log = c.get(f"/api/v2/transfers/{doc['id']}/logs/transitions?mode=tail&lines=1").text
         assert "completed" in log
+        logs = f"/api/v2/transfers/{doc['id']}/logs"
+        streams = {x["stream"]: x for x in c.get(logs).json()["streams"]}
+        assert streams["worker"]["available"] and streams["worker"]["size"] > 0
+        worker = c.get(f"{logs}/worker?lines=1000").text
+        assert "transfer starting: exp=xpptut15,run=670" in worker
+        assert "ended completed, complete: 30 of 30 events sent, 0 dropped" in worker
+        assert c.get(f"{logs}/worker?mode=head&lines=1").text.count("\n") == 1
+        assert c.get(f"{logs}/worker?mode=tail&bytes=5").text == worker[-5:]
+        assert c.get(f"{logs}/nothing").status_code == 404
 
 
 def test_tokens_and_ownership(server: Server) -> None:
@@ -187,6 +196,45 @@ def test_parameters_body_binds_for_the_consumer(server: Server) -> None:
         got = rx.join()
         done = wait_state(c, tid, {"completed", "failed"})
     assert got.complete and got.events == 12 and done["state"] == "completed"
+
+
+def test_parameters_bodies_reach_only_what_the_server_serves(server: Server) -> None:
+    """A config names files; a token holder must not stream the server user's files."""
+    from lclstream.sources.registry import register_source, unregister_source
+
+    secret = server.state / "tokens.json"
+    base = {
+        "source_identifier": "exp=xpptut15,run=670",
+        "event_source": {"type": "InternalEventSource", "number_of_events_to_generate": 2},
+        "data_sources": {"detector_data": {"type": "SyntheticDetector", "detector": "jungfrau"}},
+        "processing_pipeline": {"type": "BatchProcessingPipeline", "batch_size": 2},
+        "data_serializer": {"type": "HDF5BinarySerializer"},
+        "data_handlers": [{"type": "BinaryDataStreamingDataHandler", "urls": ["tcp://x:1"]}],
+    }  # fmt: skip
+    hdf5 = {"type": "Hdf5EventSource", "files": [str(secret)]}
+    calib = {"type": "BatchProcessingPipeline", "batch_size": 2,
+             "calibration": {"detector_data": {"constants": str(secret)}}}  # fmt: skip
+    bad = [
+        ({"event_source": hdf5}, "event_source.files: not served"),
+        ({"source_identifier": f"exp=xpptut15,run=670,files={secret}"}, "files= is not served"),
+        ({"source_identifier": "exp=xpptut15,run=670,dir=/"}, "dir= is not served"),
+        ({"source_identifier": "exp=xpptut15,run=671"}, "has no run 671 of xpptut15"),
+        ({"event_source": {"type": "Psana2EventSource"}}, "is synthetic on this server"),
+        ({"processing_pipeline": calib}, "calibration.detector_data.constants"),
+        ({"event_source": {"type": "SiteReader", "path": str(secret)}}, "is a plug-in"),
+    ]
+    register_source("SiteReader", lambda *a, **k: None)  # type: ignore[arg-type,return-value]
+    try:
+        with server.client(server.alice) as c:
+            for change, words in bad:
+                r = c.post("/api/v2/transfers/", json={"parameters": {**base, **change}})
+                assert r.status_code == 422 and words in r.json()["detail"], (change, r.text)
+            assert c.get("/api/v2/transfers/").json()["count"] == 0
+            # what stays allowed: the run by exp/run; a data_root key is the server's own
+            ok = {**base, "data_root": "/"}
+            assert c.post("/api/v2/transfers/", json={"parameters": ok}).status_code == 201
+    finally:
+        unregister_source("SiteReader")
 
 
 def test_a_restarted_server_fails_what_was_running(tmp_path: Path) -> None:
@@ -495,6 +543,11 @@ def test_a_worker_that_dies_fails_its_transfer_not_the_server(server: Server) ->
         assert done["state"] == "failed"
         assert "exit status -9" in done["transitions"][-1]["info"]
         assert c.get("/healthz").json()["status"] == "ok"
+        # what the worker wrote before it was killed is still there for its owner
+        worker = c.get(f"/api/v2/transfers/{tid}/logs/worker").text
+        assert f"worker pid {pid}" in worker and "streaming to tcp://127.0.0.1:" in worker
+    with server.client(server.bob) as c:
+        assert c.get(f"/api/v2/transfers/{tid}/logs/worker").status_code == 404
     assert not rx.join().complete
 
 
@@ -631,5 +684,23 @@ def test_data_root_serves_xtc2_runs_raw_and_calibrated(tmp_path: Path) -> None:
             assert ids == xtc.timestamps[5:7]
             r = c.post("/api/v2/transfers/", json={**body, "detector_name": "epix10k2M"})
             assert r.status_code == 422 and "has no 'epix10k2M'" in r.json()["detail"]
+            # an LCLStreamer config names the run by exp/run: read from the data root
+            params = {
+                "source_identifier": "exp=xpptut15,run=14",
+                "event_source": {"type": "Psana2EventSource"},
+                "data_sources": {"detector_data": {"type": "Psana2DetectorInterface",
+                                                   "psana_name": "jungfrau",
+                                                   "psana_fields": "raw.raw"}},
+                "processing_pipeline": {"type": "BatchProcessingPipeline", "batch_size": 4},
+                "data_serializer": {"type": "HDF5BinarySerializer"},
+                "data_handlers": [{"type": "BinaryDataStreamingDataHandler", "urls": ["tcp://x:1"]}],
+            }  # fmt: skip
+            r = c.post("/api/v2/transfers/", json={"parameters": params})
+            assert r.status_code == 201, r.text
+            ready = wait_state(c, r.json()["id"], {"ready", "completed", "failed"})
+            assert ready["state"] == "ready", ready
+            uri = ready["connection_info"]["uri"].replace("0.0.0.0", "127.0.0.1")
+            got = ReceiverThread(uri, bind=False, timeout=30).join()
+            assert got.complete and got.events == 8
     finally:
         s.stop()

@@ -120,6 +120,22 @@ def cancel(transfer_id: str, server: Server, token: Token = None) -> None:
 
 
 @request_app.command("logs")
-def logs(transfer_id: str, server: Server, token: Token = None) -> None:
-    """A transfer's log (its state transitions)."""
-    typer.echo(_simple("logs", transfer_id, server, token), nl=False)
+def logs(
+    transfer_id: str,
+    server: Server,
+    token: Token = None,
+    stream: Annotated[
+        str, typer.Option(help="transitions (its states) or worker (what its process wrote)")
+    ] = "transitions",
+    lines: Annotated[int, typer.Option(min=1, help="How many lines.")] = 100,
+    head: Annotated[bool, typer.Option(help="The first lines, not the last.")] = False,
+) -> None:
+    """A transfer's log: its state transitions, or its worker's output (kept after failure)."""
+    from lclstream.server.client import TransferError
+
+    with errors(), _client(server, token) as c:
+        try:
+            text = c.logs(transfer_id, stream=stream, lines=lines, head=head)
+        except TransferError as e:
+            raise fail(str(e)) from None
+    typer.echo(text, nl=False)

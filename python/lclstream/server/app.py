@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from pydantic import ValidationError
 
 from lclstream.server.auth import JwtVerifier, TokenStore
+from lclstream.server.confine import confine_parameters
 from lclstream.server.metrics import CONTENT_TYPE, registry_for, render
 from lclstream.server.requests import (
     RequestError,
@@ -37,6 +38,22 @@ from lclstream.server.store import FINAL_STATES, STATES, TransferRecord, Transfe
 __all__ = ["create_app"]
 
 API = "/api/v2"
+#: The most of a worker log one request reads (its head or its tail).
+LOG_READ_MAX = 8 << 20
+
+
+def read_log(path: Path, mode: str, limit: int) -> bytes:
+    """The first or last ``limit`` bytes of a log file (a long transfer's log is not read
+    whole to answer for its last lines)."""
+    with open(path, "rb") as f:
+        if mode == "head":
+            return f.read(limit)
+        size = f.seek(0, 2)
+        f.seek(max(0, size - limit))
+        text = f.read()
+        if size > limit:  # started inside a line: from the next whole one
+            text = text[text.find(b"\n") + 1 :]
+        return text
 
 
 def _public(rec: TransferRecord, detail: bool = False) -> dict[str, Any]:
@@ -92,7 +109,7 @@ def create_app(
     state.mkdir(parents=True, exist_ok=True)
     store = TransferStore(state / "transfers.db")
     tokens = TokenStore(state / "tokens.json")
-    runner = TransferRunner(store)
+    runner = TransferRunner(store, log_dir=state / "logs")
     audit_path = state / "audit.log"
     audit_lock = threading.Lock()
     queued: dict[str, list[str]] = {}  # owner -> transfer ids waiting for a slot, oldest first
@@ -180,7 +197,9 @@ def create_app(
         try:
             if "parameters" in body:
                 treq = TransferRequest.model_validate(body)
-                config = dict(treq.parameters)
+                config = confine_parameters(
+                    dict(treq.parameters), str(data_root) if data_root is not None else None
+                )
                 cache_mode = treq.cache_mode
                 config["data_handlers"] = [
                     {
@@ -342,15 +361,29 @@ def create_app(
             raise HTTPException(404, f"no experiment {exp!r} on this server")
         return {"experiment": exp, "runs": [r.as_dict() for r in found]}
 
+    def transitions_log(rec: TransferRecord) -> bytes:
+        rows = [f"{t['created_at']:.3f} {t['state']} {t['info']}\n" for t in rec.transitions]
+        return "".join(rows).encode()
+
     @app.get(f"{API}/transfers/{{transfer_id}}/logs")
     def logs(transfer_id: str, who: User) -> dict[str, Any]:
+        """The transfer's log streams: ``transitions`` (its states, from the store) and
+        ``worker`` (what its process wrote: progress, the summary, tracebacks, and what
+        psana or HDF5 printed), kept after the transfer ends, fails or is killed."""
         rec = owned(transfer_id, who)
-        text = "\n".join(f"{t['created_at']:.3f} {t['state']} {t['info']}" for t in rec.transitions)
-        return {
-            "streams": [
-                {"stream": "transitions", "available": True, "size": len(text), "modified_at": None}
-            ]
-        }
+        streams = [{"stream": "transitions", "available": True,
+                    "size": len(transitions_log(rec)), "modified_at": None}]  # fmt: skip
+        path = runner.log_path(rec.id)
+        st = path.stat() if path is not None and path.is_file() else None
+        streams.append(
+            {
+                "stream": "worker",
+                "available": st is not None,
+                "size": st.st_size if st is not None else 0,
+                "modified_at": st.st_mtime if st is not None else None,
+            }
+        )
+        return {"streams": streams}
 
     @app.get(f"{API}/transfers/{{transfer_id}}/logs/{{stream}}", response_class=PlainTextResponse)
     def log_stream(
@@ -359,13 +392,25 @@ def create_app(
         who: User,
         mode: Annotated[str, Query(pattern="^(head|tail)$")] = "tail",
         lines: Annotated[int, Query(ge=1, le=100000)] = 100,
-    ) -> str:
+        bytes_: Annotated[int | None, Query(alias="bytes", ge=1, le=LOG_READ_MAX)] = None,
+    ) -> Response:
+        """``lines`` lines (or, with ``bytes``, that many bytes) from the head or the tail."""
         rec = owned(transfer_id, who)
-        if stream != "transitions":
-            raise HTTPException(404, "no such log stream")
-        rows = [f"{t['created_at']:.3f} {t['state']} {t['info']}" for t in rec.transitions]
-        rows = rows[:lines] if mode == "head" else rows[-lines:]
-        return "\n".join(rows) + "\n"
+        if stream == "transitions":
+            text = transitions_log(rec)
+        elif stream == "worker":
+            path = runner.log_path(rec.id)
+            if path is None or not path.is_file():
+                raise HTTPException(404, "the worker has written no log (yet)")
+            text = read_log(path, mode, LOG_READ_MAX)
+        else:
+            raise HTTPException(404, f"no log stream {stream!r} (there are: transitions, worker)")
+        if bytes_ is not None:
+            part = text[:bytes_] if mode == "head" else text[-bytes_:]
+        else:
+            rows = text.splitlines(keepends=True)
+            part = b"".join(rows[:lines] if mode == "head" else rows[-lines:])
+        return Response(part, media_type="text/plain; charset=utf-8")
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:

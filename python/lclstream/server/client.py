@@ -71,9 +71,15 @@ class TransferClient:
         doc: dict[str, Any] = self._call("DELETE", f"/transfers/{transfer_id}")
         return doc
 
-    def logs(self, transfer_id: str, lines: int = 100) -> str:
+    def logs(
+        self, transfer_id: str, stream: str = "transitions", lines: int = 100, head: bool = False
+    ) -> str:
+        """``lines`` lines of a log stream: ``transitions`` (states) or ``worker`` (what the
+        transfer's process wrote)."""
         text: str = self._call(
-            "GET", f"/transfers/{transfer_id}/logs/transitions", params={"lines": lines}
+            "GET",
+            f"/transfers/{transfer_id}/logs/{stream}",
+            params={"lines": lines, "mode": "head" if head else "tail"},
         )
         return text
 

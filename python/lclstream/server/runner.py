@@ -10,11 +10,13 @@ with an end message that says ``cancelled``.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue as queue_mod
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from lclstream.server.store import TransferStore
@@ -23,6 +25,8 @@ __all__ = ["TransferRunner"]
 
 #: How often a worker reports progress (seconds).
 PROGRESS_PERIOD = 0.25
+#: How often a worker writes its progress to its log (seconds).
+LOG_PERIOD = 10.0
 #: Modules a spare worker imports before it is "warm".
 _WARM_MODULES = (
     "lclstream.calib",
@@ -63,12 +67,37 @@ def _warm_memory(nbytes: int) -> None:
     del block
 
 
+def _log(text: str) -> None:
+    """One line of the worker's log (its stdout is the log file once a job arrived)."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+    print(f"{stamp}Z {text}", flush=True)
+
+
+def _log_to(path: str | None) -> None:
+    """Send this process's stdout and stderr, file descriptors included, to ``path``.
+
+    Why the descriptors: psana, HDF5 and libzmq write to fds 1 and 2 from C, and what they
+    say just before a transfer fails is what its owner needs; it stays on disk after the
+    process is gone (killed, crashed) and after a server restart."""
+    if path is None:
+        return
+    import sys
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    for std in (1, 2):
+        os.dup2(fd, std)
+    os.close(fd)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - the process's
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115 - own streams
+
+
 def _worker(jobs: Any, q: Any, cancel: Any, warm: Any) -> None:
-    """The worker process: import what a transfer needs, wait for its config on ``jobs``
+    """The worker process: import what a transfer needs, wait for its job on ``jobs``
     (spare workers wait here, warm, so a request does not pay for interpreter start-up and
-    imports), run the pipeline, report what happens on ``q``."""
+    imports), run the pipeline, report what happens on ``q`` and in its log file."""
     try:
         import importlib
+        import json
 
         from lclstream.config import load_config
         from lclstream.run.pipeline import Pipeline
@@ -78,10 +107,13 @@ def _worker(jobs: Any, q: Any, cancel: Any, warm: Any) -> None:
             importlib.import_module(name)
         _warm_memory(WARM_MEMORY_BYTES)
         warm.set()
-        config = jobs.get()
-        if config is None:  # the spare is no longer needed
+        job = jobs.get()
+        if job is None:  # the spare is no longer needed
             return
-        last = [0.0]
+        config, log_path = job
+        _log_to(log_path)
+        _log(f"transfer starting: {config.get('source_identifier', '')} (worker pid {os.getpid()})")
+        last = [0.0, time.monotonic()]
 
         def progress(st: dict[str, Any]) -> None:
             now = time.monotonic()
@@ -90,6 +122,11 @@ def _worker(jobs: Any, q: Any, cancel: Any, warm: Any) -> None:
             if now - last[0] >= PROGRESS_PERIOD:
                 last[0] = now
                 q.put(("progress", _progress(st)))
+            if now - last[1] >= LOG_PERIOD:
+                last[1] = now
+                p = _progress(st)
+                _log(f"sent {p['events_sent']} events ({p['bytes_sent']:,} bytes), "
+                     f"dropped {p['events_dropped']}, {p['rate']:.1f} events/s")  # fmt: skip
 
         pipe = Pipeline(load_config(config), progress=progress)
         endpoints: list[str] = []
@@ -97,13 +134,23 @@ def _worker(jobs: Any, q: Any, cancel: Any, warm: Any) -> None:
             eps = getattr(h, "endpoints", None)  # streaming handlers say where they are
             if eps:
                 endpoints.extend(eps)
+        _log(f"streaming to {', '.join(endpoints) or 'the configured handlers'}")
         q.put(("ready", endpoints))
         if cancel.is_set():
             pipe.cancel("canceled by the user")
         res = pipe.run()
+        summary = res.summary()
+        verdict = "complete" if res.complete else f"incomplete ({res.incomplete_reason()})"
+        _log(f"ended {res.end_state}, {verdict}: {res.events} of {res.events_read} events sent, "
+             f"{summary['events_dropped']} dropped, {res.bytes_out:,} bytes in "
+             f"{res.seconds:.2f} s")  # fmt: skip
+        _log(f"summary {json.dumps(summary, default=str)}")
         q.put(("progress", {**_progress(pipe.stats()), "complete": res.complete}))
-        q.put(("done", res.summary()))
+        q.put(("done", summary))
     except BaseException as e:  # noqa: BLE001 - reported to the server as the reason
+        import traceback
+
+        traceback.print_exc()  # into the log, when the job got that far
         result = getattr(e, "result", None)
         if result is not None:
             q.put(("progress", {**_progress(result.summary()), "complete": False}))
@@ -143,9 +190,17 @@ class TransferRunner:
     """Starts, watches and cancels transfer processes; writes what happens to the store."""
 
     def __init__(
-        self, store: TransferStore, *, on_change: Callable[[str], None] | None = None
+        self,
+        store: TransferStore,
+        *,
+        on_change: Callable[[str], None] | None = None,
+        log_dir: str | Path | None = None,
     ) -> None:
         self.store = store
+        #: each transfer's worker log is ``log_dir/<id>.log`` (None: no log files)
+        self.log_dir = None if log_dir is None else Path(log_dir)
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.on_change = on_change
         self._ctx = mp.get_context("spawn")
         self._jobs: dict[str, _Job] = {}
@@ -186,7 +241,8 @@ class TransferRunner:
         if spare is None or not spare[0].is_alive():
             spare = self._spawn()
         proc, jobs, q, cancel, warm = spare
-        jobs.put(config)
+        log = self.log_path(transfer_id)
+        jobs.put((config, None if log is None else str(log)))
         # the next request finds a warm worker waiting, made once this transfer is under way
         timer = threading.Timer(SPARE_DELAY, self.warm_up)
         timer.daemon = True
@@ -197,6 +253,10 @@ class TransferRunner:
         with self._lock:
             self._jobs[transfer_id] = _Job(proc, q, cancel, thread, (jobs, warm))
         thread.start()
+
+    def log_path(self, transfer_id: str) -> Path | None:
+        """Where the transfer's worker writes its log (kept after it ends, however it ends)."""
+        return None if self.log_dir is None else self.log_dir / f"{transfer_id}.log"
 
     def cancel(self, transfer_id: str) -> bool:
         with self._lock:
