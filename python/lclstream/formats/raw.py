@@ -108,6 +108,7 @@ class RawBatchSerializer(SerializerBase):
         head["timestamps"] = _small(np.asarray(batch.timestamps, np.uint64))
         head["arrays"] = {k: _small(v) for k, v in batch.arrays.items() if k != name}
         head["results"] = {k: _small(v) for k, v in batch.results.items()}
+        head["detectors"] = self._detectors()  # each batch is self-describing (Ray, GPUs)
         payload: Any = b""
         if name is not None:
             arr = batch.arrays[name]
@@ -135,12 +136,15 @@ class RawBatchSerializer(SerializerBase):
             kind="end",
             end_of_stream=True,
             **end_fields(totals),
-            detectors={
-                k: {"kind": d.kind, "frame_shape": list(d.frame_shape), "dtype": d.dtype}
-                for k, d in self.info.detectors.items()
-            },
+            detectors=self._detectors(),
         )
         return [WireMessage("end", [cbor2.dumps(head), b""])]
+
+    def _detectors(self) -> dict[str, dict[str, Any]]:
+        return {
+            k: {"kind": d.kind, "frame_shape": list(d.frame_shape), "dtype": d.dtype}
+            for k, d in self.info.detectors.items()
+        }
 
 
 def _compression(name: str | None, level: int | None) -> str | None:
@@ -186,11 +190,14 @@ def parse(
     info = info_from_fields(head)
     seq = int(head.get("sequence", -1))
     nbytes = len(hb) + len(payload)
-    if head.get("kind") == "end":
-        totals = totals_from_fields(head)
+    try:
         for k, d in dict(head.get("detectors", {})).items():
             fs = limits.check_shape(d["frame_shape"], 1, f"raw batch: detector {k!r}")
-            info.detectors[k] = DetectorInfo(k, str(d["kind"]), fs, str(d["dtype"]))
+            info.detectors[str(k)] = DetectorInfo(str(k), str(d["kind"]), fs, str(d["dtype"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FormatError(f"raw batch: detectors: {exc!r}") from exc
+    if head.get("kind") == "end":
+        totals = totals_from_fields(head)
         return parsed_message("end", info, seq, nbytes, totals=totals)
     arrays = {
         k: _unsmall(v, f"array {k!r}", limits) for k, v in dict(head.get("arrays", {})).items()

@@ -104,6 +104,8 @@ def receive(
     strict: bool = False,
     stream_id: str | None = None,
     end_grace: float = 1.0,
+    on_batch: Callable[[ParsedMessage, list[Any]], None] | None = None,
+    rcvhwm: int | None = None,
 ) -> ReceiveResult:
     """Receive one stream until every sender's end message is in (or ``timeout`` s of silence).
 
@@ -120,6 +122,11 @@ def receive(
     messages are written as numbered .h5 files (at most ``max_files``), or
     ``img_per_file`` events a file. Messages already received when the receive is
     interrupted are still processed before it returns.
+
+    ``on_batch(parsed, frames)`` is called with every data message the stream accounted
+    for (never a rejected one), in order; while it runs nothing more is received, so a
+    consumer that blocks in it holds the producer back (at most ``rcvhwm`` messages wait in
+    libzmq, the transport's default otherwise). An exception from it ends the receive.
     """
     from lclstream import formats
     from lclstream.transport import Receiver
@@ -131,10 +138,13 @@ def receive(
     wanted = None if format is None else _FORMAT_KINDS.get(format)
     if format is not None and wanted is None:
         raise ConfigError(f"format {format!r} is not one of {', '.join(_FORMAT_KINDS)}")
+    from lclstream.transport import DEFAULT_HWM
+
     rx = Receiver(
         url_list,
         bind=bind,
         socket_type=socket_type,
+        rcvhwm=DEFAULT_HWM if rcvhwm is None else rcvhwm,
         timeout=timeout,
         curve=curve,
         reuse_buffers=reuse_buffers,
@@ -164,7 +174,9 @@ def receive(
                 return False
             for p in foreign:
                 _reject(result, -1, "foreign", _foreign_text(p, gate), strict, limits)
-            return _record_all(accepted, tracker, result, writer, max_files, strict, limits)
+            return _record_all(
+                accepted, tracker, result, writer, max_files, strict, limits, on_batch
+            )
 
         t_ready = time.perf_counter()
         t_first: float | None = None
@@ -334,8 +346,10 @@ def _record_all(
     max_files: int | None,
     strict: bool,
     limits: Limits,
+    on_batch: Callable[[ParsedMessage, list[Any]], None] | None = None,
 ) -> bool:
-    """Account for and write accepted messages; True when the stream is done."""
+    """Account for and write accepted messages, hand data to ``on_batch``; True when the
+    stream is done."""
     ended = False
     for parsed, frames in accepted:
         try:
@@ -349,6 +363,8 @@ def _record_all(
             result.events += len(parsed.batch)
         if writer is not None and (max_files is None or len(writer.files) < max_files):
             writer.write_parsed(parsed, frames)
+        if on_batch is not None and parsed.kind == "data" and parsed.batch is not None:
+            on_batch(parsed, frames)
         ended = ended or parsed.kind == "end"
     return ended and tracker.done  # reports cost O(messages): only after an end message
 

@@ -1,0 +1,265 @@
+"""Consume a stream in Ray: an iterator for a driver script, or a pool of actors.
+
+Both start one ingest actor (:mod:`lclstream.ray.ingest`) that binds (or connects to) the
+stream's endpoints. Batches in flight are bounded everywhere: the ingest holds at most
+``max_queued`` put batches, libzmq at most ``rcvhwm`` received ones, and the pool at most
+``per_actor`` per actor; beyond that the producer waits. The result says whether every
+event of the stream was processed: the receive's own verdict (every sender's end message,
+events matching their totals) and every batch handed to user code returned.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lclstream.ray.batch import RayBatch
+from lclstream.ray.ingest import Ingest
+
+__all__ = ["BatchStream", "FailedBatch", "StreamResult", "map_batches"]
+
+
+@dataclass
+class FailedBatch:
+    """A batch user code did not finish: its events are not processed, and say so."""
+
+    index: int
+    events: int
+    reason: str
+
+
+@dataclass
+class StreamResult:
+    """How a Ray consumption of one stream ended."""
+
+    #: the receive's summary (``ReceiveResult.as_dict()``); empty when it never ended
+    receive: dict[str, Any] = field(default_factory=dict)
+    batches: int = 0
+    events_received: int = 0
+    events_processed: int = 0
+    failed: list[FailedBatch] = field(default_factory=list)
+    #: what user code returned, by batch index (``map_batches(keep_outputs=True)``)
+    outputs: dict[int, Any] = field(default_factory=dict)
+    #: why the consumption stopped early, else empty
+    error: str = ""
+    seconds: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        """Every event of the stream arrived and was processed."""
+        return (
+            bool(self.receive.get("complete"))
+            and not self.failed
+            and not self.error
+            and self.events_processed == self.events_received == int(self.receive["events"])
+        )
+
+    def incomplete_reason(self) -> str:
+        if self.complete:
+            return ""
+        if self.error:
+            return f"stopped: {self.error}"
+        if self.failed:
+            f = self.failed[0]
+            lost = sum(x.events for x in self.failed)
+            return (
+                f"{len(self.failed)} batches ({lost} events) not processed; first: batch "
+                f"{f.index}: {f.reason}"
+            )
+        if not self.receive.get("complete"):
+            return f"the stream was incomplete: {self.receive.get('problems') or self.receive}"
+        return f"{self.events_processed} of {self.events_received} events processed"
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError as e:
+        raise ImportError("lclstream.ray needs Ray: pip install 'lclstream[ray]'") from e
+    if not ray.is_initialized():
+        ray.init()
+    return ray
+
+
+class BatchStream:
+    """Iterate over a stream's batches in a driver: ``for batch in BatchStream(url): ...``.
+
+    Each item is a :class:`RayBatch` whose arrays view Ray's object store (read-only, no
+    copy). ``endpoints`` says where the ingest listens (a bound port 0 resolved); after the
+    loop, ``result`` says whether the stream was complete. ``refs()`` yields the object
+    references instead, to hand them to tasks without fetching them here.
+    """
+
+    def __init__(
+        self,
+        urls: str | Sequence[str],
+        *,
+        bind: bool = True,
+        max_queued: int = 2,
+        rcvhwm: int = 2,
+        ingest_options: dict[str, Any] | None = None,
+        **receive_options: Any,
+    ) -> None:
+        ray = _ray()
+        url_list = [urls] if isinstance(urls, str) else list(urls)
+        actor = ray.remote(Ingest).options(num_cpus=0, **(ingest_options or {}))
+        self._ingest = actor.remote(
+            url_list, bind=bind, max_queued=max_queued, rcvhwm=rcvhwm, options=receive_options
+        )
+        self.endpoints: list[str] = ray.get(self._ingest.endpoints.remote())
+        self.result = StreamResult()
+        self._t0 = time.perf_counter()
+        self._done = False
+
+    def _items(self) -> Iterator[tuple[Any, int, int]]:
+        """(ref, events, index) per batch, until the receive ends."""
+        ray = _ray()
+        while not self._done:
+            kind, value, events, index = ray.get(self._ingest.next.remote(0.5))
+            if kind == "batch":
+                self.result.batches += 1
+                self.result.events_received += int(events)
+                yield value[0], int(events), int(index)
+            elif kind == "end":
+                self.result.receive = dict(value)
+                self._finish()
+            elif kind == "error":
+                self.result.error = str(value)
+                self._finish()
+
+    def _finish(self) -> None:
+        self._done = True
+        self.result.seconds = time.perf_counter() - self._t0
+
+    def refs(self) -> Iterator[Any]:
+        """Object references of the batches (each counted as processed when yielded)."""
+        for ref, events, _ in self._items():
+            self.result.events_processed += events
+            yield ref
+
+    def __iter__(self) -> Iterator[RayBatch]:
+        ray = _ray()
+        for ref, events, _ in self._items():
+            batch: RayBatch = ray.get(ref)
+            yield batch
+            self.result.events_processed += events  # the loop body came back for more
+
+    def stats(self) -> dict[str, Any]:
+        """The ingest's counters (batches put, seconds in ``ray.put``)."""
+        stats: dict[str, Any] = _ray().get(self._ingest.stats.remote())
+        return stats
+
+    def close(self) -> None:
+        """Stop the ingest (an unfinished stream ends incomplete) and free its actor."""
+        ray = _ray()
+        if not self._done:
+            ray.get(self._ingest.stop.remote())
+            for _ in self._items():  # what it had queued, then its verdict
+                pass
+        ray.kill(self._ingest)
+
+    def __enter__(self) -> BatchStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Worker:
+    """One pool actor: calls the user's function, or an instance of the user's class."""
+
+    def __init__(self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.fn = fn(*args, **kwargs) if isinstance(fn, type) else fn
+
+    def run(self, batch: RayBatch) -> Any:
+        return self.fn(batch)
+
+
+def map_batches(
+    source: BatchStream | str | Sequence[str],
+    fn: Callable[[RayBatch], Any] | type,
+    *,
+    actors: int = 2,
+    per_actor: int = 1,
+    actor_options: dict[str, Any] | None = None,
+    fn_args: tuple[Any, ...] = (),
+    fn_kwargs: dict[str, Any] | None = None,
+    keep_outputs: bool = False,
+    **stream_options: Any,
+) -> StreamResult:
+    """Feed every batch of a stream to a pool of ``actors`` Ray actors, least-loaded first.
+
+    ``fn`` is a function of a :class:`RayBatch` or a class (instantiated once per actor with
+    ``fn_args``/``fn_kwargs``) with ``__call__(batch)``. At most ``per_actor`` batches wait
+    at each actor; when all are busy the ingest stops reading and the producer waits. A
+    batch whose actor dies, or whose call raises, is reported in ``result.failed`` (never
+    silently lost); the others go on to the live actors. The stream is stopped (and the
+    result incomplete) when no actor is left.
+    """
+    ray = _ray()
+    stream = source if isinstance(source, BatchStream) else BatchStream(source, **stream_options)
+    remote = ray.remote(_Worker).options(**{"num_cpus": 1, **(actor_options or {})})
+    pool = [remote.remote(fn, fn_args, fn_kwargs or {}) for _ in range(max(1, actors))]
+    load = [0] * len(pool)
+    alive = [True] * len(pool)
+    inflight: dict[Any, tuple[int, int, int]] = {}  # task ref -> (actor, batch index, events)
+    result = stream.result
+    items = stream._items()
+    exhausted = False
+
+    def settle(task: Any) -> None:
+        slot, index, events = inflight.pop(task)
+        load[slot] -= 1
+        try:
+            out = ray.get(task)
+        except ray.exceptions.RayActorError as e:
+            alive[slot] = False
+            result.failed.append(FailedBatch(index, events, f"its actor died: {_first_line(e)}"))
+            return
+        except ray.exceptions.RayTaskError as e:
+            result.failed.append(FailedBatch(index, events, f"it raised: {_first_line(e)}"))
+            return
+        result.events_processed += events
+        if keep_outputs:
+            result.outputs[index] = out
+
+    try:
+        while True:
+            capacity = [i for i in range(len(pool)) if alive[i] and load[i] < per_actor]
+            if not any(alive):
+                result.error = "every consumer actor died"
+                break
+            if capacity and not exhausted:
+                got = next(items, None)
+                if got is None:
+                    exhausted = True
+                    continue
+                ref, events, index = got
+                slot = min(capacity, key=lambda i: load[i])
+                inflight[pool[slot].run.remote(ref)] = (slot, index, events)
+                load[slot] += 1
+                continue
+            if not inflight:
+                if exhausted:
+                    break
+                continue
+            done, _ = ray.wait(list(inflight), num_returns=1)
+            for task in done:
+                settle(task)
+    finally:
+        for task in list(inflight):
+            settle(task)
+        if not isinstance(source, BatchStream):
+            stream.close()
+        elif not stream._done:
+            stream.close()
+        for actor in pool:
+            ray.kill(actor)
+    return result
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[-1][:300] if text else type(e).__name__

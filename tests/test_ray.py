@@ -1,0 +1,218 @@
+"""Ray consumers on a real local Ray cluster (CPU, sized for this 2-core machine): raw
+batches from a real streaming pipeline over loopback land in the object store once and
+reach actors as read-only views; every event is accounted for, a slow consumer holds the
+producer back without the object store spilling, and a dying consumer's batch is reported."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lclstream.pipeline import Pipeline
+from proc_helpers import synthetic_jungfrau
+
+ray = pytest.importorskip("ray", reason="the ray extra (pip install 'lclstream[ray]')")
+
+from lclstream.ray import BatchStream, RayBatch, map_batches  # noqa: E402
+
+ENERGY = 9.5
+STORE = 96 << 20  # object store: 96 MiB (batches of 4 one-module frames are 4-8 MiB)
+SPILL = Path(tempfile.mkdtemp(prefix="lclstream-ray-spill-"))  # where Ray would spill
+
+
+def spilled() -> list[Path]:
+    """What Ray wrote to the spill folder (it makes its subfolder at the first spill, and it
+    stays: without the ingest's bound the test below finds one, and a spilled file in it)."""
+    return list(SPILL.iterdir())
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster() -> Iterator[None]:
+    # the actors unpickle this module's functions by name: they need tests/ on their path
+    here = os.path.dirname(os.path.abspath(__file__))
+    python_path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p)
+    ray.init(
+        num_cpus=2,
+        object_store_memory=STORE,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": python_path}},
+        _system_config={"object_spilling_config": json.dumps(
+            {"type": "filesystem", "params": {"directory_path": str(SPILL)}})},
+    )  # fmt: skip
+    yield
+    ray.shutdown()
+
+
+def producer_config(endpoint: str, events: int, batch: int = 4) -> dict[str, Any]:
+    return {
+        "source_identifier": "exp=xpptut15,run=670",
+        "event_source": {"type": "InternalEventSource", "number_of_events_to_generate": events},
+        "data_sources": {"detector_data": synthetic_jungfrau(ENERGY)},
+        "processing_pipeline": {
+            "type": "BatchProcessingPipeline",
+            "batch_size": batch,
+            "calibration": {"detector_data": {"detector": "jungfrau", "output": "photons"}},
+        },
+        "data_serializer": {"type": "RawBatchSerializer"},
+        "data_handlers": [
+            {"type": "BinaryDataStreamingDataHandler", "urls": [endpoint], "role": "client"}
+        ],
+    }
+
+
+class Producer(threading.Thread):
+    """The streaming pipeline, connecting to the ingest's bound endpoint."""
+
+    def __init__(self, endpoint: str, events: int, **kw: Any) -> None:
+        super().__init__(daemon=True)
+        self.cfg = producer_config(endpoint, events, **kw)
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.result = Pipeline(self.cfg).run()
+        except BaseException as e:  # noqa: BLE001 - the test reports it
+            self.error = e
+
+    def finish(self) -> Any:
+        self.join(120)
+        assert not self.is_alive(), "the producer did not finish"
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def checksum(batch: RayBatch) -> tuple[list[int], int, bool, bool]:
+    """(event ids, sum of photons, the array is read-only, it does not own its memory)."""
+    d = batch.data
+    return (
+        [int(i) for i in batch.event_ids],
+        int(d.sum()),
+        not d.flags.writeable,
+        not d.flags.owndata,
+    )
+
+
+def test_a_pool_of_actors_processes_every_event() -> None:
+    stream = BatchStream("tcp://127.0.0.1:0", timeout=30)
+    prod = Producer(stream.endpoints[0], 30)
+    res = map_batches(stream, checksum, actors=2, keep_outputs=True)
+    sent = prod.finish()
+    assert sent.complete
+    assert res.complete, res.incomplete_reason()
+    assert res.events_processed == res.events_received == 30 and res.batches == 8
+    ids = [i for k in sorted(res.outputs) for i in res.outputs[k][0]]
+    assert len(ids) == 30 and len(set(ids)) == 30  # every event once
+    assert all(o[2] and o[3] for o in res.outputs.values())  # views of the store, no copy
+    assert sum(o[1] for o in res.outputs.values()) > 0
+
+
+class Counter:
+    """A class consumer: instantiated once per actor with its arguments."""
+
+    def __init__(self, scale: int) -> None:
+        self.scale = scale
+        self.seen = 0
+
+    def __call__(self, batch: RayBatch) -> tuple[int, int]:
+        self.seen += len(batch)
+        return os.getpid(), self.seen * self.scale
+
+
+def test_class_consumers_keep_state_per_actor_and_share_the_work() -> None:
+    stream = BatchStream("tcp://127.0.0.1:0", timeout=30)
+    prod = Producer(stream.endpoints[0], 40)
+    res = map_batches(stream, Counter, fn_args=(10,), actors=2, keep_outputs=True)
+    assert prod.finish().complete and res.complete, res.incomplete_reason()
+    per_actor: dict[int, int] = {}
+    for pid, seen in res.outputs.values():
+        per_actor[pid] = max(per_actor.get(pid, 0), seen)
+    assert len(per_actor) == 2  # least-loaded dispatch used both actors
+    assert sum(per_actor.values()) == 40 * 10
+
+
+def test_the_driver_iterator_gets_views_and_the_verdict() -> None:
+    with BatchStream("tcp://127.0.0.1:0", timeout=30) as stream:
+        prod = Producer(stream.endpoints[0], 13, batch=5)
+        sizes = []
+        for batch in stream:
+            sizes.append(len(batch))
+            assert batch.data.shape[1:] == (1, 512, 1024) and not batch.data.flags.writeable
+            assert batch.detectors["detector_data"]["kind"] == "jungfrau"
+        assert prod.finish().complete
+    assert sizes == [5, 5, 3]
+    assert stream.result.complete, stream.result.incomplete_reason()
+
+
+def slow(batch: RayBatch) -> int:
+    import time
+
+    time.sleep(0.1)
+    return len(batch)
+
+
+def test_a_slow_consumer_holds_the_producer_back_and_nothing_spills() -> None:
+    """4 MiB batches, 200 MiB in all, through a 96 MiB object store with one slow actor: the
+    ingest stops reading, ZeroMQ makes the producer wait, and nothing is lost or spilled."""
+    stream = BatchStream("tcp://127.0.0.1:0", timeout=30, max_queued=2, rcvhwm=1)
+    prod = Producer(stream.endpoints[0], 200, batch=4)
+    res = map_batches(stream, slow, actors=1)
+    assert prod.finish().complete
+    assert res.complete and res.events_processed == 200, res.incomplete_reason()
+    assert spilled() == []
+
+
+def dies_on_second(batch: RayBatch) -> int:
+    if batch.index == 1:
+        os._exit(3)  # what the OOM killer or a segfaulting kernel does to an actor
+    return len(batch)
+
+
+def test_a_consumer_that_dies_is_reported_never_silently_lost() -> None:
+    stream = BatchStream("tcp://127.0.0.1:0", timeout=30)
+    prod = Producer(stream.endpoints[0], 20, batch=4)
+    res = map_batches(stream, dies_on_second, actors=2)
+    prod.finish()
+    assert not res.complete
+    assert [(f.index, f.events) for f in res.failed] == [(1, 4)]
+    assert "actor died" in res.failed[0].reason
+    assert res.events_processed == 16  # the other batches went to the live actor
+    assert "1 batches (4 events) not processed" in res.incomplete_reason()
+
+
+def raises(batch: RayBatch) -> int:
+    if batch.index == 2:
+        raise ValueError("bad frame")
+    return len(batch)
+
+
+def test_a_consumer_that_raises_fails_its_batch_only() -> None:
+    stream = BatchStream("tcp://127.0.0.1:0", timeout=30)
+    prod = Producer(stream.endpoints[0], 20, batch=4)
+    res = map_batches(stream, raises, actors=1)
+    prod.finish()
+    assert [(f.index, f.events) for f in res.failed] == [(2, 4)]
+    assert "bad frame" in res.failed[0].reason and res.events_processed == 16
+
+
+def test_an_incomplete_stream_is_not_complete() -> None:
+    """Only a hostile message and no end message: rejected, counted, and the verdict says
+    the stream did not end."""
+    from lclstream.transport import Sender
+
+    stream = BatchStream("tcp://127.0.0.1:0", timeout=2)
+    tx = Sender([stream.endpoints[0]], bind=False)
+    tx.send(b"not a batch")
+    res = map_batches(stream, len, actors=1)
+    tx.close()
+    assert not res.complete and res.events_processed == 0
+    assert res.receive["rejected"] == 1 and res.receive["timed_out"]
