@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from lclstream.pipeline import Pipeline
 from proc_helpers import synthetic_jungfrau
@@ -216,3 +217,41 @@ def test_an_incomplete_stream_is_not_complete() -> None:
     tx.close()
     assert not res.complete and res.events_processed == 0
     assert res.receive["rejected"] == 1 and res.receive["timed_out"]
+
+
+def test_the_radial_profile_example_against_the_raw_stream_example(tmp_path: Path) -> None:
+    """examples/ray_radial_profile.py as a user runs it, fed by examples/stream_raw.yaml."""
+    import subprocess
+    import sys
+
+    import h5py
+    import yaml
+    from proc_helpers import cli_env, free_port
+
+    root = Path(__file__).resolve().parents[1]
+    url = f"tcp://127.0.0.1:{free_port()}"
+    out = tmp_path / "profiles.h5"
+    proc = subprocess.Popen(
+        [sys.executable, str(root / "examples" / "ray_radial_profile.py"), "--bind", url,
+         "--out", str(out), "--actors", "1", "--object-store-mb", "256", "--timeout", "30"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("listening on"), (line, proc.stderr.read() if proc.stderr else "")
+        cfg = yaml.safe_load((root / "examples" / "stream_raw.yaml").read_text())
+        cfg["event_source"]["number_of_events_to_generate"] = 40
+        cfg["data_handlers"][0]["urls"] = [url]
+        assert Pipeline(cfg).run().complete
+        rest, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, (rest, err)
+    assert "40 of 40 events processed (complete)" in rest
+    with h5py.File(out) as f:
+        ids = f["/LCLS/eventNumber"][()]
+        profiles = f["/entry_1/result_1/radialProfile"][()]
+    assert len(set(ids.tolist())) == 40 and profiles.shape == (40, 512)
+    assert np.isfinite(profiles).all() and profiles.max() > 0

@@ -1,0 +1,207 @@
+"""Ray ingest: raw batches into a pool of Ray actors, against a plain pyzmq PULL loop.
+
+The same producer (its own process, replaying raw batches of Jungfrau 4M photon frames,
+uint16, as fast as the socket takes them: a calibrating producer would hide the consumer's
+cost on this 2-core machine) feeds, alternately:
+
+* lclstream.ray: ``map_batches`` over a ``BatchStream`` (the ingest actor receives, checks
+  and accounts for every message, puts each batch into Ray's object store once), one no-op
+  actor that touches the batch;
+* the baseline: the best plain consumer one can write, a pyzmq PULL socket (``copy=False``)
+  whose frames become numpy arrays with ``np.frombuffer`` (no copy, no checks, no Ray), in
+  its own process with glibc told to keep freed buffers (as lclstream's ingest does;
+  without it the baseline ran at 0.7x of itself here, every message faulting in afresh).
+
+Events/s from the first batch at the consumer to the end of the stream. Target (DESIGN.md):
+>= 0.8x. Copies per batch: every array the actor gets is checked to be a read-only view of
+the object store, and every array the ingest puts a view of the received frame.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import statistics
+import time
+import uuid
+from typing import Any
+
+from common import main, record
+
+SHAPE = (8, 512, 1024)  # Jungfrau 4M
+EVENTS_PER_BATCH = 4
+
+
+def _produce(endpoint: str, batches: int) -> None:
+    import numpy as np
+    from lclstream.formats.raw import RawBatchSerializer
+    from lclstream.protocols import DetectorInfo, EventBatch, StreamInfo, StreamTotals
+    from lclstream.transport import Sender
+
+    rng = np.random.default_rng(7)
+    frames = (rng.random((EVENTS_PER_BATCH, *SHAPE)) < 0.02).astype(np.uint16)  # photons
+    ser = RawBatchSerializer()
+    info = StreamInfo(
+        stream_id=uuid.uuid4().hex,
+        detectors={"detector_data": DetectorInfo("detector_data", "jungfrau", SHAPE, "uint16")},
+    )
+    tx = Sender([endpoint], bind=False, timeout=60)
+    for m in ser.start(info):
+        tx.send_multipart(list(m.frames))
+    n = 0
+    for _ in range(batches):
+        ids = np.arange(n, n + EVENTS_PER_BATCH, dtype=np.uint64)
+        n += EVENTS_PER_BATCH
+        for m in ser.serialize(EventBatch(ids, ids * 1000, {"detector_data": frames})):
+            tx.send_multipart(list(m.frames))
+    totals = StreamTotals(events_sent=n, messages_sent=batches, events_read=n)
+    for m in ser.end(totals):
+        tx.broadcast(list(m.frames))
+    tx.close()
+
+
+def _keep_freed_buffers() -> None:
+    """glibc: serve large blocks from the heap and keep freed ones (the tuning lclstream's
+    receivers use), so that each 33 MB message does not fault in fresh pages; plain ctypes."""
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6")
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_mmap_threshold, 1 << 30)
+    libc.mallopt(m_trim_threshold, 1 << 31 - 1)
+
+
+def _baseline(batches: int) -> float:
+    """events/s of a plain pyzmq PULL loop into numpy, in a process of its own (as the
+    ingest is an actor process of its own)."""
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_baseline_consumer, args=(batches, q))
+    p.start()
+    rate: float = q.get(timeout=300)
+    p.join(60)
+    return rate
+
+
+def _baseline_consumer(batches: int, q: Any) -> None:
+    import cbor2
+    import numpy as np
+    import zmq
+
+    _keep_freed_buffers()
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.PULL)
+    sock.rcvhwm = 2
+    port = sock.bind_to_random_port("tcp://127.0.0.1")
+    prod = mp.get_context("spawn").Process(
+        target=_produce, args=(f"tcp://127.0.0.1:{port}", batches)
+    )
+    prod.start()
+    events = 0
+    t_first = None
+    total = 0
+    while True:
+        frames = sock.recv_multipart(copy=False)
+        head = cbor2.loads(frames[0].buffer)
+        if head.get("kind") == "end":
+            break
+        if head.get("kind") != "data":
+            continue
+        if t_first is None:
+            t_first = time.perf_counter()
+        arr = np.frombuffer(frames[1].buffer, np.dtype(head["dtype"])).reshape(head["shape"])
+        total += int(arr[0, 0, 0, 0])  # touch it, as the actor does
+        events += arr.shape[0]
+    t_end = time.perf_counter()
+    sock.close(0)
+    prod.join(60)
+    assert events == batches * EVENTS_PER_BATCH and t_first is not None
+    q.put((events - EVENTS_PER_BATCH) / (t_end - t_first))  # the first batch starts the clock
+
+
+def _noop(batch: Any) -> tuple[float, int]:
+    """Touch the batch; return when (wall clock) and how many arrays were not views."""
+    d = batch.data
+    _ = int(d[0, 0, 0, 0])
+    copies = sum(1 for a in batch.arrays.values() if a.flags.owndata or a.flags.writeable)
+    return time.time(), copies
+
+
+def _ours(batches: int) -> tuple[float, int]:
+    """events/s through ingest -> one no-op actor, and arrays that were copies."""
+    from lclstream.ray import BatchStream, map_batches
+
+    stream = BatchStream("tcp://127.0.0.1:0", timeout=60)
+    prod = mp.get_context("spawn").Process(target=_produce, args=(stream.endpoints[0], batches))
+    prod.start()
+    res = map_batches(stream, _noop, actors=1, keep_outputs=True)
+    t_end = time.time()
+    prod.join(60)
+    if not res.complete:
+        raise RuntimeError(f"ray benchmark stream incomplete: {res.incomplete_reason()}")
+    t_first = min(t for t, _ in res.outputs.values())
+    copies = sum(c for _, c in res.outputs.values())
+    return (res.events_processed - EVENTS_PER_BATCH) / (t_end - t_first), copies
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    try:
+        import ray
+    except ImportError:
+        return []
+    batches = 30 if quick else 120
+    rounds = 2 if quick else 4
+    import os
+
+    here = os.path.dirname(os.path.abspath(__file__))  # the actors unpickle _noop by name
+    path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p)
+    ray.init(
+        num_cpus=2,
+        object_store_memory=1 << 30,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": path}},
+    )
+    try:
+        _ours(10)  # warm: the pool's workers, the store's pages
+        ours: list[float] = []
+        base: list[float] = []
+        copies = 0
+        for _ in range(rounds):  # alternated, so drifting load hits both
+            rate, c = _ours(batches)
+            ours.append(rate)
+            copies += c
+            base.append(_baseline(batches))
+    finally:
+        ray.shutdown()
+    events = batches * EVENTS_PER_BATCH
+    nbytes = events * 2 * SHAPE[0] * SHAPE[1] * SHAPE[2]
+    return [
+        record(
+            "ray",
+            f"ingest -> 1 no-op actor, raw JF4M batches of {EVENTS_PER_BATCH} ({events} events)",
+            nbytes=nbytes,
+            t={
+                "min": events / max(ours),
+                "median": events / statistics.median(ours),
+                "max": events / min(ours),
+            },  # fmt: skip
+            baseline="plain pyzmq PULL loop into numpy",
+            baseline_t={
+                "min": events / max(base),
+                "median": events / statistics.median(base),
+                "max": events / min(base),
+            },  # fmt: skip
+            target=0.8,
+            target_text="ingest -> actor >= 0.8x a plain pyzmq loop; no copies in Python",
+            events_per_s=statistics.median(ours),
+            baseline_events_per_s=statistics.median(base),
+            copies_in_python=copies,
+            notes=f"events/s ours {', '.join(f'{x:.0f}' for x in ours)}; plain pyzmq "
+            f"{', '.join(f'{x:.0f}' for x in base)}; arrays reaching the actor that were not "
+            f"views of the object store: {copies}; one copy per batch by ray.put",
+        )
+    ]
+
+
+if __name__ == "__main__":
+    main(run)
