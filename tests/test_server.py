@@ -216,8 +216,9 @@ def test_parameters_bodies_reach_only_what_the_server_serves(server: Server) -> 
              "calibration": {"detector_data": {"constants": str(secret)}}}  # fmt: skip
     bad = [
         ({"event_source": hdf5}, "event_source.files: not served"),
-        ({"source_identifier": f"exp=xpptut15,run=670,files={secret}"}, "files= is not served"),
-        ({"source_identifier": "exp=xpptut15,run=670,dir=/"}, "dir= is not served"),
+        ({"source_identifier": f"exp=xpptut15,run=670,files={secret}"}, "is not in this server"),
+        ({"source_identifier": "exp=xpptut15,run=670,dir=/"}, "dir=/ is not in this server's"),
+        ({"source_identifier": "exp=xpptut15,run=670,dir=/tmp/../etc"}, "dir=/tmp/../etc is"),
         ({"source_identifier": "exp=xpptut15,run=671"}, "has no run 671 of xpptut15"),
         ({"event_source": {"type": "Psana2EventSource"}}, "is synthetic on this server"),
         ({"processing_pipeline": calib}, "calibration.detector_data.constants"),
@@ -695,12 +696,15 @@ def test_data_root_serves_xtc2_runs_raw_and_calibrated(tmp_path: Path) -> None:
                 "data_serializer": {"type": "HDF5BinarySerializer"},
                 "data_handlers": [{"type": "BinaryDataStreamingDataHandler", "urls": ["tcp://x:1"]}],
             }  # fmt: skip
-            r = c.post("/api/v2/transfers/", json={"parameters": params})
-            assert r.status_code == 201, r.text
-            ready = wait_state(c, r.json()["id"], {"ready", "completed", "failed"})
-            assert ready["state"] == "ready", ready
-            uri = ready["connection_info"]["uri"].replace("0.0.0.0", "127.0.0.1")
-            got = ReceiverThread(uri, bind=False, timeout=30).join()
-            assert got.complete and got.events == 8
+            own_dir = f"exp=xpptut15,run=14,dir={root / 'xpptut15' / 'xtc'}"  # as LCLS sends it
+            for ident in ("exp=xpptut15,run=14", own_dir):
+                params["source_identifier"] = ident
+                r = c.post("/api/v2/transfers/", json={"parameters": params})
+                assert r.status_code == 201, r.text
+                ready = wait_state(c, r.json()["id"], {"ready", "completed", "failed"})
+                assert ready["state"] == "ready", ready
+                uri = ready["connection_info"]["uri"].replace("0.0.0.0", "127.0.0.1")
+                got = ReceiverThread(uri, bind=False, timeout=30).join()
+                assert got.complete and got.events == 8
     finally:
         s.stop()

@@ -3,10 +3,11 @@
 Why: LCLS' transfer API takes a whole LCLStreamer config (``parameters``), and a config names
 files: HDF5 inputs, psana's ``dir=``/``files=``, constants, a data root. The server's worker
 runs as the server's user, so without this step any token holder could stream any file that
-user can read (another experiment's run, the server's own token store). Here a config may
-name a run only by ``exp=`` and ``run=``; the server's catalog says where that run is, the
-config is rewritten to read it from there, and constants must lie in the experiment's
-``calib`` folder. Plug-in sources, whose options this server cannot vet, are refused.
+user can read (another experiment's run, the server's own token store). Here a config names
+its run by ``exp=`` and ``run=`` (a ``dir=`` or ``files=`` only inside ``ROOT/EXP``, as an
+LCLS client may send them); the server's catalog says where that run is, the config is
+rewritten to read it from there, and constants must lie in the experiment's ``calib``
+folder. Plug-in sources, whose options this server cannot vet, are refused.
 """
 
 from __future__ import annotations
@@ -24,10 +25,20 @@ __all__ = ["confine_parameters"]
 _NO_FILE_CONSTANTS = {"synthetic", "psana"}
 
 
-def _identifier_keys(ident: str) -> list[str]:
+def _identifier_items(ident: str) -> list[tuple[str, str]]:
     import re
 
-    return [p.strip().partition("=")[0] for p in re.split(r"[,:]", ident) if p.strip()]
+    items = [p.strip().partition("=") for p in re.split(r"[,:]", ident) if p.strip()]
+    return [(k, v) for k, _, v in items]
+
+
+def _inside(value: str, data_root: str | None, exp: str) -> bool:
+    """Whether every path of a ``dir=``/``files=`` value lies in ``ROOT/EXP`` (an LCLS
+    client may name the run's own folder; it may not name anything else)."""
+    if data_root is None or not value:
+        return False
+    base = Path(os.path.realpath(Path(data_root) / exp))
+    return all(Path(os.path.realpath(v)).is_relative_to(base) for v in value.split(";") if v)
 
 
 def confine_parameters(config: dict[str, Any], data_root: str | None) -> dict[str, Any]:
@@ -46,11 +57,11 @@ def confine_parameters(config: dict[str, Any], data_root: str | None) -> dict[st
     exp, run = experiment_and_run(ident)
     if exp is None or run is None:
         raise RequestError("parameters.source_identifier: needs exp=... and run=...")
-    for key in _identifier_keys(ident):
-        if key in ("files", "dir"):
+    for key, value in _identifier_items(ident):
+        if key in ("files", "dir") and not _inside(value, data_root, exp):
             raise RequestError(
-                f"parameters.source_identifier: {key}= is not served; name the run by exp= "
-                "and run= (this server knows where its runs are)"
+                f"parameters.source_identifier: {key}={value} is not in this server's data "
+                f"for {exp}; name the run by exp= and run= (the server knows where it is)"
             )
     entry = find_run(data_root, exp, run)
     if entry is None:
@@ -88,7 +99,7 @@ def confine_parameters(config: dict[str, Any], data_root: str | None) -> dict[st
             f"parameters.event_source.type: run {run} of {exp} is {entry.kind} on this "
             f"server, not {wanted}"
         )
-    if wanted == "xtc2":
+    if wanted == "xtc2" and "dir" not in dict(_identifier_items(ident)):
         cfg["source_identifier"] = f"{ident},dir={entry.path}"
     if data_root is not None:
         cfg["data_root"] = str(data_root)
