@@ -174,6 +174,24 @@ def test_cancel_mid_stream_ends_with_an_end_message_saying_so(server: Server) ->
     assert 0 < got.events < 100000
 
 
+def test_hit_filter_drops_misses_and_accounts_for_them(server: Server) -> None:
+    rx = ReceiverThread("tcp://127.0.0.1:0", timeout=30)
+    with server.client(server.alice) as c:
+        addr = rx.endpoint()
+        r = c.post("/api/v2/transfers/", json=short_body(addr, 20, hit_filter=True))
+        assert r.status_code == 201, r.text
+        done = wait_state(c, r.json()["id"], {"completed", "failed"})
+        bad = c.post("/api/v2/transfers/", json=short_body(addr, 2, hit_filter=True, mode="raw"))
+        assert bad.status_code == 422 and "mode: calib" in bad.json()["detail"]
+    assert done["state"] == "completed", done
+    got = rx.join()
+    p = done["progress"]
+    assert p["events_read"] == 20 and p["events_dropped"] > 0
+    assert p["events_sent"] + p["events_dropped"] == 20
+    assert got.complete and got.events == p["events_sent"]
+    assert got.drop_reasons == {"miss": p["events_dropped"]}
+
+
 def test_parameters_body_binds_for_the_consumer(server: Server) -> None:
     """LCLS' v2 body: an LCLStreamer config; the server binds, connection_info says where."""
     params = {

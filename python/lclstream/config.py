@@ -481,15 +481,49 @@ class BinningParameters(_Model):
     factor: int = Field(2, ge=1)
 
 
+class PeakfinderParameters(_Model):
+    """peakfinder8 on each calibrated frame, named as OM's ``peakfinder8_peak_detection``
+    names them (the ASIC layout and the radius map come from the detector model)."""
+
+    adc_threshold: float = 0.0
+    minimum_snr: float = 5.0
+    min_pixel_count: int = Field(2, ge=1)
+    max_pixel_count: int = Field(20, ge=1)
+    local_bg_radius: int = Field(3, ge=0, le=1024)
+    max_num_peaks: int = Field(2048, ge=1, le=65536)
+    min_res: float = 0.0
+    max_res: float = 1e30
+
+
+class HitVetoParameters(_Model):
+    """Keep an event when its frame has at least ``min_peaks`` peaks (OM's
+    ``min_num_peaks_for_hit``); every ``keep_every_miss``-th miss is kept too (background
+    studies). Every other miss is dropped and counted with reason ``miss``."""
+
+    min_peaks: int = Field(10, ge=0)
+    keep_every_miss: int | None = Field(None, ge=1)
+
+
 class ReductionParameters(_Model):
     """Reduction steps of one data source, applied after calibration in this order.
 
-    (``mask``, ``peakfinder`` and ``hit_veto`` come with their own issues.)
+    ``peakfinder`` runs on each frame as it will be sent (calibrated, thresholded) and needs
+    the detector's whole frame (no ``roi`` or ``binning`` with it); ``hit_veto`` needs it.
     """
 
     roi: RoiParameters | None = None
     threshold: ThresholdParameters | None = None
     binning: BinningParameters | None = None
+    peakfinder: PeakfinderParameters | None = None
+    hit_veto: HitVetoParameters | None = None
+
+    @model_validator(mode="after")
+    def _peaks_need_whole_frames(self) -> ReductionParameters:
+        if self.hit_veto is not None and self.peakfinder is None:
+            raise ValueError("hit_veto needs a peakfinder")
+        if self.peakfinder is not None and (self.roi is not None or self.binning is not None):
+            raise ValueError("peakfinder needs the whole frame: no roi or binning with it")
+        return self
 
     def build(self) -> Reduction:
         from lclstream.reduce import Reduction

@@ -43,6 +43,9 @@ class Event:
     #: Hit truth or a hit finder's verdict, when the source knows one (the synthetic detector
     #: does); None: unknown. Counted as ``hits`` in the run's summary.
     is_hit: bool | None = None
+    #: Per-event results a filter found (a hit finder's CXI peak lists), by name: they
+    #: travel as the batch's ``results``.
+    results: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

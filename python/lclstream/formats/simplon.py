@@ -390,6 +390,8 @@ class SimplonBinarySerializer(SerializerBase):
             }
             if layout is not None:
                 user["lclstream"]["module_layout"] = list(layout)
+            if batch.results:
+                user["lclstream"]["results"] = _event_results(batch.results, i)
             head = b"".join(
                 (
                     SELF_DESCRIBED,
@@ -666,6 +668,21 @@ def parse(message: Any, *, decode: bool = True, limits: Limits = DEFAULT_LIMITS)
     return ParsedMessage(
         "data", stream_id, sender, senders, seq, batch=batch, info=info, nbytes=nbytes
     )
+
+
+def _event_results(results: Mapping[str, np.ndarray], i: int) -> dict[str, Any]:
+    """Event ``i``'s results for its image's ``user_data.lclstream.results``: scalars as
+    numbers, arrays as lists; peak lists (``peak*``) cut to the event's ``nPeaks`` (the
+    batch pads them)."""
+    n = int(results["nPeaks"][i]) if "nPeaks" in results else None
+    out: dict[str, Any] = {}
+    for k, v in results.items():
+        a = np.asarray(v[i])
+        if a.ndim == 0:
+            out[k] = a.item()
+        else:
+            out[k] = (a[:n] if n is not None and k.startswith("peak") else a).tolist()
+    return out
 
 
 def _layout_of(ours: Mapping[str, Any]) -> tuple[int, int] | None:

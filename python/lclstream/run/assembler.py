@@ -54,6 +54,7 @@ class BatchAssembler:
         self._ids: list[int] = []
         self._stamps: list[int] = []
         self._scalars: dict[str, list[Any]] = {}
+        self._results: dict[str, list[Any]] = {}
 
     @property
     def pending(self) -> int:
@@ -91,6 +92,8 @@ class BatchAssembler:
             if key not in self.plans:
                 # a copy: sources may hand out views of buffers they reuse
                 self._scalars.setdefault(key, []).append(np.array(value))
+        for key, value in event.results.items():
+            self._results.setdefault(key, []).append(value)
         if len(self._ids) >= self.batch_size:
             return self.flush()
         return None
@@ -102,10 +105,19 @@ class BatchAssembler:
         arrays: dict[str, np.ndarray] = {n: b.data for n, b in self._batches.items()}
         for key, values in self._scalars.items():
             arrays[key] = np.asarray(values)
+        results: dict[str, np.ndarray] = {}
+        for key, values in self._results.items():
+            if len(values) != len(self._ids):
+                raise SourceError(
+                    f"result {key!r}: {len(values)} of the batch's {len(self._ids)} events "
+                    "have it (an event filter must give every kept event the same results)"
+                )
+            results[key] = np.stack(values)
         eb = EventBatch(
             event_ids=np.asarray(self._ids, dtype=np.uint64),
             timestamps=np.asarray(self._stamps, dtype=np.uint64),
             arrays=arrays,
+            results=results,
             owners=list(self._batches.values()),
         )
         self._reset()

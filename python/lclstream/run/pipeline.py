@@ -37,6 +37,7 @@ from lclstream.protocols import (
     StreamTotals,
 )
 from lclstream.run.assembler import BatchAssembler
+from lclstream.run.hits import chain_filters, hit_finders
 from lclstream.run.ledger import Ledger
 from lclstream.run.plan import plan_detectors, stream_calibration
 from lclstream.run.result import PipelineResult, failure
@@ -117,6 +118,9 @@ class Pipeline:
                 self._owned.extend(handlers)
             self.handlers: list[DataHandler] = list(handlers)
             plans = plan_detectors(pp, self.source)
+            self.event_filter = chain_filters(
+                [*hit_finders(pp, plans), *([event_filter] if event_filter else [])]
+            )
             self.info = StreamInfo(
                 stream_id=stream_id or uuid.uuid4().hex,
                 sender=self.worker,

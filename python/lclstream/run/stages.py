@@ -40,7 +40,9 @@ __all__ = ["STOP", "ReadStage", "RunControl", "SendStage", "SerializeStage"]
 #: Ends a queue: every stage passes it on once it has handed over everything before it.
 STOP = object()
 
-EventFilter = Callable[[Event, dict[str, np.ndarray]], "bool | None"]
+#: ``filter(event, calibrated frames)``: True/None keeps the event, False drops it (reason
+#: ``vetoed``), a string drops it with that reason (a hit finder says ``miss``).
+EventFilter = Callable[[Event, dict[str, np.ndarray]], "bool | str | None"]
 
 
 class RunControl:
@@ -145,10 +147,13 @@ class ReadStage:
                 continue
             try:
                 frames = asm.calibrate(ev)
-                keep = True
+                keep, why = True, "vetoed"
                 if self.event_filter is not None:
                     verdict = self.event_filter(ev, frames)
-                    keep = verdict is None or bool(verdict)
+                    if isinstance(verdict, str):
+                        keep, why = False, verdict
+                    else:
+                        keep = verdict is None or bool(verdict)
             except PoolCancelled:
                 ledger.dropped("cancelled")  # read, then the run was cancelled
                 raise
@@ -161,7 +166,7 @@ class ReadStage:
             )
             del frames
             if not keep:
-                ledger.dropped("vetoed")
+                ledger.dropped(why)
                 continue
             if ev.is_hit:
                 ledger.hit()

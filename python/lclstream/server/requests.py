@@ -159,4 +159,10 @@ def config_for(req: ShortRequest, data_root: str | None = None) -> dict[str, Any
             }
     if req.mode == "calib":
         cfg["processing_pipeline"]["calibration"] = {"detector_data": calibration}
+    if req.hit_filter:  # peakfinder8 with OM's defaults; misses dropped (reason "miss")
+        if req.mode != "calib":
+            raise RequestError("hit_filter: finds peaks in calibrated frames; ask for mode: calib")
+        cfg["processing_pipeline"]["reduction"] = {
+            "detector_data": {"peakfinder": {}, "hit_veto": {}}
+        }
     return cfg

@@ -1,0 +1,156 @@
+"""Hit finding at the source: peakfinder8 per event, the veto (reason ``miss``), CXI peak
+lists in the messages, exact completeness; over real loopback sockets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import h5py
+import hdf5plugin  # noqa: F401
+import numpy as np
+import pytest
+from lclstream.config import load_config
+from lclstream.errors import ConfigError
+from lclstream.peaks import Peakfinder8, Peakfinder8Params, radius_map, raw_layout
+from lclstream.pipeline import Pipeline
+from lclstream.sources import open_source
+from proc_helpers import ReceiverThread
+
+EVENTS = 30
+PEAKFINDER = {"adc_threshold": 2, "minimum_snr": 5}
+
+
+def config(url: str, reduction: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "source_identifier": "exp=xpptut15,run=670",
+        "event_source": {"type": "InternalEventSource", "number_of_events_to_generate": EVENTS},
+        "data_sources": {"detector_data": {"type": "SyntheticDetector", "detector": "jungfrau4M",
+                                           "hit_fraction": 0.3, "seed": 3}},
+        "processing_pipeline": {
+            "type": "BatchProcessingPipeline",
+            "batch_size": 4,
+            "calibration": {"detector_data": {"constants": "synthetic", "output": "photons"}},
+            "reduction": {"detector_data": reduction},
+        },
+        "data_serializer": {"type": "HDF5BinarySerializer"},
+        "data_handlers": [{"type": "BinaryDataStreamingDataHandler", "urls": [url]}],
+    }  # fmt: skip
+
+
+def truth(cfg: dict[str, Any]) -> list[int]:
+    """The synthetic source's own hit flags: the ids of the events it made as hits."""
+    src = open_source(load_config(cfg))
+    try:
+        return [int(ev.event_id) for ev in src.events() if ev.is_hit]
+    finally:
+        src.close()
+
+
+def stream(tmp_path: Path, reduction: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
+    rx = ReceiverThread("tcp://127.0.0.1:0", out=tmp_path / "out", timeout=30)
+    cfg = config(rx.endpoint(), reduction)
+    sent = Pipeline(cfg).run()
+    return sent, rx.join(), cfg
+
+
+def received(files: list[str]) -> dict[str, np.ndarray]:
+    out: dict[str, list[np.ndarray]] = {}
+    for name in sorted(files):
+        with h5py.File(name) as f:
+            if "entry_1/data_1/data" not in f:
+                continue
+            out.setdefault("ids", []).append(f["LCLS/eventNumber"][()])
+            out.setdefault("frames", []).append(f["entry_1/data_1/data"][()])
+            for k in ("nPeaks", "peakXPosRaw", "peakYPosRaw", "peakTotalIntensity"):
+                out.setdefault(k, []).append(f[f"entry_1/result_1/{k}"][()])
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def test_the_veto_keeps_the_hits_and_counts_every_miss(tmp_path: Path) -> None:
+    sent, got, cfg = stream(tmp_path, {"peakfinder": PEAKFINDER, "hit_veto": {"min_peaks": 30}})
+    hits = truth(cfg)
+    assert 0 < len(hits) < EVENTS
+    assert got.complete, got.incomplete_reason()
+    assert got.events == sent.events == len(hits)  # the source's hits, found by their peaks
+    assert got.drop_reasons == {"miss": EVENTS - len(hits)} == sent.totals.drop_reasons
+    assert sent.events_read == EVENTS and sent.hits == len(hits)
+    data = received(got.files)
+    assert sorted(int(i) for i in data["ids"]) == sorted(hits)
+
+
+def test_every_kth_miss_is_kept_for_background(tmp_path: Path) -> None:
+    sent, got, cfg = stream(
+        tmp_path, {"peakfinder": PEAKFINDER, "hit_veto": {"min_peaks": 30, "keep_every_miss": 3}}
+    )
+    misses = EVENTS - len(truth(cfg))
+    assert got.complete and got.events == EVENTS - (misses - misses // 3)
+    assert got.drop_reasons == {"miss": misses - misses // 3}
+
+
+def test_cxi_peak_lists_equal_peakfinder8_on_the_received_frames(tmp_path: Path) -> None:
+    """No veto: every event is sent with its peaks; the peaks in the message are those the
+    peak finder finds again on the frames the receiver decoded."""
+    sent, got, _ = stream(tmp_path, {"peakfinder": PEAKFINDER})
+    assert got.complete and got.events == EVENTS and not got.drop_reasons
+    data = received(got.files)
+    params = Peakfinder8Params(**PEAKFINDER, **raw_layout("jungfrau4M"))
+    pf = Peakfinder8(params, radius_map("jungfrau4M"))
+    rows, cols = pf.shape
+    for e, frame in enumerate(data["frames"]):
+        p = pf.find(frame.reshape(rows, cols), threads=1)
+        n = int(p.n_peaks[0])
+        assert data["nPeaks"][e] == n
+        np.testing.assert_array_equal(data["peakXPosRaw"][e][:n], p.x)
+        np.testing.assert_array_equal(data["peakYPosRaw"][e][:n], p.y)
+        np.testing.assert_array_equal(data["peakTotalIntensity"][e][:n], p.total_intensity)
+        assert not data["peakXPosRaw"][e][n:].any()  # padded with zeros
+    assert sent.hits == int((data["nPeaks"] >= 10).sum())  # OM's default min_num_peaks_for_hit
+
+
+@pytest.mark.parametrize(
+    ("reduction", "words"),
+    [
+        ({"hit_veto": {"min_peaks": 3}}, "hit_veto needs a peakfinder"),
+        ({"peakfinder": {}, "binning": {"factor": 2}}, "peakfinder needs the whole frame"),
+        ({"peakfinder": {"minimum_snrr": 5}}, "minimum_snrr"),
+    ],
+)
+def test_bad_hit_finding_configs_name_the_key(reduction: dict[str, Any], words: str) -> None:
+    with pytest.raises(ConfigError, match=words):
+        Pipeline(config("tcp://127.0.0.1:1", reduction))
+
+
+def test_stream2_images_carry_their_peaks_in_user_data(tmp_path: Path) -> None:
+    """DECTRIS stream2 (per-image messages): each image's user_data holds its peaks, cut to
+    its nPeaks, as CBOR numbers a stream2 client reads with cbor2 alone."""
+    import cbor2
+    import zmq
+
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.PULL)
+    port = sock.bind_to_random_port("tcp://127.0.0.1")
+    cfg = config(f"tcp://127.0.0.1:{port}", {"peakfinder": PEAKFINDER,
+                                             "hit_veto": {"min_peaks": 30}})  # fmt: skip
+    cfg["event_source"]["number_of_events_to_generate"] = 8
+    cfg["data_serializer"] = {"type": "SimplonBinarySerializer"}
+    import threading
+
+    res: list[Any] = []
+    t = threading.Thread(target=lambda: res.append(Pipeline(cfg).run()))
+    t.start()
+    images = []
+    while True:
+        assert sock.poll(30000), "no message"
+        msg = cbor2.loads(sock.recv())
+        if msg["type"] == "image":
+            images.append(msg["user_data"]["lclstream"]["results"])
+        if msg["type"] == "end":
+            break
+    t.join(30)
+    sock.close(0)
+    assert res[0].complete and len(images) == res[0].events > 0
+    for r in images:
+        n = r["nPeaks"]
+        assert n >= 30 and len(r["peakXPosRaw"]) == len(r["peakSNR"]) == n
+        assert all(isinstance(x, float) for x in r["peakYPosRaw"])
