@@ -115,6 +115,7 @@ class BatchStream:
         self.result = StreamResult()
         self._t0 = time.perf_counter()
         self._done = False
+        self._closed = False
 
     def _items(self) -> Iterator[tuple[Any, int, int]]:
         """(ref, events, index) per batch, until the receive ends."""
@@ -156,6 +157,9 @@ class BatchStream:
 
     def close(self) -> None:
         """Stop the ingest (an unfinished stream ends incomplete) and free its actor."""
+        if self._closed:
+            return
+        self._closed = True
         ray = _ray()
         if not self._done:
             ray.get(self._ingest.stop.remote())
@@ -195,7 +199,7 @@ def map_batches(
     """Feed every batch of a stream to a pool of ``actors`` Ray actors, least-loaded first.
 
     ``fn`` is a function of a :class:`RayBatch` or a class (instantiated once per actor with
-    ``fn_args``/``fn_kwargs``) with ``__call__(batch)``. At most ``per_actor`` batches wait
+    ``fn_args``/``fn_kwargs``) with ``__call__(batch)``. The stream is closed on return. At most ``per_actor`` batches wait
     at each actor; when all are busy the ingest stops reading and the producer waits. A
     batch whose actor dies, or whose call raises, is reported in ``result.failed`` (never
     silently lost); the others go on to the live actors. The stream is stopped (and the
@@ -254,10 +258,7 @@ def map_batches(
     finally:
         for task in list(inflight):
             settle(task)
-        if not isinstance(source, BatchStream):
-            stream.close()
-        elif not stream._done:
-            stream.close()
+        stream.close()  # consumed (or given up): its ingest actor is no longer needed
         for actor in pool:
             ray.kill(actor)
     return result
