@@ -40,6 +40,26 @@ def test_run_demo_other_formats(tmp_path: Path, fmt: str) -> None:
     assert run.complete and run.received["events"] == 10
 
 
+def test_run_demo_with_hits_drops_the_misses_and_stays_complete(tmp_path: Path) -> None:
+    """``demo --hits``: the synthetic source's hits (10%) are kept, the misses counted."""
+    from lclstream.config import load_config
+    from lclstream.demo import demo_config
+    from lclstream.sources import open_source
+
+    src = open_source(load_config(demo_config("tcp://127.0.0.1:1", 40)))
+    truth = sum(1 for ev in src.events() if ev.is_hit)
+    src.close()
+    run = run_demo(40, tmp_path / "hits", "hdf5", hits=True)
+    d = run.as_dict()
+    assert run.complete, d
+    assert d["events_read"] == 40 and d["events"] == d["received_events"] == truth
+    assert d["drop_reasons"] == {"miss": 40 - truth} and d["hits"] == truth
+    for f in run.files:
+        with h5py.File(f, "r") as h5:
+            if "entry_1/data_1/data" in h5:
+                assert (h5["entry_1/result_1/nPeaks"][()] >= 30).all()
+
+
 def test_fresh_dir_never_reuses(tmp_path: Path) -> None:
     base = tmp_path / "d"
     assert fresh_dir(base) == base

@@ -26,13 +26,22 @@ __all__ = ["DemoRun", "demo_config", "fresh_dir", "run_demo"]
 RECEIVER_TIMEOUT = 60.0
 
 
-def demo_config(endpoint: str, events: int, fmt: str = "hdf5") -> dict[str, Any]:
-    """The demo's stream: synthetic JF4M SFX frames -> photons -> bslz4 -> ``endpoint``."""
+#: The demo's hit finding (``--hits``): peakfinder8 on the photon frames; the synthetic hits
+#: show 60-90 peaks, its misses (stray photons) 10-15.
+DEMO_HITS = {"peakfinder": {"adc_threshold": 2, "minimum_snr": 5}, "hit_veto": {"min_peaks": 30}}
+
+
+def demo_config(
+    endpoint: str, events: int, fmt: str = "hdf5", *, hits: bool = False
+) -> dict[str, Any]:
+    """The demo's stream: synthetic JF4M SFX frames -> photons -> bslz4 -> ``endpoint``;
+    with ``hits``, peakfinder8 and a hit veto drop the misses (reason ``miss``)."""
     from lclstream.registry import format_names
 
     serializer: dict[str, Any] = {"type": format_names()[fmt]}
     if fmt in ("hdf5", "raw", "simplon"):
         serializer["compression"] = "bitshuffle_with_lz4"
+    reduction = {"reduction": {"detector_data": DEMO_HITS}} if hits else {}
     return {
         "source_identifier": "exp=xpptut15,run=670",
         "event_source": {"type": "InternalEventSource", "number_of_events_to_generate": events},
@@ -55,6 +64,7 @@ def demo_config(endpoint: str, events: int, fmt: str = "hdf5") -> dict[str, Any]
                     "output": "photons",
                 }
             },
+            **reduction,
         },
         "data_serializer": serializer,
         "data_handlers": [
@@ -113,7 +123,7 @@ def free_port() -> int:
 
 
 def _receiver_main(
-    q: Any, url: str, out: str, fmt: str, expect: int, timeout: float, max_files: int
+    q: Any, url: str, out: str, fmt: str, expect: int | None, timeout: float, max_files: int
 ) -> None:
     """The receiver process: binds ``url``, reports progress and its result on ``q``."""
     try:
@@ -209,6 +219,7 @@ def run_demo(
     on_received: Callable[[int, int], None] | None = None,
     max_files: int = 3,
     started_at: float | None = None,
+    hits: bool = False,
 ) -> DemoRun:
     """Stream ``events`` synthetic events to a receiver process and wait for its verdict.
 
@@ -228,7 +239,17 @@ def run_demo(
     q: Any = ctx.Queue()
     child = ctx.Process(
         target=_receiver_main,
-        args=(q, endpoint, str(out_dir), fmt, events, RECEIVER_TIMEOUT, max_files),
+        # with a hit veto the receiver cannot know how many events to expect: the end
+        # message's totals say how many were sent and how many dropped as misses
+        args=(
+            q,
+            endpoint,
+            str(out_dir),
+            fmt,
+            None if hits else events,
+            RECEIVER_TIMEOUT,
+            max_files,
+        ),  # fmt: skip
         name="lclstream-demo-receiver",
         daemon=True,
     )
@@ -246,7 +267,9 @@ def run_demo(
 
     child.start()
     try:
-        pipe = Pipeline(load_config(demo_config(endpoint, events, fmt)), progress=on_progress)
+        pipe = Pipeline(
+            load_config(demo_config(endpoint, events, fmt, hits=hits)), progress=on_progress
+        )
         link.await_ready(RECEIVER_TIMEOUT)
         res = pipe.run()
         received = link.await_result(RECEIVER_TIMEOUT, tick)

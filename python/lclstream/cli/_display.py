@@ -46,6 +46,11 @@ def pipeline_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("hits", f"{d['hits']:,}"))
     if d.get("events_dropped"):
         rows.append(("dropped", f"{d['events_dropped']:,} {d.get('drop_reasons', {})}"))
+    read = d.get("events_read")
+    if read and read != d["events"]:  # a reduction at the source: what it kept
+        rows.append(("kept", f"{d['events']:,} of {read:,} read ({100 * d['events'] / read:.0f}%)"))
+        if d.get("seconds"):
+            rows.append(("events read/s", f"{read / d['seconds']:,.1f}"))
     return rows
 
 

@@ -22,6 +22,9 @@ def demo(
     format_: Annotated[Format, typer.Option("--format", help="Message format.")] = Format("hdf5"),
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON summary object.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no table.")] = False,
+    hits: Annotated[
+        bool, typer.Option("--hits", help="Find peaks (peakfinder8) and drop the misses.")
+    ] = False,
 ) -> None:
     """Stream synthetic Jungfrau 4M events, calibrated to photons and compressed, to a local
     receiver process that opens every message and checks completeness.
@@ -49,6 +52,7 @@ def demo(
                 on_sent=progress.sent(events) if show else None,
                 on_received=on_received if show else None,
                 started_at=t_start,
+                hits=hits,
             )
         d: dict[str, Any] = run.as_dict()
     if json_:
