@@ -715,6 +715,17 @@ def test_data_root_serves_xtc2_runs_raw_and_calibrated(tmp_path: Path) -> None:
                 "data_handlers": [{"type": "BinaryDataStreamingDataHandler", "urls": ["tcp://x:1"]}],
             }  # fmt: skip
             own_dir = f"exp=xpptut15,run=14,dir={root / 'xpptut15' / 'xtc'}"  # as LCLS sends it
+            tokens = s.state / "tokens.json"
+            smuggled = {  # a path of the run, then one that is not, in every spelling
+                f"exp=xpptut15,run=14,files={xtc.bigdata}:{tokens}": "is not in this server",
+                f"exp=xpptut15,run=14,files={xtc.bigdata};{tokens}": "is not in this server",
+                f"exp=xpptut15,run=14,dir={root / 'xpptut15' / 'xtc'}:{tokens}": "dir=",
+                f"exp=xpptut15:run=14:dir={tokens.parent}": "paths only as dir= or files=",
+            }
+            for ident, words in smuggled.items():
+                params["source_identifier"] = ident
+                r = c.post("/api/v2/transfers/", json={"parameters": params})
+                assert r.status_code == 422 and words in r.json()["detail"], (ident, r.text)
             for ident in ("exp=xpptut15,run=14", own_dir):
                 params["source_identifier"] = ident
                 r = c.post("/api/v2/transfers/", json={"parameters": params})

@@ -26,19 +26,41 @@ _NO_FILE_CONSTANTS = {"synthetic", "psana"}
 
 
 def _identifier_items(ident: str) -> list[tuple[str, str]]:
-    import re
-
-    items = [p.strip().partition("=") for p in re.split(r"[,:]", ident) if p.strip()]
+    """``key=value`` parts as psana2's parser splits them (on commas)."""
+    items = [p.strip().partition("=") for p in ident.split(",") if p.strip()]
     return [(k, v) for k, _, v in items]
 
 
-def _inside(value: str, data_root: str | None, exp: str) -> bool:
-    """Whether every path of a ``dir=``/``files=`` value lies in ``ROOT/EXP`` (an LCLS
-    client may name the run's own folder; it may not name anything else)."""
-    if data_root is None or not value:
+def _check_paths(ident: str, data_root: str | None, exp: str) -> None:
+    """Paths may appear only as ``dir=`` (one folder) or ``files=`` (``:``/``;``-separated)
+    values, each inside ``ROOT/EXP`` after resolving links and ``..``; a path anywhere else
+    (an LCLS-I ``exp=...:run=...`` part, a second file smuggled after a colon) is refused."""
+    import re
+
+    where = "parameters.source_identifier"
+    for key, value in _identifier_items(ident):
+        if key == "dir":
+            paths = [value] if value and not re.search(r"[:;]", value) else []
+        elif key == "files":
+            paths = [v for v in re.split(r"[:;]", value) if v]
+        else:
+            if "/" in f"{key}={value}" or "dir=" in value or "files=" in value:
+                raise RequestError(f"{where}: paths only as dir= or files= values ({key}=...)")
+            continue
+        if not paths or not all(_inside(p, data_root, exp) for p in paths):
+            raise RequestError(
+                f"{where}: {key}={value} is not in this server's data for {exp}; name the "
+                "run by exp= and run= (the server knows where it is)"
+            )
+
+
+def _inside(path: str, data_root: str | None, exp: str) -> bool:
+    """Whether ``path`` lies in ``ROOT/EXP`` (an LCLS client may name the run's own folder
+    or files; it may not name anything else)."""
+    if data_root is None:
         return False
     base = Path(os.path.realpath(Path(data_root) / exp))
-    return all(Path(os.path.realpath(v)).is_relative_to(base) for v in value.split(";") if v)
+    return Path(os.path.realpath(path)).is_relative_to(base)
 
 
 def confine_parameters(config: dict[str, Any], data_root: str | None) -> dict[str, Any]:
@@ -57,12 +79,7 @@ def confine_parameters(config: dict[str, Any], data_root: str | None) -> dict[st
     exp, run = experiment_and_run(ident)
     if exp is None or run is None:
         raise RequestError("parameters.source_identifier: needs exp=... and run=...")
-    for key, value in _identifier_items(ident):
-        if key in ("files", "dir") and not _inside(value, data_root, exp):
-            raise RequestError(
-                f"parameters.source_identifier: {key}={value} is not in this server's data "
-                f"for {exp}; name the run by exp= and run= (the server knows where it is)"
-            )
+    _check_paths(ident, data_root, exp)
     entry = find_run(data_root, exp, run)
     if entry is None:
         raise RequestError(f"parameters.source_identifier: this server has no run {run} of {exp}")
