@@ -65,9 +65,10 @@ def _keep_freed_buffers() -> None:
     import ctypes
 
     libc = ctypes.CDLL("libc.so.6")
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    libc.mallopt(m_mmap_threshold, 1 << 30)
-    libc.mallopt(m_trim_threshold, 1 << 31 - 1)
+    m_trim_threshold, m_mmap_max = -1, -4  # <malloc.h>; the same two calls as the core's
+    ok = libc.mallopt(m_mmap_max, 0) == 1 and libc.mallopt(m_trim_threshold, 1 << 30) == 1
+    if not ok:
+        raise RuntimeError("mallopt refused the baseline's buffer tuning")
 
 
 def _baseline(batches: int) -> float:
