@@ -43,6 +43,31 @@ def synthetic_jungfrau(photon_energy_keV: float) -> dict[str, Any]:
     }
 
 
+def photon_stream_config(
+    serializer: str,
+    handlers: list[dict[str, Any]],
+    events: int,
+    *,
+    photon_energy_keV: float,
+    batch_size: int = 5,
+    **ser: Any,
+) -> dict[str, Any]:
+    """A stream config: :func:`synthetic_jungfrau` events calibrated to photons, batched,
+    serialized by ``serializer`` (with options ``ser``), sent to ``handlers``."""
+    return {
+        "source_identifier": "exp=xpptut15,run=670",
+        "event_source": {"type": "InternalEventSource", "number_of_events_to_generate": events},
+        "data_sources": {"detector_data": synthetic_jungfrau(photon_energy_keV)},
+        "processing_pipeline": {
+            "type": "BatchProcessingPipeline",
+            "batch_size": batch_size,
+            "calibration": {"detector_data": {"detector": "jungfrau", "output": "photons"}},
+        },
+        "data_serializer": {"type": serializer, **ser},
+        "data_handlers": handlers,
+    }
+
+
 def photon_calibrator(consts: dict[str, np.ndarray], photon_energy_keV: float) -> calib.Jungfrau:
     """The calibration the pipeline should apply to a synthetic source's raw frames."""
     return calib.Jungfrau(

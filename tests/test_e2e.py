@@ -26,7 +26,13 @@ from lclstream.cli import app
 from lclstream.config import load_config
 from lclstream.pipeline import Pipeline
 from lclstream.sources import open_source
-from proc_helpers import ReceiverThread, cli_env, free_port, photon_calibrator, synthetic_jungfrau
+from proc_helpers import (
+    ReceiverThread,
+    cli_env,
+    free_port,
+    photon_calibrator,
+    photon_stream_config,
+)
 from typer.testing import CliRunner
 
 ENERGY = 9.5
@@ -36,18 +42,7 @@ N = 13  # events: batches of 5, 5, 3
 def config(
     serializer: str, handlers: list[dict[str, Any]], events: int = N, **ser: Any
 ) -> dict[str, Any]:
-    return {
-        "source_identifier": "exp=xpptut15,run=670",
-        "event_source": {"type": "InternalEventSource", "number_of_events_to_generate": events},
-        "data_sources": {"detector_data": synthetic_jungfrau(ENERGY)},
-        "processing_pipeline": {
-            "type": "BatchProcessingPipeline",
-            "batch_size": 5,
-            "calibration": {"detector_data": {"detector": "jungfrau", "output": "photons"}},
-        },
-        "data_serializer": {"type": serializer, **ser},
-        "data_handlers": handlers,
-    }
+    return photon_stream_config(serializer, handlers, events, photon_energy_keV=ENERGY, **ser)
 
 
 def reference(cfg: dict[str, Any], n: int) -> np.ndarray:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 from lclstream.pipeline import Pipeline
-from proc_helpers import synthetic_jungfrau
+from proc_helpers import photon_stream_config
 
 ray = pytest.importorskip("ray", reason="the ray extra (pip install 'lclstream[ray]')")
 
@@ -52,20 +52,10 @@ def cluster() -> Iterator[None]:
 
 
 def producer_config(endpoint: str, events: int, batch: int = 4) -> dict[str, Any]:
-    return {
-        "source_identifier": "exp=xpptut15,run=670",
-        "event_source": {"type": "InternalEventSource", "number_of_events_to_generate": events},
-        "data_sources": {"detector_data": synthetic_jungfrau(ENERGY)},
-        "processing_pipeline": {
-            "type": "BatchProcessingPipeline",
-            "batch_size": batch,
-            "calibration": {"detector_data": {"detector": "jungfrau", "output": "photons"}},
-        },
-        "data_serializer": {"type": "RawBatchSerializer"},
-        "data_handlers": [
-            {"type": "BinaryDataStreamingDataHandler", "urls": [endpoint], "role": "client"}
-        ],
-    }
+    handler = {"type": "BinaryDataStreamingDataHandler", "urls": [endpoint], "role": "client"}
+    return photon_stream_config(
+        "RawBatchSerializer", [handler], events, photon_energy_keV=ENERGY, batch_size=batch
+    )
 
 
 class Producer(threading.Thread):
