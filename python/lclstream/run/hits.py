@@ -113,12 +113,12 @@ def chain_filters(
 def hit_finders(pp: Any, plans: dict[str, Any]) -> list[HitFinder]:
     """A hit finder per detector whose reduction asks for a peakfinder (the pipeline's
     ``processing_pipeline.reduction.NAME.peakfinder`` and ``hit_veto``)."""
+    from lclstream.config import HitVetoParameters
+
     out: list[HitFinder] = []
     for name, spec in pp.reduction.items():
         if spec.peakfinder is None or name not in plans:
             continue
-        from lclstream.config import HitVetoParameters
-
         veto = spec.hit_veto
         rule = veto if veto is not None else HitVetoParameters.model_validate({})  # no veto
         out.append(
