@@ -210,3 +210,111 @@ def test_bad_input_is_refused() -> None:
     with pytest.raises(ValueError, match="float32"):
         f.find(np.zeros((16, 16), np.float64))
     assert len(f.find(np.zeros((0, 16, 16), np.float32))) == 0
+
+
+def _psana_ring_stats(
+    frame: np.ndarray, mask: np.ndarray | None, r: np.ndarray, p: dict
+) -> tuple[np.ndarray, np.ndarray]:
+    """psana's compute_radial_stats and its five passes, in numpy: each ring's float32 sums
+    taken strictly in row-major order (np.cumsum is sequential), to check the finder's ring
+    statistics bit for bit on any path it takes."""
+    f32 = np.float32
+    bins = np.rint(r).astype(np.int64).ravel()
+    good = np.ones(bins.size, bool) if mask is None else mask.ravel() != 0
+    order = np.argsort(bins, kind="stable")
+    order = order[good[order]]
+    vals = frame.ravel().astype(f32)[order]
+    b = bins[order]
+    nb = int(np.ceil(r.max())) + 1
+    starts = np.searchsorted(b, np.arange(nb + 1))
+    off = np.zeros(nb, f32)
+    hi = np.full(nb, f32(1e9))
+    lo = np.full(nb, f32(-1e9))
+    snr, adc = f32(p["minimum_snr"]), f32(p["adc_threshold"])
+    for _ in range(5):
+        for k in range(nb):
+            v = vals[starts[k] : starts[k + 1]]
+            if v.size == 0:
+                off[k], hi[k], lo[k] = 0, np.finfo(f32).max, np.finfo(f32).tiny
+                continue
+            inside = v[(v < hi[k]) & (v > lo[k])]
+            if inside.size == 0:
+                off[k], hi[k], lo[k] = 0, np.finfo(f32).max, np.finfo(f32).tiny
+                continue
+            s = np.cumsum(inside, dtype=f32)[-1]
+            q = np.cumsum(inside * inside, dtype=f32)[-1]
+            n = f32(inside.size)
+            o = f32(s / n)
+            sig = f32(f32(q / n) - f32(o * o))
+            if sig >= 0:
+                sig = np.sqrt(sig, dtype=f32)
+            up = f32(o + f32(snr * sig))
+            off[k], hi[k], lo[k] = o, (adc if up < adc else up), f32(o - f32(snr * sig))
+    return off, hi
+
+
+def _photon_frame(r: np.ndarray, seed: int, spots: int = 80) -> np.ndarray:
+    """Photon counts as a calibrated SFX frame has them: sparse Poisson background (0.08 per
+    pixel) and Bragg spots of tens to hundreds of photons, some above the finder's histogram
+    (64) so they take its list of large values."""
+    rng = np.random.default_rng(seed)
+    img = rng.poisson(0.08, r.shape).astype(np.float64)
+    yy, xx = np.mgrid[-3:4, -3:4]
+    for _ in range(spots):
+        y, x = rng.integers(4, r.shape[0] - 4), rng.integers(4, r.shape[1] - 4)
+        amp = rng.uniform(10, 300)
+        img[y - 3 : y + 4, x - 3 : x + 4] += amp * np.exp(-(xx**2 + yy**2) / 1.5)
+    return np.rint(img).astype(np.uint16)
+
+
+DEMO_PF = dict(OM_PARAMS, adc_threshold=2.0, minimum_snr=5.0)
+
+
+@needs_psana
+@pytest.mark.parametrize("case", ["counts", "bright ring", "fractional adc"])
+def test_photon_counts_equal_to_psana(case: str) -> None:
+    """uint16/uint32 photon frames take the histogram path; a ring whose squared counts sum
+    past 2^24 (float sums no longer exact) must fall back to the ordered path and still give
+    psana's bits. Checked on the peaks and on every ring's offset and threshold, for every ISA."""
+    r = radius_map("jungfrau4M")
+    mask = _mask(r.shape, 7)
+    frame = _photon_frame(r, seed=11)
+    p = dict(DEMO_PF)
+    if case == "bright ring":
+        # A powder ring of ~100 photons per pixel: its squared counts sum past 2^24, so psana's
+        # float sums round there, in its order; and one pixel of 5001 (5001^2 alone is past it)
+        ring = np.rint(r) == 500
+        frame[ring] = np.random.default_rng(5).poisson(100.0, int(ring.sum()))
+        frame[1000, 300] = 5001
+    if case == "fractional adc":
+        p["adc_threshold"] = 2.5
+    finder = Peakfinder8(Peakfinder8Params(**p, **JF4M), r, mask)
+    ref = _psana(frame, mask, r, JF4M, p)
+    assert len(ref.x) > 30
+    ref_off, ref_thr = _psana_ring_stats(frame, mask, r, p)
+    before = _core.isa()
+    try:
+        for isa in _core.available_isas():
+            _core.set_isa(isa)
+            for dt in (np.uint16, np.uint32, np.float32):
+                ours = finder.find(frame.astype(dt), threads=1)
+                _assert_same(ours.event(0), ref)
+                off, thr = finder.ring_stats(frame.astype(dt))
+                assert np.array_equal(off, ref_off), f"{isa} {dt.__name__}: ring offsets differ"
+                assert np.array_equal(thr, ref_thr), f"{isa} {dt.__name__}: ring thresholds differ"
+    finally:
+        _core.set_isa(before)
+
+
+def test_ring_stats_follow_psanas_float_order() -> None:
+    """The ring statistics of float frames (the transposed path) against the numpy model of
+    psana's passes, bit for bit; no psana needed."""
+    lay = dict(asic_nx=64, asic_ny=64, nasics_x=2, nasics_y=4)
+    yy, xx = np.mgrid[0:256, 0:128]
+    r = np.hypot(xx - 64.2, yy - 120.9).astype(np.float32)
+    mask = _mask(r.shape, 3)
+    frames, _ = synthetic_frames(r, 1, peaks=30, noise=2.0, seed=4, asic=(64, 64))
+    finder = Peakfinder8(Peakfinder8Params(**OM_PARAMS, **lay), r, mask)
+    off, thr = finder.ring_stats(frames[0])
+    ref_off, ref_thr = _psana_ring_stats(frames[0], mask, r, OM_PARAMS)
+    assert np.array_equal(off, ref_off) and np.array_equal(thr, ref_thr)

@@ -21,6 +21,28 @@ py::array_t<T> to_numpy(const std::vector<T>& v) {
   return a;
 }
 
+// The element type of frames ending in the finder's (rows, cols); ValueError otherwise.
+peaks::PeakInput frame_input(const peaks::Peakfinder8& f, const py::array& frames) {
+  require_contiguous(frames, "peakfinder8: frames");
+  const DType t = dtype_of(frames);
+  peaks::PeakInput in;
+  if (t == DType::f32) {
+    in = peaks::PeakInput::f32;
+  } else if (t == DType::u16) {
+    in = peaks::PeakInput::u16;
+  } else if (t == DType::u32) {
+    in = peaks::PeakInput::u32;
+  } else {
+    throw ValueError("peakfinder8: frames must be float32, uint16 or uint32, got " + std::string(dtype_name(t)));
+  }
+  const auto nd = frames.ndim();
+  if (nd < 2 || static_cast<std::size_t>(frames.shape(nd - 2)) != f.rows() ||
+      static_cast<std::size_t>(frames.shape(nd - 1)) != f.cols())
+    throw ValueError("peakfinder8: frames must end in (" + std::to_string(f.rows()) + ", " + std::to_string(f.cols()) +
+                     ")");
+  return in;
+}
+
 }  // namespace
 }  // namespace lclstream::py_bind
 
@@ -72,24 +94,7 @@ LCLSTREAM_BINDING(peaks) {
       .def(
           "find",
           [](const peaks::Peakfinder8& f, const py::array& frames, int threads) {
-            require_contiguous(frames, "peakfinder8: frames");
-            const DType t = dtype_of(frames);
-            peaks::PeakInput in;
-            if (t == DType::f32) {
-              in = peaks::PeakInput::f32;
-            } else if (t == DType::u16) {
-              in = peaks::PeakInput::u16;
-            } else if (t == DType::u32) {
-              in = peaks::PeakInput::u32;
-            } else {
-              throw ValueError("peakfinder8: frames must be float32, uint16 or uint32, got " +
-                               std::string(dtype_name(t)));
-            }
-            const auto nd = frames.ndim();
-            if (nd < 2 || static_cast<std::size_t>(frames.shape(nd - 2)) != f.rows() ||
-                static_cast<std::size_t>(frames.shape(nd - 1)) != f.cols())
-              throw ValueError("peakfinder8: frames must end in (" + std::to_string(f.rows()) + ", " +
-                               std::to_string(f.cols()) + ")");
+            const peaks::PeakInput in = frame_input(f, frames);
             const std::size_t n = static_cast<std::size_t>(frames.size()) / (f.rows() * f.cols());
             peaks::PeakList out;
             {
@@ -102,5 +107,20 @@ LCLSTREAM_BINDING(peaks) {
           },
           py::arg("frames"), py::arg("threads") = 0,
           "Peaks of a frame or a stack of frames: (offsets, x, y, total_intensity, max_intensity, sigma, snr,"
-          " npix, index), event e owning [offsets[e], offsets[e + 1]).");
+          " npix, index), event e owning [offsets[e], offsets[e + 1]).")
+      .def(
+          "ring_stats",
+          [](const peaks::Peakfinder8& f, const py::array& frame) {
+            const peaks::PeakInput in = frame_input(f, frame);
+            if (static_cast<std::size_t>(frame.size()) != f.rows() * f.cols())
+              throw ValueError("peakfinder8: ring_stats takes one frame");
+            py::array_t<float> off(static_cast<py::ssize_t>(f.rings())), thr(static_cast<py::ssize_t>(f.rings()));
+            std::span<float> o(off.mutable_data(), f.rings()), t(thr.mutable_data(), f.rings());
+            {
+              py::gil_scoped_release nogil;
+              f.ring_stats(frame.data(), in, o, t);
+            }
+            return py::make_tuple(off, thr);
+          },
+          py::arg("frame"), "(offset, threshold) per radial bin after psana's sigma clipping of one frame.");
 }

@@ -90,6 +90,57 @@ TEST_CASE("peakfinder8 gives the same bits on every ISA and thread count") {
   }
 }
 
+TEST_CASE("peakfinder8 photon counts: the histogram path gives the float path's bits") {
+  // Sparse counts, spots past the histogram (>= 64), and a bright ring whose squared counts
+  // sum past 2^24 (its block must take the ordered path); every ISA, uint16 and uint32.
+  auto p = layout(64, 32, 4, 8);
+  p.adc_threshold = 2.0f;
+  const std::size_t rows = 256, cols = 256, n = rows * cols;
+  std::vector<float> radius(n);
+  for (std::size_t i = 0; i < n; ++i)
+    radius[i] = std::hypot(static_cast<float>(i % cols) - 100.0f, static_cast<float>(i / cols) - 120.0f);
+  std::mt19937 rng(8);
+  std::poisson_distribution<int> bg(0.1), ring(300.0);
+  std::uniform_int_distribution<std::size_t> pos(0, n - cols - 2);
+  std::vector<std::uint16_t> c16(n);
+  for (std::size_t i = 0; i < n; ++i) c16[i] = static_cast<std::uint16_t>(std::rint(radius[i]) == 60.0f ? ring(rng) : bg(rng));
+  for (int k = 0; k < 60; ++k) {
+    const std::size_t c = pos(rng);
+    c16[c] = static_cast<std::uint16_t>(c16[c] + 200);
+    c16[c + 1] = static_cast<std::uint16_t>(c16[c + 1] + 40);
+    c16[c + cols] = static_cast<std::uint16_t>(c16[c + cols] + 9);
+  }
+  std::vector<std::uint32_t> c32(c16.begin(), c16.end());
+  std::vector<float> f32(c16.begin(), c16.end());
+  std::vector<std::uint8_t> mask(n, 1);
+  for (std::size_t i = 0; i < n; i += 89) mask[i] = 0;
+  Peakfinder8 f(p, rows, cols, radius, mask);
+  const std::size_t nb = f.rings();
+  std::vector<float> ref_off(nb), ref_thr(nb), off(nb), thr(nb);
+  const Isa before = active_isa();
+  set_isa(Isa::scalar);
+  PeakList ref;
+  f.find(f32, ref, 1);
+  f.ring_stats(f32.data(), PeakInput::f32, ref_off, ref_thr);
+  REQUIRE(ref.size() > 30);
+  for (Isa isa : available_isas()) {
+    set_isa(isa);
+    for (const void* data : {static_cast<const void*>(c16.data()), static_cast<const void*>(c32.data())}) {
+      const PeakInput type = data == c16.data() ? PeakInput::u16 : PeakInput::u32;
+      PeakList got;
+      f.find(data, type, 1, got, 1);
+      CHECK(got.offsets == ref.offsets);
+      CHECK(got.x == ref.x);
+      CHECK(got.total_intensity == ref.total_intensity);
+      CHECK(got.sigma == ref.sigma);
+      f.ring_stats(data, type, off, thr);
+      CHECK(off == ref_off);
+      CHECK(thr == ref_thr);
+    }
+  }
+  set_isa(before);
+}
+
 TEST_CASE("peakfinder8 refuses inconsistent geometry") {
   const auto p = layout(8, 8, 2, 2);
   std::vector<float> r(256, 1.0f);

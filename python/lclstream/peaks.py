@@ -113,6 +113,12 @@ class Peakfinder8:
     def find(self, frames: np.ndarray, threads: int = 0) -> Peaks:
         return Peaks(*self._core.find(frames, threads))
 
+    def ring_stats(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(offset, threshold) per radial bin after psana's sigma clipping of one frame: what
+        a pixel must exceed to seed a peak, for inspecting a run's thresholds."""
+        off, thr = self._core.ring_stats(frame)
+        return off, thr
+
 
 def raw_layout(detector: str) -> dict[str, int]:
     """``asic_nx``, ``asic_ny``, ``nasics_x``, ``nasics_y`` of a model's frames with the modules

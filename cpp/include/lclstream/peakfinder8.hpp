@@ -5,9 +5,13 @@
 // per-ring float sums in the same order, the same growth order, the same quirks (see
 // docs/peaks.md). What differs is how the work is laid out:
 //   * the geometry (radius bins, mask, layout) is prepared once per Peakfinder8, not per frame;
-//   * each ring's pixels are gathered once per frame into a block of 16 rings side by side
-//     (one SIMD lane per ring, in the row-major order psana sums them), and the 5 sigma-clipping
-//     passes plus the seed search run on that cache-resident block;
+//   * each frame streams once into per-block buckets, and each block's pixels are gathered
+//     from there into 32 neighbouring rings side by side (one SIMD lane per ring, in the
+//     row-major order psana sums them); the sigma-clipping passes and the seed search run on
+//     that cache-resident block, and stop early once a pass leaves the thresholds unchanged;
+//   * photon counts (uint16/uint32) skip the transposition: per-ring value histograms give the
+//     same float sums exactly while a ring's squared values sum below 2^24 (else its block takes
+//     the general path);
 //   * only the seeds found there are grown, in psana's scan order, with scratch that is
 //     allocated once per thread and cleared incrementally.
 #include <cstddef>
@@ -71,6 +75,13 @@ class Peakfinder8 {
   /// per frame; frames run in parallel over `threads` (0 = all cores). Thread-safe.
   void find(const void* data, PeakInput type, std::size_t frames, PeakList& out, int threads = 0) const;
   void find(std::span<const float> data, PeakList& out, int threads = 0) const;
+
+  /// Radial bins: rint of the largest radius, plus one.
+  std::size_t rings() const noexcept;
+  /// The per-ring statistics peakfinder8 computes for one frame (psana's five sigma-clipping
+  /// passes): each bin's final offset (mean) and upper threshold, `rings()` of each. Bins with no
+  /// good pixel read offset 0 and threshold FLT_MAX. For inspecting thresholds and for tests.
+  void ring_stats(const void* frame, PeakInput type, std::span<float> offset, std::span<float> threshold) const;
 
   struct Impl;
 

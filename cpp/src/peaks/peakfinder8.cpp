@@ -39,6 +39,7 @@ namespace {
 /// Per-thread working memory: allocated once, cleared incrementally after every frame.
 struct Scratch {
   std::vector<float> blk_store;  // one ring-group block (64-byte aligned view in blk)
+  std::vector<float> bucket;     // the frame's pixels grouped by block (Impl::runs)
   float* blk = nullptr;
   std::vector<std::int32_t> group_seeds;
   std::vector<std::int32_t> seeds;      // every seed of the frame (to clear the bitmap)
@@ -49,11 +50,18 @@ struct Scratch {
   std::size_t infs_hwm = 0;             // slots written since the last clear (calloc in psana)
   std::vector<int> peak_pixels;
   std::vector<float> roffset, rthreshold;  // per radial bin
+  // Photon counts (allocated on first use): per-ring value histograms, the seed candidates, the
+  // pixels too large for the histogram (as (bin, value) once sorted), the blocks whose rings
+  // could not be settled from the histogram.
+  std::vector<std::uint32_t> hist, candidates, over;
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> over_bins;
+  std::vector<std::uint8_t> ordered;
 };
 
 struct Group {
   std::size_t offset = 0;  // into Impl::idx
   std::size_t len = 0;     // rows of kLanes
+  std::size_t bucket = 0, bucket_end = 0;  // its pixels' range in the bucket buffer
   std::int32_t bins[kLanes];
 };
 
@@ -67,6 +75,15 @@ struct Peakfinder8::Impl {
   int nbins = 0;
   std::vector<Group> groups;
   std::vector<std::int32_t> idx;    // ring-group blocks of pixel indices, -1 = padding
+  std::vector<std::int32_t> bidx;   // the same blocks as positions in the bucket buffer
+  std::vector<detail::Run> runs;    // frame -> bucket copies, in frame order
+  std::vector<detail::Run> group_runs;      // the same copies block by block
+  std::vector<std::size_t> group_run_at;    // block g's copies: [at[g], at[g + 1])
+  std::vector<std::uint16_t> bin16;         // ring per pixel, kNoBin if outside every block
+  std::vector<std::uint32_t> ring_good;     // good pixels per ring
+  std::vector<std::int32_t> group_of_bin;   // block per ring, -1 for rings with no good pixel
+  bool counts_ok = false;                   // bin16 can hold every ring
+  std::size_t bucket_size = 0;      // pixels copied per frame
   std::size_t max_block = 0;        // largest group, elements
 
   mutable std::mutex pool_mutex;
@@ -86,6 +103,7 @@ struct Peakfinder8::Impl {
     auto addr = reinterpret_cast<std::uintptr_t>(s->blk_store.data());
     s->blk = s->blk_store.data() + ((64 - addr % 64) % 64) / sizeof(float);
     s->group_seeds.assign(max_block, 0);
+    s->bucket.assign(bucket_size + 1, 0.0f);
     const std::size_t npix = rows * cols;
     s->bitmap.assign(npix / 64 + 2, 0);
     s->in_peak.assign(npix, 0);
@@ -104,6 +122,16 @@ struct Peakfinder8::Impl {
 
   template <class T>
   void find_one(const T* frame, Scratch& s, PeakList& out) const;
+  template <class T>
+  void stats_and_seeds(const T* frame, Scratch& s, Isa isa) const;
+  template <class T>
+  void clip_block(const T* frame, const Group& g, bool whole_frame_copied, Scratch& s) const;
+  template <class T>
+  void clip_counts(const T* frame, Scratch& s) const;
+  template <class T>
+  void copy_runs_all(const T* frame, Scratch& s, Isa isa) const;
+  bool settle_ring(std::size_t b, const std::uint32_t* h, const std::pair<std::uint32_t, std::uint32_t>* ov,
+                   std::size_t n_ov, float& roffset, float& rthreshold) const;
 };
 
 namespace {
@@ -206,41 +234,192 @@ void search_in_ring(GrowCtx<T>& c, int com_fs_int, int com_ss_int, int npix_tota
 
 }  // namespace
 
+namespace {
+
+template <class T>
+void copy_runs(const T* frame, const detail::Run* rn, std::size_t n, float* bucket, bool wide) {
+  if constexpr (std::is_same_v<T, float>) {
+    (wide ? &detail::avx512::copy_runs_f32 : &detail::scalar::copy_runs_f32)(frame, rn, n, bucket);
+  } else if constexpr (std::is_same_v<T, std::uint16_t>) {
+    (wide ? &detail::avx512::copy_runs_u16 : &detail::scalar::copy_runs_u16)(frame, rn, n, bucket);
+  } else {
+    (wide ? &detail::avx512::copy_runs_u32 : &detail::scalar::copy_runs_u32)(frame, rn, n, bucket);
+  }
+}
+
+}  // namespace
+
+// One block the general way: its pixels gathered from the bucket into kLanes rings side by side
+// and clipped there, in cache. Unless the whole frame was copied to the bucket in one forward
+// pass, the block's own runs are copied first.
+template <class T>
+void Peakfinder8::Impl::clip_block(const T* frame, const Group& g, bool whole_frame_copied, Scratch& s) const {
+  const bool wide = active_isa() == Isa::avx512;
+  float* bucket = s.bucket.data();
+  if (!whole_frame_copied) {
+    const std::size_t gi = static_cast<std::size_t>(&g - groups.data());
+    copy_runs(frame, group_runs.data() + group_run_at[gi], group_run_at[gi + 1] - group_run_at[gi], bucket, wide);
+  }
+  float roff[kLanes], rthr[kLanes];
+  const std::size_t ns = (wide ? &detail::avx512::ring_block : &detail::scalar::ring_block)(
+      bucket, bidx.data() + g.offset, idx.data() + g.offset, g.len, p.minimum_snr, p.adc_threshold, s.blk, roff, rthr,
+      s.group_seeds.data(), bucket + g.bucket, bucket + g.bucket_end);
+  for (std::size_t l = 0; l < kLanes; ++l) {
+    if (g.bins[l] < 0) continue;
+    s.roffset[static_cast<std::size_t>(g.bins[l])] = roff[l];
+    s.rthreshold[static_cast<std::size_t>(g.bins[l])] = rthr[l];
+  }
+  for (std::size_t i = 0; i < ns; ++i) {
+    const auto px = static_cast<std::uint32_t>(s.group_seeds[i]);
+    s.bitmap[px >> 6] |= std::uint64_t{1} << (px & 63);
+    s.seeds.push_back(s.group_seeds[i]);
+  }
+}
+
+// psana's five clipping passes over one ring, from its value histogram. Exact when the sum of
+// the squared values of the whole ring is below 2^24: every partial sum psana forms, in any
+// order, is then an integer that float holds exactly, so its float sums are these integer sums.
+// False (the ring needs the ordered path) when that does not hold, or when the threshold is
+// negative (zero pixels, which are not listed, would then be seeds).
+bool Peakfinder8::Impl::settle_ring(std::size_t b, const std::uint32_t* h, const std::pair<std::uint32_t, std::uint32_t>* ov,
+                                    std::size_t n_ov, float& roffset_out, float& rthreshold_out) const {
+  constexpr std::uint64_t kExact = std::uint64_t{1} << 24;
+  const auto stride = static_cast<std::size_t>(nbins);  // h[v * stride]: pixels of value v
+  std::uint64_t nonzero = 0, sq = 0;
+  std::uint32_t vmax = 0;
+  for (std::uint32_t v = 1; v < detail::kHistValues; ++v) {
+    if (h[v * stride] == 0) continue;
+    nonzero += h[v * stride];
+    sq += std::uint64_t{h[v * stride]} * v * v;
+    vmax = v;
+  }
+  for (std::size_t j = 0; j < n_ov; ++j) {
+    nonzero += 1;
+    sq += std::uint64_t{ov[j].second} * ov[j].second;
+  }
+  if (sq >= kExact) return false;
+  const std::uint64_t zeros = ring_good[b] - nonzero;
+  float hi = 1e9f, lo = -1e9f, roff = 0.0f;
+  for (int it = 0; it < detail::kIterations; ++it) {
+    std::uint64_t c = 0, sum = 0, sumsq = 0;
+    if (0.0f < hi && 0.0f > lo) c += zeros;
+    for (std::uint32_t v = 1; v <= vmax; ++v) {
+      const auto fv = static_cast<float>(v);
+      if (h[v * stride] != 0 && fv < hi && fv > lo) {
+        c += h[v * stride];
+        sum += std::uint64_t{h[v * stride]} * v;
+        sumsq += std::uint64_t{h[v * stride]} * v * v;
+      }
+    }
+    for (std::size_t j = 0; j < n_ov; ++j) {
+      const std::uint32_t v = ov[j].second;
+      const auto fv = static_cast<float>(v);
+      if (fv < hi && fv > lo) {
+        c += 1;
+        sum += v;
+        sumsq += std::uint64_t{v} * v;
+      }
+    }
+    const float h0 = hi, l0 = lo;
+    detail::radial_stats_lane(static_cast<float>(sum), static_cast<float>(sumsq), static_cast<int>(c),
+                                      p.minimum_snr, p.adc_threshold, roff, hi, lo);
+    if (hi == h0 && lo == l0) break;  // the same pixels again: the passes left change nothing
+  }
+  if (!(hi >= 0.0f)) return false;
+  roffset_out = roff;
+  rthreshold_out = hi;
+  return true;
+}
+
+// Photon counts: one pass counts the nonzero good pixels' values per ring and lists the seed
+// candidates; the rings' statistics come from those counts (settle_ring) and the seeds from the
+// list, so the frame is never transposed. A block with a ring that cannot be settled exactly that way takes
+// the general path.
+template <class T>
+void Peakfinder8::Impl::clip_counts(const T* frame, Scratch& s) const {
+  const bool wide = active_isa() == Isa::avx512;
+  const std::size_t npix = rows * cols;
+  if (s.candidates.size() < npix) {
+    s.hist.assign(static_cast<std::size_t>(nbins) * detail::kHistValues, 0);
+    s.candidates.assign(npix, 0);
+    s.over.assign(npix, 0);
+    s.ordered.assign(groups.size(), 0);
+  }
+  // A seed is above its ring's threshold, which is never below adc_threshold: only pixels
+  // from floor(adc_threshold) up (a superset, checked exactly below) are listed.
+  const double floor_adc = std::floor(static_cast<double>(p.adc_threshold));
+  const auto min_candidate = static_cast<std::uint32_t>(std::clamp(floor_adc, 1.0, 4294967295.0));
+  std::size_t n_over = 0;
+  std::size_t nnz;
+  if constexpr (std::is_same_v<T, std::uint16_t>) {
+    nnz = (wide ? &detail::avx512::histogram_u16 : &detail::scalar::histogram_u16)(
+        frame, bin16.data(), npix, s.hist.data(), static_cast<std::size_t>(nbins), min_candidate, s.candidates.data(), s.over.data(), &n_over);
+  } else {
+    nnz = (wide ? &detail::avx512::histogram_u32 : &detail::scalar::histogram_u32)(
+        frame, bin16.data(), npix, s.hist.data(), static_cast<std::size_t>(nbins), min_candidate, s.candidates.data(), s.over.data(), &n_over);
+  }
+  s.over_bins.clear();
+  for (std::size_t j = 0; j < n_over; ++j) {
+    const std::uint32_t px = s.over[j];
+    s.over_bins.emplace_back(bin16[px], static_cast<std::uint32_t>(frame[px]));
+  }
+  std::sort(s.over_bins.begin(), s.over_bins.end());
+  std::size_t cursor = 0;  // groups hold ascending rings, so one cursor walks over_bins
+  for (std::size_t gi = 0; gi < groups.size(); ++gi) {
+    const Group& g = groups[gi];
+    bool exact = true;
+    for (std::size_t l = 0; l < kLanes && g.bins[l] >= 0; ++l) {
+      const auto b = static_cast<std::size_t>(g.bins[l]);
+      while (cursor < s.over_bins.size() && s.over_bins[cursor].first < b) ++cursor;
+      std::size_t end = cursor;
+      while (end < s.over_bins.size() && s.over_bins[end].first == b) ++end;
+      exact = exact && settle_ring(b, s.hist.data() + b, s.over_bins.data() + cursor, end - cursor,
+                                   s.roffset[b], s.rthreshold[b]);
+      cursor = end;
+    }
+    s.ordered[gi] = exact ? 0 : 1;
+    if (!exact) clip_block(frame, g, false, s);  // rewrites every ring of the block
+  }
+  for (std::size_t j = 0; j < nnz; ++j) {
+    const std::uint32_t px = s.candidates[j];
+    const std::uint16_t b = bin16[px];
+    if (s.ordered[static_cast<std::size_t>(group_of_bin[b])] != 0) continue;  // seeded by clip_block
+    if (static_cast<float>(frame[px]) > s.rthreshold[b]) {
+      s.bitmap[px >> 6] |= std::uint64_t{1} << (px & 63);
+      s.seeds.push_back(static_cast<std::int32_t>(px));
+    }
+  }
+  std::fill(s.hist.begin(), s.hist.end(), 0);
+}
+
+template <class T>
+void Peakfinder8::Impl::copy_runs_all(const T* frame, Scratch& s, Isa isa) const {
+  // One forward pass copies the frame into per-block buckets (runs of consecutive pixels, so
+  // the frame streams through once).
+  copy_runs(frame, runs.data(), runs.size(), s.bucket.data(), isa == Isa::avx512);
+}
+
+template <class T>
+void Peakfinder8::Impl::stats_and_seeds(const T* frame, Scratch& s, Isa isa) const {
+  s.seeds.clear();
+  if constexpr (!std::is_same_v<T, float>) {
+    if (counts_ok) {
+      clip_counts(frame, s);
+      return;
+    }
+  }
+  copy_runs_all(frame, s, isa);
+  for (const Group& g : groups) clip_block(frame, g, true, s);
+}
+
 template <class T>
 void Peakfinder8::Impl::find_one(const T* frame, Scratch& s, PeakList& out) const {
   const Isa isa = active_isa();
-  auto* ring_group = isa == Isa::avx512 ? &detail::avx512::ring_group : &detail::scalar::ring_group;
   const int W = static_cast<int>(cols);
   const int npix_total = static_cast<int>(rows * cols);
 
-  // 1. Ring statistics and seeds, one cache-resident block of kLanes rings at a time.
-  s.seeds.clear();
-  float roff[kLanes], rthr[kLanes];
-  for (const Group& g : groups) {
-    const std::int32_t* ix = idx.data() + g.offset;
-    const std::size_t n = g.len * kLanes;
-    if constexpr (std::is_same_v<T, float>) {
-      if (isa == Isa::avx512) {
-        detail::avx512::gather_f32(frame, ix, n, s.blk);
-      } else {
-        detail::scalar::gather_f32(frame, ix, n, s.blk);
-      }
-    } else {
-      const float nan = std::numeric_limits<float>::quiet_NaN();
-      for (std::size_t i = 0; i < n; ++i) s.blk[i] = ix[i] >= 0 ? static_cast<float>(frame[ix[i]]) : nan;
-    }
-    const std::size_t ns = ring_group(s.blk, ix, g.len, p.minimum_snr, p.adc_threshold, roff, rthr, s.group_seeds.data());
-    for (std::size_t l = 0; l < kLanes; ++l) {
-      if (g.bins[l] < 0) continue;
-      s.roffset[static_cast<std::size_t>(g.bins[l])] = roff[l];
-      s.rthreshold[static_cast<std::size_t>(g.bins[l])] = rthr[l];
-    }
-    for (std::size_t i = 0; i < ns; ++i) {
-      const auto px = static_cast<std::uint32_t>(s.group_seeds[i]);
-      s.bitmap[px >> 6] |= std::uint64_t{1} << (px & 63);
-      s.seeds.push_back(s.group_seeds[i]);
-    }
-  }
+  // 1. Ring statistics and seeds.
+  stats_and_seeds(frame, s, isa);
 
   // 2. psana's scan: ASICs in row-major order, interior pixels only, seeds not yet in a peak.
   std::fill(s.infs.begin(), s.infs.begin() + static_cast<std::ptrdiff_t>(s.infs_hwm), 0);
@@ -400,19 +579,14 @@ Peakfinder8::Peakfinder8(const Peakfinder8Params& params, std::size_t rows, std:
     m.mask[i] = good ? 1 : 0;
     if (good) ++count[static_cast<std::size_t>(m.bin[i])];
   }
-  // Rings sorted by length so that the kLanes rings of a block pad little.
+  // Rings in radial order, kLanes consecutive non-empty rings per block: neighbouring rings
+  // cover the same parts of the frame, so one block row can read nearby pixels.
   std::vector<std::int32_t> order;
   for (int b = 0; b < m.nbins; ++b)
     if (count[static_cast<std::size_t>(b)] > 0) order.push_back(b);
-  std::stable_sort(order.begin(), order.end(), [&](std::int32_t a, std::int32_t b) {
-    return count[static_cast<std::size_t>(a)] > count[static_cast<std::size_t>(b)];
-  });
   std::vector<std::int32_t> lane_of(static_cast<std::size_t>(m.nbins), -1), group_of(static_cast<std::size_t>(m.nbins), -1);
-  std::size_t total = 0;
   for (std::size_t g0 = 0; g0 < order.size(); g0 += kLanes) {
     Group g;
-    g.offset = total;
-    g.len = count[static_cast<std::size_t>(order[g0])];
     for (std::size_t l = 0; l < kLanes; ++l) {
       g.bins[l] = g0 + l < order.size() ? order[g0 + l] : -1;
       if (g.bins[l] >= 0) {
@@ -420,17 +594,91 @@ Peakfinder8::Peakfinder8(const Peakfinder8Params& params, std::size_t rows, std:
         group_of[static_cast<std::size_t>(g.bins[l])] = static_cast<std::int32_t>(m.groups.size());
       }
     }
-    total += g.len * kLanes;
-    m.max_block = std::max(m.max_block, g.len * kLanes);
     m.groups.push_back(g);
   }
-  m.idx.assign(total, -1);
-  std::vector<std::uint32_t> fill(static_cast<std::size_t>(m.nbins), 0);
+  // Each lane keeps its ring's pixels in row-major order (psana's summation order), but the
+  // block row of a pixel follows its rank among all the block's pixels in frame order (rank /
+  // kLanes, or the lane's next row if that is later): the kLanes values of a block row then lie
+  // close together in the frame, and one pass over a block walks forward through the frame
+  // instead of holding kLanes far-apart fronts in cache. NaN padding fills the gaps.
+  const std::size_t ng = m.groups.size();
+  std::vector<std::size_t> merged(ng, 0);
+  std::vector<std::int64_t> last(ng * kLanes, -1);
+  std::vector<std::int64_t> row_of(npix, -1);
   for (std::size_t i = 0; i < npix; ++i) {
     if (!m.mask[i]) continue;
     const auto b = static_cast<std::size_t>(m.bin[i]);
-    const Group& g = m.groups[static_cast<std::size_t>(group_of[b])];
-    m.idx[g.offset + fill[b]++ * kLanes + static_cast<std::size_t>(lane_of[b])] = static_cast<std::int32_t>(i);
+    const auto g = static_cast<std::size_t>(group_of[b]);
+    std::int64_t& prev = last[g * kLanes + static_cast<std::size_t>(lane_of[b])];
+    const auto target = static_cast<std::int64_t>(merged[g]++ / kLanes);
+    prev = std::max(prev + 1, target);
+    row_of[i] = prev;
+  }
+  std::size_t total = 0;
+  for (std::size_t g = 0; g < ng; ++g) {
+    std::int64_t rows_used = 0;
+    for (std::size_t l = 0; l < kLanes; ++l) rows_used = std::max(rows_used, last[g * kLanes + l] + 1);
+    m.groups[g].offset = total;
+    m.groups[g].len = static_cast<std::size_t>(rows_used);
+    total += m.groups[g].len * kLanes;
+    m.max_block = std::max(m.max_block, m.groups[g].len * kLanes);
+  }
+  // Buckets: every pixel whose ring has a block (masked ones too, so that runs stay long) goes
+  // to its block's bucket in frame order.
+  std::vector<std::uint32_t> bucket_fill(ng, 0);
+  for (std::size_t i = 0; i < npix; ++i) {
+    const std::int32_t g = group_of[static_cast<std::size_t>(m.bin[i])];
+    if (g >= 0) ++bucket_fill[static_cast<std::size_t>(g)];
+  }
+  std::vector<std::uint32_t> bucket_at(ng, 0);
+  std::size_t bucket_total = 0;
+  for (std::size_t g = 0; g < ng; ++g) {
+    bucket_at[g] = static_cast<std::uint32_t>(bucket_total);
+    m.groups[g].bucket = bucket_total;
+    bucket_total += bucket_fill[g];
+    m.groups[g].bucket_end = bucket_total;
+  }
+  m.bucket_size = bucket_total;
+  m.idx.assign(total, -1);
+  m.bidx.assign(total, -1);
+
+  std::int32_t run_group = -1;
+  for (std::size_t i = 0; i < npix; ++i) {
+    const auto b = static_cast<std::size_t>(m.bin[i]);
+    const std::int32_t gi = group_of[b];
+    if (gi < 0) {
+      run_group = -1;
+      continue;
+    }
+    const auto g = static_cast<std::size_t>(gi);
+    const std::uint32_t pos = bucket_at[g]++;
+    if (gi == run_group) {
+      ++m.runs.back().len;
+    } else {
+      m.runs.push_back({static_cast<std::uint32_t>(i), 1, pos});
+      run_group = gi;
+    }
+    if (!m.mask[i]) continue;
+    const std::size_t slot = m.groups[g].offset + static_cast<std::size_t>(row_of[i]) * kLanes + static_cast<std::size_t>(lane_of[b]);
+    m.idx[slot] = static_cast<std::int32_t>(i);
+    m.bidx[slot] = static_cast<std::int32_t>(pos);
+  }
+  // The same copies block by block (a block that leaves the photon-count path copies its own).
+  m.group_run_at.assign(ng + 1, 0);
+  for (const detail::Run& r : m.runs) ++m.group_run_at[static_cast<std::size_t>(group_of[static_cast<std::size_t>(m.bin[r.src])]) + 1];
+  for (std::size_t g = 0; g < ng; ++g) m.group_run_at[g + 1] += m.group_run_at[g];
+  m.group_runs.resize(m.runs.size());
+  {
+    std::vector<std::size_t> at(m.group_run_at.begin(), m.group_run_at.end() - 1);
+    for (const detail::Run& r : m.runs) m.group_runs[at[static_cast<std::size_t>(group_of[static_cast<std::size_t>(m.bin[r.src])])]++] = r;
+  }
+  m.group_of_bin = group_of;
+  m.ring_good = count;
+  m.counts_ok = m.nbins < static_cast<int>(detail::kNoBin);
+  if (m.counts_ok) {
+    m.bin16.resize(npix);
+    for (std::size_t i = 0; i < npix; ++i)
+      m.bin16[i] = m.mask[i] ? static_cast<std::uint16_t>(m.bin[i]) : detail::kNoBin;
   }
 }
 
@@ -493,6 +741,34 @@ void Peakfinder8::find(const void* data, PeakInput type, std::size_t frames, Pea
   });
   for (const PeakList& pl : part) append(out, pl);
 }
+
+void Peakfinder8::ring_stats(const void* frame, PeakInput type, std::span<float> offset,
+                             std::span<float> threshold) const {
+  const Impl& m = *impl_;
+  const auto nb = static_cast<std::size_t>(m.nbins);
+  if (frame == nullptr) throw ValueError("peakfinder8: no frame data");
+  if (offset.size() != nb || threshold.size() != nb)
+    throw ValueError("peakfinder8: ring_stats needs " + std::to_string(nb) + " offsets and thresholds");
+  auto s = m.acquire();
+  const Isa isa = active_isa();
+  switch (type) {
+    case PeakInput::f32:
+      m.stats_and_seeds(static_cast<const float*>(frame), *s, isa);
+      break;
+    case PeakInput::u16:
+      m.stats_and_seeds(static_cast<const std::uint16_t*>(frame), *s, isa);
+      break;
+    case PeakInput::u32:
+      m.stats_and_seeds(static_cast<const std::uint32_t*>(frame), *s, isa);
+      break;
+  }
+  std::copy(s->roffset.begin(), s->roffset.end(), offset.begin());
+  std::copy(s->rthreshold.begin(), s->rthreshold.end(), threshold.begin());
+  for (const std::int32_t px : s->seeds) s->bitmap[static_cast<std::uint32_t>(px) >> 6] = 0;
+  m.release(std::move(s));
+}
+
+std::size_t Peakfinder8::rings() const noexcept { return static_cast<std::size_t>(impl_->nbins); }
 
 void Peakfinder8::find(std::span<const float> data, PeakList& out, int threads) const {
   const std::size_t npix = impl_->rows * impl_->cols;
