@@ -114,6 +114,7 @@ def test_cxi_peak_lists_equal_peakfinder8_on_the_received_frames(tmp_path: Path)
         ({"hit_veto": {"min_peaks": 3}}, "hit_veto needs a peakfinder"),
         ({"peakfinder": {}, "binning": {"factor": 2}}, "peakfinder needs the whole frame"),
         ({"peakfinder": {"minimum_snrr": 5}}, "minimum_snrr"),
+        ({"peaks_only": True}, "peaks_only needs a peakfinder"),
     ],
 )
 def test_bad_hit_finding_configs_name_the_key(reduction: dict[str, Any], words: str) -> None:
@@ -154,3 +155,66 @@ def test_stream2_images_carry_their_peaks_in_user_data(tmp_path: Path) -> None:
         n = r["nPeaks"]
         assert n >= 30 and len(r["peakXPosRaw"]) == len(r["peakSNR"]) == n
         assert all(isinstance(x, float) for x in r["peakYPosRaw"])
+
+
+def test_peaks_only_sends_the_peak_lists_without_frames(tmp_path: Path) -> None:
+    """Monitoring: the frames feed the peak finder but are not sent; each kept event's peaks
+    are, with exact completeness. The same peaks as a full stream of the same run."""
+    full_sent, full, _ = stream(tmp_path / "full", {"peakfinder": PEAKFINDER})
+    sent, got, _ = stream(tmp_path / "peaks", {"peakfinder": PEAKFINDER, "peaks_only": True})
+    assert got.complete and got.events == sent.events == EVENTS
+    assert got.bytes < full.bytes / 50  # kB of peak lists instead of MB of frames
+    ids, n, x = [], [], []
+    for name in sorted(got.files):
+        with h5py.File(name) as f:
+            if "entry_1/result_1/nPeaks" not in f:
+                continue
+            assert "entry_1/data_1/data" not in f  # no frames
+            ids.append(f["LCLS/eventNumber"][()])
+            n.append(f["entry_1/result_1/nPeaks"][()])
+            x.append(f["entry_1/result_1/peakXPosRaw"][()])
+    ref = received(full.files)
+    order = np.argsort(np.concatenate(ids))
+    ref_order = np.argsort(ref["ids"])
+    np.testing.assert_array_equal(np.concatenate(n)[order], ref["nPeaks"][ref_order])
+    np.testing.assert_array_equal(np.concatenate(x)[order], ref["peakXPosRaw"][ref_order])
+
+
+def test_peaks_only_raw_batches_and_stream2_refusal(tmp_path: Path) -> None:
+    """Raw batches carry the peak lists in the header and no payload for the detector;
+    stream2, whose image messages are frames, refuses peaks_only at configuration."""
+    import zmq
+    from lclstream.formats.raw import parse
+
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.PULL)
+    port = sock.bind_to_random_port("tcp://127.0.0.1")
+    cfg = config(f"tcp://127.0.0.1:{port}", {"peakfinder": PEAKFINDER, "peaks_only": True})
+    cfg["event_source"]["number_of_events_to_generate"] = 8
+    cfg["data_serializer"] = {"type": "RawBatchSerializer"}
+    import threading
+
+    res: list[Any] = []
+    t = threading.Thread(target=lambda: res.append(Pipeline(cfg).run()))
+    t.start()
+    events = 0
+    try:
+        while True:
+            assert sock.poll(30000), "no message"
+            msg = parse(sock.recv_multipart())
+            if msg.kind == "end":
+                break
+            if msg.kind != "data":
+                continue
+            batch = msg.batch
+            assert batch is not None and "detector_data" not in batch.arrays
+            assert len(batch.results["nPeaks"]) == len(batch)
+            events += len(batch)
+    finally:
+        t.join(30)
+        sock.close(0)
+    assert res[0].complete and events == 8
+    bad = config("tcp://127.0.0.1:1", {"peakfinder": PEAKFINDER, "peaks_only": True})
+    bad["data_serializer"] = {"type": "SimplonBinarySerializer"}
+    with pytest.raises(ConfigError, match="peaks_only"):
+        Pipeline(bad)

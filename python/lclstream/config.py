@@ -509,6 +509,8 @@ class ReductionParameters(_Model):
 
     ``peakfinder`` runs on each frame as it will be sent (calibrated, thresholded) and needs
     the detector's whole frame (no ``roi`` or ``binning`` with it); ``hit_veto`` needs it.
+    ``peaks_only`` sends the peak lists without the detector's frames (monitoring a run's hit
+    rate and peak statistics at a few kB per event).
     """
 
     roi: RoiParameters | None = None
@@ -516,11 +518,14 @@ class ReductionParameters(_Model):
     binning: BinningParameters | None = None
     peakfinder: PeakfinderParameters | None = None
     hit_veto: HitVetoParameters | None = None
+    peaks_only: bool = False
 
     @model_validator(mode="after")
     def _peaks_need_whole_frames(self) -> ReductionParameters:
         if self.hit_veto is not None and self.peakfinder is None:
             raise ValueError("hit_veto needs a peakfinder")
+        if self.peaks_only and self.peakfinder is None:
+            raise ValueError("peaks_only needs a peakfinder")
         if self.peakfinder is not None and (self.roi is not None or self.binning is not None):
             raise ValueError("peakfinder needs the whole frame: no roi or binning with it")
         return self
@@ -893,6 +898,14 @@ class LclstreamConfig(_Model):
             }
             if ser.data_source_to_serialize in by_field:
                 ser.data_source_to_serialize = by_field[ser.data_source_to_serialize]
+        if isinstance(ser, simplon) and isinstance(pipe, BatchProcessingPipelineParameters):
+            red = pipe.reduction.get(ser.data_source_to_serialize)
+            if red is not None and red.peaks_only:
+                problems.append(
+                    f"processing_pipeline.reduction.{ser.data_source_to_serialize}.peaks_only: "
+                    "stream2 image messages carry the frames the serializer streams; send peaks "
+                    "only with HDF5BinarySerializer or RawBatchSerializer"
+                )
         if isinstance(ser, simplon) and ser.data_source_to_serialize not in names:
             problems.append(
                 f"data_serializer.data_source_to_serialize: {ser.data_source_to_serialize!r} "

@@ -335,8 +335,17 @@ class HDF5BinarySerializer(SerializerBase):
                         dset[...] = arr
                 else:
                     w.put(path, np.asarray(arr, dtype=np.dtype(dtype)))
-            for name, (path, dtype, _shape) in layout.results.items():
-                w.put(path, np.asarray(batch.results[name], dtype=np.dtype(dtype)))
+            for name, (path, dtype, shape) in layout.results.items():
+                res = np.ascontiguousarray(batch.results[name], dtype=np.dtype(dtype))
+                if shape and n and comp.direct and comp.codec is not None:
+                    # CXI peak lists are padded to max_num_peaks per event: one compressed
+                    # chunk per event keeps a peaks-only stream at its peaks' size
+                    d = w.frames(path, n, shape, np.dtype(dtype), comp)
+                    zeros = (0,) * len(shape)
+                    for i, c in enumerate(compress_events(res, comp.codec, level=comp.level)):
+                        d.write_direct_chunk((i, *zeros), c)
+                else:
+                    w.put(path, res)
             if layout.event_id:
                 w.put(layout.event_id, np.asarray(batch.event_ids, np.uint64))
             if layout.timestamp:

@@ -121,6 +121,10 @@ class Pipeline:
             self.event_filter = chain_filters(
                 [*hit_finders(pp, plans), *([event_filter] if event_filter else [])]
             )
+            #: detectors whose frames feed the peak finder but are not sent (peaks_only)
+            self.unsent = frozenset(
+                n for n, r in pp.reduction.items() if r.peaks_only and n in plans
+            )
             self.info = StreamInfo(
                 stream_id=stream_id or uuid.uuid4().hex,
                 sender=self.worker,
@@ -212,7 +216,8 @@ class Pipeline:
         stages = [
             ("read", self._reader.run),
             ("serialize", SerializeStage(
-                self.serializer, self.ledger, self.control, q_batches, q_messages).run),
+                self.serializer, self.ledger, self.control, q_batches, q_messages,
+                unsent=self.unsent).run),
             ("send", self._sender.run),
         ]  # fmt: skip
         threads = [threading.Thread(target=fn, name=f"lcls-{n}") for n, fn in stages]

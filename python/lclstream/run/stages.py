@@ -13,6 +13,7 @@ send stage still sends the end message (saying ``failed``) where it can.
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 import time
@@ -185,12 +186,15 @@ class SerializeStage:
         control: RunControl,
         inq: queue.Queue[Any],
         out: queue.Queue[Any],
+        unsent: frozenset[str] = frozenset(),
     ) -> None:
         self.serializer = serializer
         self.ledger = ledger
         self.control = control
         self.inq = inq
         self.out = out
+        #: data sources read and reduced (their peaks found) but not sent: peaks_only
+        self.unsent = unsent
 
     def run(self) -> None:
         try:
@@ -209,6 +213,10 @@ class SerializeStage:
         if self.control.failed("serialize"):
             self.ledger.dropped("aborted", n)
             return
+        if self.unsent:
+            batch = dataclasses.replace(
+                batch, arrays={k: v for k, v in batch.arrays.items() if k not in self.unsent}
+            )
         t0 = time.perf_counter()
         try:
             msgs = self.serializer.serialize(batch)
