@@ -218,3 +218,37 @@ def test_peaks_only_raw_batches_and_stream2_refusal(tmp_path: Path) -> None:
     bad["data_serializer"] = {"type": "SimplonBinarySerializer"}
     with pytest.raises(ConfigError, match="peaks_only"):
         Pipeline(bad)
+
+
+def test_a_failing_peak_finder_ends_the_stream_failed_and_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injected: the finder raises on the second batch. The run ends ``failed``, that
+    batch's events are dropped as ``peakfinder_failed`` (later ones ``aborted``), every event
+    read is accounted for, and the receiver does not call the stream complete."""
+    from lclstream.run.hits import HitFinder
+
+    real = HitFinder.find_batch
+    calls = {"n": 0}
+
+    def flaky(self: HitFinder, frames: np.ndarray, threads: int = 0) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("injected peak finder fault")
+        return real(self, frames, threads)
+
+    monkeypatch.setattr(HitFinder, "find_batch", flaky)
+    rx = ReceiverThread("tcp://127.0.0.1:0", out=tmp_path / "out", timeout=30)
+    cfg = config(rx.endpoint(), {"peakfinder": PEAKFINDER, "hit_veto": {"min_peaks": 30}})
+    from lclstream.run.result import PipelineError
+
+    with pytest.raises(PipelineError, match="injected") as failed:
+        Pipeline(cfg).run()
+    assert failed.value.result.totals.drop_reasons.get("peakfinder_failed") == 4
+    got = rx.join()
+    assert not got.complete
+    assert got.end_states == {"failed": 1}
+    assert got.drop_reasons.get("peakfinder_failed") == 4  # the second batch of 4
+    totals = failed.value.result.totals
+    assert totals.events_sent + totals.events_dropped == totals.events_read > 4
+    assert got.events_sent == totals.events_sent and got.events == totals.events_sent

@@ -3,7 +3,8 @@ pixel blocks — in place in the batch slot, with the C++ kernels.
 
 Why here and not in the serializer: every byte removed before compression is a byte neither
 compressed nor sent, and the reductions run on the frame while it is still in cache from
-calibration. Peak finding and hit vetoes plug in via ``Pipeline(event_filter=...)``.
+calibration. Peak finding and the hit veto run per batch (``run/hits.py``); other event
+filters plug in via ``Pipeline(event_filter=...)``.
 """
 
 from __future__ import annotations

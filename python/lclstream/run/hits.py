@@ -1,25 +1,26 @@
 """Hit finding at the source: peakfinder8 on each calibrated frame, a veto on its peaks.
 
-Why here, in the read stage, one event at a time: in serial crystallography most frames are
-misses, and an event vetoed before it is committed to a batch costs no serialization, no
-compression and no bandwidth; its slot is reused by the next event. Every vetoed event is
-counted as dropped with reason ``miss``, so the stream's completeness stays exact. The
-peaks of kept events travel with them as CXI peak lists (``nPeaks``, ``peakXPosRaw``,
-``peakYPosRaw``, ``peakTotalIntensity``, ``peakNPixels``, ``peakSNR``: what CrystFEL and
-OM read under ``/entry_1/result_1``), padded to ``max_num_peaks`` per event.
+Why per batch, at the start of the serialize stage: the read stage (source, calibration) is
+the pipeline's critical path, and in serial crystallography most frames are misses, so the
+serialize stage has little else to do. There the finder runs over the batch's frames on all
+cores, the misses are cut out before anything is compressed or sent (a vetoed event costs no
+serialization and no bandwidth), and each is counted as dropped with reason ``miss``, so the
+stream's completeness stays exact. The peaks of kept events travel with them as CXI peak
+lists (``nPeaks``, ``peakXPosRaw``, ``peakYPosRaw``, ``peakTotalIntensity``,
+``peakNPixels``, ``peakSNR``: what CrystFEL and OM read under ``/entry_1/result_1``), padded
+to ``max_num_peaks`` per event.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from lclstream.errors import ConfigError
-from lclstream.protocols import DetectorInfo, Event
+from lclstream.protocols import DetectorInfo, EventBatch
 
-__all__ = ["HitFinder", "PEAK_RESULTS", "chain_filters", "hit_finders"]
+__all__ = ["BatchHitFinding", "HitFinder", "PEAK_RESULTS", "hit_finders"]
 
 #: CXI result name -> Peaks field (nPeaks is the count)
 PEAK_RESULTS = {
@@ -71,43 +72,71 @@ class HitFinder:
         self.misses = 0
         self.width = max(1, self.params.max_num_peaks)
 
-    def __call__(self, ev: Event, frames: dict[str, np.ndarray]) -> bool | str:
-        frame = frames[self.name].reshape(self.rows, self.cols)
-        peaks = self.finder.find(frame, threads=1)
-        n = int(peaks.n_peaks[0])
-        ev.is_hit = n >= self.min_peaks
-        if not ev.is_hit and self.veto:
-            self.misses += 1
+    def find_batch(
+        self, frames: np.ndarray, threads: int = 0
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Peaks of a batch's frames: (hit per event, keep per event, CXI results of every
+        event). Misses are counted in event order, so every ``keep_every_miss``-th one of the
+        run is kept whatever the batch boundaries."""
+        n = len(frames)
+        peaks = self.finder.find(frames.reshape(n, self.rows, self.cols), threads=threads)
+        counts = peaks.n_peaks
+        hit = counts >= self.min_peaks
+        keep = np.ones(n, bool)
+        if self.veto:
             k = self.keep_every_miss
-            if not (k and self.misses % k == 0):  # every kth miss is kept for background
-                return "miss"
-        out = ev.results
-        out["nPeaks"] = np.int32(n)
+            for e in np.flatnonzero(~hit):
+                self.misses += 1
+                keep[e] = bool(k and self.misses % k == 0)
+        offsets = peaks.offsets.astype(np.int64)
+        shown = np.minimum(counts, self.width)
+        rows = np.repeat(np.arange(n), shown)
+        cols = np.arange(int(shown.sum())) - np.repeat(np.cumsum(shown) - shown, shown)
+        at = np.repeat(offsets[:-1], shown) + cols
+        results: dict[str, np.ndarray] = {"nPeaks": counts.astype(np.int32)}
         for cxi, field in PEAK_RESULTS.items():
-            col = np.zeros(self.width, np.float32)
-            vals = getattr(peaks, field)[: self.width]
-            col[: len(vals)] = vals
-            out[cxi] = col
-        return True
+            col = np.zeros((n, self.width), np.float32)
+            col[rows, cols] = getattr(peaks, field)[at]
+            results[cxi] = col
+        return hit, keep, results
 
 
-def chain_filters(
-    filters: list[Callable[[Event, dict[str, np.ndarray]], bool | str | None]],
-) -> Callable[[Event, dict[str, np.ndarray]], bool | str | None] | None:
-    """One event filter that applies ``filters`` in order; the first veto wins."""
-    if not filters:
-        return None
-    if len(filters) == 1:
-        return filters[0]
+class BatchHitFinding:
+    """Every hit finder of a run, applied to whole batches: an event is kept when every
+    finder keeps it, and is a hit when every finder calls it one."""
 
-    def both(ev: Event, frames: dict[str, np.ndarray]) -> bool | str | None:
-        for f in filters:
-            verdict = f(ev, frames)
-            if verdict is not None and verdict is not True:
-                return verdict
-        return True
+    def __init__(self, finders: list[HitFinder], threads: int = 0) -> None:
+        self.finders = finders
+        self.threads = threads
 
-    return both
+    def apply(
+        self, batch: EventBatch, unsent: frozenset[str] = frozenset()
+    ) -> tuple[EventBatch, int, int]:
+        """(the batch of kept events with their peaks, hits kept, misses dropped). The arrays
+        in ``unsent`` (peaks_only detectors) are left out of the returned batch."""
+        n = len(batch)
+        keep = np.ones(n, bool)
+        hit = np.ones(n, bool)
+        results = dict(batch.results)
+        for f in self.finders:
+            h, k, r = f.find_batch(batch.arrays[f.name], self.threads)
+            hit &= h
+            keep &= k
+            results.update(r)
+        arrays = {k: v for k, v in batch.arrays.items() if k not in unsent}
+        hits = int((hit & keep).sum())
+        if keep.all():
+            out = EventBatch(batch.event_ids, batch.timestamps, arrays, results, batch.owners)
+            return out, hits, 0
+        idx = np.flatnonzero(keep)
+        out = EventBatch(
+            batch.event_ids[idx],
+            batch.timestamps[idx],
+            {k: v[idx] for k, v in arrays.items()},
+            {k: v[idx] for k, v in results.items()},
+            batch.owners,
+        )
+        return out, hits, n - len(idx)
 
 
 def hit_finders(pp: Any, plans: dict[str, Any]) -> list[HitFinder]:

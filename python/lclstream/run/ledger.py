@@ -92,9 +92,9 @@ class Ledger:
             st.bytes_out += bytes_out
             st.busy_seconds += seconds
 
-    def hit(self) -> None:
+    def hit(self, n: int = 1) -> None:
         with self._lock:
-            self._hits += 1
+            self._hits += n
 
     def dropped(self, reason: str, n: int = 1) -> None:
         """``n`` events read by this run will not be sent, for ``reason``."""

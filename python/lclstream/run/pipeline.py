@@ -37,7 +37,7 @@ from lclstream.protocols import (
     StreamTotals,
 )
 from lclstream.run.assembler import BatchAssembler
-from lclstream.run.hits import chain_filters, hit_finders
+from lclstream.run.hits import BatchHitFinding, hit_finders
 from lclstream.run.ledger import Ledger
 from lclstream.run.plan import plan_detectors, stream_calibration
 from lclstream.run.result import PipelineResult, failure
@@ -118,9 +118,8 @@ class Pipeline:
                 self._owned.extend(handlers)
             self.handlers: list[DataHandler] = list(handlers)
             plans = plan_detectors(pp, self.source)
-            self.event_filter = chain_filters(
-                [*hit_finders(pp, plans), *([event_filter] if event_filter else [])]
-            )
+            finders = hit_finders(pp, plans)
+            self.hits = BatchHitFinding(finders) if finders else None
             #: detectors whose frames feed the peak finder but are not sent (peaks_only)
             self.unsent = frozenset(
                 n for n, r in pp.reduction.items() if r.peaks_only and n in plans
@@ -203,6 +202,7 @@ class Pipeline:
             ),
             max_events=self.max_events,
             event_filter=self.event_filter,
+            count_hits=self.hits is None,  # else the hit finders say what a hit is
         )
         self._sender = SendStage(
             self.handlers,
@@ -217,7 +217,7 @@ class Pipeline:
             ("read", self._reader.run),
             ("serialize", SerializeStage(
                 self.serializer, self.ledger, self.control, q_batches, q_messages,
-                unsent=self.unsent).run),
+                hits=self.hits, unsent=self.unsent).run),
             ("send", self._sender.run),
         ]  # fmt: skip
         threads = [threading.Thread(target=fn, name=f"lcls-{n}") for n, fn in stages]

@@ -33,6 +33,7 @@ from lclstream.protocols import (
     WireMessage,
 )
 from lclstream.run.assembler import BatchAssembler
+from lclstream.run.hits import BatchHitFinding
 from lclstream.run.ledger import Ledger
 from lclstream.sources.base import IncompleteEvents
 
@@ -94,8 +95,11 @@ class ReadStage:
         incomplete: IncompleteEvents | None = None,
         max_events: int | None = None,
         event_filter: EventFilter | None = None,
+        count_hits: bool = True,
     ) -> None:
         self.source = source
+        #: the sources' own hit flags count as hits (not when hit finders run later)
+        self.count_hits = count_hits
         self.incomplete = incomplete
         self.assembler = assembler
         self.ledger = ledger
@@ -169,7 +173,7 @@ class ReadStage:
             if not keep:
                 ledger.dropped(why)
                 continue
-            if ev.is_hit:
+            if ev.is_hit and self.count_hits:
                 ledger.hit()
             batch = asm.commit(ev)
             if batch is not None:
@@ -186,6 +190,7 @@ class SerializeStage:
         control: RunControl,
         inq: queue.Queue[Any],
         out: queue.Queue[Any],
+        hits: BatchHitFinding | None = None,
         unsent: frozenset[str] = frozenset(),
     ) -> None:
         self.serializer = serializer
@@ -193,6 +198,8 @@ class SerializeStage:
         self.control = control
         self.inq = inq
         self.out = out
+        #: the run's hit finders: peaks found and misses cut out before serializing
+        self.hits = hits
         #: data sources read and reduced (their peaks found) but not sent: peaks_only
         self.unsent = unsent
 
@@ -213,11 +220,24 @@ class SerializeStage:
         if self.control.failed("serialize"):
             self.ledger.dropped("aborted", n)
             return
-        if self.unsent:
+        t0 = time.perf_counter()
+        if self.hits is not None:
+            try:
+                batch, hits, misses = self.hits.apply(batch, self.unsent)
+            except BaseException as e:  # noqa: BLE001
+                self.ledger.dropped("peakfinder_failed", n)
+                self.control.fail("serialize", e)
+                return
+            self.ledger.hit(hits)
+            self.ledger.dropped("miss", misses)
+            n = len(batch)
+            if n == 0:
+                self.ledger.serialized(0, 0, 0, 0, time.perf_counter() - t0)
+                return
+        elif self.unsent:
             batch = dataclasses.replace(
                 batch, arrays={k: v for k, v in batch.arrays.items() if k not in self.unsent}
             )
-        t0 = time.perf_counter()
         try:
             msgs = self.serializer.serialize(batch)
         except BaseException as e:  # noqa: BLE001
