@@ -84,11 +84,12 @@ std::size_t ring_block(const float* bucket, const std::int32_t* pos, const std::
   {
     const __m512 hi0 = _mm512_set1_ps(1e9f), lo0 = _mm512_set1_ps(-1e9f);
     Sums a = zero_sums();
+    const auto ahead_len = static_cast<std::size_t>(ahead_end - ahead);
     for (std::size_t i = 0; i < len; ++i) {
-      const float* pf = ahead + i * kLanes + kAhead;
-      if (pf < ahead_end) {
-        _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(pf + 16), _MM_HINT_T0);
+      const std::size_t pf = i * kLanes + kAhead;
+      if (pf + 16 < ahead_len) {
+        _mm_prefetch(reinterpret_cast<const char*>(ahead + pf), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(ahead + pf + 16), _MM_HINT_T0);
       }
       const __m512i ix0 = _mm512_loadu_si512(pos + i * kLanes);
       const __m512i ix1 = _mm512_loadu_si512(pos + i * kLanes + 16);

@@ -604,7 +604,7 @@ Peakfinder8::Peakfinder8(const Peakfinder8Params& params, std::size_t rows, std:
   const std::size_t ng = m.groups.size();
   std::vector<std::size_t> merged(ng, 0);
   std::vector<std::int64_t> last(ng * kLanes, -1);
-  std::vector<std::int64_t> row_of(npix, -1);
+  std::vector<std::int32_t> row_of(npix, -1);  // block rows < npix < 2^31
   for (std::size_t i = 0; i < npix; ++i) {
     if (!m.mask[i]) continue;
     const auto b = static_cast<std::size_t>(m.bin[i]);
@@ -612,7 +612,7 @@ Peakfinder8::Peakfinder8(const Peakfinder8Params& params, std::size_t rows, std:
     std::int64_t& prev = last[g * kLanes + static_cast<std::size_t>(lane_of[b])];
     const auto target = static_cast<std::int64_t>(merged[g]++ / kLanes);
     prev = std::max(prev + 1, target);
-    row_of[i] = prev;
+    row_of[i] = static_cast<std::int32_t>(prev);
   }
   std::size_t total = 0;
   for (std::size_t g = 0; g < ng; ++g) {
@@ -641,7 +641,6 @@ Peakfinder8::Peakfinder8(const Peakfinder8Params& params, std::size_t rows, std:
   m.bucket_size = bucket_total;
   m.idx.assign(total, -1);
   m.bidx.assign(total, -1);
-
   std::int32_t run_group = -1;
   for (std::size_t i = 0; i < npix; ++i) {
     const auto b = static_cast<std::size_t>(m.bin[i]);
