@@ -182,8 +182,7 @@ void copy_runs_u32(const std::uint32_t* frame, const Run* runs, std::size_t nrun
 // compress is slow on some cores); then they are counted in a loop whose branches predict well.
 namespace {
 
-constexpr std::size_t kStage = 4096;
-  // pixels per stretch
+constexpr std::size_t kStage = 4096;  // pixels per stretch
 
 template <class T>
 std::size_t count_stage(const T* frame, const std::uint16_t* bin16, const std::uint32_t* stage, std::size_t ns,
@@ -203,16 +202,30 @@ std::size_t count_stage(const T* frame, const std::uint16_t* bin16, const std::u
   return n;
 }
 
+// Stretch by stretch: `compact(i0, i1, stage)` lists the nonzero good pixels of [i0, i1) in
+// `stage` and says how many; count_stage counts them.
+template <class T, class Compact>
+std::size_t histogram(const T* frame, const std::uint16_t* bin16, std::size_t npix, std::uint32_t* hist, std::size_t nbins,
+                      std::uint32_t min_candidate, std::uint32_t* candidates, std::uint32_t* over, std::size_t* n_over,
+                      Compact compact) {
+  alignas(64) std::uint32_t stage[kStage + 16];
+  std::size_t n = 0, no = 0;
+  for (std::size_t i0 = 0; i0 < npix; i0 += kStage) {
+    const std::size_t i1 = npix - i0 < kStage ? npix : i0 + kStage;
+    const std::size_t ns = compact(i0, i1, stage);
+    n = count_stage(frame, bin16, stage, ns, hist, nbins, min_candidate, candidates, n, over, no);
+  }
+  *n_over = no;
+  return n;
+}
+
 }  // namespace
 
 std::size_t histogram_u16(const std::uint16_t* frame, const std::uint16_t* bin16, std::size_t npix, std::uint32_t* hist, std::size_t nbins,
                           std::uint32_t min_candidate, std::uint32_t* candidates, std::uint32_t* over, std::size_t* n_over) {
-  alignas(64) std::uint32_t stage[kStage + 16];
   const __m512i nobin = _mm512_set1_epi16(static_cast<short>(kNoBin));
   const __m512i lanes = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-  std::size_t n = 0, no = 0;
-  for (std::size_t i0 = 0; i0 < npix; i0 += kStage) {
-    const std::size_t i1 = npix - i0 < kStage ? npix : i0 + kStage;
+  auto compact = [&](std::size_t i0, std::size_t i1, std::uint32_t* stage) {
     std::size_t ns = 0;
     for (std::size_t i = i0; i < i1; i += 32) {
       const __mmask32 in = i1 - i >= 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << (i1 - i)) - 1);
@@ -226,34 +239,28 @@ std::size_t histogram_u16(const std::uint16_t* frame, const std::uint16_t* bin16
       _mm512_storeu_si512(stage + ns, _mm512_maskz_compress_epi32(k1, _mm512_add_epi32(base, _mm512_set1_epi32(16))));
       ns += static_cast<std::size_t>(__builtin_popcount(k1));
     }
-    n = count_stage(frame, bin16, stage, ns, hist, nbins, min_candidate, candidates, n, over, no);
-  }
-  *n_over = no;
-  return n;
+    return ns;
+  };
+  return histogram(frame, bin16, npix, hist, nbins, min_candidate, candidates, over, n_over, compact);
 }
 
 std::size_t histogram_u32(const std::uint32_t* frame, const std::uint16_t* bin16, std::size_t npix, std::uint32_t* hist, std::size_t nbins,
                           std::uint32_t min_candidate, std::uint32_t* candidates, std::uint32_t* over, std::size_t* n_over) {
-  alignas(64) std::uint32_t stage[kStage + 16];
   const __m256i nobin = _mm256_set1_epi16(static_cast<short>(kNoBin));
   const __m512i lanes = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-  std::size_t n = 0, no = 0;
-  for (std::size_t i0 = 0; i0 < npix; i0 += kStage) {
-    const std::size_t i1 = npix - i0 < kStage ? npix : i0 + kStage;
+  auto compact = [&](std::size_t i0, std::size_t i1, std::uint32_t* stage) {
     std::size_t ns = 0;
     for (std::size_t i = i0; i < i1; i += 16) {
       const __mmask16 in = i1 - i >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (i1 - i)) - 1);
       const __m512i v = _mm512_maskz_loadu_epi32(in, frame + i);
       const __m256i b = _mm256_maskz_loadu_epi16(in, bin16 + i);
       const __mmask16 k = _mm512_mask_test_epi32_mask(in, v, v) & _mm256_cmpneq_epi16_mask(b, nobin);
-      const __m512i base = _mm512_add_epi32(lanes, _mm512_set1_epi32(static_cast<int>(i)));
-      _mm512_storeu_si512(stage + ns, _mm512_maskz_compress_epi32(k, base));
+      _mm512_storeu_si512(stage + ns, _mm512_maskz_compress_epi32(k, _mm512_add_epi32(lanes, _mm512_set1_epi32(static_cast<int>(i)))));
       ns += static_cast<std::size_t>(__builtin_popcount(k));
     }
-    n = count_stage(frame, bin16, stage, ns, hist, nbins, min_candidate, candidates, n, over, no);
-  }
-  *n_over = no;
-  return n;
+    return ns;
+  };
+  return histogram(frame, bin16, npix, hist, nbins, min_candidate, candidates, over, n_over, compact);
 }
 
 }  // namespace lclstream::peaks::detail::avx512
