@@ -128,8 +128,6 @@ struct Peakfinder8::Impl {
   void clip_block(const T* frame, const Group& g, bool whole_frame_copied, Scratch& s) const;
   template <class T>
   void clip_counts(const T* frame, Scratch& s) const;
-  template <class T>
-  void copy_runs_all(const T* frame, Scratch& s, Isa isa) const;
   bool settle_ring(std::size_t b, const std::uint32_t* h, const std::pair<std::uint32_t, std::uint32_t>* ov,
                    std::size_t n_ov, float& roffset, float& rthreshold) const;
 };
@@ -393,13 +391,6 @@ void Peakfinder8::Impl::clip_counts(const T* frame, Scratch& s) const {
 }
 
 template <class T>
-void Peakfinder8::Impl::copy_runs_all(const T* frame, Scratch& s, Isa isa) const {
-  // One forward pass copies the frame into per-block buckets (runs of consecutive pixels, so
-  // the frame streams through once).
-  copy_runs(frame, runs.data(), runs.size(), s.bucket.data(), isa == Isa::avx512);
-}
-
-template <class T>
 void Peakfinder8::Impl::stats_and_seeds(const T* frame, Scratch& s, Isa isa) const {
   s.seeds.clear();
   if constexpr (!std::is_same_v<T, float>) {
@@ -408,7 +399,9 @@ void Peakfinder8::Impl::stats_and_seeds(const T* frame, Scratch& s, Isa isa) con
       return;
     }
   }
-  copy_runs_all(frame, s, isa);
+  // One forward pass copies the frame into per-block buckets (runs of consecutive pixels, so
+  // the frame streams through once); then each block is clipped from its bucket.
+  copy_runs(frame, runs.data(), runs.size(), s.bucket.data(), isa == Isa::avx512);
   for (const Group& g : groups) clip_block(frame, g, true, s);
 }
 

@@ -105,15 +105,17 @@ class BatchHitFinding:
     """Every hit finder of a run, applied to whole batches: an event is kept when every
     finder keeps it, and is a hit when every finder calls it one."""
 
-    def __init__(self, finders: list[HitFinder], threads: int = 0) -> None:
+    def __init__(
+        self, finders: list[HitFinder], unsent: frozenset[str] = frozenset(), threads: int = 0
+    ) -> None:
         self.finders = finders
+        #: detectors whose frames feed a finder but are not sent (``peaks_only``)
+        self.unsent = unsent
         self.threads = threads
 
-    def apply(
-        self, batch: EventBatch, unsent: frozenset[str] = frozenset()
-    ) -> tuple[EventBatch, int, int]:
+    def apply(self, batch: EventBatch) -> tuple[EventBatch, int, int]:
         """(the batch of kept events with their peaks, hits kept, misses dropped). The arrays
-        in ``unsent`` (peaks_only detectors) are left out of the returned batch."""
+        of ``unsent`` detectors are left out of the returned batch."""
         n = len(batch)
         keep = np.ones(n, bool)
         hit = np.ones(n, bool)
@@ -123,7 +125,7 @@ class BatchHitFinding:
             hit &= h
             keep &= k
             results.update(r)
-        arrays = {k: v for k, v in batch.arrays.items() if k not in unsent}
+        arrays = {k: v for k, v in batch.arrays.items() if k not in self.unsent}
         hits = int((hit & keep).sum())
         if keep.all():
             out = EventBatch(batch.event_ids, batch.timestamps, arrays, results, batch.owners)

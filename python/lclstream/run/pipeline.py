@@ -119,11 +119,9 @@ class Pipeline:
             self.handlers: list[DataHandler] = list(handlers)
             plans = plan_detectors(pp, self.source)
             finders = hit_finders(pp, plans)
-            self.hits = BatchHitFinding(finders) if finders else None
-            #: detectors whose frames feed the peak finder but are not sent (peaks_only)
-            self.unsent = frozenset(
-                n for n, r in pp.reduction.items() if r.peaks_only and n in plans
-            )
+            # peaks_only needs a peakfinder (config), so its detectors are among the finders'
+            unsent = frozenset(f.name for f in finders if pp.reduction[f.name].peaks_only)
+            self.hits = BatchHitFinding(finders, unsent) if finders else None
             self.info = StreamInfo(
                 stream_id=stream_id or uuid.uuid4().hex,
                 sender=self.worker,
@@ -217,7 +215,7 @@ class Pipeline:
             ("read", self._reader.run),
             ("serialize", SerializeStage(
                 self.serializer, self.ledger, self.control, q_batches, q_messages,
-                hits=self.hits, unsent=self.unsent).run),
+                hits=self.hits).run),
             ("send", self._sender.run),
         ]  # fmt: skip
         threads = [threading.Thread(target=fn, name=f"lcls-{n}") for n, fn in stages]

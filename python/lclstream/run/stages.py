@@ -13,7 +13,6 @@ send stage still sends the end message (saying ``failed``) where it can.
 
 from __future__ import annotations
 
-import dataclasses
 import queue
 import threading
 import time
@@ -191,17 +190,15 @@ class SerializeStage:
         inq: queue.Queue[Any],
         out: queue.Queue[Any],
         hits: BatchHitFinding | None = None,
-        unsent: frozenset[str] = frozenset(),
     ) -> None:
         self.serializer = serializer
         self.ledger = ledger
         self.control = control
         self.inq = inq
         self.out = out
-        #: the run's hit finders: peaks found and misses cut out before serializing
+        #: the run's hit finders: peaks found, misses (and peaks_only frames) cut out before
+        #: serializing
         self.hits = hits
-        #: data sources read and reduced (their peaks found) but not sent: peaks_only
-        self.unsent = unsent
 
     def run(self) -> None:
         try:
@@ -223,7 +220,7 @@ class SerializeStage:
         t0 = time.perf_counter()
         if self.hits is not None:
             try:
-                batch, hits, misses = self.hits.apply(batch, self.unsent)
+                batch, hits, misses = self.hits.apply(batch)
             except BaseException as e:  # noqa: BLE001
                 self.ledger.dropped("peakfinder_failed", n)
                 self.control.fail("serialize", e)
@@ -234,10 +231,6 @@ class SerializeStage:
             if n == 0:
                 self.ledger.serialized(0, 0, 0, 0, time.perf_counter() - t0)
                 return
-        elif self.unsent:
-            batch = dataclasses.replace(
-                batch, arrays={k: v for k, v in batch.arrays.items() if k not in self.unsent}
-            )
         try:
             msgs = self.serializer.serialize(batch)
         except BaseException as e:  # noqa: BLE001
