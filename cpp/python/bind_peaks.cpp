@@ -14,13 +14,6 @@
 namespace lclstream::py_bind {
 namespace {
 
-template <class T>
-py::array_t<T> to_numpy(const std::vector<T>& v) {
-  py::array_t<T> a(static_cast<py::ssize_t>(v.size()));
-  if (!v.empty()) std::memcpy(a.mutable_data(), v.data(), v.size() * sizeof(T));
-  return a;
-}
-
 // The element type of frames ending in the finder's (rows, cols); ValueError otherwise.
 peaks::PeakInput frame_input(const peaks::Peakfinder8& f, const py::array& frames) {
   require_contiguous(frames, "peakfinder8: frames");

@@ -7,9 +7,11 @@
 #include <pybind11/stl.h>
 
 #include <cstddef>
+#include <cstring>
 #include <map>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "lclstream/dtype.hpp"
 
@@ -32,6 +34,14 @@ py::dtype numpy_dtype(DType t);
 void require_contiguous(const py::array& a, const char* what);
 /// Requires a C-contiguous, writeable array and returns its bytes; names `what` on error.
 std::span<std::byte> writable_bytes(const py::array& a, const char* what);
+
+/// A 1-D numpy copy of a kernel's result vector.
+template <class T>
+py::array_t<T> to_numpy(const std::vector<T>& v) {
+  py::array_t<T> a(static_cast<py::ssize_t>(v.size()));
+  if (!v.empty()) std::memcpy(a.mutable_data(), v.data(), v.size() * sizeof(T));
+  return a;
+}
 
 }  // namespace lclstream::py_bind
 

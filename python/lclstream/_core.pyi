@@ -165,6 +165,19 @@ def crop(
 ) -> None: ...
 def bin(data: np.ndarray, out: np.ndarray, by: int, bx: int, threads: int = 0) -> None: ...
 
+# ---- sparse ---------------------------------------------------------------------------
+def sparse_encode(
+    frames: np.ndarray, frame_pixels: int, threads: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+def sparse_decode(
+    offsets: np.ndarray,
+    index: np.ndarray,
+    values: np.ndarray,
+    out: np.ndarray,
+    frame_pixels: int,
+    threads: int = 0,
+) -> None: ...
+
 # ---- codec ----------------------------------------------------------------------------
 def codec_compress_bound(
     codec: str, nbytes: int, elem_size: int, level: int = 0, block_size: int = 0

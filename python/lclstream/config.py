@@ -519,6 +519,10 @@ class ReductionParameters(_Model):
     peakfinder: PeakfinderParameters | None = None
     hit_veto: HitVetoParameters | None = None
     peaks_only: bool = False
+    #: Send the frames as sparse photon lists (pixel index + count of every nonzero pixel;
+    #: layout in ``lclstream.sparse``): smaller than the bslz4 frame below about 10%
+    #: occupancy (bench_sparse; docs/peaks.md). Photon-count frames and HDF5 messages only.
+    sparse: bool = False
 
     @model_validator(mode="after")
     def _peaks_need_whole_frames(self) -> ReductionParameters:
@@ -526,6 +530,8 @@ class ReductionParameters(_Model):
             raise ValueError("hit_veto needs a peakfinder")
         if self.peaks_only and self.peakfinder is None:
             raise ValueError("peaks_only needs a peakfinder")
+        if self.peaks_only and self.sparse:
+            raise ValueError("peaks_only sends no frames: sparse has nothing to send")
         if self.peakfinder is not None and (self.roi is not None or self.binning is not None):
             raise ValueError("peakfinder needs the whole frame: no roi or binning with it")
         return self
@@ -906,6 +912,15 @@ class LclstreamConfig(_Model):
                     "stream2 image messages carry the frames the serializer streams; send peaks "
                     "only with HDF5BinarySerializer or RawBatchSerializer"
                 )
+        if isinstance(pipe, BatchProcessingPipelineParameters) and not isinstance(
+            ser, HDF5BinarySerializerParameters
+        ):
+            problems.extend(
+                f"processing_pipeline.reduction.{name}.sparse: sparse photon lists travel in "
+                f"HDF5 messages only (the serializer is {ser.type})"
+                for name, red in pipe.reduction.items()
+                if red.sparse
+            )
         if isinstance(ser, simplon) and ser.data_source_to_serialize not in names:
             problems.append(
                 f"data_serializer.data_source_to_serialize: {ser.data_source_to_serialize!r} "

@@ -94,6 +94,9 @@ class EventBatch:
     results: dict[str, np.ndarray] = field(default_factory=dict)
     #: Objects that must stay alive while the arrays are in use (pooled Batches).
     owners: list[Any] = field(default_factory=list)
+    #: Detectors sent as sparse photon lists (``lclstream.sparse.SparseFrames``) instead of
+    #: frames: a name is in ``arrays`` or here, never both.
+    sparse: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.event_ids.shape[0])

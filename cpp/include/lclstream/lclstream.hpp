@@ -7,5 +7,6 @@
 #include "lclstream/error.hpp"
 #include "lclstream/isa.hpp"
 #include "lclstream/parallel.hpp"
+#include "lclstream/sparse.hpp"
 #include "lclstream/transport.hpp"
 #include "lclstream/version.hpp"

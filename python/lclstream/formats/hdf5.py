@@ -54,6 +54,8 @@ from lclstream.protocols import (
     StreamTotals,
     WireMessage,
 )
+from lclstream.sparse import LAYOUT as SPARSE_LAYOUT
+from lclstream.sparse import SparseFrames, read_group
 
 #: The first 8 bytes of every HDF5 file (superblock at offset 0 in our images).
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -89,6 +91,8 @@ class _Layout:
             str, tuple[str, str, tuple[int, ...]]
         ] = {}  # name -> (path, dtype, shape)
         self.results: dict[str, tuple[str, str, tuple[int, ...]]] = {}
+        #: detectors sent as sparse photon lists: name -> (group path, dtype, frame shape)
+        self.sparse: dict[str, tuple[str, str, tuple[int, ...]]] = {}
         self.event_id: str | None = EVENT_ID_PATH
         self.timestamp: str | None = TIMESTAMP_PATH
         self.instrument = True  # CXI instrument metadata (default layout only)
@@ -98,6 +102,7 @@ class _Layout:
             {
                 "arrays": {k: v[0] for k, v in self.arrays.items()},
                 "results": {k: v[0] for k, v in self.results.items()},
+                "sparse": {k: v[0] for k, v in self.sparse.items()},
                 "event_id": self.event_id,
                 "timestamp": self.timestamp,
             }
@@ -168,6 +173,10 @@ class HDF5BinarySerializer(SerializerBase):
             results={
                 k: np.zeros((0, *shape), dtype) for k, (_, dtype, shape) in layout.results.items()
             },
+            sparse={
+                k: SparseFrames.empty(dtype, shape)
+                for k, (_, dtype, shape) in layout.sparse.items()
+            },
         )
         return [WireMessage("end", [self._build(empty, layout, end=totals)])]
 
@@ -198,7 +207,12 @@ class HDF5BinarySerializer(SerializerBase):
         layout = _Layout()
         explicit = bool(self.fields)
         layout.instrument = not explicit
-        primary = self._primary_name(batch.arrays)
+        # sparse detectors take the place their frames would have had: a zero-stride
+        # stand-in gives them the frames' dtype and shape without memory
+        entries = dict(batch.arrays)
+        for name, sp in batch.sparse.items():
+            entries[name] = np.broadcast_to(np.zeros((), sp.dtype), (len(sp), *sp.frame_shape))
+        primary = self._primary_name(entries)
         det_index = 2
         used: dict[str, str] = {}
 
@@ -209,7 +223,7 @@ class HDF5BinarySerializer(SerializerBase):
                 )
             used[path] = name
 
-        for name, arr in batch.arrays.items():
+        for name, arr in entries.items():
             if name == primary:
                 default: str | None = DATA_PATH
             else:
@@ -220,7 +234,8 @@ class HDF5BinarySerializer(SerializerBase):
             if path is None:
                 continue
             claim(path, name)
-            layout.arrays[name] = (path, arr.dtype.str, tuple(arr.shape[1:]))
+            where = layout.sparse if name in batch.sparse else layout.arrays
+            where[name] = (path, arr.dtype.str, tuple(arr.shape[1:]))
         for name, arr in batch.results.items():
             path = self._path(name, None if explicit else f"{RESULT_GROUP}/{name}")
             if path is not None:
@@ -260,6 +275,13 @@ class HDF5BinarySerializer(SerializerBase):
                 raise FormatError(
                     f"HDF5BinarySerializer: {name!r} changed from {dtype}{list(shape)} to "
                     f"{arr.dtype.str}{list(arr.shape[1:])} within a stream"
+                )
+        for name, (path, dtype, shape) in layout.sparse.items():
+            sp = batch.sparse.get(name)
+            if sp is None or sp.dtype.str != dtype or sp.frame_shape != shape:
+                raise FormatError(
+                    f"HDF5BinarySerializer: sparse lists of {name!r} ({dtype}{list(shape)}, "
+                    f"for {path}) missing or changed within a stream"
                 )
 
     # -- building ---------------------------------------------------------------------------
@@ -310,6 +332,7 @@ class HDF5BinarySerializer(SerializerBase):
             else:
                 est += arr.nbytes
         est += sum(a.nbytes for a in batch.results.values())
+        est += sum(sp.nbytes for sp in batch.sparse.values())
         block = max(65536, (est * 5 // 4 + 65535) // 65536 * 65536)
         with h5py.File(self._name, "w", driver="core", backing_store=False, block_size=block) as f:
             w = _LowLevel(f)
@@ -335,6 +358,8 @@ class HDF5BinarySerializer(SerializerBase):
                         dset[...] = arr
                 else:
                     w.put(path, np.asarray(arr, dtype=np.dtype(dtype)))
+            for name, (path, _dtype, _shape) in layout.sparse.items():
+                self._sparse(w, path, batch.sparse[name], comp)
             for name, (path, dtype, shape) in layout.results.items():
                 res = np.ascontiguousarray(batch.results[name], dtype=np.dtype(dtype))
                 if shape and n and comp.direct and comp.codec is not None:
@@ -359,6 +384,22 @@ class HDF5BinarySerializer(SerializerBase):
             f.flush()
             image: bytes = f.id.get_file_image()
         return image
+
+    def _sparse(self, w: _LowLevel, path: str, sp: SparseFrames, comp: Compression) -> None:
+        """A sparse group where the frames would be (layout in lclstream.sparse)."""
+        w.put(f"{path}/offsets", np.asarray(sp.offsets, np.uint64))
+        for part, arr in (("index", sp.index), ("values", sp.values)):
+            if arr.size and comp.direct and comp.codec is not None:
+                a = np.ascontiguousarray(arr)
+                (chunk,) = compress_events(a[None], comp.codec, level=comp.level)
+                w.list_chunk(f"{path}/{part}", len(a), a.dtype, comp).write_direct_chunk(
+                    (0,), chunk
+                )
+            else:
+                w.put(f"{path}/{part}", arr)
+        g = w.f[path]
+        g.attrs["lclstream_sparse"] = SPARSE_LAYOUT
+        g.attrs["frame_shape"] = np.asarray(sp.frame_shape, np.int64)
 
     def _instrument(self, w: _LowLevel, layout: _Layout, n: int) -> None:
         """Per-event photon energy and the detector geometry, where the stream knows them."""
@@ -439,6 +480,19 @@ class _LowLevel:
             opts = comp.h5_opts if isinstance(comp.h5_opts, tuple) else (comp.h5_opts,)
             dcpl.set_filter(int(comp.h5_filter), h5py.h5z.FLAG_OPTIONAL, opts)
         space = h5py.h5s.create_simple((n, *shape), (h5py.h5s.UNLIMITED, *shape))
+        return h5py.h5d.create(
+            self.f.id, path.encode(), h5py.h5t.py_create(dtype), space, dcpl=dcpl, lcpl=self._lcpl
+        )
+
+    def list_chunk(self, path: str, length: int, dtype: np.dtype[Any], comp: Compression) -> Any:
+        """A 1-D dataset of ``length`` entries stored as one chunk with the codec's filter."""
+        self._claim(path, True)
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_chunk((length,))
+        if comp.h5_filter is not None:
+            opts = comp.h5_opts if isinstance(comp.h5_opts, tuple) else (comp.h5_opts,)
+            dcpl.set_filter(int(comp.h5_filter), h5py.h5z.FLAG_OPTIONAL, opts)
+        space = h5py.h5s.create_simple((length,))
         return h5py.h5d.create(
             self.f.id, path.encode(), h5py.h5t.py_create(dtype), space, dcpl=dcpl, lcpl=self._lcpl
         )
@@ -800,6 +854,8 @@ def _parse(
                 arrays[name] = _read(f, path, decode, threads, limit)
             for name, path in fields["results"].items():
                 results[name] = _read(f, path, decode, threads, limit)
+            for name, path in fields.get("sparse", {}).items():
+                arrays[name] = _read_sparse(f, path, decode, threads, limit)
             ids_path, ts_path = fields.get("event_id"), fields.get("timestamp")
         else:
             ids_path, ts_path = None, None
@@ -834,6 +890,20 @@ def _read(f: h5py.File, path: str, decode: bool, threads: int, limit: int) -> np
     if not decode and obj.ndim >= 3:
         return np.empty((obj.shape[0], 0), obj.dtype)
     return read_dataset(obj, threads, limit=limit)
+
+
+def _read_sparse(f: h5py.File, path: str, decode: bool, threads: int, limit: int) -> np.ndarray:
+    """Sparse lists back to frames (the consumer sees frames whichever way they travelled)."""
+    try:
+        obj = f.get(path)
+    except Exception as exc:
+        raise FormatError(f"HDF5 message: {path} cannot be opened: {exc}") from exc
+    if not isinstance(obj, h5py.Group):
+        raise FormatError(f"HDF5 message: sparse group {path} is missing")
+    sp = read_group(obj, limit=limit)
+    if not decode:
+        return np.empty((len(sp), 0), sp.dtype)
+    return sp.to_dense(threads=threads)
 
 
 def _walk(f: h5py.File) -> list[tuple[str, h5py.Dataset]]:

@@ -20,7 +20,7 @@ import numpy as np
 from lclstream.errors import ConfigError
 from lclstream.protocols import DetectorInfo, EventBatch
 
-__all__ = ["BatchHitFinding", "HitFinder", "PEAK_RESULTS", "hit_finders"]
+__all__ = ["BatchHitFinding", "HitFinder", "PEAK_RESULTS", "hit_finders", "sparse_detectors"]
 
 #: CXI result name -> Peaks field (nPeaks is the count)
 PEAK_RESULTS = {
@@ -162,3 +162,21 @@ def hit_finders(pp: Any, plans: dict[str, Any]) -> list[HitFinder]:
             )
         )
     return out
+
+
+def sparse_detectors(pp: Any, plans: dict[str, Any]) -> frozenset[str]:
+    """Detectors whose reduction asks for sparse photon lists (``sparse: true``); their frames
+    must be photon counts."""
+    names = []
+    for name, spec in pp.reduction.items():
+        if not spec.sparse or name not in plans:
+            continue
+        dtype = np.dtype(plans[name].info.dtype)
+        if dtype not in (np.dtype(np.uint16), np.dtype(np.uint32)):
+            raise ConfigError(
+                f"processing_pipeline.reduction.{name}.sparse: sparse lists hold photon counts "
+                f"(uint16/uint32) and {name} sends {dtype} (calibrate to photons: "
+                "calibration.NAME.output: photons)"
+            )
+        names.append(name)
+    return frozenset(names)

@@ -37,7 +37,7 @@ from lclstream.protocols import (
     StreamTotals,
 )
 from lclstream.run.assembler import BatchAssembler
-from lclstream.run.hits import BatchHitFinding, hit_finders
+from lclstream.run.hits import BatchHitFinding, hit_finders, sparse_detectors
 from lclstream.run.ledger import Ledger
 from lclstream.run.plan import plan_detectors, stream_calibration
 from lclstream.run.result import PipelineResult, failure
@@ -122,6 +122,7 @@ class Pipeline:
             # peaks_only needs a peakfinder (config), so its detectors are among the finders'
             unsent = frozenset(f.name for f in finders if pp.reduction[f.name].peaks_only)
             self.hits = BatchHitFinding(finders, unsent) if finders else None
+            self.sparse = sparse_detectors(pp, plans)
             self.info = StreamInfo(
                 stream_id=stream_id or uuid.uuid4().hex,
                 sender=self.worker,
@@ -215,7 +216,7 @@ class Pipeline:
             ("read", self._reader.run),
             ("serialize", SerializeStage(
                 self.serializer, self.ledger, self.control, q_batches, q_messages,
-                hits=self.hits).run),
+                hits=self.hits, sparse=self.sparse).run),
             ("send", self._sender.run),
         ]  # fmt: skip
         threads = [threading.Thread(target=fn, name=f"lcls-{n}") for n, fn in stages]

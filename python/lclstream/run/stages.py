@@ -190,6 +190,7 @@ class SerializeStage:
         inq: queue.Queue[Any],
         out: queue.Queue[Any],
         hits: BatchHitFinding | None = None,
+        sparse: frozenset[str] = frozenset(),
     ) -> None:
         self.serializer = serializer
         self.ledger = ledger
@@ -199,6 +200,8 @@ class SerializeStage:
         #: the run's hit finders: peaks found, misses (and peaks_only frames) cut out before
         #: serializing
         self.hits = hits
+        #: detectors sent as sparse photon lists (made here, after the veto)
+        self.sparse = sparse
 
     def run(self) -> None:
         try:
@@ -231,18 +234,31 @@ class SerializeStage:
             if n == 0:
                 self.ledger.serialized(0, 0, 0, 0, time.perf_counter() - t0)
                 return
+        nin = sum(a.nbytes for a in batch.arrays.values())
         try:
+            if self.sparse:
+                batch = _to_sparse(batch, self.sparse)
             msgs = self.serializer.serialize(batch)
         except BaseException as e:  # noqa: BLE001
             self.ledger.dropped("serialize_error", n)
             self.control.fail("serialize", e)
             return
         t1 = time.perf_counter()
-        nin = sum(a.nbytes for a in batch.arrays.values())
         nout = sum(m.nbytes for m in msgs)
         data = sum(1 for m in msgs if m.kind == "data")
         self.ledger.serialized(n, data, nin, nout, t1 - t0)
         self.out.put(msgs)
+
+
+def _to_sparse(batch: EventBatch, names: frozenset[str]) -> EventBatch:
+    """The batch with the frames of ``names`` replaced by their sparse photon lists."""
+    from lclstream.sparse import encode
+
+    arrays = {k: v for k, v in batch.arrays.items() if k not in names}
+    sparse = {**batch.sparse, **{k: encode(batch.arrays[k]) for k in names if k in batch.arrays}}
+    return EventBatch(
+        batch.event_ids, batch.timestamps, arrays, batch.results, batch.owners, sparse
+    )
 
 
 class SendStage:
