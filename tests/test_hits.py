@@ -228,16 +228,16 @@ def test_a_failing_peak_finder_ends_the_stream_failed_and_counted(
     read is accounted for, and the receiver does not call the stream complete."""
     from lclstream.run.hits import HitFinder
 
-    real = HitFinder.find_batch
+    real = HitFinder.judge
     calls = {"n": 0}
 
-    def flaky(self: HitFinder, frames: np.ndarray, threads: int = 0) -> Any:
+    def flaky(self: HitFinder, batch: Any, threads: int = 0) -> Any:
         calls["n"] += 1
         if calls["n"] == 2:
             raise RuntimeError("injected peak finder fault")
-        return real(self, frames, threads)
+        return real(self, batch, threads)
 
-    monkeypatch.setattr(HitFinder, "find_batch", flaky)
+    monkeypatch.setattr(HitFinder, "judge", flaky)
     rx = ReceiverThread("tcp://127.0.0.1:0", out=tmp_path / "out", timeout=30)
     cfg = config(rx.endpoint(), {"peakfinder": PEAKFINDER, "hit_veto": {"min_peaks": 30}})
     from lclstream.run.result import PipelineError

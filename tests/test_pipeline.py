@@ -139,7 +139,7 @@ def test_result_statistics_and_pool_reuse() -> None:
     assert 0 < res.bytes_out < res.bytes_in  # compressed photons
     assert res.seconds > 0 and res.startup_seconds > 0
     st = pipe.stats()
-    assert set(st["stages"]) == {"read", "calibrate", "serialize", "send"}
+    assert set(st["stages"]) == {"read", "calibrate", "model", "serialize", "send"}
     assert st["stages"]["calibrate"]["events"] == 23
     assert st["stages"]["serialize"]["items"] == 5
     assert st["stages"]["send"]["bytes_in"] == res.bytes_out

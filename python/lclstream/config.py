@@ -502,6 +502,23 @@ class HitVetoParameters(_Model):
 
     min_peaks: int = Field(10, ge=0)
     keep_every_miss: int | None = Field(None, ge=1)
+    #: A hit also needs the frame's values (as sent: photons, keV or ADU) to sum to at least
+    #: this; with ``min_peaks: 0`` it alone decides (an integrated-intensity hit finder).
+    min_total_intensity: float | None = None
+
+
+class ModelParameters(_Model):
+    """A batch model on this detector's frames (``lclstream.models``: ``spot_segmenter``,
+    ``peaknet`` or a plug-in's entry point), in its own thread behind ``queue_depth`` batches:
+    a slower model makes the reader wait, it never loses events. Its peaks become the CXI
+    lists (padded to ``max_num_peaks``), its mask ``/entry_1/result_1/peakMask`` with
+    ``send_mask``, and its own hit flag (if it gives one) the hit veto's verdict."""
+
+    name: str
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    queue_depth: int = Field(2, ge=1)
+    max_num_peaks: int = Field(2048, ge=1, le=65536)
+    send_mask: bool = False
 
 
 class ReductionParameters(_Model):
@@ -517,6 +534,7 @@ class ReductionParameters(_Model):
     threshold: ThresholdParameters | None = None
     binning: BinningParameters | None = None
     peakfinder: PeakfinderParameters | None = None
+    model: ModelParameters | None = None
     hit_veto: HitVetoParameters | None = None
     peaks_only: bool = False
     #: Send the frames as sparse photon lists (pixel index + count of every nonzero pixel;
@@ -526,10 +544,16 @@ class ReductionParameters(_Model):
 
     @model_validator(mode="after")
     def _peaks_need_whole_frames(self) -> ReductionParameters:
-        if self.hit_veto is not None and self.peakfinder is None:
-            raise ValueError("hit_veto needs a peakfinder")
-        if self.peaks_only and self.peakfinder is None:
-            raise ValueError("peaks_only needs a peakfinder")
+        finds = self.peakfinder is not None or self.model is not None
+        if self.hit_veto is not None and not finds:
+            raise ValueError("hit_veto needs a peakfinder or a model")
+        if self.peaks_only and not finds:
+            raise ValueError("peaks_only needs a peakfinder or a model")
+        if self.peakfinder is not None and self.model is not None:
+            raise ValueError(
+                "peakfinder and model would both write the CXI peak lists of one detector: "
+                "choose one"
+            )
         if self.peaks_only and self.sparse:
             raise ValueError("peaks_only sends no frames: sparse has nothing to send")
         if self.peakfinder is not None and (self.roi is not None or self.binning is not None):

@@ -97,6 +97,9 @@ class EventBatch:
     #: Detectors sent as sparse photon lists (``lclstream.sparse.SparseFrames``) instead of
     #: frames: a name is in ``arrays`` or here, never both.
     sparse: dict[str, Any] = field(default_factory=dict)
+    #: What each detector's batch model said (``lclstream.models.ModelOutput``), from the
+    #: model stage to the serialize stage's hit finding, which turns it into results.
+    model_outputs: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.event_ids.shape[0])

@@ -20,7 +20,16 @@ import numpy as np
 from lclstream.errors import ConfigError
 from lclstream.protocols import DetectorInfo, EventBatch
 
-__all__ = ["BatchHitFinding", "HitFinder", "PEAK_RESULTS", "hit_finders", "sparse_detectors"]
+__all__ = [
+    "BatchHitFinding",
+    "HitFinder",
+    "ModelFinder",
+    "PEAK_RESULTS",
+    "Veto",
+    "cxi_results",
+    "hit_finders",
+    "sparse_detectors",
+]
 
 #: CXI result name -> Peaks field (nPeaks is the count)
 PEAK_RESULTS = {
@@ -47,18 +56,69 @@ def _model_of(info: DetectorInfo) -> Any:
     )
 
 
-class HitFinder:
-    """The event filter of one detector: peaks, the hit verdict, the CXI peak lists."""
+class Veto:
+    """The hit rule of one detector and its count of misses: a hit has at least
+    ``min_peaks`` peaks (or the model says so) and, with ``min_total_intensity``, frame values
+    summing to at least that; with ``veto`` misses are dropped except every
+    ``keep_every_miss``-th of the run (counted in event order, whatever the batch
+    boundaries)."""
 
     def __init__(
         self,
-        info: DetectorInfo,
-        peakfinder: dict[str, Any],
         *,
         min_peaks: int,
         veto: bool,
         keep_every_miss: int | None = None,
+        min_total_intensity: float | None = None,
     ) -> None:
+        self.min_peaks = int(min_peaks)
+        self.veto = veto
+        self.keep_every_miss = keep_every_miss
+        self.min_total_intensity = min_total_intensity
+        self.misses = 0
+
+    def judge(
+        self, n_peaks: np.ndarray, frames: np.ndarray, model_hit: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(hit, keep) per event."""
+        n = len(frames)
+        hit = np.asarray(model_hit, bool) if model_hit is not None else n_peaks >= self.min_peaks
+        if self.min_total_intensity is not None:
+            flat = frames.reshape(n, -1)
+            acc = np.uint64 if flat.dtype.kind == "u" else np.float64
+            hit = hit & (flat.sum(axis=1, dtype=acc) >= self.min_total_intensity)
+        keep = np.ones(n, bool)
+        if self.veto:
+            k = self.keep_every_miss
+            for e in np.flatnonzero(~hit):
+                self.misses += 1
+                keep[e] = bool(k and self.misses % k == 0)
+        return hit, keep
+
+
+def cxi_results(peaks: Any, width: int) -> dict[str, np.ndarray]:
+    """CXI peak lists of a batch: ``nPeaks`` and each list padded with zeros to ``width``
+    per event (what CrystFEL and OM read)."""
+    counts = peaks.n_peaks
+    n = len(counts)
+    offsets = peaks.offsets.astype(np.int64)
+    shown = np.minimum(counts, width)
+    rows = np.repeat(np.arange(n), shown)
+    cols = np.arange(int(shown.sum())) - np.repeat(np.cumsum(shown) - shown, shown)
+    at = np.repeat(offsets[:-1], shown) + cols
+    results: dict[str, np.ndarray] = {"nPeaks": counts.astype(np.int32)}
+    for cxi, field in PEAK_RESULTS.items():
+        col = np.zeros((n, width), np.float32)
+        col[rows, cols] = getattr(peaks, field)[at]
+        results[cxi] = col
+    return results
+
+
+class HitFinder:
+    """The event filter of one detector: peakfinder8's peaks, the hit verdict, the CXI
+    peak lists."""
+
+    def __init__(self, info: DetectorInfo, peakfinder: dict[str, Any], veto: Veto) -> None:
         from lclstream.peaks import Peakfinder8, Peakfinder8Params, radius_map, raw_layout
 
         m = _model_of(info)
@@ -66,38 +126,43 @@ class HitFinder:
         self.params = Peakfinder8Params(**peakfinder, **raw_layout(m.name))
         self.finder = Peakfinder8(self.params, radius_map(m.name))
         self.rows, self.cols = self.finder.shape
-        self.min_peaks = int(min_peaks)
         self.veto = veto
-        self.keep_every_miss = keep_every_miss
-        self.misses = 0
         self.width = max(1, self.params.max_num_peaks)
 
-    def find_batch(
-        self, frames: np.ndarray, threads: int = 0
+    def judge(
+        self, batch: EventBatch, threads: int = 0
     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        """Peaks of a batch's frames: (hit per event, keep per event, CXI results of every
-        event). Misses are counted in event order, so every ``keep_every_miss``-th one of the
-        run is kept whatever the batch boundaries."""
+        """(hit per event, keep per event, CXI results of every event)."""
+        frames = batch.arrays[self.name]
         n = len(frames)
         peaks = self.finder.find(frames.reshape(n, self.rows, self.cols), threads=threads)
-        counts = peaks.n_peaks
-        hit = counts >= self.min_peaks
-        keep = np.ones(n, bool)
-        if self.veto:
-            k = self.keep_every_miss
-            for e in np.flatnonzero(~hit):
-                self.misses += 1
-                keep[e] = bool(k and self.misses % k == 0)
-        offsets = peaks.offsets.astype(np.int64)
-        shown = np.minimum(counts, self.width)
-        rows = np.repeat(np.arange(n), shown)
-        cols = np.arange(int(shown.sum())) - np.repeat(np.cumsum(shown) - shown, shown)
-        at = np.repeat(offsets[:-1], shown) + cols
-        results: dict[str, np.ndarray] = {"nPeaks": counts.astype(np.int32)}
-        for cxi, field in PEAK_RESULTS.items():
-            col = np.zeros((n, self.width), np.float32)
-            col[rows, cols] = getattr(peaks, field)[at]
-            results[cxi] = col
+        hit, keep = self.veto.judge(peaks.n_peaks, frames)
+        return hit, keep, cxi_results(peaks, self.width)
+
+
+class ModelFinder:
+    """The event filter of a detector whose batch model ran upstream (``run/models.py``):
+    its peaks as CXI lists, its mask (``peakMask``) when asked for, its verdict."""
+
+    def __init__(self, name: str, veto: Veto, width: int, send_mask: bool) -> None:
+        self.name = name
+        self.veto = veto
+        self.width = max(1, width)
+        self.send_mask = send_mask
+
+    def judge(
+        self, batch: EventBatch, threads: int = 0
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        out = batch.model_outputs[self.name]
+        n = len(batch)
+        results: dict[str, np.ndarray] = {}
+        counts = np.zeros(n, np.int64)
+        if out.peaks is not None:
+            results = cxi_results(out.peaks, self.width)
+            counts = out.peaks.n_peaks
+        if self.send_mask and out.mask is not None:
+            results["peakMask"] = np.ascontiguousarray(out.mask, np.uint8)
+        hit, keep = self.veto.judge(counts, batch.arrays[self.name], out.hit)
         return hit, keep, results
 
 
@@ -106,7 +171,10 @@ class BatchHitFinding:
     finder keeps it, and is a hit when every finder calls it one."""
 
     def __init__(
-        self, finders: list[HitFinder], unsent: frozenset[str] = frozenset(), threads: int = 0
+        self,
+        finders: list[HitFinder | ModelFinder],
+        unsent: frozenset[str] = frozenset(),
+        threads: int = 0,
     ) -> None:
         self.finders = finders
         #: detectors whose frames feed a finder but are not sent (``peaks_only``)
@@ -121,7 +189,7 @@ class BatchHitFinding:
         hit = np.ones(n, bool)
         results = dict(batch.results)
         for f in self.finders:
-            h, k, r = f.find_batch(batch.arrays[f.name], self.threads)
+            h, k, r = f.judge(batch, self.threads)
             hit &= h
             keep &= k
             results.update(r)
@@ -141,26 +209,27 @@ class BatchHitFinding:
         return out, hits, n - len(idx)
 
 
-def hit_finders(pp: Any, plans: dict[str, Any]) -> list[HitFinder]:
-    """A hit finder per detector whose reduction asks for a peakfinder (the pipeline's
-    ``processing_pipeline.reduction.NAME.peakfinder`` and ``hit_veto``)."""
+def hit_finders(pp: Any, plans: dict[str, Any]) -> list[HitFinder | ModelFinder]:
+    """A hit finder per detector whose reduction asks for a peakfinder or a batch model (the
+    pipeline's ``processing_pipeline.reduction.NAME.{peakfinder, model, hit_veto}``)."""
     from lclstream.config import HitVetoParameters
 
-    out: list[HitFinder] = []
+    out: list[HitFinder | ModelFinder] = []
     for name, spec in pp.reduction.items():
-        if spec.peakfinder is None or name not in plans:
+        if (spec.peakfinder is None and spec.model is None) or name not in plans:
             continue
-        veto = spec.hit_veto
-        rule = veto if veto is not None else HitVetoParameters.model_validate({})  # no veto
-        out.append(
-            HitFinder(
-                plans[name].info,
-                spec.peakfinder.model_dump(),
-                min_peaks=rule.min_peaks,
-                veto=veto is not None,
-                keep_every_miss=rule.keep_every_miss,
-            )
+        rule = spec.hit_veto if spec.hit_veto is not None else HitVetoParameters.model_validate({})
+        veto = Veto(
+            min_peaks=rule.min_peaks,
+            veto=spec.hit_veto is not None,
+            keep_every_miss=rule.keep_every_miss,
+            min_total_intensity=rule.min_total_intensity,
         )
+        if spec.peakfinder is not None:
+            out.append(HitFinder(plans[name].info, spec.peakfinder.model_dump(), veto))
+        else:
+            m = spec.model
+            out.append(ModelFinder(name, veto, m.max_num_peaks, m.send_mask))
     return out
 
 

@@ -21,7 +21,7 @@ from lclstream.protocols import DropCounter, EndState, StreamTotals
 __all__ = ["STAGES", "Ledger", "StageStats"]
 
 #: The stages of a run, in order.
-STAGES = ("read", "calibrate", "serialize", "send")
+STAGES = ("read", "calibrate", "model", "serialize", "send")
 
 
 @dataclass
@@ -90,6 +90,14 @@ class Ledger:
             st.events += 1
             st.bytes_in += bytes_in
             st.bytes_out += bytes_out
+            st.busy_seconds += seconds
+
+    def modelled(self, events: int, seconds: float) -> None:
+        """A batch went through the run's batch models (the model stage)."""
+        with self._lock:
+            st = self._stages["model"]
+            st.events += events
+            st.items += 1
             st.busy_seconds += seconds
 
     def hit(self, n: int = 1) -> None:

@@ -39,6 +39,7 @@ from lclstream.protocols import (
 from lclstream.run.assembler import BatchAssembler
 from lclstream.run.hits import BatchHitFinding, hit_finders, sparse_detectors
 from lclstream.run.ledger import Ledger
+from lclstream.run.models import ModelStage, batch_models
 from lclstream.run.plan import plan_detectors, stream_calibration
 from lclstream.run.result import PipelineResult, failure
 from lclstream.run.stages import EventFilter, ReadStage, RunControl, SendStage, SerializeStage
@@ -123,6 +124,7 @@ class Pipeline:
             unsent = frozenset(f.name for f in finders if pp.reduction[f.name].peaks_only)
             self.hits = BatchHitFinding(finders, unsent) if finders else None
             self.sparse = sparse_detectors(pp, plans)
+            self.models = batch_models(pp, plans)
             self.info = StreamInfo(
                 stream_id=stream_id or uuid.uuid4().hex,
                 sender=self.worker,
@@ -134,7 +136,9 @@ class Pipeline:
             # One batch being filled, ``queue_depth`` waiting, one being serialized, one
             # being sent: more only lets the reader run further ahead.
             self.queue_depth = pp.queue_depth
-            pool = max(pp.pool_batches, self.queue_depth + 3)
+            # a model stage adds its queue and the batch it works on
+            model_slack = sum(m.queue_depth + 1 for m in self.models.values())
+            pool = max(pp.pool_batches, self.queue_depth + 3 + model_slack)
             self.assembler = BatchAssembler(plans, self.batch_size, pool)
         except BaseException:
             self._close_owned()
@@ -189,13 +193,16 @@ class Pipeline:
             self._close_owned()
             raise failure("start", e, self._result()) from e
         q_batches: queue.Queue[Any] = queue.Queue(self.queue_depth)
+        q_read = q_batches
+        if self.models:  # read -> model -> serialize
+            q_read = queue.Queue(max(m.queue_depth for m in self.models.values()))
         q_messages: queue.Queue[Any] = queue.Queue(self.queue_depth)
         self._reader = ReadStage(
             self.source,
             self.assembler,
             self.ledger,
             self.control,
-            q_batches,
+            q_read,
             incomplete=IncompleteEvents(
                 self.config.skip_incomplete_events, self.ledger.drops_after_read
             ),
@@ -212,8 +219,10 @@ class Pipeline:
             start_msgs,
             self._end_totals,
         )
+        modelling = ModelStage(self.models, self.ledger, self.control, q_read, q_batches)
         stages = [
             ("read", self._reader.run),
+            *([("model", modelling.run)] if self.models else []),
             ("serialize", SerializeStage(
                 self.serializer, self.ledger, self.control, q_batches, q_messages,
                 hits=self.hits, sparse=self.sparse).run),
