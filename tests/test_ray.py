@@ -192,10 +192,15 @@ def test_a_consumer_that_dies_is_reported_never_silently_lost() -> None:
     res = map_batches(stream, dies_on_second, actors=2)
     prod.finish()
     assert not res.complete
-    assert [(f.index, f.events) for f in res.failed] == [(1, 4)]
-    assert "actor died" in res.failed[0].reason
-    assert res.events_processed == 16  # the other batches went to the live actor
-    assert "1 batches (4 events) not processed" in res.incomplete_reason()
+    # the batch it died on, and the one already waiting at it (per_actor=2): both reported,
+    # since nobody can say whether the second had started
+    failed = {f.index: f.events for f in res.failed}
+    assert 1 in failed and len(failed) <= 2 and set(failed.values()) == {4}
+    assert all("actor died" in f.reason for f in res.failed)
+    assert res.events_processed + 4 * len(failed) == 20  # the others went to the live actor
+    assert f"{len(failed)} batches ({4 * len(failed)} events) not processed" in (
+        res.incomplete_reason()
+    )
 
 
 def raises(batch: RayBatch) -> int:

@@ -120,8 +120,12 @@ class BatchStream:
     def _items(self) -> Iterator[tuple[Any, int, int]]:
         """(ref, events, index) per batch, until the receive ends."""
         ray = _ray()
+        # one request ahead: the ingest answers the next while this batch is dispatched
+        pending = self._ingest.next.remote(0.5)
         while not self._done:
-            kind, value, events, index = ray.get(self._ingest.next.remote(0.5))
+            kind, value, events, index = ray.get(pending)
+            if kind in ("batch", "wait"):
+                pending = self._ingest.next.remote(0.5)
             if kind == "batch":
                 self.result.batches += 1
                 self.result.events_received += int(events)
@@ -189,7 +193,7 @@ def map_batches(
     fn: Callable[[RayBatch], Any] | type,
     *,
     actors: int = 2,
-    per_actor: int = 1,
+    per_actor: int = 2,
     actor_options: dict[str, Any] | None = None,
     fn_args: tuple[Any, ...] = (),
     fn_kwargs: dict[str, Any] | None = None,
@@ -199,8 +203,10 @@ def map_batches(
     """Feed every batch of a stream to a pool of ``actors`` Ray actors, least-loaded first.
 
     ``fn`` is a function of a :class:`RayBatch` or a class (instantiated once per actor with
-    ``fn_args``/``fn_kwargs``) with ``__call__(batch)``. The stream is closed on return. At most ``per_actor`` batches wait
-    at each actor; when all are busy the ingest stops reading and the producer waits. A
+    ``fn_args``/``fn_kwargs``) with ``__call__(batch)``. The stream is closed on return. At
+    most ``per_actor`` batches wait at each actor (default 2: one running and the next already
+    there, so an actor never waits for the driver's round trip); when all are busy the ingest
+    stops reading and the producer waits. A
     batch whose actor dies, or whose call raises, is reported in ``result.failed`` (never
     silently lost); the others go on to the live actors. The stream is stopped (and the
     result incomplete) when no actor is left.

@@ -6,6 +6,10 @@ driver dispatches work; its thread blocks when the bounded queue of put batches 
 stops reading the socket, and ZeroMQ holds the producer back (at most ``rcvhwm`` messages
 wait in libzmq). So the object store holds a bounded number of batches and never spills,
 however far the consumers fall behind (SLAC's PeakNet pipeline spilled ~470 GB without it).
+
+``ray.put`` (the one copy, into the object store) runs in a second thread, so that receiving
+message N+1 overlaps putting message N: the receive waits for the put thread only when one
+batch is already waiting to be put (a hand-off of one, so still bounded).
 """
 
 from __future__ import annotations
@@ -53,6 +57,11 @@ class Ingest:
         self._failure: str | None = None
         self._batches = 0
         self._put_seconds = 0.0
+        #: received batches waiting for ray.put (a hand-off of one: the receive waits beyond)
+        self._to_put: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._put_error: BaseException | None = None
+        self._putter = threading.Thread(target=self._put_loop, name="lclstream-put", daemon=True)
+        self._putter.start()
         self._thread = threading.Thread(target=self._run, name="lclstream-ingest", daemon=True)
         self._thread.start()
 
@@ -80,6 +89,34 @@ class Ingest:
     def _ready_at(self, endpoints: list[str]) -> None:
         self._endpoints = list(endpoints)
         self._ready.set()
+
+    def _hand_off(self, parsed: Any, frames: list[Any]) -> None:
+        """The receive's on_batch: give the batch (and the frames its arrays view) to the put
+        thread; an error there ends the receive."""
+        while not self._stop.is_set():
+            if self._put_error is not None:
+                raise self._put_error
+            try:
+                self._to_put.put((parsed, frames), timeout=0.2)
+                return
+            except queue.Full:
+                continue
+        raise IngestStopped("the ingest was stopped before the stream ended")
+
+    def _put_loop(self) -> None:
+        while (item := self._to_put.get()) is not None:
+            try:
+                self._put(*item)
+            except BaseException as e:  # noqa: BLE001 - the receive thread raises it
+                self._put_error = e
+            del item
+
+    def _drain_puts(self) -> None:
+        """Every handed-off batch is put (and queued for the driver) before the verdict."""
+        self._to_put.put(None)
+        self._putter.join()
+        if self._put_error is not None and not isinstance(self._put_error, IngestStopped):
+            raise self._put_error
 
     def _put(self, parsed: Any, frames: list[Any]) -> None:
         import ray
@@ -121,16 +158,23 @@ class Ingest:
                 self._urls,
                 bind=self._bind,
                 on_ready=self._ready_at,
-                on_batch=self._put,
+                on_batch=self._hand_off,
                 rcvhwm=self._rcvhwm,
                 **self._options,
             )
+            self._drain_puts()
             item: tuple[str, Any, Any, Any] = ("end", res.as_dict(), None, None)
         except BaseException as e:  # noqa: BLE001 - handed to the driver as the reason
             self._failure = f"{type(e).__name__}: {e}"
             item = ("error", self._failure, None, None)
         finally:
             self._ready.set()
+            if self._putter.is_alive():  # the receive failed: let the put thread end
+                self._stop.set()
+                try:
+                    self._to_put.put_nowait(None)
+                except queue.Full:
+                    pass
         while True:  # the driver must see how it ended, even if it is slow to ask
             try:
                 self._q.put(item, timeout=0.2)
