@@ -295,6 +295,26 @@ LCLSTREAM_BINDING(codec) {
 
   m.def("bitshuffle_default_block_size", &bitshuffle_default_block_size, py::arg("elem_size"));
 
+  m.def("bslz4_plane_paths", [](const py::array& a, std::size_t block_size) {
+        require_contiguous(a, "bslz4_plane_paths: array");
+        std::span<const std::byte> in(static_cast<const std::byte*>(a.data()), static_cast<std::size_t>(a.nbytes()));
+        const std::size_t es = elem_size_of(a);
+        PlanePaths p;
+        {
+          py::gil_scoped_release nogil;
+          p = bslz4_plane_paths(in, es, block_size);
+        }
+        py::dict d;
+        d["constant"] = p.constant;
+        d["zero_runs"] = p.zero_runs;
+        d["ff_runs"] = p.ff_runs;
+        d["copies"] = p.copies;
+        d["literals"] = p.literals;
+        d["lz4"] = p.lz4;
+        return d;
+      }, py::arg("array"), py::arg("block_size") = 0,
+      "How the bslz4 encoder encodes each bit plane of the array (counts of planes by path).");
+
   auto shuffle = [](bool forward) {
     return [forward](const py::array& a, std::size_t block_size) {
       require_contiguous(a, "bitshuffle: array");

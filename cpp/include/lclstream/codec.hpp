@@ -102,6 +102,16 @@ void bitshuffle(std::span<const std::byte> in, std::span<std::byte> out, std::si
 void bitunshuffle(std::span<const std::byte> in, std::span<std::byte> out, std::size_t elem_size,
                   std::size_t block_size = 0);
 
+/// How the bslz4 encoder encodes the bit planes of `in` (blocks as bitshuffle cuts them), in
+/// planes: constant (one match), runs of 0x00 or of 0xFF bytes (matches between the other
+/// bytes), copies of an earlier plane of the block (matches back to it), literals (noise no
+/// LZ4 could shrink), and liblz4 (the rest). For benchmarks and tuning: what the data made
+/// the encoder do.
+struct PlanePaths {
+  std::uint64_t constant = 0, zero_runs = 0, ff_runs = 0, copies = 0, literals = 0, lz4 = 0;
+};
+PlanePaths bslz4_plane_paths(std::span<const std::byte> in, std::size_t elem_size, std::size_t block_size = 0);
+
 /// Largest chunk `compress` can produce for `nbytes` of input.
 std::size_t compress_bound(const CodecOptions& opt, std::size_t nbytes, std::size_t elem_size);
 

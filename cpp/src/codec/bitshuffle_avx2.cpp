@@ -168,15 +168,15 @@ thread_local std::array<std::uint8_t, 1 << 16> t_scratch;
 
 }  // namespace
 
-void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out) {
-  const __m256i zero = _mm256_setzero_si256();
+void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out, std::uint8_t c) {
+  const __m256i vc = _mm256_set1_epi8(static_cast<char>(c));
   std::size_t i = 0;
   for (; i + 64 <= n; i += 64) {
-    const auto lo = static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(load(x + i), zero)));
-    const auto hi = static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(load(x + i + 32), zero)));
+    const auto lo = static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(load(x + i), vc)));
+    const auto hi = static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(load(x + i + 32), vc)));
     out[i / 64] = ~((std::uint64_t(hi) << 32) | lo);
   }
-  nonzero_mask_tail(x, i, n, out);
+  nonzero_mask_tail(x, i, n, out, c);
 }
 
 void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t nplanes, codec_detail::PlaneInfo* info) {
@@ -188,17 +188,20 @@ void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t npl
     const std::uint64_t pat = 0x0101010101010101ULL * x[0];
     const __m256i vpat = _mm256_set1_epi64x(static_cast<long long>(pat));
     __m256i vdiff = _mm256_setzero_si256();
-    std::size_t i = 0, zeros = 0, flips = 0;
+    const __m256i all = _mm256_set1_epi8(-1);
+    std::size_t i = 0, zeros = 0, ones = 0, flips = 0;
     for (; i + 32 <= nb; i += 32) {
       const __m256i v = load(x + i);
       vdiff = _mm256_or_si256(vdiff, _mm256_xor_si256(v, vpat));
       zeros += static_cast<std::size_t>(
           std::popcount(static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_setzero_si256())))));
+      ones += static_cast<std::size_t>(
+          std::popcount(static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, all)))));
     }
     std::uint64_t diff = _mm256_testz_si256(vdiff, vdiff) ? 0 : 1;
-    classify_tail(x, i, nb, pat, diff, flips, zeros);
+    classify_tail(x, i, nb, pat, diff, flips, zeros, ones);
     // Constant and sparse planes do not need the flip count (decide reports 0 for them).
-    if (diff != 0 && zeros * 10 < nb * 7) {
+    if (diff != 0 && zeros * 10 < nb * 7 && ones * 10 < nb * 7) {
       __m256i vflips = _mm256_setzero_si256();
       for (std::size_t k = 0; k + 32 <= nb; k += 32) {
         // popcount of v ^ (v >> 1) per 64-bit lane (nibble table, then byte sums per lane)
@@ -212,7 +215,7 @@ void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t npl
       _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), vflips);
       flips += static_cast<std::size_t>(lanes[0] + lanes[1] + lanes[2] + lanes[3]);
     }
-    info[p] = decide(diff, flips, zeros, nb, x[0]);
+    info[p] = decide(diff, flips, zeros, ones, nb, x[0]);
   }
 }
 

@@ -260,16 +260,18 @@ void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t npl
     const std::uint64_t pat = 0x0101010101010101ULL * x[0];
     const __m512i vpat = _mm512_set1_epi64(static_cast<long long>(pat));
     __m512i vdiff = _mm512_setzero_si512();
-    std::size_t i = 0, zeros = 0, flips = 0;
+    const __m512i all = _mm512_set1_epi8(-1);
+    std::size_t i = 0, zeros = 0, ones = 0, flips = 0;
     for (; i + 64 <= nb; i += 64) {
       const __m512i v = load(x + i);
       vdiff = _mm512_or_si512(vdiff, _mm512_xor_si512(v, vpat));
       zeros += static_cast<std::size_t>(std::popcount(_mm512_testn_epi8_mask(v, v)));
+      ones += static_cast<std::size_t>(std::popcount(_mm512_cmpeq_epi8_mask(v, all)));
     }
     std::uint64_t diff = _mm512_test_epi64_mask(vdiff, vdiff) ? 1 : 0;
-    classify_tail(x, i, nb, pat, diff, flips, zeros);
+    classify_tail(x, i, nb, pat, diff, flips, zeros, ones);
     // Constant and sparse planes do not need the flip count (decide reports 0 for them).
-    if (diff != 0 && zeros * 10 < nb * 7) {
+    if (diff != 0 && zeros * 10 < nb * 7 && ones * 10 < nb * 7) {
       __m512i vflips = _mm512_setzero_si512();
       for (std::size_t k = 0; k + 64 <= nb; k += 64) {
         const __m512i v = load(x + k);
@@ -277,17 +279,15 @@ void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t npl
       }
       flips += static_cast<std::size_t>(_mm512_reduce_add_epi64(vflips));
     }
-    info[p] = decide(diff, flips, zeros, nb, x[0]);
+    info[p] = decide(diff, flips, zeros, ones, nb, x[0]);
   }
 }
 
-void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out) {
+void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out, std::uint8_t c) {
+  const __m512i vc = _mm512_set1_epi8(static_cast<char>(c));
   std::size_t i = 0;
-  for (; i + 64 <= n; i += 64) {
-    const __m512i v = load(x + i);
-    out[i / 64] = _mm512_test_epi8_mask(v, v);
-  }
-  nonzero_mask_tail(x, i, n, out);
+  for (; i + 64 <= n; i += 64) out[i / 64] = _mm512_cmpneq_epi8_mask(load(x + i), vc);
+  nonzero_mask_tail(x, i, n, out, c);
 }
 
 void bit_transpose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size) {

@@ -11,7 +11,7 @@ namespace codec_detail {
 enum class PlaneKind : std::uint8_t { constant, noisy, sparse, other };
 struct PlaneInfo {
   PlaneKind kind;
-  std::uint8_t value;   // the byte of a constant plane
+  std::uint8_t value;   // the byte of a constant plane, the dominant byte (0 or 0xFF) of a sparse one
   std::uint32_t flips;  // neighbouring bits that differ (about 4 per byte for random bits);
                         // 0 for constant and sparse planes, which do not need it
 };
@@ -19,19 +19,19 @@ struct PlaneInfo {
 
 namespace scalar {
 void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t nplanes, codec_detail::PlaneInfo* info);
-void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out);
+void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out, std::uint8_t c);
 void bit_transpose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size);
 void bit_untranspose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size);
 }  // namespace scalar
 namespace avx2 {
 void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t nplanes, codec_detail::PlaneInfo* info);
-void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out);
+void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out, std::uint8_t c);
 void bit_transpose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size);
 void bit_untranspose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size);
 }  // namespace avx2
 namespace avx512 {
 void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t nplanes, codec_detail::PlaneInfo* info);
-void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out);
+void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out, std::uint8_t c);
 void bit_transpose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size);
 void bit_untranspose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size);
 }  // namespace avx512
@@ -59,9 +59,9 @@ inline std::uint64_t get_be64(const std::byte* p) noexcept {
 /// Classifies each bit plane (dispatching on the active ISA; every ISA gives the same answer).
 void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t nplanes, PlaneInfo* info);
 
-/// Writes ceil(n / 64) words: bit k of word w is set iff x[64 w + k] != 0 (bits past n are 0).
+/// Writes ceil(n / 64) words: bit k of word w is set iff x[64 w + k] != c (bits past n are 0).
 /// Dispatches on the active ISA; every ISA writes the same words.
-void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out);
+void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out, std::uint8_t c);
 
 /// Encodes one bit-transposed block (8*elem_size planes of `plane_bytes` each) as one valid
 /// LZ4 block: constant planes become offset-1 matches, noisy planes literals, the rest goes
@@ -70,6 +70,10 @@ void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out);
 std::size_t encode_planes_lz4(const std::byte* planes, std::size_t plane_bytes, std::size_t nplanes,
                               std::byte* out, std::size_t cap, void* lz4_state, std::byte* tmp,
                               std::size_t tmp_cap);
+
+/// How encode_planes_lz4 would encode each plane of one block, added to `counts`: constant,
+/// runs of 0x00, runs of 0xFF, copy of an earlier plane, literals (noisy), liblz4.
+void plane_paths(const std::byte* planes, std::size_t plane_bytes, std::size_t nplanes, std::uint64_t counts[6]);
 
 /// Same for zstd: one zstd frame per bitshuffle block, or several concatenated frames (every
 /// zstd decoder reads them as one): constant planes as RLE blocks, random planes as raw

@@ -22,6 +22,9 @@
 #include <bit>
 #include <cstdint>
 #include <cstring>
+#include <vector>
+
+#include "lclstream/codec.hpp"
 
 #include "codec/codec_internal.hpp"
 #include "lclstream/isa.hpp"
@@ -41,7 +44,9 @@ inline int popcnt64(std::uint64_t v) noexcept {
 void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t nplanes, codec_detail::PlaneInfo* info) {
   classify_scalar_loop(planes, nb, nplanes, info);
 }
-void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out) { nonzero_mask_tail(x, 0, n, out); }
+void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out, std::uint8_t c) {
+  nonzero_mask_tail(x, 0, n, out, c);
+}
 }  // namespace scalar
 
 namespace codec_detail {
@@ -55,15 +60,69 @@ void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t npl
   scalar::classify_planes(planes, nb, nplanes, info);
 }
 
-void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out) {
+void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out, std::uint8_t c) {
   switch (active_isa()) {
-    case Isa::avx512: return avx512::nonzero_mask(x, n, out);
-    case Isa::avx2: return avx2::nonzero_mask(x, n, out);
+    case Isa::avx512: return avx512::nonzero_mask(x, n, out, c);
+    case Isa::avx2: return avx2::nonzero_mask(x, n, out, c);
     case Isa::scalar: break;
   }
-  scalar::nonzero_mask(x, n, out);
+  scalar::nonzero_mask(x, n, out, c);
 }
 namespace {
+
+/// Bytes where two planes differ, stopping once `limit` is passed.
+std::size_t differing(const std::uint8_t* x, const std::uint8_t* y, std::size_t n, std::size_t limit) {
+  std::size_t d = 0;
+  for (std::size_t i = 0; i < n; i += 64) {
+    const std::size_t e = i + 64 < n ? i + 64 : n;
+    for (std::size_t k = i; k < e; ++k) d += x[k] != y[k];
+    if (d > limit) return d;
+  }
+  return d;
+}
+
+/// The earlier plane that plane p repeats best, as an offset back (0: none repeats it in at
+/// least 70% of its bytes, or, for a sparse plane with `own` bytes equal to its dominant byte,
+/// none leaves under half as many bytes different).
+std::size_t best_reference(const std::uint8_t* in, std::size_t nb, std::size_t p, const PlaneInfo* info,
+                           std::size_t own) {
+  std::size_t best = 0, best_diff = nb * 3 / 10;
+  // a sparse plane's own runs of its dominant byte already encode well: a copy must leave
+  // under half as many bytes unmatched
+  if (own > 0 && (nb - own) / 2 < best_diff) best_diff = (nb - own) / 2;
+  for (std::size_t r = 0; r < p; ++r) {
+    if (info[r].kind == PlaneKind::constant || info[r].kind == PlaneKind::noisy) continue;
+    const std::uint8_t* x = in + p * nb;
+    const std::uint8_t* y = in + r * nb;
+    // a quick look at the first 64 bytes prunes most candidates
+    const std::size_t head = nb < 64 ? nb : 64;
+    if (differing(x, y, head, head) * 10 > head * 5) continue;
+    const std::size_t d = differing(x, y, nb, best_diff);
+    if (d < best_diff) {
+      best_diff = d;
+      best = (p - r) * nb;
+    }
+  }
+  return best;
+}
+
+constexpr std::size_t kMaxPlanes = 64;
+
+/// Each plane's kind, and (when `refs` is given) the offset back to the earlier plane it
+/// repeats (0: none): the encoder's plan for one block, also what plane_paths reports.
+void plan_planes(const std::uint8_t* in, std::size_t nb, std::size_t nplanes, PlaneInfo* info, std::size_t* refs) {
+  classify_planes(in, nb, nplanes, info);
+  if (refs == nullptr || nb > 65535) return;
+  for (std::size_t p = 1; p < nplanes; ++p) {
+    if (info[p].kind != PlaneKind::sparse && info[p].kind != PlaneKind::other) continue;
+    std::size_t own = 0;  // bytes of the plane equal to its dominant byte
+    if (info[p].kind == PlaneKind::sparse) {
+      const std::uint8_t* x = in + p * nb;
+      for (std::size_t k = 0; k < nb; ++k) own += x[k] == info[p].value;
+    }
+    refs[p] = best_reference(in, nb, p, info, own);
+  }
+}
 
 constexpr std::size_t kMfLimit = 12;      // a match must start at least this far before the end
 constexpr std::size_t kLastLiterals = 5;  // and end at least this far before it
@@ -73,9 +132,10 @@ struct Emitter {
   std::size_t len;
   std::uint8_t* op;
   std::uint8_t* oend;
-  std::size_t lit = 0;   // pending literals are in[lit, current position)
-  std::size_t zpos = 0;  // the latest long run of zero bytes: in[zpos, zpos + zlen)
-  std::size_t zlen = 0;
+  std::size_t lit = 0;  // pending literals are in[lit, current position)
+  // The latest long run of 0x00 bytes ([0]) and of 0xFF bytes ([1]): in[pos, pos + len).
+  std::size_t rpos[2] = {0, 0};
+  std::size_t rlen[2] = {0, 0};
   bool ok = true;
 
   static std::size_t ext_bytes(std::size_t v) { return v >= 15 ? 1 + (v - 15) / 255 : 0; }
@@ -153,23 +213,34 @@ struct Emitter {
     while (r > lit && in[r - 1] == c) --r;
     const std::size_t m = (r > 0 && in[r - 1] == c) ? r : r + 1;  // in[m - 1] == c
     if (e >= m + 4 && m <= len - kMfLimit) sequence(m, 1, e - m);
-    if (c == 0 && e - r > zlen) {
-      zpos = r;
-      zlen = e - r;
+    if ((c == 0 || c == 0xFF) && e - r > rlen[c & 1]) {
+      rpos[c & 1] = r;
+      rlen[c & 1] = e - r;
     }
   }
 
-  // [a, b) is mostly zero bytes: zero runs of 4+ bytes become matches, from an earlier zero
-  // run at least as long when one is in reach, else with offset 1 after one literal zero.
-  // The runs are read off a nonzero-byte bit mask (one vector compare per 64 bytes, then
-  // tzcnt), which every ISA computes identically: the sequences do not depend on the ISA.
-  // `mask` has room for (b - a) / 64 + 1 words.
-  void sparse(std::size_t a, std::size_t b, std::uint64_t* mask) {
+  // [a, b) is mostly bytes c (0x00 or 0xFF): runs of 4+ c bytes become matches, from an
+  // earlier run of c at least as long when one is in reach, else with offset 1 after one
+  // literal c. The runs are read off a bit mask of the bytes that are not c (one vector
+  // compare per 64 bytes, then tzcnt), which every ISA computes identically: the sequences do
+  // not depend on the ISA. `mask` has room for (b - a) / 64 + 1 words.
+  //
+  // With `ref` > 0 the runs are of bytes equal to those `ref` bytes before (an earlier plane
+  // that this one mostly repeats: photon pixels flip several bits of a pixel at once, so the
+  // planes of those bits are copies or near copies of each other); each run becomes a match
+  // at offset `ref`. `scratch` then holds b - a bytes.
+  void sparse(std::size_t a, std::size_t b, std::uint64_t* mask, std::uint8_t c, std::size_t ref = 0,
+              std::uint8_t* scratch = nullptr) {
     if (a < lit) a = lit;
     if (len < kMfLimit + 5 || a >= b) return;
     const std::size_t mlimit = len - kLastLiterals, slimit = len - kMfLimit;
     const std::size_t n = b - a, nw = (n + 63) / 64;
-    nonzero_mask(in + a, n, mask);
+    if (ref != 0) {
+      for (std::size_t k = 0; k < n; ++k) scratch[k] = static_cast<std::uint8_t>(in[a + k] ^ in[a + k - ref]);
+      nonzero_mask(scratch, n, mask, 0);
+    } else {
+      nonzero_mask(in + a, n, mask, c);
+    }
     // Bits past the region read as nonzero, so that a zero run stops at b.
     if (n % 64) mask[nw - 1] |= ~std::uint64_t{0} << (n % 64);
     // Offsets (relative to a) of the next zero / nonzero byte at or after r, or n.
@@ -197,7 +268,13 @@ struct Emitter {
     const std::size_t srclen = len;
     std::uint8_t* o = op;
     std::uint8_t* const oe = oend;
-    std::size_t lt = lit, zp = zpos, zl = zlen;
+    std::size_t lt = lit, zp = rpos[c & 1], zl = rlen[c & 1];
+    // Where a single byte x last stood between two runs of c, and the length of the run after
+    // it (position + 1; 0: none yet): "x, then a run" recurs (x is one of the 8 one-bit values
+    // in most sparse planes), and a match from the earlier copy takes x without a literal, as
+    // liblz4's hash table would find it.
+    std::uint32_t lone_pos[256] = {};
+    std::uint32_t lone_run[256] = {};
     std::size_t w = 0;
     std::uint64_t starts = long_starts(0);
     for (;;) {
@@ -209,31 +286,79 @@ struct Emitter {
         const std::size_t r = w * 64 + static_cast<std::size_t>(std::countr_zero(starts));
         const std::size_t rj = next(r + 4, 0);  // the nonzero byte that ends the run
         const std::size_t i = a + r, j = a + rj, g = rj - r;
-        const bool far = zl < g || i - zp > 65535;
-        const std::size_t m = far ? i + 1 : i;
-        const std::size_t e = j < mlimit ? j : mlimit;
-        if (m <= slimit && e >= m + 4) {
-          const std::size_t off = far ? 1 : i - zp, ll = m - lt, ml = e - m - 4;
-          if (ll < 15 && ml < 15 && lt + 16 <= srclen && oe - o >= 32) {  // the common short sequence
-            o[0] = static_cast<std::uint8_t>((ll << 4) | ml);
-            std::memcpy(o + 1, src + lt, 16);  // fixed size; the extra bytes get overwritten
-            o += 1 + ll;
-            o[0] = static_cast<std::uint8_t>(off);
-            o[1] = static_cast<std::uint8_t>(off >> 8);
-            o += 2;
-            lt = e;
-          } else {
+        bool handled = false;
+        if (ref != 0) {  // a copy of the earlier plane: every run is a match at `ref`
+          const std::size_t e = j < mlimit ? j : mlimit;
+          if (i <= slimit && e >= i + 4) {
             op = o;
             lit = lt;
-            sequence(m, off, e - m);
+            sequence(i, ref, e - i);
             o = op;
             lt = lit;
             if (!ok) goto done;
           }
+          handled = true;
+        } else if (i == lt + 1 && i + g <= srclen) {  // one literal byte x since the last match
+          const std::uint8_t x = src[lt];
+          const std::size_t q = lone_pos[x];
+          const std::size_t e = j < mlimit ? j : mlimit;
+          if (q != 0 && lone_run[x] >= g && lt - (q - 1) <= 65535 && lt <= slimit && e >= lt + 4 &&
+              oe - o >= 8) {
+            const std::size_t off = lt - (q - 1), ml = e - lt - 4;
+            lone_pos[x] = static_cast<std::uint32_t>(lt + 1);
+            lone_run[x] = static_cast<std::uint32_t>(g);
+            if (ml < 15) {
+              o[0] = static_cast<std::uint8_t>(ml);
+              o[1] = static_cast<std::uint8_t>(off);
+              o[2] = static_cast<std::uint8_t>(off >> 8);
+              o += 3;
+              lt = e;
+            } else {
+              op = o;
+              lit = lt;
+              sequence(lt, off, e - lt);
+              o = op;
+              lt = lit;
+              if (!ok) goto done;
+            }
+            if (zl < g || i - zp > 65535) {
+              zp = i;
+              zl = g;
+            }
+            handled = true;
+          }
+          if (!handled && (q == 0 || g >= lone_run[x] || lt - (q - 1) > 32768)) {
+            lone_pos[x] = static_cast<std::uint32_t>(lt + 1);
+            lone_run[x] = static_cast<std::uint32_t>(g);
+          }
         }
-        if (far) {
-          zp = i;
-          zl = g;
+        if (!handled) {
+          const bool far = zl < g || i - zp > 65535;
+          const std::size_t m = far ? i + 1 : i;
+          const std::size_t e = j < mlimit ? j : mlimit;
+          if (m <= slimit && e >= m + 4) {
+            const std::size_t off = far ? 1 : i - zp, ll = m - lt, ml = e - m - 4;
+            if (ll < 15 && ml < 15 && lt + 16 <= srclen && oe - o >= 32) {  // the common short sequence
+              o[0] = static_cast<std::uint8_t>((ll << 4) | ml);
+              std::memcpy(o + 1, src + lt, 16);  // fixed size; the extra bytes get overwritten
+              o += 1 + ll;
+              o[0] = static_cast<std::uint8_t>(off);
+              o[1] = static_cast<std::uint8_t>(off >> 8);
+              o += 2;
+              lt = e;
+            } else {
+              op = o;
+              lit = lt;
+              sequence(m, off, e - m);
+              o = op;
+              lt = lit;
+              if (!ok) goto done;
+            }
+          }
+          if (far) {
+            zp = i;
+            zl = g;
+          }
         }
         if (rj / 64 != w) {  // the run ends in a later word
           w = rj / 64;
@@ -247,8 +372,10 @@ struct Emitter {
   done:
     op = o;
     lit = lt;
-    zpos = zp;
-    zlen = zl;
+    if (ref == 0) {
+      rpos[c & 1] = zp;
+      rlen[c & 1] = zl;
+    }
   }
 
   // [a, b) through liblz4; its sequences become ours.
@@ -314,7 +441,6 @@ std::size_t encode_planes_lz4(const std::byte* planes, std::size_t plane_bytes, 
   const auto* in = reinterpret_cast<const std::uint8_t*>(planes);
   const std::size_t len = plane_bytes * nplanes;
   Emitter em{in, len, reinterpret_cast<std::uint8_t*>(out), reinterpret_cast<std::uint8_t*>(out) + cap};
-  constexpr std::size_t kMaxPlanes = 64;
   PlaneInfo info[kMaxPlanes];
   // The sparse regions' nonzero masks live in `tmp` (LZ4_compressBound(len) >= len / 8 + 8
   // bytes, 8-aligned); liblz4 output, which also goes there, is never needed at the same time.
@@ -322,18 +448,26 @@ std::size_t encode_planes_lz4(const std::byte* planes, std::size_t plane_bytes, 
   const bool planned = nplanes <= kMaxPlanes && plane_bytes >= 16 && tmp_cap >= len / 8 + 8 &&
                        reinterpret_cast<std::uintptr_t>(tmp) % alignof(std::uint64_t) == 0;
   if (planned) {
-    classify_planes(in, plane_bytes, nplanes, info);
+    // scratch for a copy plane's differences, after the masks in `tmp`
+    const std::size_t mask_bytes = (len / 8 + 8 + 63) / 64 * 64;
+    std::uint8_t* scratch = tmp_cap >= mask_bytes + plane_bytes
+                                ? reinterpret_cast<std::uint8_t*>(tmp) + mask_bytes
+                                : nullptr;
+    std::size_t refs[kMaxPlanes] = {};
+    plan_planes(in, plane_bytes, nplanes, info, scratch != nullptr ? refs : nullptr);
     std::size_t p = 0;
     while (p < nplanes && em.ok) {
       std::size_t q = p + 1;
-      if (info[p].kind == PlaneKind::constant) {
+      if (refs[p] != 0) {
+        em.sparse(p * plane_bytes, q * plane_bytes, mask, 0, refs[p], scratch);
+      } else if (info[p].kind == PlaneKind::constant) {
         while (q < nplanes && info[q].kind == PlaneKind::constant && info[q].value == info[p].value) ++q;
         em.run(p * plane_bytes, q * plane_bytes, info[p].value);
       } else if (info[p].kind == PlaneKind::sparse) {
-        while (q < nplanes && info[q].kind == PlaneKind::sparse) ++q;
-        em.sparse(p * plane_bytes, q * plane_bytes, mask);
+        while (q < nplanes && refs[q] == 0 && info[q].kind == PlaneKind::sparse && info[q].value == info[p].value) ++q;
+        em.sparse(p * plane_bytes, q * plane_bytes, mask, info[p].value);
       } else if (info[p].kind == PlaneKind::other) {
-        while (q < nplanes && info[q].kind == PlaneKind::other) ++q;
+        while (q < nplanes && refs[q] == 0 && info[q].kind == PlaneKind::other) ++q;
         em.lz4(p * plane_bytes, q * plane_bytes, lz4_state, reinterpret_cast<std::uint8_t*>(tmp), tmp_cap);
       }
       p = q;
@@ -348,5 +482,53 @@ std::size_t encode_planes_lz4(const std::byte* planes, std::size_t plane_bytes, 
   return static_cast<std::size_t>(em.op - reinterpret_cast<std::uint8_t*>(out));
 }
 
+void plane_paths(const std::byte* planes, std::size_t plane_bytes, std::size_t nplanes, std::uint64_t counts[6]) {
+  if (nplanes > kMaxPlanes || plane_bytes < 16) {
+    counts[5] += nplanes;  // the whole block through liblz4
+    return;
+  }
+  const auto* in = reinterpret_cast<const std::uint8_t*>(planes);
+  PlaneInfo info[kMaxPlanes];
+  std::size_t refs[kMaxPlanes] = {};
+  plan_planes(in, plane_bytes, nplanes, info, refs);
+  for (std::size_t p = 0; p < nplanes; ++p) {
+    if (refs[p] != 0) {
+      ++counts[3];
+    } else if (info[p].kind == PlaneKind::constant) {
+      ++counts[0];
+    } else if (info[p].kind == PlaneKind::sparse) {
+      ++counts[info[p].value == 0 ? 1 : 2];
+    } else if (info[p].kind == PlaneKind::noisy) {
+      ++counts[4];
+    } else {
+      ++counts[5];
+    }
+  }
+}
+
 }  // namespace codec_detail
+
+PlanePaths bslz4_plane_paths(std::span<const std::byte> in, std::size_t elem_size, std::size_t block_size) {
+  PlanePaths out;
+  if (elem_size == 0) return out;
+  const std::size_t n = in.size() / elem_size;
+  const std::size_t bs = block_size != 0 ? block_size : bitshuffle_default_block_size(elem_size);
+  std::vector<std::byte> t(in.size());
+  bitshuffle(in, t, elem_size, bs);
+  std::uint64_t c[6] = {};
+  for (std::size_t i = 0; i < n;) {
+    const std::size_t m = n - i >= bs ? bs : (n - i) / 8 * 8;
+    if (m == 0) break;
+    codec_detail::plane_paths(t.data() + i * elem_size, m / 8, 8 * elem_size, c);
+    i += m;
+  }
+  out.constant = c[0];
+  out.zero_runs = c[1];
+  out.ff_runs = c[2];
+  out.copies = c[3];
+  out.literals = c[4];
+  out.lz4 = c[5];
+  return out;
+}
+
 }  // namespace lclstream
