@@ -317,14 +317,16 @@ TEST_CASE("nonzero-byte masks: every ISA equals a byte loop") {
       const auto in = random_bytes(n, static_cast<unsigned>(n * 7 + static_cast<std::size_t>(zp)), zp);
       const auto* x = reinterpret_cast<const std::uint8_t*>(in.data());
       const std::size_t nw = (n + 63) / 64;
-      std::vector<std::uint64_t> ref(nw + 1, 0);
-      for (std::size_t i = 0; i < n; ++i) ref[i / 64] |= std::uint64_t(x[i] != 0) << (i % 64);
-      for (Isa isa : available_isas()) {
-        set_isa(isa);
-        std::vector<std::uint64_t> got(nw + 1, 0);
-        codec_detail::nonzero_mask(x, n, got.data());
-        INFO("isa " << isa_name(isa) << " n " << n << " zeros " << zp << "%");
-        REQUIRE(got == ref);
+      for (std::uint8_t c : {std::uint8_t{0}, std::uint8_t{0xFF}, std::uint8_t{0x37}}) {
+        std::vector<std::uint64_t> ref(nw + 1, 0);
+        for (std::size_t i = 0; i < n; ++i) ref[i / 64] |= std::uint64_t(x[i] != c) << (i % 64);
+        for (Isa isa : available_isas()) {
+          set_isa(isa);
+          std::vector<std::uint64_t> got(nw + 1, 0);
+          codec_detail::nonzero_mask(x, n, got.data(), c);
+          INFO("isa " << isa_name(isa) << " n " << n << " zeros " << zp << "% byte " << int(c));
+          REQUIRE(got == ref);
+        }
       }
     }
   }
