@@ -1,19 +1,29 @@
 // LZ4 block encoder for bit-transposed blocks (bslz4).
 //
 // A bitshuffled block is 8*E bit planes, each a contiguous run of n/8 bytes. Planes fall into
-// four kinds, and each kind has a cheap encoding that is still an ordinary LZ4 block:
+// these kinds, and each has a cheap encoding that is still an ordinary LZ4 block:
 //  * constant (every byte the same, e.g. unused high bits): one literal byte (or none, when
 //    the previous byte already has that value) and a match with offset 1 over the rest;
 //  * noisy (bits flip at random, e.g. the low bits of pedestal + noise): LZ4 could not
 //    shrink them, so they are emitted as literals without searching;
-//  * sparse (70%+ zero bytes, e.g. photon counts): zero runs of 4+ bytes become matches
-//    (offset 1 after a literal zero, or a copy of an earlier zero run at least as long), the
-//    bytes between them literals. The runs come from a nonzero-byte bit mask (one vector
-//    compare per 64 bytes; run starts by shifts and ANDs, run ends by tzcnt), so no byte
-//    loop, no hash table and no liblz4 call; the mask is the same on every ISA, so are the bytes;
+//  * sparse (70%+ zero bytes, e.g. photon counts, or 70%+ 0xFF bytes, e.g. a pedestal bit that
+//    photons clear in a few pixels): runs of 4+ such bytes become matches (offset 1 after a
+//    literal, or a copy of an earlier run at least as long), the bytes between them literals;
+//    in blocks of raw ADC words, a lone byte between two runs matches an earlier copy of "that
+//    byte, then a run" when one is in reach (a 256-entry table). The runs come from a bit mask
+//    of the other bytes (one
+//    vector compare per 64 bytes; run starts by shifts and ANDs, run ends by tzcnt), so no byte
+//    loop, no hash and no liblz4 call; the mask is the same on every ISA, so are the bytes;
+//  * copies: a sparse or structured plane that repeats an earlier plane of the block in 70%+ of
+//    its bytes (photon pixels flip several bits of a pixel together, so those bits' planes are
+//    copies of each other) becomes matches at that plane's distance, with literals where they
+//    differ; chosen before encoding by counting differing bytes (a word at a time, pruned by
+//    the first 64 bytes), and only when it leaves fewer bytes unmatched than the plane's runs;
 //  * everything else (structured planes): runs of such planes go through liblz4,
 //    and its sequences are spliced into ours (its first sequence absorbs our pending
 //    literals, its final literals become our pending literals).
+// bench_codec's family reports, per frame, how many planes took each path
+// (bslz4_plane_paths).
 // LZ4 block rules kept: every match starts at least 12 and ends at least 5 bytes before the
 // block end, and the block ends with a literal-only sequence, so LZ4_decompress_safe and
 // LZ4_decompress_fast (hdf5plugin's LZ4 filter uses it) read it.
@@ -130,9 +140,18 @@ constexpr std::size_t kMaxPlanes = 64;
 
 /// Each plane's kind, and (when `refs` is given) the offset back to the earlier plane it
 /// repeats (0: none): the encoder's plan for one block, also what plane_paths reports.
-void plan_planes(const std::uint8_t* in, std::size_t nb, std::size_t nplanes, PlaneInfo* info, std::size_t* refs) {
+/// Returns whether the block looks like raw ADC words rather than photon counts.
+bool plan_planes(const std::uint8_t* in, std::size_t nb, std::size_t nplanes, PlaneInfo* info, std::size_t* refs) {
   classify_planes(in, nb, nplanes, info);
-  if (refs == nullptr || nb > 65535) return;
+  // Copies (and lone bytes between runs that recur) arise where photons flip several bits of
+  // a pedestal's pattern together: blocks with a plane of mostly 0xFF bytes or a structured
+  // one. Photon counts (planes of zeros and a few ones, already within 2% of liblz4's size)
+  // have none, and looking for them would cost those blocks a third of their time.
+  bool raw_like = false;
+  for (std::size_t p = 0; p < nplanes; ++p) {
+    raw_like |= info[p].kind == PlaneKind::other || (info[p].kind == PlaneKind::sparse && info[p].value == 0xFF);
+  }
+  if (refs == nullptr || nb > 65535 || !raw_like) return raw_like;
   for (std::size_t p = 1; p < nplanes; ++p) {
     if (info[p].kind != PlaneKind::sparse && info[p].kind != PlaneKind::other) continue;
     std::size_t own = 0;  // bytes of the plane equal to its dominant byte
@@ -142,6 +161,7 @@ void plan_planes(const std::uint8_t* in, std::size_t nb, std::size_t nplanes, Pl
     }
     refs[p] = best_reference(in, nb, p, info, own);
   }
+  return raw_like;
 }
 
 constexpr std::size_t kMfLimit = 12;      // a match must start at least this far before the end
@@ -157,6 +177,7 @@ struct Emitter {
   std::size_t rpos[2] = {0, 0};
   std::size_t rlen[2] = {0, 0};
   bool ok = true;
+  bool lone = true;  // match lone bytes between runs against earlier copies (raw-like blocks)
 
   static std::size_t ext_bytes(std::size_t v) { return v >= 15 ? 1 + (v - 15) / 255 : 0; }
   std::uint8_t* put_len(std::uint8_t* p, std::size_t v) {
@@ -329,7 +350,7 @@ struct Emitter {
             if (!ok) goto done;
           }
           handled = true;
-        } else if (i == lt + 1 && i + g <= srclen) {  // one literal byte x since the last match
+        } else if (lone && i == lt + 1 && i + g <= srclen) {  // one literal byte x since the last match
           const std::uint8_t x = src[lt];
           const std::size_t q = (lone_seen[x >> 6] >> (x & 63)) & 1 ? lone_pos[x] : 0;
           const std::size_t e = j < mlimit ? j : mlimit;
@@ -490,7 +511,7 @@ std::size_t encode_planes_lz4(const std::byte* planes, std::size_t plane_bytes, 
                                 ? reinterpret_cast<std::uint8_t*>(tmp) + mask_bytes
                                 : nullptr;
     std::size_t refs[kMaxPlanes] = {};
-    plan_planes(in, plane_bytes, nplanes, info, scratch != nullptr ? refs : nullptr);
+    em.lone = plan_planes(in, plane_bytes, nplanes, info, scratch != nullptr ? refs : nullptr);
     std::size_t p = 0;
     while (p < nplanes && em.ok) {
       std::size_t q = p + 1;
