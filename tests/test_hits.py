@@ -47,9 +47,14 @@ def truth(cfg: dict[str, Any]) -> list[int]:
         src.close()
 
 
-def stream(tmp_path: Path, reduction: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
-    rx = ReceiverThread("tcp://127.0.0.1:0", out=tmp_path / "out", timeout=30)
+def stream(
+    tmp_path: Path, reduction: dict[str, Any], timeout: float = 30, **event_source: Any
+) -> tuple[Any, Any, dict[str, Any]]:
+    """(what the pipeline sent, what the receiver got, the config), ``event_source`` options
+    overriding the test run's."""
+    rx = ReceiverThread("tcp://127.0.0.1:0", out=tmp_path / "out", timeout=timeout)
     cfg = config(rx.endpoint(), reduction)
+    cfg["event_source"].update(event_source)
     sent = Pipeline(cfg).run()
     return sent, rx.join(), cfg
 

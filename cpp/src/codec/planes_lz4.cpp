@@ -320,6 +320,27 @@ struct Emitter {
     std::uint8_t* o = op;
     std::uint8_t* const oe = oend;
     std::size_t lt = lit, zp = rpos[c & 1], zl = rlen[c & 1];
+    // One sequence: the literals [lt, m), then a match over [m, e) at `off`; the common short
+    // one written in place, the rest by sequence(). False when the output is full.
+    auto emit = [&](std::size_t m, std::size_t off, std::size_t e) {
+      const std::size_t ll = m - lt, ml = e - m - 4;
+      if (ll < 15 && ml < 15 && lt + 16 <= srclen && oe - o >= 32) {
+        o[0] = static_cast<std::uint8_t>((ll << 4) | ml);
+        std::memcpy(o + 1, src + lt, 16);  // fixed size; the extra bytes get overwritten
+        o += 1 + ll;
+        o[0] = static_cast<std::uint8_t>(off);
+        o[1] = static_cast<std::uint8_t>(off >> 8);
+        o += 2;
+        lt = e;
+        return true;
+      }
+      op = o;
+      lit = lt;
+      sequence(m, off, e - m);
+      o = op;
+      lt = lit;
+      return ok;
+    };
     // Where a single byte x last stood between two runs of c, and the length of the run after
     // it (position + 1; 0: none yet): "x, then a run" recurs (x is one of the 8 one-bit values
     // in most sparse planes), and a match from the earlier copy takes x without a literal, as
@@ -341,39 +362,17 @@ struct Emitter {
         bool handled = false;
         if constexpr (kCopy) {  // a copy of the earlier plane: every run is a match at `ref`
           const std::size_t e = j < mlimit ? j : mlimit;
-          if (i <= slimit && e >= i + 4) {
-            op = o;
-            lit = lt;
-            sequence(i, ref, e - i);
-            o = op;
-            lt = lit;
-            if (!ok) goto done;
-          }
+          if (i <= slimit && e >= i + 4 && !emit(i, ref, e)) goto done;
           handled = true;
         } else if (lone && i == lt + 1 && i + g <= srclen) {  // one literal byte x since the last match
           const std::uint8_t x = src[lt];
           const std::size_t q = (lone_seen[x >> 6] >> (x & 63)) & 1 ? lone_pos[x] : 0;
           const std::size_t e = j < mlimit ? j : mlimit;
-          if (q != 0 && lone_run[x] >= g && lt - (q - 1) <= 65535 && lt <= slimit && e >= lt + 4 &&
-              oe - o >= 8) {
-            const std::size_t off = lt - (q - 1), ml = e - lt - 4;
+          if (q != 0 && lone_run[x] >= g && lt - (q - 1) <= 65535 && lt <= slimit && e >= lt + 4) {
             lone_pos[x] = static_cast<std::uint32_t>(lt + 1);
             lone_run[x] = static_cast<std::uint32_t>(g);
             lone_seen[x >> 6] |= std::uint64_t{1} << (x & 63);
-            if (ml < 15) {
-              o[0] = static_cast<std::uint8_t>(ml);
-              o[1] = static_cast<std::uint8_t>(off);
-              o[2] = static_cast<std::uint8_t>(off >> 8);
-              o += 3;
-              lt = e;
-            } else {
-              op = o;
-              lit = lt;
-              sequence(lt, off, e - lt);
-              o = op;
-              lt = lit;
-              if (!ok) goto done;
-            }
+            if (!emit(lt, lt - (q - 1), e)) goto done;
             if (zl < g || i - zp > 65535) {
               zp = i;
               zl = g;
@@ -390,25 +389,7 @@ struct Emitter {
           const bool far = zl < g || i - zp > 65535;
           const std::size_t m = far ? i + 1 : i;
           const std::size_t e = j < mlimit ? j : mlimit;
-          if (m <= slimit && e >= m + 4) {
-            const std::size_t off = far ? 1 : i - zp, ll = m - lt, ml = e - m - 4;
-            if (ll < 15 && ml < 15 && lt + 16 <= srclen && oe - o >= 32) {  // the common short sequence
-              o[0] = static_cast<std::uint8_t>((ll << 4) | ml);
-              std::memcpy(o + 1, src + lt, 16);  // fixed size; the extra bytes get overwritten
-              o += 1 + ll;
-              o[0] = static_cast<std::uint8_t>(off);
-              o[1] = static_cast<std::uint8_t>(off >> 8);
-              o += 2;
-              lt = e;
-            } else {
-              op = o;
-              lit = lt;
-              sequence(m, off, e - m);
-              o = op;
-              lt = lit;
-              if (!ok) goto done;
-            }
-          }
+          if (m <= slimit && e >= m + 4 && !emit(m, far ? 1 : i - zp, e)) goto done;
           if (far) {
             zp = i;
             zl = g;

@@ -880,13 +880,19 @@ def _parse(
         return parsed_message("data", info, seq, nbytes, batch=batch)
 
 
-def _read(f: h5py.File, path: str, decode: bool, threads: int, limit: int) -> np.ndarray:
+def _open(f: h5py.File, path: str, kind: type, what: str) -> Any:
+    """The object at ``path`` if it is a ``kind``; a FormatError naming it otherwise."""
     try:
         obj = f.get(path)
     except Exception as exc:
         raise FormatError(f"HDF5 message: {path} cannot be opened: {exc}") from exc
-    if not isinstance(obj, h5py.Dataset):
-        raise FormatError(f"HDF5 message: dataset {path} is missing")
+    if not isinstance(obj, kind):
+        raise FormatError(f"HDF5 message: {what} {path} is missing")
+    return obj
+
+
+def _read(f: h5py.File, path: str, decode: bool, threads: int, limit: int) -> np.ndarray:
+    obj = _open(f, path, h5py.Dataset, "dataset")
     if not decode and obj.ndim >= 3:
         return np.empty((obj.shape[0], 0), obj.dtype)
     return read_dataset(obj, threads, limit=limit)
@@ -894,13 +900,7 @@ def _read(f: h5py.File, path: str, decode: bool, threads: int, limit: int) -> np
 
 def _read_sparse(f: h5py.File, path: str, decode: bool, threads: int, limit: int) -> np.ndarray:
     """Sparse lists back to frames (the consumer sees frames whichever way they travelled)."""
-    try:
-        obj = f.get(path)
-    except Exception as exc:
-        raise FormatError(f"HDF5 message: {path} cannot be opened: {exc}") from exc
-    if not isinstance(obj, h5py.Group):
-        raise FormatError(f"HDF5 message: sparse group {path} is missing")
-    sp = read_group(obj, limit=limit)
+    sp = read_group(_open(f, path, h5py.Group, "sparse group"), limit=limit)
     if not decode:
         return np.empty((len(sp), 0), sp.dtype)
     return sp.to_dense(threads=threads)

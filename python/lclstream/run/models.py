@@ -20,7 +20,7 @@ from typing import Any
 from lclstream.models import BatchModel, load_model
 from lclstream.protocols import EventBatch
 from lclstream.run.ledger import Ledger
-from lclstream.run.stages import STOP, RunControl
+from lclstream.run.stages import BatchStage, RunControl
 
 __all__ = ["ModelStage", "Modelled", "batch_models"]
 
@@ -47,8 +47,10 @@ def batch_models(pp: Any, plans: dict[str, Any]) -> dict[str, Modelled]:
     return out
 
 
-class ModelStage:
+class ModelStage(BatchStage):
     """Batches in → each detector's model on its frames → the same batches out, annotated."""
+
+    name = "model"
 
     def __init__(
         self,
@@ -63,18 +65,6 @@ class ModelStage:
         self.control = control
         self.inq = inq
         self.out = out
-
-    def run(self) -> None:
-        try:
-            while (item := self.inq.get()) is not STOP:
-                self._one(item)
-                del item  # only the batch in flight may hold its pooled buffer
-        except BaseException as e:  # noqa: BLE001 - a bug here must not hang the reader
-            self.control.fail("model", e)
-            while self.inq.get() is not STOP:
-                pass
-        finally:
-            self.out.put(STOP)
 
     def _one(self, batch: EventBatch) -> None:
         n = len(batch)

@@ -36,7 +36,7 @@ from lclstream.run.hits import BatchHitFinding
 from lclstream.run.ledger import Ledger
 from lclstream.sources.base import IncompleteEvents
 
-__all__ = ["STOP", "ReadStage", "RunControl", "SendStage", "SerializeStage"]
+__all__ = ["STOP", "BatchStage", "ReadStage", "RunControl", "SendStage", "SerializeStage"]
 
 #: Ends a queue: every stage passes it on once it has handed over everything before it.
 STOP = object()
@@ -179,8 +179,36 @@ class ReadStage:
                 self.out.put(batch)  # blocks while the serializer is behind
 
 
-class SerializeStage:
+class BatchStage:
+    """A stage between two bounded queues, one batch at a time. A bug in ``_one`` fails the run
+    under the stage's ``name`` and the stage keeps taking batches off its queue (counted as
+    aborted by the ledger later), so the stage before it never blocks; STOP always passes on."""
+
+    name = ""
+    inq: queue.Queue[Any]
+    out: queue.Queue[Any]
+    control: RunControl
+
+    def run(self) -> None:
+        try:
+            while (item := self.inq.get()) is not STOP:
+                self._one(item)
+                del item  # only the batch in flight may hold its pooled buffer
+        except BaseException as e:  # noqa: BLE001 - a bug here must not hang the reader
+            self.control.fail(self.name, e)
+            while self.inq.get() is not STOP:  # keep the reader moving; counted as aborted
+                pass
+        finally:
+            self.out.put(STOP)
+
+    def _one(self, batch: EventBatch) -> None:
+        raise NotImplementedError
+
+
+class SerializeStage(BatchStage):
     """Full batches → messages (the serializer compresses with the codec's threads)."""
+
+    name = "serialize"
 
     def __init__(
         self,
@@ -202,18 +230,6 @@ class SerializeStage:
         self.hits = hits
         #: detectors sent as sparse photon lists (made here, after the veto)
         self.sparse = sparse
-
-    def run(self) -> None:
-        try:
-            while (item := self.inq.get()) is not STOP:
-                self._one(item)
-                del item  # only the batch in flight may hold its pooled buffer
-        except BaseException as e:  # noqa: BLE001 - a bug here must not hang the reader
-            self.control.fail("serialize", e)
-            while self.inq.get() is not STOP:  # keep the reader moving; counted as aborted
-                pass
-        finally:
-            self.out.put(STOP)
 
     def _one(self, batch: EventBatch) -> None:
         n = len(batch)
