@@ -257,3 +257,19 @@ def test_a_failing_peak_finder_ends_the_stream_failed_and_counted(
     totals = failed.value.result.totals
     assert totals.events_sent + totals.events_dropped == totals.events_read > 4
     assert got.events_sent == totals.events_sent and got.events == totals.events_sent
+
+
+def test_the_end_message_carries_the_reduction(tmp_path: Path) -> None:
+    """Events in and kept, bytes in and out and the hits reach the consumer in the senders' end
+    messages (what ``lclstream receive`` shows), equal to the sender's own summary."""
+    sent, got, cfg = stream(tmp_path, {"peakfinder": PEAKFINDER, "hit_veto": {"min_peaks": 30}})
+    hits = truth(cfg)
+    assert got.complete
+    assert got.hits == sent.hits == len(hits) == got.events
+    assert got.events_sent + got.events_dropped == EVENTS
+    assert got.bytes_read == sent.bytes_in == EVENTS * 8 * 512 * 1024 * 2  # raw JF4M words
+    assert got.bytes_sent == sent.bytes_out and 0 < got.bytes_sent < got.bytes_read / 20
+    from lclstream.cli._display import receive_rows
+
+    rows = dict(receive_rows(got.as_dict()))
+    assert rows["hits (senders)"].startswith(f"{len(hits)} of {EVENTS} read")

@@ -77,6 +77,9 @@ class SenderReport:
     end_state: str = ""  # from the end message ("" before it arrived)
     error: str = ""
     missing_count: int = 0  # how many sequence numbers are missing (``missing`` lists some)
+    hits: int = 0  # the reduction the end message reports (0: older sender or none)
+    bytes_read: int = 0
+    bytes_sent: int = 0
 
     @property
     def complete(self) -> bool:
@@ -206,7 +209,10 @@ class StreamTracker:
         elif msg.kind == "end":
             t = msg.totals
             if t is not None:
-                for name in ("events_sent", "messages_sent", "events_dropped", "events_read"):
+                for name in (
+                    "events_sent", "messages_sent", "events_dropped", "events_read", "hits",
+                    "bytes_read", "bytes_sent",
+                ):  # fmt: skip
                     _count(getattr(t, name), f"{where}: sender {sender}: {name}")
                 st = self._streams.get(msg.stream_id)
                 s = st.senders_state.get(sender) if st is not None else None
@@ -307,6 +313,9 @@ class StreamTracker:
                 end_state="" if t is None else t.end_state,
                 error="" if t is None else t.error,
                 missing_count=missing_count,
+                hits=0 if t is None else t.hits,
+                bytes_read=0 if t is None else t.bytes_read,
+                bytes_sent=0 if t is None else t.bytes_sent,
             )
         return StreamReport(stream_id, st.senders, per)
 
@@ -346,6 +355,9 @@ class StreamTracker:
             "events_dropped": sum(s.events_dropped for r in reps for s in r.per_sender.values()),
             "drop_reasons": reasons,
             "end_states": states,
+            "hits": sum(s.hits for r in reps for s in r.per_sender.values()),
+            "bytes_read": sum(s.bytes_read for r in reps for s in r.per_sender.values()),
+            "bytes_sent": sum(s.bytes_sent for r in reps for s in r.per_sender.values()),
             "gaps": {r.stream_id: r.gaps for r in reps if r.gaps},
             "duplicates": sum(s.duplicates for r in reps for s in r.per_sender.values()),
             "problems": [p for r in reps for p in r.problems()],

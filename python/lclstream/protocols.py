@@ -118,6 +118,11 @@ class StreamTotals:
     events_read: int = 0
     end_state: EndState = "completed"
     error: str = ""
+    #: The reduction at the source: events called hits (by a hit finder, or the source's own
+    #: flag), raw detector bytes read, bytes of the data messages sent. 0 from older senders.
+    hits: int = 0
+    bytes_read: int = 0
+    bytes_sent: int = 0
 
     @property
     def cancelled(self) -> bool:

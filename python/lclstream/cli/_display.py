@@ -66,6 +66,12 @@ def receive_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
     ]
     if d.get("events_dropped"):
         rows.append(("dropped by sender", f"{d['events_dropped']:,} {d['drop_reasons']}"))
+    read = d.get("events_sent", 0) + d.get("events_dropped", 0)
+    if d.get("bytes_read") and read:  # the senders' reduction, from their end messages
+        rows.append(("hits (senders)", f"{d.get('hits', 0):,} of {read:,} read "
+                     f"({100 * d.get('hits', 0) / read:.0f}%)"))  # fmt: skip
+        rows.append(("MB read -> sent (senders)",
+                     f"{fmt_mb(d['bytes_read'])} -> {fmt_mb(d.get('bytes_sent', 0))}"))  # fmt: skip
     if d.get("files"):
         rows.append(("files", f"{len(d['files'])} in {Path(d['files'][0]).parent}"))
     if d.get("rejected"):
@@ -80,6 +86,8 @@ def stage_table(stages: dict[str, dict[str, Any]]) -> Any:
     for col in ("stage", "events", "MB in", "MB out", "busy s"):
         table.add_column(col, justify="right" if col != "stage" else "left")
     for name, s in stages.items():
+        if name == "model" and not s.get("items"):
+            continue  # no batch model in this run
         table.add_row(
             name,
             f"{s['events']:,}",

@@ -85,6 +85,9 @@ def end_fields(totals: StreamTotals) -> dict[str, Any]:
         "end_state": totals.end_state,
         "error": totals.error,
         "cancelled": totals.cancelled,
+        "hits": totals.hits,
+        "bytes_read": totals.bytes_read,
+        "bytes_sent": totals.bytes_sent,
     }
 
 
@@ -118,4 +121,7 @@ def totals_from_fields(
         events_read=int(fields.get("events_read", sent + dropped)),
         end_state=end_state_of(fields.get("end_state"), fields.get("cancelled", False)),
         error=error.decode() if isinstance(error, bytes) else str(error),
+        hits=int(fields.get("hits", 0)),
+        bytes_read=int(fields.get("bytes_read", 0)),
+        bytes_sent=int(fields.get("bytes_sent", 0)),
     )

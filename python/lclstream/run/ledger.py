@@ -173,6 +173,9 @@ class Ledger:
                 events_read=self._read,
                 end_state=end_state,
                 error=error,
+                hits=self._hits,
+                bytes_read=self._stages["read"].bytes_out,
+                bytes_sent=self._stages["send"].bytes_in,
             )
 
     def snapshot(self) -> dict[str, Any]:

@@ -47,6 +47,11 @@ class ReceiveResult:
     events_sent: int = 0  # from the end messages
     events_dropped: int = 0
     drop_reasons: dict[str, int] = field(default_factory=dict)
+    #: the reduction the senders report in their end messages: hits, raw bytes they read,
+    #: bytes of data messages they sent
+    hits: int = 0
+    bytes_read: int = 0
+    bytes_sent: int = 0
     expected: int | None = None
     files: list[str] = field(default_factory=list)
     endpoints: list[str] = field(default_factory=list)
@@ -420,6 +425,9 @@ def _update_from_tracker(result: ReceiveResult, tracker: StreamTracker) -> None:
     result.events_sent = int(summary["events_sent"])
     result.events_dropped = int(summary["events_dropped"])
     result.drop_reasons = dict(summary["drop_reasons"])
+    result.hits = int(summary["hits"])
+    result.bytes_read = int(summary["bytes_read"])
+    result.bytes_sent = int(summary["bytes_sent"])
     result.stream_ids = list(summary["stream_ids"])
     result.problems = list(summary["problems"])
     result.ended = bool(summary["done"])
