@@ -201,7 +201,7 @@ void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t npl
     std::uint64_t diff = _mm256_testz_si256(vdiff, vdiff) ? 0 : 1;
     classify_tail(x, i, nb, pat, diff, flips, zeros, ones);
     // Constant and sparse planes do not need the flip count (decide reports 0 for them).
-    if (diff != 0 && zeros * 10 < nb * 7 && ones * 10 < nb * 7) {
+    if (diff != 0 && zeros * 10 < nb * 8 && ones * 10 < nb * 8) {
       __m256i vflips = _mm256_setzero_si256();
       for (std::size_t k = 0; k + 32 <= nb; k += 32) {
         // popcount of v ^ (v >> 1) per 64-bit lane (nibble table, then byte sums per lane)

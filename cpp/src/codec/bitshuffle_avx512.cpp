@@ -271,7 +271,7 @@ void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t npl
     std::uint64_t diff = _mm512_test_epi64_mask(vdiff, vdiff) ? 1 : 0;
     classify_tail(x, i, nb, pat, diff, flips, zeros, ones);
     // Constant and sparse planes do not need the flip count (decide reports 0 for them).
-    if (diff != 0 && zeros * 10 < nb * 7 && ones * 10 < nb * 7) {
+    if (diff != 0 && zeros * 10 < nb * 8 && ones * 10 < nb * 8) {
       __m512i vflips = _mm512_setzero_si512();
       for (std::size_t k = 0; k + 64 <= nb; k += 64) {
         const __m512i v = load(x + k);
