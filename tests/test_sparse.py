@@ -186,3 +186,21 @@ def test_bad_sparse_configs_say_why(
     cfg["data_serializer"] = {"type": serializer}
     with pytest.raises(ConfigError, match=words):
         Pipeline(cfg)
+
+
+@pytest.mark.parametrize(("background", "as_lists"), [(0.004, True), (0.6, False)])
+def test_auto_sends_whichever_is_smaller_on_the_first_batch(
+    tmp_path: Path, background: float, as_lists: bool
+) -> None:
+    """``sparse: auto``: lists at 0.4% occupancy, frames at ~45% (where bslz4 frames are the
+    smaller), decided once from the first batch's exact sizes; the frames arrive either way."""
+    rx = ReceiverThread("tcp://127.0.0.1:0", out=tmp_path, timeout=30)
+    cfg = config(rx.endpoint(), {"sparse": "auto"})
+    cfg["data_sources"]["detector_data"]["background_photons"] = background
+    sent = Pipeline(cfg).run()
+    got = rx.join()
+    assert got.complete and got.events == EVENTS == sent.events
+    with h5py.File(sorted(got.files)[0]) as f:
+        assert sparse.is_sparse_group(f["entry_1/data_1/data"]) is as_lists
+    ids, frames = frames_of(got.files)
+    assert len(ids) == EVENTS and frames.shape == (EVENTS, 8, 512, 1024)

@@ -539,8 +539,9 @@ class ReductionParameters(_Model):
     peaks_only: bool = False
     #: Send the frames as sparse photon lists (pixel index + count of every nonzero pixel;
     #: layout in ``lclstream.sparse``): smaller than the bslz4 frame below about 10%
-    #: occupancy (bench_sparse; docs/peaks.md). Photon-count frames and HDF5 messages only.
-    sparse: bool = False
+    #: occupancy (bench_sparse; docs/peaks.md). ``auto``: whichever of the two is smaller on
+    #: the stream's first batch, for the whole stream. Photon-count frames, HDF5 messages only.
+    sparse: bool | Literal["auto"] = False
 
     @model_validator(mode="after")
     def _peaks_need_whole_frames(self) -> ReductionParameters:

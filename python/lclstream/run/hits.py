@@ -233,10 +233,11 @@ def hit_finders(pp: Any, plans: dict[str, Any]) -> list[HitFinder | ModelFinder]
     return out
 
 
-def sparse_detectors(pp: Any, plans: dict[str, Any]) -> frozenset[str]:
-    """Detectors whose reduction asks for sparse photon lists (``sparse: true``); their frames
-    must be photon counts."""
-    names = []
+def sparse_detectors(pp: Any, plans: dict[str, Any]) -> tuple[frozenset[str], frozenset[str]]:
+    """(detectors whose reduction asks for sparse photon lists, those that leave it to the
+    first batch: ``sparse: auto``); their frames must be photon counts."""
+    names: list[str] = []
+    auto: list[str] = []
     for name, spec in pp.reduction.items():
         if not spec.sparse or name not in plans:
             continue
@@ -247,5 +248,5 @@ def sparse_detectors(pp: Any, plans: dict[str, Any]) -> frozenset[str]:
                 f"(uint16/uint32) and {name} sends {dtype} (calibrate to photons: "
                 "calibration.NAME.output: photons)"
             )
-        names.append(name)
-    return frozenset(names)
+        (auto if spec.sparse == "auto" else names).append(name)
+    return frozenset(names), frozenset(auto)

@@ -123,7 +123,7 @@ class Pipeline:
             # peaks_only needs a peakfinder (config), so its detectors are among the finders'
             unsent = frozenset(f.name for f in finders if pp.reduction[f.name].peaks_only)
             self.hits = BatchHitFinding(finders, unsent) if finders else None
-            self.sparse = sparse_detectors(pp, plans)
+            self.sparse, self.sparse_auto = sparse_detectors(pp, plans)
             self.models = batch_models(pp, plans)
             self.info = StreamInfo(
                 stream_id=stream_id or uuid.uuid4().hex,
@@ -225,7 +225,7 @@ class Pipeline:
             *([("model", modelling.run)] if self.models else []),
             ("serialize", SerializeStage(
                 self.serializer, self.ledger, self.control, q_batches, q_messages,
-                hits=self.hits, sparse=self.sparse).run),
+                hits=self.hits, sparse=self.sparse, sparse_auto=self.sparse_auto).run),
             ("send", self._sender.run),
         ]  # fmt: skip
         threads = [threading.Thread(target=fn, name=f"lcls-{n}") for n, fn in stages]

@@ -219,6 +219,7 @@ class SerializeStage(BatchStage):
         out: queue.Queue[Any],
         hits: BatchHitFinding | None = None,
         sparse: frozenset[str] = frozenset(),
+        sparse_auto: frozenset[str] = frozenset(),
     ) -> None:
         self.serializer = serializer
         self.ledger = ledger
@@ -230,6 +231,8 @@ class SerializeStage(BatchStage):
         self.hits = hits
         #: detectors sent as sparse photon lists (made here, after the veto)
         self.sparse = sparse
+        #: ``sparse: auto`` detectors not decided yet (the first batch decides)
+        self.sparse_auto = sparse_auto
 
     def _one(self, batch: EventBatch) -> None:
         n = len(batch)
@@ -252,6 +255,11 @@ class SerializeStage(BatchStage):
                 return
         nin = sum(a.nbytes for a in batch.arrays.values())
         try:
+            if self.sparse_auto:
+                self.sparse = self.sparse | _smaller_as_lists(
+                    batch, self.sparse_auto, self.serializer
+                )
+                self.sparse_auto = frozenset()
             if self.sparse:
                 batch = _to_sparse(batch, self.sparse)
             msgs = self.serializer.serialize(batch)
@@ -264,6 +272,38 @@ class SerializeStage(BatchStage):
         data = sum(1 for m in msgs if m.kind == "data")
         self.ledger.serialized(n, data, nin, nout, t1 - t0)
         self.out.put(msgs)
+
+
+def _smaller_as_lists(
+    batch: EventBatch, names: frozenset[str], serializer: Serializer
+) -> frozenset[str]:
+    """Of ``names``, the detectors whose frames in this batch are smaller as sparse lists than
+    as the serializer's compressed frames (both compressed with its codec: exact sizes)."""
+    from lclstream import codec as codecs
+    from lclstream.formats._common import compress_events
+    from lclstream.sparse import encode
+
+    comp = getattr(serializer, "compression", None)
+    name = getattr(comp, "codec", None)
+    level = getattr(comp, "level", None)
+    out = []
+    for det in names:
+        frames = batch.arrays.get(det)
+        if frames is None or len(frames) == 0:
+            continue
+        sp = encode(frames)
+        if name is None:
+            dense, lists = frames.nbytes, sp.nbytes
+        else:
+            dense = sum(
+                len(c) for c in compress_events(np.ascontiguousarray(frames), name, level=level)
+            )
+            lists = sp.offsets.nbytes + sum(
+                len(codecs.compress(a, name, level=level)) for a in (sp.index, sp.values) if a.size
+            )
+        if lists < dense:
+            out.append(det)
+    return frozenset(out)
 
 
 def _to_sparse(batch: EventBatch, names: frozenset[str]) -> EventBatch:
