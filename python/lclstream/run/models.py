@@ -68,9 +68,6 @@ class ModelStage(BatchStage):
 
     def _one(self, batch: EventBatch) -> None:
         n = len(batch)
-        if self.control.failed("model"):
-            self.ledger.dropped("aborted", n)
-            return
         t0 = time.perf_counter()
         try:
             for det, m in self.models.items():

@@ -120,7 +120,8 @@ class Pipeline:
             self.handlers: list[DataHandler] = list(handlers)
             plans = plan_detectors(pp, self.source)
             finders = hit_finders(pp, plans)
-            # peaks_only needs a peakfinder (config), so its detectors are among the finders'
+            # peaks_only needs a peakfinder or a model (config), so its detectors are among the
+            # finders'
             unsent = frozenset(f.name for f in finders if pp.reduction[f.name].peaks_only)
             self.hits = BatchHitFinding(finders, unsent) if finders else None
             self.sparse, self.sparse_auto = sparse_detectors(pp, plans)
@@ -219,10 +220,14 @@ class Pipeline:
             start_msgs,
             self._end_totals,
         )
-        modelling = ModelStage(self.models, self.ledger, self.control, q_read, q_batches)
+        modelling = (
+            [("model", ModelStage(self.models, self.ledger, self.control, q_read, q_batches).run)]
+            if self.models
+            else []
+        )
         stages = [
             ("read", self._reader.run),
-            *([("model", modelling.run)] if self.models else []),
+            *modelling,
             ("serialize", SerializeStage(
                 self.serializer, self.ledger, self.control, q_batches, q_messages,
                 hits=self.hits, sparse=self.sparse, sparse_auto=self.sparse_auto).run),

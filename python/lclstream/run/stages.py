@@ -180,19 +180,25 @@ class ReadStage:
 
 
 class BatchStage:
-    """A stage between two bounded queues, one batch at a time. A bug in ``_one`` fails the run
-    under the stage's ``name`` and the stage keeps taking batches off its queue (counted as
-    aborted by the ledger later), so the stage before it never blocks; STOP always passes on."""
+    """A stage between two bounded queues, one batch at a time. Once the stage has failed
+    (``_one`` recorded a failure under the stage's ``name``), later batches are dropped as
+    ``aborted``; a bug in ``_one`` fails the run and the stage keeps taking batches off its
+    queue (counted as aborted by the ledger later), so the stage before it never blocks; STOP
+    always passes on."""
 
     name = ""
     inq: queue.Queue[Any]
     out: queue.Queue[Any]
     control: RunControl
+    ledger: Ledger
 
     def run(self) -> None:
         try:
             while (item := self.inq.get()) is not STOP:
-                self._one(item)
+                if self.control.failed(self.name):
+                    self.ledger.dropped("aborted", len(item))
+                else:
+                    self._one(item)
                 del item  # only the batch in flight may hold its pooled buffer
         except BaseException as e:  # noqa: BLE001 - a bug here must not hang the reader
             self.control.fail(self.name, e)
@@ -236,9 +242,6 @@ class SerializeStage(BatchStage):
 
     def _one(self, batch: EventBatch) -> None:
         n = len(batch)
-        if self.control.failed("serialize"):
-            self.ledger.dropped("aborted", n)
-            return
         t0 = time.perf_counter()
         if self.hits is not None:
             try:
