@@ -149,6 +149,7 @@ def _receiver_main(
             timeout=timeout,
             max_files=max_files,
             reuse_buffers=True,  # the receiver process only receives: keep buffers warm
+            decode_threads=1,  # the streamer uses the machine's other cores
             on_ready=on_ready,
             on_message=on_msg,
         )

@@ -14,6 +14,7 @@ struct PlaneInfo {
   std::uint8_t value;   // the byte of a constant plane, the dominant byte (0 or 0xFF) of a sparse one
   std::uint32_t flips;  // neighbouring bits that differ (about 4 per byte for random bits);
                         // 0 for constant and sparse planes, which do not need it
+  std::uint32_t zeros;  // zero bytes of an `other` plane (0 for the other kinds)
 };
 }  // namespace codec_detail
 
@@ -80,6 +81,14 @@ void plane_paths(const std::byte* planes, std::size_t plane_bytes, std::size_t n
 /// blocks, the rest through `cctx` at `level`. Returns the size, or 0 if `cap` is too small.
 std::size_t encode_planes_zstd(const std::byte* planes, std::size_t plane_bytes, std::size_t nplanes, std::byte* out,
                                std::size_t cap, void* cctx, int level, std::byte* tmp, std::size_t tmp_cap);
+
+/// Bytes past `cap` that lz4_decode_block may write (and later bytes overwrite).
+inline constexpr std::size_t kLz4DecodeSlack = 64;
+
+/// Decodes one LZ4 block of `n` bytes into `dst` (`cap` bytes plus kLz4DecodeSlack writable):
+/// the decoded size, or -1 for a block that LZ4_decompress_safe would refuse (or one with an
+/// offset of 0). Accepts exactly what that accepts (lz4_decode.cpp); faster on runs.
+std::ptrdiff_t lz4_decode_block(const std::uint8_t* src, std::size_t n, std::uint8_t* dst, std::size_t cap) noexcept;
 
 }  // namespace codec_detail
 }  // namespace lclstream

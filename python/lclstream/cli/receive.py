@@ -55,6 +55,14 @@ def receive(
         str | None,
         typer.Option(help="Account for this stream only (default: the first one seen)."),
     ] = None,
+    threads: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Threads decoding each message (0: all cores; 1 when the streamer runs on "
+            "this machine too).",
+        ),
+    ] = 0,
     limit: Annotated[
         list[str] | None,
         typer.Option(
@@ -102,6 +110,7 @@ def receive(
                 limits=limits,
                 strict=strict,
                 stream_id=stream_id,
+                decode_threads=threads,
             )
         d = res.as_dict()
     if json_:

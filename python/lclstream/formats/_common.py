@@ -191,6 +191,30 @@ def decompress_events(
     return arr
 
 
+def decompress_located(
+    buffer: np.ndarray,
+    offsets: np.ndarray,
+    sizes: np.ndarray,
+    codec: str,
+    dtype: np.dtype[Any],
+    frame_shape: Sequence[int],
+    threads: int = 0,
+) -> np.ndarray:
+    """Decode one chunk per event where it lies in ``buffer`` (``offsets``/``sizes``, as a
+    message's index says: bounds are checked by the decoder before any chunk is read)."""
+    mod = codec_module()
+    try:
+        arr: np.ndarray = mod.decompress_frames(
+            buffer, offsets, sizes, codec, dtype=dtype, frame_shape=tuple(frame_shape),
+            threads=threads,
+        )  # fmt: skip
+    except Exception as exc:
+        raise FormatError(
+            f"{codec} chunks of {len(offsets)} events cannot be decoded: {exc}"
+        ) from exc
+    return arr
+
+
 def frame_bytes(frame: Any) -> memoryview:
     """A flat byte view of one received frame (bytes, memoryview, zmq.Frame, numpy array)."""
     if hasattr(frame, "buffer") and not isinstance(frame, (bytes, bytearray, memoryview)):

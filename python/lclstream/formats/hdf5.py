@@ -40,6 +40,7 @@ from lclstream.formats._common import (
     declares_size,
     decompress_chunk,
     decompress_events,
+    decompress_located,
     frame_bytes,
     parsed_message,
 )
@@ -581,7 +582,9 @@ def open_image(frame: Any) -> h5py.File:
         raise FormatError(
             f"HDF5 message of {len(mv)} bytes is truncated or corrupt: {exc}"
         ) from exc
-    return h5py.File(fid)
+    f = h5py.File(fid)
+    f._lclstream_image = np.frombuffer(mv, np.uint8)  # HDF5's copy has the same bytes
+    return f
 
 
 #: H5LT_FILE_IMAGE_DONT_COPY | H5LT_FILE_IMAGE_DONT_RELEASE, read-only
@@ -621,10 +624,18 @@ def _codec_of(dset: h5py.Dataset) -> str | None:
     return from_hdf5_filter(fid, vals)
 
 
-def read_dataset(dset: h5py.Dataset, threads: int = 0, *, limit: int | None = None) -> np.ndarray:
+def read_dataset(
+    dset: h5py.Dataset,
+    threads: int = 0,
+    *,
+    limit: int | None = None,
+    image: np.ndarray | None = None,
+) -> np.ndarray:
     """Read a dataset; chunks of our codecs are decoded by lclstream.codec, others by h5py.
 
     ``limit`` caps the bytes a dataset may declare (checked before anything is allocated).
+    ``image``: the bytes of the file (an in-memory message): chunks are then decoded where
+    they lie in it, found by their file offsets (no copy of each chunk, no joined buffer).
     """
     try:
         nbytes = int(dset.size) * dset.dtype.itemsize
@@ -638,6 +649,13 @@ def read_dataset(dset: h5py.Dataset, threads: int = 0, *, limit: int | None = No
             return np.asarray(dset[()])
         zeros = (0,) * (dset.ndim - 1)
         frame_nbytes = nbytes // max(1, dset.shape[0])
+        if image is not None:
+            found = _chunks_in_image(dset, image, codec, frame_nbytes)
+            if found is not None:
+                offsets, sizes = found
+                return decompress_located(
+                    image, offsets, sizes, codec, dset.dtype, dset.shape[1:], threads
+                )
         chunks = []
         for i in range(dset.shape[0]):
             mask, chunk = dset.id.read_direct_chunk((i, *zeros))
@@ -671,6 +689,51 @@ def read_dataset(dset: h5py.Dataset, threads: int = 0, *, limit: int | None = No
         raise
     except Exception as exc:
         raise FormatError(f"HDF5 message: dataset {dset.name} cannot be read: {exc}") from exc
+
+
+def _chunks_in_image(
+    dset: h5py.Dataset, image: np.ndarray, codec: str, frame_nbytes: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Where each event's chunk lies in the message (file offsets, sizes), one per event;
+    None when a chunk skipped its filter (the copying path handles those). Offsets come from
+    the file: the decoder checks every chunk against the buffer before it reads one."""
+    n = dset.shape[0]
+    offsets = np.full(n, -1, np.int64)
+    sizes = np.zeros(n, np.int64)
+    unfiltered = False
+
+    def one(info: Any) -> None:
+        nonlocal unfiltered
+        first, rest = info.chunk_offset[0], info.chunk_offset[1:]
+        if any(rest) or not 0 <= first < n or offsets[first] >= 0:
+            raise FormatError(
+                f"HDF5 message: {dset.name} has a chunk at {tuple(info.chunk_offset)}, "
+                f"not one per event of {n}"
+            )
+        unfiltered |= bool(info.filter_mask & 1)
+        offsets[first], sizes[first] = info.byte_offset, info.size
+
+    dset.id.chunk_iter(one)
+    missing = np.flatnonzero(offsets < 0)
+    if missing.size:
+        raise FormatError(f"HDF5 message: {dset.name} has no chunk for event {int(missing[0])}")
+    if unfiltered:
+        return None
+    if declares_size(codec):  # checked before decoding, as on the copying path
+        for i in range(n):
+            o = int(offsets[i])
+            if o < 0 or o + 8 > image.size:
+                raise FormatError(
+                    f"HDF5 message: {dset.name} chunk {i} lies outside the {image.size}-byte "
+                    "message"
+                )
+            declared = int.from_bytes(image[o : o + 8].tobytes(), "big")
+            if declared != frame_nbytes:
+                raise FormatError(
+                    f"HDF5 message: {dset.name} chunk {i} declares {declared} bytes, "
+                    f"the frame has {frame_nbytes}"
+                )
+    return offsets, sizes
 
 
 def _attr_str(attrs: Any, key: str, default: str = "") -> str:
@@ -895,7 +958,7 @@ def _read(f: h5py.File, path: str, decode: bool, threads: int, limit: int) -> np
     obj = _open(f, path, h5py.Dataset, "dataset")
     if not decode and obj.ndim >= 3:
         return np.empty((obj.shape[0], 0), obj.dtype)
-    return read_dataset(obj, threads, limit=limit)
+    return read_dataset(obj, threads, limit=limit, image=getattr(f, "_lclstream_image", None))
 
 
 def _read_sparse(f: h5py.File, path: str, decode: bool, threads: int, limit: int) -> np.ndarray:

@@ -111,6 +111,7 @@ def receive(
     end_grace: float = 1.0,
     on_batch: Callable[[ParsedMessage, list[Any]], None] | None = None,
     rcvhwm: int | None = None,
+    decode_threads: int = 0,
 ) -> ReceiveResult:
     """Receive one stream until every sender's end message is in (or ``timeout`` s of silence).
 
@@ -132,6 +133,10 @@ def receive(
     for (never a rejected one), in order; while it runs nothing more is received, so a
     consumer that blocks in it holds the producer back (at most ``rcvhwm`` messages wait in
     libzmq, the transport's default otherwise). An exception from it ends the receive.
+
+    ``decode_threads`` decode each message's chunks (0: all cores). A receiver that shares
+    its machine with the streamer (the demo) does better with 1: threads that wait on
+    each other's blocks cost the streamer's cores more than they save.
     """
     from lclstream import formats
     from lclstream.transport import Receiver
@@ -172,7 +177,9 @@ def receive(
             nonlocal seen
             seen += 1
             try:
-                accepted, foreign = _accept(frames, formats, wanted, format, limits, gate)
+                accepted, foreign = _accept(
+                    frames, formats, wanted, format, limits, gate, decode_threads
+                )
             except FormatError as exc:
                 reason = exc.reason if isinstance(exc, RejectedMessage) else "corrupt"
                 _reject(result, seen - 1, reason, str(exc), strict, limits)
@@ -323,6 +330,7 @@ def _accept(
     format: str | None,
     limits: Limits,
     gate: _StreamGate,
+    threads: int = 0,
 ) -> tuple[list[tuple[ParsedMessage, Any]], list[ParsedMessage]]:
     """Parse one message and decide whether it is the stream's (FormatError if not).
 
@@ -332,7 +340,7 @@ def _accept(
     got = formats.detect(frames)
     if wanted is not None and got not in wanted:
         raise RejectedMessage(f"message is {got}, not the expected {format}", "format")
-    parsed = formats.parse(frames, kind=got, limits=limits)
+    parsed = formats.parse(frames, kind=got, limits=limits, threads=threads)
     if parsed.kind == "data" and parsed.batch is not None:
         _touch(parsed.batch)
     was_pinned = gate.pinned is not None
