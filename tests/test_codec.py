@@ -415,3 +415,32 @@ def test_raw_frames_with_copied_and_ff_planes_decode_everywhere(
         assert np.array_equal(_h5_direct_roundtrip(a, "bslz4", None)[1], a + 1)
     pkg = len(bshuf.compress_lz4(a, block)) + 12
     assert len(ch) <= pkg * 1.03, (len(ch), pkg)
+
+
+def test_large_outputs_stream_past_the_cache_and_decode_the_same() -> None:
+    """Decoded frames of 1 MB and more are written with streaming stores (into a 64-byte
+    aligned array when the decoder allocates it); a caller's misaligned ``out`` takes the
+    plain stores. Both give the frame, on every ISA, with photons and raw words."""
+    rng = np.random.default_rng(3)
+    frames = [
+        rng.poisson(0.07, (8, 512, 1024)).astype(np.uint16),
+        (3000 + rng.normal(0, 5, (2, 512, 1024))).astype(np.uint16),
+    ]
+    saved = _core.isa()
+    try:
+        for isa in _core.available_isas():
+            _core.set_isa(isa)
+            for a in frames:
+                chunk = codec.compress(a, "bslz4")
+                got = codec.decompress(chunk, "bslz4", dtype=a.dtype, shape=a.shape)
+                assert got.ctypes.data % 64 == 0
+                np.testing.assert_array_equal(got, a)
+                raw = np.empty(a.nbytes + 16, np.uint8)[16:]  # 16 bytes past an allocation
+                out = raw.view(np.uint16).reshape(a.shape)
+                codec.decompress(chunk, "bslz4", dtype=a.dtype, shape=a.shape, out=out)
+                np.testing.assert_array_equal(out, a)
+                np.testing.assert_array_equal(
+                    bshuf.decompress_lz4(np.asarray(chunk[12:]), a.shape, a.dtype), a
+                )
+    finally:
+        _core.set_isa(saved)

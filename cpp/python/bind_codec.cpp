@@ -2,6 +2,7 @@
 // protocol, C-contiguous), outputs are numpy uint8 arrays (or the caller's `out`); the GIL is
 // released around every kernel.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -51,7 +52,18 @@ py::array_t<std::uint8_t> out_or_new(const py::object& out, std::size_t bytes, c
 }
 
 py::array make_output(const py::object& out, const py::dtype& dt, const std::vector<py::ssize_t>& shape) {
-  if (out.is_none()) return py::array(dt, shape);
+  if (out.is_none()) {
+    // 64-byte aligned (numpy's own allocations are 16-byte aligned): the decoder writes large
+    // outputs with streaming stores, which need whole aligned lines
+    std::size_t bytes = static_cast<std::size_t>(dt.itemsize());
+    for (const auto d : shape) bytes *= static_cast<std::size_t>(d);
+    std::unique_ptr<void, void (*)(void*)> mem(std::aligned_alloc(64, std::max<std::size_t>(64, (bytes + 63) / 64 * 64)),
+                                               &std::free);
+    if (!mem) throw std::bad_alloc();
+    void* p = mem.get();
+    py::capsule owner(mem.release(), [](void* q) { std::free(q); });
+    return py::array(dt, shape, {}, p, owner);
+  }
   auto arr = py::cast<py::array>(out);
   writable_bytes(arr, "decompress: out");
   if (!arr.dtype().equal(dt)) throw ValueError("decompress: out has the wrong dtype");

@@ -46,6 +46,23 @@ if TYPE_CHECKING:
     from lclstream.reduce import Reduction
 
 
+
+def stage_threads(requested: int) -> int:
+    """The kernel threads of a run's stage: ``requested``, or for 0 half the usable cores (at
+    least 1).
+
+    Why half: the read stage (calibration) and the serialize stage (compression) run at the
+    same time, each with its own kernel threads; kernels that each took every core made the two
+    stages fight over them (on the 2-core machine one thread each streamed 5-10% more events).
+    """
+    if requested > 0:
+        return requested
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, cores // 2)
+
 class _Model(BaseModel):
     """Base of every config model: unknown keys are errors, never silently ignored."""
 
@@ -408,6 +425,7 @@ class CalibrationParameters(_Model):
     photon_energy_keV: float | None = Field(None, gt=0.0)
     #: Output dtype of photon counts (uint16 saturates; uint32 for very bright data).
     dtype: Literal["uint16", "uint32", "float32"] | None = None
+    #: Calibration threads; 0: half the usable cores (the serialize stage compresses meanwhile).
     threads: int = Field(0, ge=0)
     #: Common mode: ``true`` for the detector's defaults, or its parameters.
     common_mode: CommonModeParameters | None = None
@@ -437,7 +455,7 @@ class CalibrationParameters(_Model):
         constants: Any = self.constants
         if constants in ("synthetic", "psana"):
             constants = dict(source.constants(name))
-        options: dict[str, Any] = {"threads": self.threads, "output": self.output}
+        options: dict[str, Any] = {"threads": stage_threads(self.threads), "output": self.output}
         if energy is not None:
             options["photon_energy_keV"] = float(energy)
         if self.dtype is not None:
@@ -626,6 +644,7 @@ class HDF5BinarySerializerParameters(_Model):
     compression_level: int | None = None
     #: data source name (or event_id/timestamp/peaks) -> dataset path; empty = CXI defaults.
     fields: dict[str, str] = Field(default_factory=dict)
+    #: Compression threads; 0: half the usable cores (the read stage calibrates meanwhile).
     compression_threads: int = Field(0, ge=0)
 
     def build(self) -> Serializer:
@@ -635,7 +654,7 @@ class HDF5BinarySerializerParameters(_Model):
             self.compression,
             self.compression_level,
             dict(self.fields),
-            threads=self.compression_threads,
+            threads=stage_threads(self.compression_threads),
         )
 
 
@@ -674,6 +693,7 @@ class SimplonBinarySerializerParameters(_DetectorOverrides):
     #: Place modules into one 2-D image with the source's module layout (when it has one)
     #: instead of stacking them along y.
     assemble: bool = False
+    #: Compression threads; 0: half the usable cores (the read stage calibrates meanwhile).
     compression_threads: int = Field(0, ge=0)
 
     def build(self) -> Serializer:
@@ -699,7 +719,7 @@ class SimplonBinarySerializerParameters(_DetectorOverrides):
             pixel_size_m=self.pixel_size_m,
             incident_energy_keV=self.incident_energy_keV,
             assemble=self.assemble,
-            threads=self.compression_threads,
+            threads=stage_threads(self.compression_threads),
         )
 
 
@@ -715,6 +735,7 @@ class LclstreamerSimplonSerializerParameters(_Model):
     data_collection_rate: str = "120Hz"
     detector_name: str = "jungfrau"
     detector_type: str = "AreaDetector"
+    #: Compression threads; 0: half the usable cores (the read stage calibrates meanwhile).
     compression_threads: int = Field(0, ge=0)
 
     def build(self) -> Serializer:
@@ -727,7 +748,7 @@ class LclstreamerSimplonSerializerParameters(_Model):
             self.data_collection_rate,
             self.detector_name,
             self.detector_type,
-            threads=self.compression_threads,
+            threads=stage_threads(self.compression_threads),
         )
 
 
@@ -737,13 +758,14 @@ class RawBatchSerializerParameters(_Model):
     type: Literal["RawBatchSerializer"]
     compression: Literal["bitshuffle_with_lz4", "bitshuffle_with_zstd", "lz4", "zstd", None] = None
     compression_level: int | None = None
+    #: Compression threads; 0: half the usable cores (the read stage calibrates meanwhile).
     compression_threads: int = Field(0, ge=0)
 
     def build(self) -> Serializer:
         from lclstream.formats.raw import RawBatchSerializer
 
         return RawBatchSerializer(
-            self.compression, self.compression_level, threads=self.compression_threads
+            self.compression, self.compression_level, threads=stage_threads(self.compression_threads)
         )
 
 

@@ -151,7 +151,9 @@ std::size_t transpose2_fused(const std::uint8_t* src, std::uint8_t* dst, std::si
   return k;
 }
 
-// The inverse of transpose2_fused: 16 bytes of each of the 16 planes -> 128 elements.
+// The inverse of transpose2_fused: 16 bytes of each of the 16 planes -> 128 elements; with
+// Stream, streaming stores (dst 64-byte aligned; the caller fences).
+template <bool Stream>
 void untranspose2_fused(const std::uint8_t* src, std::uint8_t* dst, std::size_t n) {
   const Tables& t = tables();
   const std::size_t nb = n / 8;
@@ -174,10 +176,15 @@ void untranspose2_fused(const std::uint8_t* src, std::uint8_t* dst, std::size_t 
       hi[b] = gf_transpose(_mm512_permutex2var_epi8(z0, i1, z1));
     }
     std::uint8_t* o = dst + 2 * k;
-    _mm512_storeu_si512(o, _mm512_permutex2var_epi8(lo[0], q0, lo[1]));
-    _mm512_storeu_si512(o + 64, _mm512_permutex2var_epi8(lo[0], q1, lo[1]));
-    _mm512_storeu_si512(o + 128, _mm512_permutex2var_epi8(hi[0], q0, hi[1]));
-    _mm512_storeu_si512(o + 192, _mm512_permutex2var_epi8(hi[0], q1, hi[1]));
+    const __m512i w[4] = {_mm512_permutex2var_epi8(lo[0], q0, lo[1]), _mm512_permutex2var_epi8(lo[0], q1, lo[1]),
+                          _mm512_permutex2var_epi8(hi[0], q0, hi[1]), _mm512_permutex2var_epi8(hi[0], q1, hi[1])};
+    for (int j = 0; j < 4; ++j) {
+      if constexpr (Stream) {
+        _mm512_stream_si512(reinterpret_cast<__m512i*>(o + 64 * j), w[j]);
+      } else {
+        _mm512_storeu_si512(o + 64 * j, w[j]);
+      }
+    }
   }
 }
 
@@ -313,7 +320,7 @@ void bit_untranspose(const std::byte* in, std::byte* out, std::size_t n, std::si
   auto* dst = reinterpret_cast<std::uint8_t*>(out);
   if (elem_size == 1) return planes_to_stream(src, dst, n);
   if (elem_size == 2 && n % 128 == 0) {
-    untranspose2_fused(src, dst, n);
+    untranspose2_fused<false>(src, dst, n);
     return;
   }
   if ((elem_size != 2 && elem_size != 4 && elem_size != 8) || n * elem_size > t_scratch.size()) {
@@ -325,5 +332,13 @@ void bit_untranspose(const std::byte* in, std::byte* out, std::size_t n, std::si
   if (elem_size == 4) join_bytes<4>(tmp, dst, n);
   if (elem_size == 8) join_bytes<8>(tmp, dst, n);
 }
+
+bool bit_untranspose_stream(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size) {
+  if (elem_size != 2 || n % 128 != 0 || reinterpret_cast<std::uintptr_t>(out) % 64 != 0) return false;
+  untranspose2_fused<true>(reinterpret_cast<const std::uint8_t*>(in), reinterpret_cast<std::uint8_t*>(out), n);
+  return true;
+}
+
+void stream_fence() { _mm_sfence(); }
 
 }  // namespace lclstream::avx512

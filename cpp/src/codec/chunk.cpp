@@ -11,6 +11,7 @@
 #include "lclstream/codec.hpp"
 #include "lclstream/decode_limits.hpp"
 #include "lclstream/error.hpp"
+#include "lclstream/isa.hpp"
 #include "lclstream/parallel.hpp"
 
 namespace lclstream {
@@ -19,6 +20,7 @@ using namespace codec_detail;
 
 namespace {
 constexpr std::size_t kHeader = 12;          // 8-byte size + 4-byte block size
+constexpr std::size_t kStreamOutBytes = std::size_t{1} << 20;  // decoded outputs this large bypass the cache
 constexpr std::size_t kLz4DefaultBlock = std::size_t{1} << 30;  // hdf5plugin's LZ4 default
 constexpr int kZstdDefaultLevel = codec_info(Codec::zstd).default_level;
 
@@ -168,7 +170,7 @@ struct CompressorState {
 
   // One bitshuffle block back: decode into scratch, untranspose into dst.
   void bs_unblock(const std::byte* src, std::size_t csize, std::size_t elems, std::size_t elem_size,
-                  std::byte* dst, Codec c, std::size_t index) {
+                  std::byte* dst, Codec c, std::size_t index, bool stream = false) {
     const std::size_t bytes = elems * elem_size;
     // Before the scratch is sized for the block: can these bytes produce it at all?
     const std::uint64_t ratio = c == Codec::bszstd ? kZstdMaxRatio : kLz4MaxRatio;
@@ -192,7 +194,7 @@ struct CompressorState {
                                sz(bytes) + " bytes");
       }
     }
-    bit_untranspose(t, dst, elems, elem_size);
+    if (!(stream && avx512::bit_untranspose_stream(t, dst, elems, elem_size))) bit_untranspose(t, dst, elems, elem_size);
   }
 };
 
@@ -321,6 +323,16 @@ void Compressor::decompress(std::span<const std::byte> chunk, std::size_t elem_s
       const std::size_t nblocks = g.blocks();
       const std::size_t parts = nblocks == 0 ? 1 : resolve_threads(threads, nblocks);
       const std::size_t left = g.leftover * elem_size;
+      // A large output (a decoded frame) bypasses the cache: it would only evict what the
+      // decoder reads, and with plain stores every line was read from memory before it was
+      // written (a JF4M frame: 8 MB more memory traffic)
+      const bool stream = active_isa() == Isa::avx512 && out.size() >= kStreamOutBytes;
+      struct Fence {
+        bool on;
+        ~Fence() {
+          if (on) avx512::stream_fence();
+        }
+      };
       auto size_at = [&](std::size_t i, std::size_t pos) {
         if (chunk.size() - pos < 4) {
           throw CorruptDataError(name + " chunk: truncated at block " + sz(i) + " of " + sz(nblocks) + " (offset " + sz(pos) +
@@ -347,11 +359,12 @@ void Compressor::decompress(std::span<const std::byte> chunk, std::size_t elem_s
           CompressorState& s;
           ~Trim() { s.trim(); }
         } trim{*s_};
+        const Fence fence{stream};
         std::size_t pos = kHeader;
         for (std::size_t i = 0; i < nblocks; ++i) {
           const std::size_t c = size_at(i, pos);
           s_->bs_unblock(chunk.data() + pos + 4, c, g.block_elems(i), elem_size, out.data() + i * g.block * elem_size,
-                         codec, i);
+                         codec, i, stream);
           pos += 4 + c;
         }
         check_tail(pos);
@@ -373,9 +386,10 @@ void Compressor::decompress(std::span<const std::byte> chunk, std::size_t elem_s
           CompressorState& s;
           ~Trim() { s.trim(); }
         } trim{st};
+        const Fence fence{stream};
         for (std::size_t i = b0; i < b1; ++i) {
           st.bs_unblock(chunk.data() + starts[i], sizes[i], g.block_elems(i), elem_size,
-                        out.data() + i * g.block * elem_size, codec, i);
+                        out.data() + i * g.block * elem_size, codec, i, stream);
         }
       };
       parallel_for(parts, static_cast<int>(parts), [&](std::size_t k) {

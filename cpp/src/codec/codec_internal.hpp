@@ -31,6 +31,11 @@ void bit_transpose(const std::byte* in, std::byte* out, std::size_t n, std::size
 void bit_untranspose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size);
 }  // namespace avx2
 namespace avx512 {
+/// bit_untranspose with streaming stores, for outputs too large to stay in cache (a decoded
+/// batch): false (nothing written) unless elem_size is 2, n a multiple of 128 and `out`
+/// 64-byte aligned. stream_fence() orders them before the output is handed on.
+bool bit_untranspose_stream(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size);
+void stream_fence();
 void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t nplanes, codec_detail::PlaneInfo* info);
 void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out, std::uint8_t c);
 void bit_transpose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size);
