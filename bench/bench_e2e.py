@@ -19,6 +19,11 @@ from common import lclstream_cmd, record, summarize
 from plain_python_pipeline import run_baseline
 
 TARGET = 5.0  # DESIGN.md: >= 5x the plain-Python pipeline's raw-input bytes/s
+FRAMES_TARGET = 400.0  # DESIGN.md: >= 400 Jungfrau 4M frames/s end to end on the 2-core machine
+#: Demo runs of the full benchmark: events each (a steady-state window of ~5 s, so start-up
+#: and the pools' first touch stay outside it) and rounds (the machine is shared: the spread
+#: between rounds is reported, the median is the number).
+EVENTS, ROUNDS = 2000, 3
 
 
 def run_lclstream(events: int, fmt: str = "hdf5") -> dict[str, Any]:
@@ -52,7 +57,9 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         per_producer,
         producers,
     )
-    ours = run_lclstream(100 if quick else 400)
+    runs = [run_lclstream(100 if quick else EVENTS) for _ in range(1 if quick else ROUNDS)]
+    runs.sort(key=lambda d: d["events"] / d["seconds"])
+    ours = runs[len(runs) // 2]  # the median round
     t_ours = summarize([ours["seconds"]])
     t_base = summarize([base["seconds"]])
     # Compare rates, not times: the two runs may process different event counts.
@@ -80,7 +87,30 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             f"{base['events'] / base['seconds']:.1f} events/s"
         ),
     )
-    return [rec]
+    # The same median round against the frames/s target: per event, ours against 1/400 s.
+    rates = [d["events"] / d["seconds"] for d in runs]
+    per_event = {k: v / ours["events"] for k, v in t_ours.items()}
+    frames = record(
+        "e2e",
+        "JF4M frames/s end to end (lclstream demo, steady state)",
+        nbytes=bytes_ours / ours["events"],
+        t=per_event,
+        baseline=f"target {FRAMES_TARGET:g} frames/s",
+        baseline_t={k: 1.0 / FRAMES_TARGET for k in ("min", "median", "max")},
+        threads=producers,
+        target=1.0,
+        target_text=f">= {FRAMES_TARGET:g} JF4M frames/s on this machine",
+        events=ours["events"],
+        events_per_s=ours["events"] / ours["seconds"],
+        rounds_events_per_s=rates,
+        notes=(
+            f"median of {len(runs)} rounds of {ours['events']} events: "
+            f"{ours['events'] / ours['seconds']:.1f} frames/s (rounds "
+            + ", ".join(f"{r:.0f}" for r in rates)
+            + f"); target {FRAMES_TARGET:g}"
+        ),
+    )
+    return [rec, frames]
 
 
 if __name__ == "__main__":

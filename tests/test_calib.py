@@ -580,3 +580,58 @@ def test_jungfrau_streaming_into_misaligned_out(isa: str, dt: type) -> None:
     assert got.ctypes.data == out.ctypes.data
     np.testing.assert_array_equal(out.view(np.uint8), want.view(np.uint8))
     assert buf[0] == 0
+
+
+# ---- a batch of separate frames at once ----------------------------------------------------
+
+
+@pytest.mark.parametrize("output", ["keV", "photons", "photons-u32"])
+def test_calibrate_frames_equals_frame_by_frame(isa: str, output: str) -> None:
+    """Frames that lie apart, calibrated in one call (pixel blocks outer, frames inner: the
+    constants read once), give the bits of calibrating them one by one; Jungfrau with every
+    gain stage and invalid codes, ePix10ka with its configuration bits, and frames larger
+    than one pixel block with a ragged last one."""
+    shape = (2, 150, 140)  # 42000 pixels: two 16 Ki blocks and a ragged third
+    ped, gain, off, mask = make_jf(shape, seed=4)
+    kw: dict = {"output": output.split("-")[0]}
+    if output.startswith("photons"):
+        kw.update(photon_energy_keV=2.0, dtype="uint32" if output.endswith("u32") else "uint16")
+    rng = np.random.default_rng(9)
+    cbits = rng.integers(0, 256, shape).astype(np.uint8)
+    epix_ped = rng.uniform(500, 2500, (7, *shape)).astype(np.float32)
+    epix_gain = rng.uniform(0.1, 20, (7, *shape)).astype(np.float32)
+    for cal in (
+        calib.Jungfrau(ped, gain, off, mask, threads=2, **kw),
+        calib.Epix10ka(epix_ped, epix_gain, cbits, mask, threads=2, **kw),
+    ):
+        raws = [make_raw(shape, seed=s) for s in range(5)]  # five separate arrays
+        want = np.empty((len(raws), *shape), cal.dtype)
+        invalid = 0
+        for i, r in enumerate(raws):
+            cal(r, out=want[i])
+            invalid += cal.last_invalid
+        assert invalid > 0 or isinstance(cal, calib.Epix10ka)  # Jungfrau: code 0b10 occurs
+        got = np.empty_like(want)
+        cal.calibrate_frames(raws, got)
+        np.testing.assert_array_equal(
+            got.view(np.uint32 if got.itemsize == 4 else np.uint16),
+            want.view(np.uint32 if want.itemsize == 4 else np.uint16),
+        )
+        assert cal.last_invalid == invalid
+
+
+def test_calibrate_frames_misuse() -> None:
+    shape = (1, 8, 16)
+    ped, gain, off, mask = make_jf(shape)
+    cal = calib.Jungfrau(ped, gain, off, mask)
+    raws = [make_raw(shape, seed=s) for s in range(3)]
+    with pytest.raises(ValueError, match="out must be"):
+        cal.calibrate_frames(raws, np.empty((2, *shape), np.float32))
+    with pytest.raises(ValueError, match="raw shape"):
+        cal.calibrate_frames([*raws, make_raw((2, 8, 16))], np.empty((4, *shape), np.float32))
+    with pytest.raises(ValueError, match="raw dtype"):
+        cal.calibrate_frames([raws[0].astype(np.int32)], np.empty((1, *shape), np.float32))
+    cm = calib.Jungfrau(ped, gain, off, mask, common_mode={"bank_cols": 16})
+    assert cm.has_common_mode and not cal.has_common_mode
+    with pytest.raises(ValueError, match="common mode"):
+        cm.calibrate_frames(raws, np.empty((3, *shape), np.float32))

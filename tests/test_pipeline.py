@@ -547,3 +547,51 @@ def test_file_handler_img_per_file_from_config(tmp_path: Path) -> None:
                 counts.append(h["/entry_1/data_1/data"].shape[0])
     # batches of 5 regrouped 4 a file (the end-of-stream file holds no events)
     assert [c for c in counts if c] == [4, 4, 4]
+
+
+def test_batch_calibration_gives_the_frames_of_calibrating_each_event() -> None:
+    """Where the source's frames outlive their event (the synthetic detector), a batch is
+    calibrated at once when full; its frames equal calibrating every event as it comes, also
+    with an event whose raw frame must be calibrated at once (not contiguous) in the middle
+    of a batch, and for the last, partial batch."""
+    from dataclasses import replace
+
+    from lclstream.demo import demo_config
+    from lclstream.run.assembler import BatchAssembler
+    from lclstream.run.plan import plan_detectors
+
+    cfg = load_config(demo_config("tcp://127.0.0.1:9", 25))
+    source = open_source(cfg)
+    plans = plan_detectors(cfg.processing_pipeline, source)
+    assert source.frames_stay_valid("detector_data")
+    batched = BatchAssembler(plans, 10, 2, defer=frozenset(plans))
+    each = BatchAssembler(plans, 10, 2)
+    assert batched.defer == {"detector_data"} and not each.defer
+    compared = 0
+    for i, ev in enumerate(source.events()):
+        if i == 13:  # not a numpy array (a buffer): calibrated at once, not with the batch
+            ev = replace(
+                ev, data={**ev.data, "detector_data": memoryview(ev.data["detector_data"])}
+            )
+        got = []
+        for asm in (batched, each):
+            asm.calibrate(ev)
+            got.append(asm.commit(ev))
+        if got[0] is not None:
+            np.testing.assert_array_equal(
+                got[0].arrays["detector_data"], got[1].arrays["detector_data"]
+            )
+            compared += 1
+    last = [batched.flush(), each.flush()]
+    np.testing.assert_array_equal(last[0].arrays["detector_data"], last[1].arrays["detector_data"])
+    assert compared == 2 and len(last[0].event_ids) == 5
+    source.close()
+
+
+def test_batch_calibration_only_without_an_event_filter() -> None:
+    from lclstream.demo import demo_config
+
+    cfg = demo_config("tcp://127.0.0.1:9", 5)
+    assert Pipeline(cfg, handlers=[]).assembler.defer == {"detector_data"}
+    filtered = Pipeline(cfg, handlers=[], event_filter=lambda ev, frames: True)
+    assert not filtered.assembler.defer  # a filter reads each event's calibrated frames

@@ -3,6 +3,7 @@
 // only guarantee the kernels never read or write out of bounds.
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "bindings.hpp"
 #include "lclstream/calib.hpp"
@@ -126,6 +127,37 @@ LCLSTREAM_BINDING(calib) {
                               std::string(dtype_name(rt)));
            }, py::arg("raw"), py::arg("out"), py::arg("threads") = 0,
            "Calibrates raw into out (same number of pixels); returns the invalid-gain pixel count.")
+      .def("apply_frames", [](const calib::Calibrator& c, const py::list& raws, const py::array& out, int threads) {
+             // the raw arrays are held (and checked) here; the kernels run without the GIL
+             std::vector<py::array> held;
+             std::vector<std::span<const std::uint16_t>> spans;
+             held.reserve(raws.size());
+             for (const auto& r : raws) {
+               auto a = py::cast<py::array>(r);
+               require_contiguous(a, "calibration: raw");
+               if (dtype_of(a) != DType::u16) throw ValueError("calibration: apply_frames needs uint16 raw frames");
+               spans.push_back(in_span<std::uint16_t>(a, "raw"));
+               held.push_back(std::move(a));
+             }
+             require_contiguous(out, "calibration: out");
+             const DType ot = dtype_of(out);
+             std::uint64_t invalid = 0;
+             auto run = [&](auto o) {
+               py::gil_scoped_release nogil;
+               invalid = c.apply_frames(spans, o, threads);
+             };
+             if (ot == DType::f32) {
+               run(out_span<float>(out));
+             } else if (ot == DType::u16) {
+               run(out_span<std::uint16_t>(out));
+             } else if (ot == DType::u32) {
+               run(out_span<std::uint32_t>(out));
+             } else {
+               throw ValueError("calibration: out must be float32, uint16 or uint32, got " + std::string(dtype_name(ot)));
+             }
+             return py::int_(invalid);
+           }, py::arg("raws"), py::arg("out"), py::arg("threads") = 0,
+           "Calibrates a list of raw frames into one stack (constants read once per call).")
       .def("set_common_mode", [](calib::Calibrator& c, const std::string& method, std::size_t module_rows,
                                  std::size_t module_cols, std::size_t bank_rows, std::size_t bank_cols,
                                  float threshold, float cormax, std::size_t min_pixels) {
@@ -148,5 +180,6 @@ LCLSTREAM_BINDING(calib) {
            }, py::arg("method"), py::arg("module_rows"), py::arg("module_cols"), py::arg("bank_rows"),
            py::arg("bank_cols"), py::arg("threshold"), py::arg("cormax"), py::arg("min_pixels"))
       .def_property_readonly("frame_pixels", &calib::Calibrator::frame_pixels)
+      .def_property_readonly("has_common_mode", &calib::Calibrator::has_common_mode)
       .def_property_readonly("photon_energy_keV", &calib::Calibrator::photon_energy);
 }

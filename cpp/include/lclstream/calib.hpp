@@ -103,6 +103,17 @@ class Calibrator {
   std::uint64_t apply(std::span<const std::uint16_t> raw, std::span<float> out, int threads = 0) const;
   std::uint64_t apply(std::span<const std::uint16_t> raw, std::span<std::uint16_t> out, int threads = 0) const;
   std::uint64_t apply(std::span<const std::uint16_t> raw, std::span<std::uint32_t> out, int threads = 0) const;
+  /// Frames that lie apart (one raw array per event) into one stack `out` (frames x pixels,
+  /// frame i at i * frame_pixels): pixel blocks outer, frames inner, so each block's constants
+  /// are read from memory once per call instead of once per frame. Each raw span must hold
+  /// frame_pixels words. Same output as apply() on each frame; common mode is not supported
+  /// here (ValueError). Returns the invalid-gain pixel count.
+  std::uint64_t apply_frames(std::span<const std::span<const std::uint16_t>> raws, std::span<std::uint16_t> out,
+                             int threads = 0) const;
+  std::uint64_t apply_frames(std::span<const std::span<const std::uint16_t>> raws, std::span<std::uint32_t> out,
+                             int threads = 0) const;
+  std::uint64_t apply_frames(std::span<const std::span<const std::uint16_t>> raws, std::span<float> out,
+                             int threads = 0) const;
   /// Generic only: signed or float input (no gain bits).
   void apply(std::span<const std::int16_t> raw, std::span<float> out, int threads = 0) const;
   void apply(std::span<const float> raw, std::span<float> out, int threads = 0) const;
@@ -115,6 +126,9 @@ class Calibrator {
   Calibrator() = default;
   template <class Out>
   std::uint64_t apply_u16(std::span<const std::uint16_t> raw, std::span<Out> out, int threads) const;
+  template <class Out>
+  std::uint64_t apply_frames_t(std::span<const std::span<const std::uint16_t>> raws, std::span<Out> out,
+                               int threads) const;
   template <class Out>
   std::uint64_t apply_cm(std::span<const std::uint16_t> raw, std::span<Out> out, int threads) const;
   template <class In, class Out>

@@ -368,6 +368,57 @@ std::uint64_t Calibrator::apply_u16(std::span<const std::uint16_t> raw, std::spa
   return invalid.load();
 }
 
+template <class Out>
+std::uint64_t Calibrator::apply_frames_t(std::span<const std::span<const std::uint16_t>> raws, std::span<Out> out,
+                                         int threads) const {
+  const std::size_t F = frame_pixels_, frames = raws.size();
+  check_output<Out>(output_, F, frames * F, out.size());
+  for (std::size_t f = 0; f < frames; ++f) {
+    if (raws[f].size() != F) {
+      throw ValueError("calibration: frame " + std::to_string(f) + " has " + std::to_string(raws[f].size()) +
+                       " pixels, expected " + std::to_string(F));
+    }
+  }
+  if (cm_enabled_) throw ValueError("calibration: apply_frames does not do common mode (use apply per frame)");
+  const Kernel<Out> kernel = pick<Out>();
+  // 16 Ki pixels a block: its stage-0 constants (128 KiB) stay in L2 while every frame's
+  // block is calibrated
+  constexpr std::size_t kBlock = 16384;
+  std::atomic<std::uint64_t> invalid{0};
+  const bool stream = frames * F * sizeof(Out) >= kStreamBytes;
+  parallel_ranges(F, threads, 64, [&](std::size_t b, std::size_t e) {
+    detail::Tables t{};
+    for (int k = 0; k < 4; ++k) t.stage_of_code[k] = stage_of_code_[k];
+    t.data_mask = data_mask_;
+    t.slow_bits = slow_bits_;
+    t.photon_energy = photon_energy_;
+    std::uint64_t bad = 0;
+    for (std::size_t p = b; p < e; p += kBlock) {
+      const std::size_t len = std::min(kBlock, e - p);
+      for (int st = 0; st < stages_; ++st) {
+        t.poff[st] = poff_.data() + static_cast<std::size_t>(st) * F + p;
+        t.gfac[st] = gfac_.data() + static_cast<std::size_t>(st) * F + p;
+      }
+      for (std::size_t f = 0; f < frames; ++f) bad += kernel(t, raws[f].data() + p, out.data() + f * F + p, len, stream);
+    }
+    invalid.fetch_add(bad, std::memory_order_relaxed);
+  });
+  return invalid.load();
+}
+
+std::uint64_t Calibrator::apply_frames(std::span<const std::span<const std::uint16_t>> raws,
+                                       std::span<std::uint16_t> out, int threads) const {
+  return apply_frames_t(raws, out, threads);
+}
+std::uint64_t Calibrator::apply_frames(std::span<const std::span<const std::uint16_t>> raws,
+                                       std::span<std::uint32_t> out, int threads) const {
+  return apply_frames_t(raws, out, threads);
+}
+std::uint64_t Calibrator::apply_frames(std::span<const std::span<const std::uint16_t>> raws, std::span<float> out,
+                                       int threads) const {
+  return apply_frames_t(raws, out, threads);
+}
+
 template <class In, class Out>
 void Calibrator::apply_other(std::span<const In> raw, std::span<Out> out, int threads) const {
   if (stages_ != 1) throw ValueError("calibration: int16/float32 input needs a Generic calibrator");

@@ -1,10 +1,12 @@
-// LZ4 block decoder for bslz4 blocks (decoded into the codec's own scratch, which has slack).
+// LZ4 block decoder for run-heavy bslz4 blocks (decoded into the codec's own scratch, which has
+// slack; chunk.cpp sends it the blocks compressed 8x or more, liblz4 the rest).
 //
-// Why not LZ4_decompress_safe: bit-plane blocks are mostly long runs (constant planes are one
-// offset-1 match of up to 8 KiB, zero runs in sparse planes are offset-1 or far matches), and
-// liblz4 copies an offset-1 match 8 bytes per step; a Jungfrau photon frame spent half of its
-// decode time there. Here an offset-1 match is one memset, longer offsets copy 32 bytes per step,
-// and short literal runs are one fixed-size copy into the slack.
+// Why not LZ4_decompress_safe for those: such blocks are mostly long runs (constant planes are
+// one offset-1 match of up to 8 KiB, zero runs in sparse planes are offset-1 or far matches),
+// and liblz4 copies an offset-1 match 8 bytes per step; a Jungfrau photon frame spent half of
+// its decode time there. Here an offset-1 match is one memset, longer offsets copy 32 bytes per
+// step, and short literal runs are one fixed-size copy into the slack. On blocks of many short
+// sequences liblz4's loop is the faster one.
 //
 // What it accepts is what LZ4_decompress_safe (1.9.x) accepts: every offset within what has been
 // decoded (0 refused as well), a match never ending in the last 5 bytes, a sequence whose

@@ -92,6 +92,11 @@ class Ledger:
             st.bytes_out += bytes_out
             st.busy_seconds += seconds
 
+    def calibrate_busy(self, seconds: float) -> None:
+        """Calibration time not tied to one event (a batch calibrated at once)."""
+        with self._lock:
+            self._stages["calibrate"].busy_seconds += seconds
+
     def modelled(self, events: int, seconds: float) -> None:
         """A batch went through the run's batch models (the model stage)."""
         with self._lock:

@@ -140,7 +140,15 @@ class Pipeline:
             # a model stage adds its queue and the batch it works on
             model_slack = sum(m.queue_depth + 1 for m in self.models.values())
             pool = max(pp.pool_batches, self.queue_depth + 3 + model_slack)
-            self.assembler = BatchAssembler(plans, self.batch_size, pool)
+            # batch-at-a-time calibration where the source's frames outlive their event and
+            # no event filter reads calibrated frames one by one
+            stays = getattr(self.source, "frames_stay_valid", None)
+            defer = (
+                frozenset(n for n in plans if stays(n))
+                if stays is not None and event_filter is None
+                else frozenset()
+            )
+            self.assembler = BatchAssembler(plans, self.batch_size, pool, defer=defer)
         except BaseException:
             self._close_owned()
             raise

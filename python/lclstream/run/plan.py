@@ -43,8 +43,21 @@ class DetectorPlan:
     scratch: np.ndarray | None = None  # calibrated frame when the reduction reshapes
     buffer: np.ndarray | None = None  # cropped frame before binning
 
-    def calibrate_into(self, raw: np.ndarray, slot: np.ndarray) -> None:
-        """Calibrate and reduce one raw frame into ``slot`` (a batch slot), no allocation."""
+    @property
+    def batch_calibrates(self) -> bool:
+        """Whether a whole batch's frames can be calibrated in one call (:meth:`calibrate_batch`):
+        calibration and nothing else (no reduction, no common mode)."""
+        cal = self.calibrator
+        return (
+            cal is not None
+            and hasattr(cal, "calibrate_frames")
+            and not getattr(cal, "has_common_mode", True)
+            and not self.reduction.active
+            and not self.reduction.reshapes
+        )
+
+    def check_raw(self, raw: np.ndarray) -> None:
+        """A SourceError unless ``raw`` is one frame as the source declared it."""
         if raw.shape != self.in_shape:
             from lclstream.errors import SourceError
 
@@ -52,6 +65,14 @@ class DetectorPlan:
                 f"data source {self.name!r}: frame shape {raw.shape} differs from the "
                 f"declared {self.in_shape}"
             )
+
+    def calibrate_batch(self, raws: list[np.ndarray], out: np.ndarray) -> None:
+        """Calibrate a batch's raw frames into ``out`` (its slots), constants read once."""
+        self.calibrator.calibrate_frames(raws, out)  # type: ignore[union-attr]
+
+    def calibrate_into(self, raw: np.ndarray, slot: np.ndarray) -> None:
+        """Calibrate and reduce one raw frame into ``slot`` (a batch slot), no allocation."""
+        self.check_raw(raw)
         red = self.reduction
         if self.calibrator is not None:
             if red.reshapes:

@@ -123,6 +123,8 @@ class ReadStage:
                 batch = self.assembler.flush()  # events already accepted go out
                 if batch is not None:
                     self.out.put(batch)
+            except BaseException as e:  # noqa: BLE001 - e.g. the batch's deferred calibration
+                self.control.fail("read", e)
             finally:
                 self.out.put(STOP)
 
@@ -174,7 +176,10 @@ class ReadStage:
                 continue
             if ev.is_hit and self.count_hits:
                 ledger.hit()
+            t3 = time.perf_counter()
             batch = asm.commit(ev)
+            if batch is not None and asm.defer:  # the batch's deferred calibration ran here
+                ledger.calibrate_busy(time.perf_counter() - t3)
             if batch is not None:
                 self.out.put(batch)  # blocks while the serializer is behind
 

@@ -114,6 +114,12 @@ class CompositeEventSource:
             )
         return dict(fn())
 
+    def frames_stay_valid(self, name: str) -> bool:
+        """Whether data source ``name``'s frames stay unchanged after the next event is read
+        (the synthetic detector hands out read-only views of its pool): then the pipeline
+        may calibrate a batch of them at once."""
+        return bool(getattr(self.data_sources.get(name), "frames_stay_valid", False))
+
     def _is_hit(self, index: int) -> bool | None:
         """The synthetic detector's ground truth, where the events come from one."""
         fn = getattr(self._timestamp_source, "is_hit", None)

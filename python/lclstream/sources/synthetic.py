@@ -374,6 +374,9 @@ class SyntheticDetector:
             return h % self._n_hit
         return self._n_hit + h % self._n_miss
 
+    #: get_data hands out read-only views of the pool, which is never rewritten
+    frames_stay_valid = True
+
     def get_data(self, index: int, out: np.ndarray | None = None) -> np.ndarray:
         """The raw frame of event ``index``: a read-only view of the pool, or copied into
         ``out`` (uint16, frame-shaped) when given."""
