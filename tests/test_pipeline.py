@@ -595,3 +595,23 @@ def test_batch_calibration_only_without_an_event_filter() -> None:
     assert Pipeline(cfg, handlers=[]).assembler.defer == {"detector_data"}
     filtered = Pipeline(cfg, handlers=[], event_filter=lambda ev, frames: True)
     assert not filtered.assembler.defer  # a filter reads each event's calibrated frames
+
+
+def test_warm_rate_leaves_out_the_pools_first_use() -> None:
+    """A run long enough to use every pooled buffer once reports its rate from then on
+    (``warm_events_per_second``: the first touch of fresh pages is a one-time cost); a run
+    that never gets there reports its whole window's rate."""
+    h = InProcessDataHandler(maxsize=1000)
+    pipe = Pipeline(jf_config(events=120), handlers=[h], batch_size=5)
+    res = pipe.run()
+    pool = pipe.assembler.pool_stats()["detector_data"]["capacity"]
+    warm_after = (pool + 1) * 5
+    assert pipe.ledger.warm_after == warm_after < 120
+    assert warm_after <= pipe.ledger.warm_sent < warm_after + 5
+    assert res.warm_events == 120 - pipe.ledger.warm_sent
+    assert 0 < res.warm_seconds < res.seconds
+    assert res.warm_events_per_second == pytest.approx(res.warm_events / res.warm_seconds)
+    assert res.summary()["warm_events_per_second"] == res.warm_events_per_second
+    short = Pipeline(jf_config(events=7), handlers=[InProcessDataHandler(maxsize=100)]).run()
+    assert short.warm_events == 0
+    assert short.warm_events_per_second == short.events_per_second

@@ -38,6 +38,11 @@ def pipeline_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
         ("MB out", fmt_mb(d["bytes_out"])),
         ("compression ratio", f"{ratio:.1f}x"),
         ("events/s", f"{eps:,.1f}"),
+        *(
+            [("events/s once warm", f"{d['warm_events_per_second']:,.1f}")]
+            if d.get("warm_events_per_second") and d.get("warm_events")
+            else []
+        ),
         ("MB/s in", f"{d['bytes_in'] / d['seconds'] / 1e6:,.0f}" if d.get("seconds") else "-"),
         ("seconds (steady state)", f"{d['seconds']:.2f}"),
         ("start-up seconds", f"{d['startup_seconds']:.2f}"),

@@ -52,6 +52,11 @@ class Ledger:
         self._hits = 0
         self.first_event_at: float | None = None
         self.ended_at: float | None = None
+        #: events sent once the run is warm (every pooled buffer used once: their fresh pages,
+        #: ~0.5 GB/s to touch, are behind it), when that was, and how many were sent by then
+        self.warm_after = 0
+        self.warm_at: float | None = None
+        self.warm_sent = 0
 
     # ---- what the stages report ------------------------------------------------------------
 
@@ -132,6 +137,8 @@ class Ledger:
         with self._lock:
             self._sent += events
             self._messages += messages
+            if self.warm_at is None and self.warm_after and self._sent >= self.warm_after:
+                self.warm_at, self.warm_sent = time.perf_counter(), self._sent
             st = self._stages["send"]
             st.events += events
             st.items += messages

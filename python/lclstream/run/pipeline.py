@@ -149,6 +149,7 @@ class Pipeline:
                 else frozenset()
             )
             self.assembler = BatchAssembler(plans, self.batch_size, pool, defer=defer)
+            self.ledger.warm_after = (pool + 1) * self.batch_size
         except BaseException:
             self._close_owned()
             raise
@@ -319,8 +320,15 @@ class Pipeline:
             error=None if first is None else f"{first[0]}: {type(first[1]).__name__}: {first[1]}",
             first_event_at=None if t0 is None else t0 + self._to_monotonic,
             ended_at=None if t1 is None else t1 + self._to_monotonic,
+            **self._warm(t1, totals.events_sent),
             senders=self.workers,
         )
+
+    def _warm(self, ended: float | None, sent: int) -> dict[str, Any]:
+        led = self.ledger
+        if led.warm_at is None or ended is None or ended <= led.warm_at:
+            return {}
+        return {"warm_events": sent - led.warm_sent, "warm_seconds": ended - led.warm_at}
 
     def _close_owned(self) -> None:
         owned, self._owned = self._owned, []

@@ -43,6 +43,10 @@ class PipelineResult:
     first_event_at: float | None = None
     ended_at: float | None = None
     senders: int = 1
+    #: events sent and seconds from the moment the run was warm (every pooled buffer used
+    #: once) to its end; 0 when it never got there (short runs, merged workers)
+    warm_events: int = 0
+    warm_seconds: float = 0.0
 
     @property
     def end_state(self) -> EndState:
@@ -55,6 +59,15 @@ class PipelineResult:
     @property
     def events_per_second(self) -> float:
         return self.events / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def warm_events_per_second(self) -> float:
+        """The rate once warm: without the first touch of the pools' fresh pages (what a run
+        pays once, at its start), the number to compare kernels and formats by. The whole
+        window's rate when the run never got warm."""
+        if self.warm_events > 0 and self.warm_seconds > 0:
+            return self.warm_events / self.warm_seconds
+        return self.events_per_second
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> PipelineResult:
@@ -85,6 +98,9 @@ class PipelineResult:
             "drop_reasons": dict(t.drop_reasons),
             "compression_ratio": self.compression_ratio,
             "events_per_second": self.events_per_second,
+            "warm_events_per_second": self.warm_events_per_second,
+            "warm_events": self.warm_events,
+            "warm_seconds": self.warm_seconds,
             "stream_id": self.stream_id,
             "stages": self.stages,
             "senders": self.senders,
@@ -109,6 +125,7 @@ class PipelineResult:
         d["end_state"] = self.end_state
         d["compression_ratio"] = self.compression_ratio
         d["events_per_second"] = self.events_per_second
+        d["warm_events_per_second"] = self.warm_events_per_second
         return d
 
 
