@@ -45,18 +45,16 @@ calib::Output output_from(const std::string& s) {
   throw ValueError("calibration: output must be 'keV', 'adu' or 'photons', got '" + s + "'");
 }
 
-template <class In>
-py::int_ apply_in(const calib::Calibrator& c, std::span<const In> raw, const py::array& out, int threads) {
+/// `fn(span of out)` for a float32, uint16 or uint32 `out`, without the GIL: the invalid-gain
+/// pixel count it returns.
+template <class Fn>
+py::int_ with_out(const py::array& out, Fn&& fn) {
   require_contiguous(out, "calibration: out");
   const DType ot = dtype_of(out);
   std::uint64_t invalid = 0;
   auto run = [&](auto o) {
     py::gil_scoped_release nogil;
-    if constexpr (std::is_same_v<In, std::uint16_t>) {
-      invalid = c.apply(raw, o, threads);
-    } else {
-      c.apply(raw, o, threads);
-    }
+    invalid = fn(o);
   };
   if (ot == DType::f32) {
     run(out_span<float>(out));
@@ -68,6 +66,18 @@ py::int_ apply_in(const calib::Calibrator& c, std::span<const In> raw, const py:
     throw ValueError("calibration: out must be float32, uint16 or uint32, got " + std::string(dtype_name(ot)));
   }
   return py::int_(invalid);
+}
+
+template <class In>
+py::int_ apply_in(const calib::Calibrator& c, std::span<const In> raw, const py::array& out, int threads) {
+  return with_out(out, [&](auto o) -> std::uint64_t {
+    if constexpr (std::is_same_v<In, std::uint16_t>) {
+      return c.apply(raw, o, threads);
+    } else {
+      c.apply(raw, o, threads);
+      return 0;
+    }
+  });
 }
 
 }  // namespace
@@ -139,23 +149,7 @@ LCLSTREAM_BINDING(calib) {
                spans.push_back(in_span<std::uint16_t>(a, "raw"));
                held.push_back(std::move(a));
              }
-             require_contiguous(out, "calibration: out");
-             const DType ot = dtype_of(out);
-             std::uint64_t invalid = 0;
-             auto run = [&](auto o) {
-               py::gil_scoped_release nogil;
-               invalid = c.apply_frames(spans, o, threads);
-             };
-             if (ot == DType::f32) {
-               run(out_span<float>(out));
-             } else if (ot == DType::u16) {
-               run(out_span<std::uint16_t>(out));
-             } else if (ot == DType::u32) {
-               run(out_span<std::uint32_t>(out));
-             } else {
-               throw ValueError("calibration: out must be float32, uint16 or uint32, got " + std::string(dtype_name(ot)));
-             }
-             return py::int_(invalid);
+             return with_out(out, [&](auto o) { return c.apply_frames(spans, o, threads); });
            }, py::arg("raws"), py::arg("out"), py::arg("threads") = 0,
            "Calibrates a list of raw frames into one stack (constants read once per call).")
       .def("set_common_mode", [](calib::Calibrator& c, const std::string& method, std::size_t module_rows,

@@ -178,17 +178,8 @@ def decompress_events(
     sizes = np.array([len(v) for v in views], np.int64)
     offsets = np.zeros(len(views), np.int64)
     np.cumsum(sizes[:-1], out=offsets[1:])
-    packed = b"".join(views)
-    try:
-        arr: np.ndarray = mod.decompress_frames(
-            packed, offsets, sizes, codec, dtype=dtype, frame_shape=tuple(frame_shape),
-            threads=threads,
-        )  # fmt: skip
-    except Exception as exc:
-        raise FormatError(
-            f"{codec} chunks of {len(views)} events cannot be decoded: {exc}"
-        ) from exc
-    return arr
+    packed = np.frombuffer(b"".join(views), np.uint8)
+    return decompress_located(packed, offsets, sizes, codec, dtype, frame_shape, threads)
 
 
 def decompress_located(
