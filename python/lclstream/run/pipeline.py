@@ -145,7 +145,7 @@ class Pipeline:
             stays = getattr(self.source, "frames_stay_valid", None)
             defer = (
                 frozenset(n for n in plans if stays(n))
-                if stays is not None and event_filter is None
+                if callable(stays) and event_filter is None
                 else frozenset()
             )
             self.assembler = BatchAssembler(plans, self.batch_size, pool, defer=defer)
