@@ -18,6 +18,8 @@
 namespace lclstream::calib {
 
 namespace detail {
+struct Tables;  // the kernels' view of the constants (calib/kernels.hpp)
+
 /// Storage for large tables (1 MiB and up): 2 MiB-aligned and advised onto transparent
 /// huge pages. The kernels stream the constant tables from memory; on 4 KiB pages every
 /// page edge stops the hardware prefetchers and costs a TLB miss (numpy arrays, the raw
@@ -126,6 +128,8 @@ class Calibrator {
   Calibrator() = default;
   template <class Out>
   std::uint64_t apply_u16(std::span<const std::uint16_t> raw, std::span<Out> out, int threads) const;
+  /// The kernels' tables for the run of pixels starting at pixel p of a frame.
+  void tables_at(detail::Tables& t, std::size_t p) const;
   template <class Out>
   std::uint64_t apply_frames_t(std::span<const std::span<const std::uint16_t>> raws, std::span<Out> out,
                                int threads) const;

@@ -241,6 +241,18 @@ void Calibrator::set_common_mode(const CommonMode& cm) {
   cm_enabled_ = true;
 }
 
+void Calibrator::tables_at(detail::Tables& t, std::size_t p) const {
+  for (int st = 0; st < stages_; ++st) {
+    const std::size_t o = static_cast<std::size_t>(st) * frame_pixels_ + p;
+    t.poff[st] = poff_.data() + o;
+    t.gfac[st] = gfac_.data() + o;
+  }
+  for (int k = 0; k < 4; ++k) t.stage_of_code[k] = stage_of_code_[k];
+  t.data_mask = data_mask_;
+  t.slow_bits = slow_bits_;
+  t.photon_energy = photon_energy_;
+}
+
 template <class Out>
 std::uint64_t Calibrator::apply_cm(std::span<const std::uint16_t> raw, std::span<Out> out,
                                    int threads) const {
@@ -301,17 +313,9 @@ std::uint64_t Calibrator::apply_cm(std::span<const std::uint16_t> raw, std::span
     Out* const fo = out.data() + frame * F;
     detail::Tables t{};
     detail::CmFlags fl{};
-    for (int k = 0; k < 4; ++k) t.stage_of_code[k] = stage_of_code_[k];
-    t.data_mask = data_mask_;
-    t.slow_bits = slow_bits_;
-    t.photon_energy = photon_energy_;
     auto at = [&](std::size_t p) {  // tables offset to pixel p of the frame
-      for (int st = 0; st < stages_; ++st) {
-        const std::size_t o = static_cast<std::size_t>(st) * F + p;
-        t.poff[st] = poff_.data() + o;
-        t.gfac[st] = gfac_.data() + o;
-        fl.flags[st] = cm_flags_.data() + o;
-      }
+      tables_at(t, p);
+      for (int st = 0; st < stages_; ++st) fl.flags[st] = cm_flags_.data() + static_cast<std::size_t>(st) * F + p;
     };
     std::uint64_t invalid = 0;
     for (std::size_t c0 = 0; c0 < C; c0 += BC) {
@@ -353,14 +357,7 @@ std::uint64_t Calibrator::apply_u16(std::span<const std::uint16_t> raw, std::spa
   for_segments(raw.size(), frame_pixels_, threads,
                [&](std::size_t i, std::size_t p, std::size_t len, std::size_t range_len) {
                  detail::Tables t{};
-                 for (int s = 0; s < stages_; ++s) {
-                   t.poff[s] = poff_.data() + static_cast<std::size_t>(s) * frame_pixels_ + p;
-                   t.gfac[s] = gfac_.data() + static_cast<std::size_t>(s) * frame_pixels_ + p;
-                 }
-                 for (int k = 0; k < 4; ++k) t.stage_of_code[k] = stage_of_code_[k];
-                 t.data_mask = data_mask_;
-                 t.slow_bits = slow_bits_;
-                 t.photon_energy = photon_energy_;
+                 tables_at(t, p);
                  const bool stream = range_len * sizeof(Out) >= kStreamBytes;
                  invalid.fetch_add(kernel(t, raw.data() + i, out.data() + i, len, stream),
                                    std::memory_order_relaxed);
@@ -388,17 +385,10 @@ std::uint64_t Calibrator::apply_frames_t(std::span<const std::span<const std::ui
   const bool stream = frames * F * sizeof(Out) >= kStreamBytes;
   parallel_ranges(F, threads, 64, [&](std::size_t b, std::size_t e) {
     detail::Tables t{};
-    for (int k = 0; k < 4; ++k) t.stage_of_code[k] = stage_of_code_[k];
-    t.data_mask = data_mask_;
-    t.slow_bits = slow_bits_;
-    t.photon_energy = photon_energy_;
     std::uint64_t bad = 0;
     for (std::size_t p = b; p < e; p += kBlock) {
       const std::size_t len = std::min(kBlock, e - p);
-      for (int st = 0; st < stages_; ++st) {
-        t.poff[st] = poff_.data() + static_cast<std::size_t>(st) * F + p;
-        t.gfac[st] = gfac_.data() + static_cast<std::size_t>(st) * F + p;
-      }
+      tables_at(t, p);
       for (std::size_t f = 0; f < frames; ++f) bad += kernel(t, raws[f].data() + p, out.data() + f * F + p, len, stream);
     }
     invalid.fetch_add(bad, std::memory_order_relaxed);

@@ -342,6 +342,10 @@ void Compressor::decompress(std::span<const std::byte> chunk, std::size_t elem_s
           if (on) avx512::stream_fence();
         }
       };
+      struct Trim {  // a state's scratch back to its retained size, however the blocks end
+        CompressorState& s;
+        ~Trim() { s.trim(); }
+      };
       auto size_at = [&](std::size_t i, std::size_t pos) {
         if (chunk.size() - pos < 4) {
           throw CorruptDataError(name + " chunk: truncated at block " + sz(i) + " of " + sz(nblocks) + " (offset " + sz(pos) +
@@ -364,10 +368,7 @@ void Compressor::decompress(std::span<const std::byte> chunk, std::size_t elem_s
         // One pass: each block's size is read as its bytes are decoded, so the chunk streams
         // through the cache once (a separate pass to locate the blocks first missed the cache at
         // every block header: 9% of a receiver's time on Jungfrau photon frames).
-        struct Trim {
-          CompressorState& s;
-          ~Trim() { s.trim(); }
-        } trim{*s_};
+        const Trim trim{*s_};
         const Fence fence{stream};
         std::size_t pos = kHeader;
         for (std::size_t i = 0; i < nblocks; ++i) {
@@ -391,10 +392,7 @@ void Compressor::decompress(std::span<const std::byte> chunk, std::size_t elem_s
       }
       check_tail(pos);
       auto run = [&](CompressorState& st, std::size_t b0, std::size_t b1) {
-        struct Trim {
-          CompressorState& s;
-          ~Trim() { s.trim(); }
-        } trim{st};
+        const Trim trim{st};
         const Fence fence{stream};
         for (std::size_t i = b0; i < b1; ++i) {
           st.bs_unblock(chunk.data() + starts[i], sizes[i], g.block_elems(i), elem_size,
