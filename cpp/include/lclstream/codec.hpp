@@ -105,8 +105,8 @@ void bitunshuffle(std::span<const std::byte> in, std::span<std::byte> out, std::
 /// How the bslz4 encoder encodes the bit planes of `in` (blocks as bitshuffle cuts them), in
 /// planes: constant (one match), runs of 0x00 or of 0xFF bytes (matches between the other
 /// bytes), copies of an earlier plane of the block (matches back to it), literals (noise no
-/// LZ4 could shrink), and liblz4 (the rest). For benchmarks and tuning: what the data made
-/// the encoder do.
+/// LZ4 could shrink), and LZ4 matches found by hashing (the rest, field `lz4`). For
+/// benchmarks and tuning: what the data made the encoder do.
 struct PlanePaths {
   std::uint64_t constant = 0, zero_runs = 0, ff_runs = 0, copies = 0, literals = 0, lz4 = 0;
 };

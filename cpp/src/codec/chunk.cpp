@@ -111,6 +111,7 @@ struct CompressorState {
   ZSTD_DCtx* dctx = nullptr;
   std::vector<std::byte> block;  // one transposed / decoded block
   std::vector<std::byte> tmp;    // LZ4 output of the plane encoder's middle regions
+  codec_detail::MatchTable matches{};  // the plane encoder's match finder
 
   CompressorState() : lz4(std::aligned_alloc(64, (static_cast<std::size_t>(LZ4_sizeofState()) + 63) / 64 * 64)) {
     if (!lz4) throw CapacityError("Compressor: cannot allocate LZ4 state");
@@ -163,7 +164,7 @@ struct CompressorState {
       return r;
     }
     const std::size_t tcap = static_cast<std::size_t>(LZ4_compressBound(static_cast<int>(bytes)));
-    const std::size_t r = encode_planes_lz4(t, elems / 8, 8 * elem_size, dst, cap, lz4.get(), tmp_buf(tcap), tcap);
+    const std::size_t r = encode_planes_lz4(t, elems / 8, 8 * elem_size, dst, cap, lz4.get(), tmp_buf(tcap), tcap, matches);
     if (r == 0) throw CapacityError("bslz4: block does not fit its bound");
     return r;
   }

@@ -3,6 +3,7 @@
 // kernels live in their own namespace and are reached only through bitshuffle.cpp's dispatch.
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 #include <cstring>
 
 namespace lclstream {
@@ -69,13 +70,23 @@ void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t npl
 /// Dispatches on the active ISA; every ISA writes the same words.
 void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out, std::uint8_t c);
 
+/// Block positions by the hash of the 4 bytes there, for the plane encoder's own match finder
+/// (planes_lz4.cpp). Each entry carries the tag of the block that wrote it (high 16 bits), so
+/// entries of earlier blocks read as empty without clearing: no chunk depends on the last.
+struct MatchTable {
+  static constexpr int kBits = 12;
+  std::uint32_t slot[std::size_t{1} << kBits] = {};
+  std::uint32_t tag = 0;            // this block's tag << 16 (never 0 while in use)
+  std::vector<std::uint16_t> cand;  // per probed position of a region: the earlier position
+};
+
 /// Encodes one bit-transposed block (8*elem_size planes of `plane_bytes` each) as one valid
 /// LZ4 block: constant planes become offset-1 matches, noisy planes literals, the rest goes
 /// through LZ4. `lz4_state` is an LZ4_stream_t-sized scratch, `tmp` holds
 /// LZ4_compressBound(block bytes). Returns the LZ4 block's size, or 0 if `cap` is too small.
 std::size_t encode_planes_lz4(const std::byte* planes, std::size_t plane_bytes, std::size_t nplanes,
                               std::byte* out, std::size_t cap, void* lz4_state, std::byte* tmp,
-                              std::size_t tmp_cap);
+                              std::size_t tmp_cap, MatchTable& matches);
 
 /// How encode_planes_lz4 would encode each plane of one block, added to `counts`: constant,
 /// runs of 0x00, runs of 0xFF, copy of an earlier plane, literals (noisy), liblz4.
