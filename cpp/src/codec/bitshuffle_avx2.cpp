@@ -179,6 +179,33 @@ void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out, std:
   nonzero_mask_tail(x, i, n, out, c);
 }
 
+namespace {
+// Bit k set iff x[k] != y[k], k < 64.
+inline std::uint64_t neq64(const std::uint8_t* x, __m256i y0, __m256i y1) {
+  const auto lo = static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(load(x), y0)));
+  const auto hi = static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(load(x + 32), y1)));
+  return ~((std::uint64_t(hi) << 32) | lo);
+}
+}  // namespace
+
+void differ_mask(const std::uint8_t* x, const std::uint8_t* y, std::size_t n, std::uint64_t* out) {
+  std::size_t i = 0;
+  for (; i + 64 <= n; i += 64) out[i / 64] = neq64(x + i, load(y + i), load(y + i + 32));
+  differ_mask_tail(x, y, i, n, out);
+}
+
+std::size_t count_differing(const std::uint8_t* x, const std::uint8_t* y, std::uint8_t c, std::size_t n,
+                            std::size_t limit) {
+  const __m256i vc = _mm256_set1_epi8(static_cast<char>(c));
+  std::size_t d = 0, i = 0;
+  for (; i + 64 <= n; i += 64) {
+    d += static_cast<std::size_t>(
+        popcnt64(y != nullptr ? neq64(x + i, load(y + i), load(y + i + 32)) : neq64(x + i, vc, vc)));
+    if (d > limit) return d;
+  }
+  return count_differing_tail(x, y, c, i, n, limit, d);
+}
+
 void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t nplanes, codec_detail::PlaneInfo* info) {
   const __m256i nib = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2,
                                        3, 3, 4);

@@ -297,6 +297,24 @@ void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out, std:
   nonzero_mask_tail(x, i, n, out, c);
 }
 
+void differ_mask(const std::uint8_t* x, const std::uint8_t* y, std::size_t n, std::uint64_t* out) {
+  std::size_t i = 0;
+  for (; i + 64 <= n; i += 64) out[i / 64] = _mm512_cmpneq_epi8_mask(load(x + i), load(y + i));
+  differ_mask_tail(x, y, i, n, out);
+}
+
+std::size_t count_differing(const std::uint8_t* x, const std::uint8_t* y, std::uint8_t c, std::size_t n,
+                            std::size_t limit) {
+  const __m512i vc = _mm512_set1_epi8(static_cast<char>(c));
+  std::size_t d = 0, i = 0;
+  for (; i + 64 <= n; i += 64) {
+    const __m512i b = y != nullptr ? load(y + i) : vc;
+    d += static_cast<std::size_t>(std::popcount(_mm512_cmpneq_epi8_mask(load(x + i), b)));
+    if (d > limit) return d;
+  }
+  return count_differing_tail(x, y, c, i, n, limit, d);
+}
+
 void bit_transpose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size) {
   const auto* src = reinterpret_cast<const std::uint8_t*>(in);
   auto* dst = reinterpret_cast<std::uint8_t*>(out);

@@ -20,18 +20,27 @@ struct PlaneInfo {
 }  // namespace codec_detail
 
 namespace scalar {
+void differ_mask(const std::uint8_t* x, const std::uint8_t* y, std::size_t n, std::uint64_t* out);
+std::size_t count_differing(const std::uint8_t* x, const std::uint8_t* y, std::uint8_t c, std::size_t n,
+                            std::size_t limit);
 void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t nplanes, codec_detail::PlaneInfo* info);
 void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out, std::uint8_t c);
 void bit_transpose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size);
 void bit_untranspose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size);
 }  // namespace scalar
 namespace avx2 {
+void differ_mask(const std::uint8_t* x, const std::uint8_t* y, std::size_t n, std::uint64_t* out);
+std::size_t count_differing(const std::uint8_t* x, const std::uint8_t* y, std::uint8_t c, std::size_t n,
+                            std::size_t limit);
 void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t nplanes, codec_detail::PlaneInfo* info);
 void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out, std::uint8_t c);
 void bit_transpose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size);
 void bit_untranspose(const std::byte* in, std::byte* out, std::size_t n, std::size_t elem_size);
 }  // namespace avx2
 namespace avx512 {
+void differ_mask(const std::uint8_t* x, const std::uint8_t* y, std::size_t n, std::uint64_t* out);
+std::size_t count_differing(const std::uint8_t* x, const std::uint8_t* y, std::uint8_t c, std::size_t n,
+                            std::size_t limit);
 /// bit_untranspose with streaming stores, for outputs too large to stay in cache (a decoded
 /// batch): false (nothing written) unless elem_size is 2, n a multiple of 128 and `out`
 /// 64-byte aligned. stream_fence() orders them before the output is handed on.
@@ -69,6 +78,12 @@ void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t npl
 /// Writes ceil(n / 64) words: bit k of word w is set iff x[64 w + k] != c (bits past n are 0).
 /// Dispatches on the active ISA; every ISA writes the same words.
 void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out, std::uint8_t c);
+/// Bit k of out[w] set iff x[64 w + k] != y[64 w + k]: nonzero_mask of x ^ y without writing it.
+void differ_mask(const std::uint8_t* x, const std::uint8_t* y, std::size_t n, std::uint64_t* out);
+/// Bytes where x differs from y (y == nullptr: from the byte c), counted 64 bytes at a time and
+/// returned as soon as the count passes `limit` (so the same value on every ISA).
+std::size_t count_differing(const std::uint8_t* x, const std::uint8_t* y, std::uint8_t c, std::size_t n,
+                            std::size_t limit);
 
 /// Block positions by the hash of the 4 bytes there, for the plane encoder's own match finder
 /// (planes_lz4.cpp). Each entry carries the tag of the block that wrote it (high 16 bits), so
@@ -77,6 +92,7 @@ struct MatchTable {
   static constexpr int kBits = 12;
   std::uint32_t slot[std::size_t{1} << kBits] = {};
   std::uint32_t tag = 0;            // this block's tag << 16 (never 0 while in use)
+  std::size_t span = 0;             // the longest block whose entries may be in the table
   std::vector<std::uint16_t> cand;  // per probed position of a region: the earlier position
 };
 

@@ -61,6 +61,13 @@ void classify_planes(const std::uint8_t* planes, std::size_t nb, std::size_t npl
 void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out, std::uint8_t c) {
   nonzero_mask_tail(x, 0, n, out, c);
 }
+void differ_mask(const std::uint8_t* x, const std::uint8_t* y, std::size_t n, std::uint64_t* out) {
+  differ_mask_tail(x, y, 0, n, out);
+}
+std::size_t count_differing(const std::uint8_t* x, const std::uint8_t* y, std::uint8_t c, std::size_t n,
+                            std::size_t limit) {
+  return count_differing_tail(x, y, c, 0, n, limit, 0);
+}
 }  // namespace scalar
 
 namespace codec_detail {
@@ -82,37 +89,26 @@ void nonzero_mask(const std::uint8_t* x, std::size_t n, std::uint64_t* out, std:
   }
   scalar::nonzero_mask(x, n, out, c);
 }
-namespace {
 
-/// Nonzero bytes of v, as 0x01 in each byte lane that is nonzero.
-inline std::uint64_t nonzero_lanes(std::uint64_t v) noexcept {
-  constexpr std::uint64_t k7f = 0x7F7F7F7F7F7F7F7FULL;
-  return ((((v & k7f) + k7f) | v) >> 7) & 0x0101010101010101ULL;
-}
-inline std::size_t lane_sum(std::uint64_t acc) noexcept {  // each lane < 256
-  return static_cast<std::size_t>((acc * 0x0101010101010101ULL) >> 56);
-}
-
-/// Bytes where two planes differ (x ^ pattern-of-y; y == nullptr: bytes other than `c`),
-/// 64 bytes at a time, stopping once `limit` is passed.
-std::size_t differing(const std::uint8_t* x, const std::uint8_t* y, std::uint8_t c, std::size_t n,
-                      std::size_t limit) {
-  const std::uint64_t pat = 0x0101010101010101ULL * c;
-  std::size_t d = 0, i = 0;
-  for (; i + 64 <= n; i += 64) {
-    std::uint64_t acc = 0;
-    for (std::size_t k = 0; k < 64; k += 8) {
-      std::uint64_t a, b = pat;
-      std::memcpy(&a, x + i + k, 8);
-      if (y != nullptr) std::memcpy(&b, y + i + k, 8);
-      acc += nonzero_lanes(a ^ b);
-    }
-    d += lane_sum(acc);
-    if (d > limit) return d;
+void differ_mask(const std::uint8_t* x, const std::uint8_t* y, std::size_t n, std::uint64_t* out) {
+  switch (active_isa()) {
+    case Isa::avx512: return avx512::differ_mask(x, y, n, out);
+    case Isa::avx2: return avx2::differ_mask(x, y, n, out);
+    case Isa::scalar: break;
   }
-  for (; i < n; ++i) d += x[i] != (y != nullptr ? y[i] : c);
-  return d;
+  scalar::differ_mask(x, y, n, out);
 }
+
+std::size_t count_differing(const std::uint8_t* x, const std::uint8_t* y, std::uint8_t c, std::size_t n,
+                            std::size_t limit) {
+  switch (active_isa()) {
+    case Isa::avx512: return avx512::count_differing(x, y, c, n, limit);
+    case Isa::avx2: return avx2::count_differing(x, y, c, n, limit);
+    case Isa::scalar: break;
+  }
+  return scalar::count_differing(x, y, c, n, limit);
+}
+namespace {
 
 /// The earlier plane that plane p repeats best, as an offset back (0: none repeats it in at
 /// least 70% of its bytes, or, for a sparse plane with `own` bytes equal to its dominant byte,
@@ -130,8 +126,8 @@ std::size_t best_reference(const std::uint8_t* in, std::size_t nb, std::size_t p
     // a quick look at the first 64 bytes prunes most candidates
     const std::size_t head = nb < 64 ? nb : 64;
     // (a copy must differ in under best_diff of nb bytes: allow twice that rate in the head)
-    if (differing(x, y, 0, head, head) * nb > 2 * best_diff * head + nb / 2) continue;
-    const std::size_t d = differing(x, y, 0, nb, best_diff);
+    if (count_differing(x, y, 0, head, head) * nb > 2 * best_diff * head + nb / 2) continue;
+    const std::size_t d = count_differing(x, y, 0, nb, best_diff);
     if (d < best_diff) {
       best_diff = d;
       best = (p - r) * nb;
@@ -179,7 +175,7 @@ bool plan_planes(const std::uint8_t* in, std::size_t nb, std::size_t nplanes, Pl
     if (info[p].kind != PlaneKind::sparse && info[p].kind != PlaneKind::other) continue;
     std::size_t own = 0;  // bytes of the plane equal to its dominant byte
     if (info[p].kind == PlaneKind::sparse) {
-      own = nb - differing(in + p * nb, nullptr, info[p].value, nb, nb);
+      own = nb - count_differing(in + p * nb, nullptr, info[p].value, nb, nb);
       if (nb - own < 16) continue;  // a handful of bytes besides its runs: nothing to gain
     }
     refs[p] = best_reference(in, nb, p, info, own);
@@ -204,10 +200,12 @@ void probe_matches(const std::uint8_t* src, std::size_t s0, std::size_t n, unsig
       const std::uint32_t h = (v * 2654435761U) >> (32 - MatchTable::kBits);
       const std::uint32_t e = table[h];
       table[h] = tag | static_cast<std::uint32_t>(i);
-      const std::uint32_t c = e & 0xFFFFu;
+      const std::uint32_t stale = (e ^ tag) >> 16;  // 0 for this block's entries
+      const std::uint32_t c = e & 0xFFFFu;  // (stale or not, inside the block: MatchTable::span)
       cand[(w * 64 + k) >> shift] = static_cast<std::uint16_t>(c);
       std::memcpy(&x, src + c, 4);
-      m |= std::uint64_t((e & 0xFFFF0000u) == tag && x == v) << k;
+      // this block's entry (tag bits equal) with the same 4 bytes: one compare for both
+      m |= std::uint64_t((stale | (x ^ v)) == 0) << k;
     }
     mask[w] |= m;
   }
@@ -323,26 +321,25 @@ struct Emitter {
   // With `ref` > 0 the runs are of bytes equal to those `ref` bytes before (an earlier plane
   // that this one mostly repeats: photon pixels flip several bits of a pixel at once, so the
   // planes of those bits are copies or near copies of each other); each run becomes a match
-  // at offset `ref`. `scratch` then holds b - a bytes.
+  // at offset `ref` (the mask: bytes that differ from those `ref` before, one vector compare
+  // per 64 bytes).
   void sparse(std::size_t a, std::size_t b, std::uint64_t* mask, std::uint8_t c) {
-    runs<false>(a, b, mask, c, 0, nullptr);
+    runs<false>(a, b, mask, c, 0);
   }
-  void copy(std::size_t a, std::size_t b, std::uint64_t* mask, std::size_t ref, std::uint8_t* scratch) {
-    runs<true>(a, b, mask, 0, ref, scratch);
+  void copy(std::size_t a, std::size_t b, std::uint64_t* mask, std::size_t ref) {
+    runs<true>(a, b, mask, 0, ref);
   }
 
   // Both of the above: one instantiation each, so the run encoder's hot loop carries nothing of
   // the other's.
   template <bool kCopy>
-  void runs(std::size_t a, std::size_t b, std::uint64_t* mask, std::uint8_t c, std::size_t ref,
-            std::uint8_t* scratch) {
+  void runs(std::size_t a, std::size_t b, std::uint64_t* mask, std::uint8_t c, std::size_t ref) {
     if (a < lit) a = lit;
     if (len < kMfLimit + 5 || a >= b) return;
     const std::size_t mlimit = len - kLastLiterals, slimit = len - kMfLimit;
     const std::size_t n = b - a, nw = (n + 63) / 64;
     if constexpr (kCopy) {
-      for (std::size_t k = 0; k < n; ++k) scratch[k] = static_cast<std::uint8_t>(in[a + k] ^ in[a + k - ref]);
-      nonzero_mask(scratch, n, mask, 0);
+      differ_mask(in + a, in + a - ref, n, mask);
     } else {
       nonzero_mask(in + a, n, mask, c);
     }
@@ -568,19 +565,14 @@ std::size_t encode_planes_lz4(const std::byte* planes, std::size_t plane_bytes, 
   const bool planned = nplanes <= kMaxPlanes && plane_bytes >= 16 && len <= 65536 && tmp_cap >= len / 8 + 8 &&
                        reinterpret_cast<std::uintptr_t>(tmp) % alignof(std::uint64_t) == 0;
   if (planned) {
-    // scratch for a copy plane's differences, after the masks in `tmp`
-    const std::size_t mask_bytes = (len / 8 + 8 + 63) / 64 * 64;
-    std::uint8_t* scratch = tmp_cap >= mask_bytes + plane_bytes
-                                ? reinterpret_cast<std::uint8_t*>(tmp) + mask_bytes
-                                : nullptr;
     std::size_t refs[kMaxPlanes] = {};
     bool tagged = false;
-    em.lone = plan_planes(in, plane_bytes, nplanes, info, scratch != nullptr ? refs : nullptr);
+    em.lone = plan_planes(in, plane_bytes, nplanes, info, refs);
     std::size_t p = 0;
     while (p < nplanes && em.ok) {
       std::size_t q = p + 1;
       if (refs[p] != 0) {
-        em.copy(p * plane_bytes, q * plane_bytes, mask, refs[p], scratch);
+        em.copy(p * plane_bytes, q * plane_bytes, mask, refs[p]);
       } else if (info[p].kind == PlaneKind::constant) {
         while (q < nplanes && info[q].kind == PlaneKind::constant && info[q].value == info[p].value) ++q;
         em.run(p * plane_bytes, q * plane_bytes, info[p].value);
@@ -591,10 +583,13 @@ std::size_t encode_planes_lz4(const std::byte* planes, std::size_t plane_bytes, 
         while (q < nplanes && refs[q] == 0 && info[q].kind == PlaneKind::other) ++q;
         if (!tagged) {  // this block's tag: the table's entries from earlier blocks read as empty
           matches.tag += 0x10000u;
-          if (matches.tag == 0) {  // wrapped: entries of 65536 blocks ago would pass as ours
+          // wrapped: entries of 65536 blocks ago would pass as ours; a shorter block than
+          // those that wrote the table: their positions may lie past its end
+          if (matches.tag == 0 || len < matches.span) {
             std::memset(matches.slot, 0, sizeof matches.slot);
-            matches.tag = 0x10000u;
+            if (matches.tag == 0) matches.tag = 0x10000u;
           }
+          matches.span = len;
           if (matches.cand.size() < len) matches.cand.resize(len);
           tagged = true;
         }
