@@ -183,12 +183,12 @@ bool plan_planes(const std::uint8_t* in, std::size_t nb, std::size_t nplanes, Pl
   return raw_like;
 }
 
-/// For positions s0 + (j << shift), j < ceil(n >> shift): the latest earlier position with the
-/// same 4-byte hash (table entries tagged `tag`; this one is then recorded) goes to cand[j],
-/// and bit (j << shift) of `mask` is set where its 4 bytes equal this position's. No branch:
-/// in the planes that reach it a match is a coin flip. src holds 4 bytes past s0 + n - 1.
-void probe_matches(const std::uint8_t* src, std::size_t s0, std::size_t n, unsigned shift, std::uint32_t* table,
-                   std::uint32_t tag, std::uint16_t* cand, std::uint64_t* mask) {
+/// For positions s0 + (j << shift) > 0, j < ceil(n >> shift): the latest earlier position with
+/// the same 4-byte hash (this one is then recorded) goes to cand[j], and bit (j << shift) of
+/// `mask` is set where its 4 bytes equal this position's. No branch: in the planes that reach
+/// it a match is a coin flip. src holds 4 bytes past s0 + n - 1.
+void probe_matches(const std::uint8_t* src, std::size_t s0, std::size_t n, unsigned shift, std::uint16_t* table,
+                   std::uint16_t* cand, std::uint64_t* mask) {
   const std::size_t stride = std::size_t{1} << shift;
   for (std::size_t w = 0; w * 64 < n; ++w) {
     std::uint64_t m = 0;  // in a register: a read-modify-write of mask[w] per probe would chain them
@@ -198,14 +198,11 @@ void probe_matches(const std::uint8_t* src, std::size_t s0, std::size_t n, unsig
       std::uint32_t v, x;
       std::memcpy(&v, src + i, 4);
       const std::uint32_t h = (v * 2654435761U) >> (32 - MatchTable::kBits);
-      const std::uint32_t e = table[h];
-      table[h] = tag | static_cast<std::uint32_t>(i);
-      const std::uint32_t stale = (e ^ tag) >> 16;  // 0 for this block's entries
-      const std::uint32_t c = e & 0xFFFFu;  // (stale or not, inside the block: MatchTable::span)
-      cand[(w * 64 + k) >> shift] = static_cast<std::uint16_t>(c);
+      const std::uint16_t c = table[h];  // 0 where none yet: position 0, compared like any other
+      table[h] = static_cast<std::uint16_t>(i);
+      cand[(w * 64 + k) >> shift] = c;
       std::memcpy(&x, src + c, 4);
-      // this block's entry (tag bits equal) with the same 4 bytes: one compare for both
-      m |= std::uint64_t((stale | (x ^ v)) == 0) << k;
+      m |= std::uint64_t(x == v) << k;
     }
     mask[w] |= m;
   }
@@ -485,10 +482,10 @@ struct Emitter {
       std::memcpy(&v, src + i, 8);
       return v;
     };
-    const std::size_t s0 = a, n = ilimit - s0, nw = (n + 63) / 64;
+    const std::size_t s0 = a == 0 ? 1 : a, n = ilimit - s0, nw = (n + 63) / 64;  // (position 0 would find itself)
     std::memset(mask, 0, nw * 8);
     std::uint16_t* const cand = mt.cand.data();
-    probe_matches(src, s0, n, kProbeShift, mt.slot, mt.tag, cand, mask);
+    probe_matches(src, s0, n, kProbeShift, mt.slot, cand, mask);
     std::uint8_t* o = op;
     std::uint8_t* const oe = oend;
     std::size_t lt = lit;
@@ -566,7 +563,7 @@ std::size_t encode_planes_lz4(const std::byte* planes, std::size_t plane_bytes, 
                        reinterpret_cast<std::uintptr_t>(tmp) % alignof(std::uint64_t) == 0;
   if (planned) {
     std::size_t refs[kMaxPlanes] = {};
-    bool tagged = false;
+    bool cleared = false;
     em.lone = plan_planes(in, plane_bytes, nplanes, info, refs);
     std::size_t p = 0;
     while (p < nplanes && em.ok) {
@@ -581,17 +578,10 @@ std::size_t encode_planes_lz4(const std::byte* planes, std::size_t plane_bytes, 
         em.sparse(p * plane_bytes, q * plane_bytes, mask, info[p].value);
       } else if (info[p].kind == PlaneKind::other) {
         while (q < nplanes && refs[q] == 0 && info[q].kind == PlaneKind::other) ++q;
-        if (!tagged) {  // this block's tag: the table's entries from earlier blocks read as empty
-          matches.tag += 0x10000u;
-          // wrapped: entries of 65536 blocks ago would pass as ours; a shorter block than
-          // those that wrote the table: their positions may lie past its end
-          if (matches.tag == 0 || len < matches.span) {
-            std::memset(matches.slot, 0, sizeof matches.slot);
-            if (matches.tag == 0) matches.tag = 0x10000u;
-          }
-          matches.span = len;
+        if (!cleared) {  // the table holds this block's positions only
+          std::memset(matches.slot, 0, sizeof matches.slot);
           if (matches.cand.size() < len) matches.cand.resize(len);
-          tagged = true;
+          cleared = true;
         }
         em.lz(p * plane_bytes, q * plane_bytes, matches, mask);
       }
