@@ -92,6 +92,7 @@ struct MatchTable {
   static constexpr int kBits = 12;
   std::uint16_t slot[std::size_t{1} << kBits] = {};
   std::vector<std::uint16_t> cand;  // per probed position of a region: the earlier position
+  std::vector<std::uint8_t> side;   // the second half of a region's sequences, before joining
 };
 
 /// Encodes one bit-transposed block (8*elem_size planes of `plane_bytes` each) as one valid

@@ -216,6 +216,41 @@ constexpr unsigned kProbeShift = 1;
 constexpr std::size_t kMfLimit = 12;      // a match must start at least this far before the end
 constexpr std::size_t kLastLiterals = 5;  // and end at least this far before it
 
+/// Bytes an LZ4 length of v takes past its token nibble.
+inline std::size_t ext_bytes(std::size_t v) { return v >= 15 ? 1 + (v - 15) / 255 : 0; }
+/// Writes those bytes of v (>= 15) at p: the new end.
+inline std::uint8_t* put_len(std::uint8_t* p, std::size_t v) {
+  for (v -= 15; v >= 255; v -= 255) *p++ = 255;
+  *p++ = static_cast<std::uint8_t>(v);
+  return p;
+}
+
+/// Literals src[lt, m), then a match [m, e) at `off` (e - m >= 4), written at o: the new end,
+/// or nullptr where [o, oe) cannot hold it. The common short one in place, 16 literal bytes
+/// copied at once (the extra ones get overwritten).
+inline std::uint8_t* put_sequence(std::uint8_t* o, std::uint8_t* oe, const std::uint8_t* src, std::size_t srclen,
+                                  std::size_t lt, std::size_t m, std::size_t off, std::size_t e) {
+  const std::size_t ll = m - lt, ml = e - m - 4;
+  if (ll < 15 && ml < 15 && lt + 16 <= srclen && oe - o >= 32) {
+    o[0] = static_cast<std::uint8_t>((ll << 4) | ml);
+    std::memcpy(o + 1, src + lt, 16);
+    o += 1 + ll;
+    o[0] = static_cast<std::uint8_t>(off);
+    o[1] = static_cast<std::uint8_t>(off >> 8);
+    return o + 2;
+  }
+  if (static_cast<std::size_t>(oe - o) < 3 + ll + ext_bytes(ll) + ext_bytes(ml)) return nullptr;
+  std::uint8_t* tok = o++;
+  if (ll >= 15) o = put_len(o, ll);
+  std::memcpy(o, src + lt, ll);
+  o += ll;
+  *o++ = static_cast<std::uint8_t>(off);
+  *o++ = static_cast<std::uint8_t>(off >> 8);
+  if (ml >= 15) o = put_len(o, ml);
+  *tok = static_cast<std::uint8_t>(((ll >= 15 ? 15 : ll) << 4) | (ml >= 15 ? 15 : ml));
+  return o;
+}
+
 struct Emitter {
   const std::uint8_t* in;
   std::size_t len;
@@ -228,38 +263,13 @@ struct Emitter {
   bool ok = true;
   bool lone = true;  // match lone bytes between runs against earlier copies (raw-like blocks)
 
-  static std::size_t ext_bytes(std::size_t v) { return v >= 15 ? 1 + (v - 15) / 255 : 0; }
-  std::uint8_t* put_len(std::uint8_t* p, std::size_t v) {
-    v -= 15;
-    while (v >= 255) {
-      *p++ = 255;
-      v -= 255;
-    }
-    *p++ = static_cast<std::uint8_t>(v);
-    return p;
-  }
-
-  // Literals in[lit, lit_end), then a match of `mlen` (>= 4) bytes at `offset`.
   void sequence(std::size_t lit_end, std::size_t offset, std::size_t mlen) {
-    const std::size_t ll = lit_end - lit, ml = mlen - 4;
-    if (static_cast<std::size_t>(oend - op) < 3 + ll + ext_bytes(ll) + ext_bytes(ml)) {
+    std::uint8_t* o = put_sequence(op, oend, in, len, lit, lit_end, offset, lit_end + mlen);
+    if (o == nullptr) {
       ok = false;
       return;
     }
-    std::uint8_t* tok = op++;
-    std::uint8_t t = static_cast<std::uint8_t>((ll >= 15 ? 15 : ll) << 4);
-    if (ll >= 15) op = put_len(op, ll);
-    if (ll <= 16 && lit + 16 <= len && static_cast<std::size_t>(oend - op) >= 16 + 2 + 1 + ext_bytes(ml)) {
-      std::memcpy(op, in + lit, 16);  // fixed size: no library call; the extra bytes get overwritten
-    } else {
-      std::memcpy(op, in + lit, ll);
-    }
-    op += ll;
-    *op++ = static_cast<std::uint8_t>(offset);
-    *op++ = static_cast<std::uint8_t>(offset >> 8);
-    t = static_cast<std::uint8_t>(t | (ml >= 15 ? 15 : ml));
-    if (ml >= 15) op = put_len(op, ml);
-    *tok = t;
+    op = o;
     lit = lit_end + mlen;
   }
 
@@ -371,23 +381,11 @@ struct Emitter {
     // One sequence: the literals [lt, m), then a match over [m, e) at `off`; the common short
     // one written in place, the rest by sequence(). False when the output is full.
     auto emit = [&](std::size_t m, std::size_t off, std::size_t e) {
-      const std::size_t ll = m - lt, ml = e - m - 4;
-      if (ll < 15 && ml < 15 && lt + 16 <= srclen && oe - o >= 32) {
-        o[0] = static_cast<std::uint8_t>((ll << 4) | ml);
-        std::memcpy(o + 1, src + lt, 16);  // fixed size; the extra bytes get overwritten
-        o += 1 + ll;
-        o[0] = static_cast<std::uint8_t>(off);
-        o[1] = static_cast<std::uint8_t>(off >> 8);
-        o += 2;
-        lt = e;
-        return true;
-      }
-      op = o;
-      lit = lt;
-      sequence(m, off, e - m);
-      o = op;
-      lt = lit;
-      return ok;
+      std::uint8_t* end = put_sequence(o, oe, src, srclen, lt, m, off, e);
+      if (end == nullptr) return ok = false;
+      o = end;
+      lt = e;
+      return true;
     };
     // Where a single byte x last stood between two runs of c, and the length of the run after
     // it (position + 1; 0: none yet): "x, then a run" recurs (x is one of the 8 one-bit values
@@ -486,63 +484,97 @@ struct Emitter {
     std::memset(mask, 0, nw * 8);
     std::uint16_t* const cand = mt.cand.data();
     probe_matches(src, s0, n, kProbeShift, mt.slot, cand, mask);
-    std::uint8_t* o = op;
-    std::uint8_t* const oe = oend;
-    std::size_t lt = lit;
-    std::size_t cur = 0;  // offset from s0 where the next match may start
-    for (;;) {
-      std::size_t w = cur / 64;
-      if (w >= nw) break;
-      std::uint64_t x = mask[w] & (~std::uint64_t{0} << (cur % 64));
+    // Two greedy parses at once, over the halves of the region: each match depends on where the
+    // last one ended (a chain of loads ~20 cycles long), so one parse leaves the core idle;
+    // two independent ones overlap. The second half's sequences go to a side buffer and follow
+    // the first half's; its first sequence takes the first half's trailing literals. A match
+    // of the first half ends at the midpoint (so it costs a few bytes a region).
+    struct Lane {
+      std::size_t cur;     // offset from s0 where the next match may start
+      std::size_t wend;    // mask words of this lane: [cur / 64, wend)
+      std::size_t elimit;  // matches end at or before this position
+      std::size_t lt;      // pending literals: src[lt, next match)
+      std::uint8_t* o;     // output
+      std::uint8_t* oe;
+      bool live = true;
+    };
+    const std::size_t half = nw >= 8 ? nw / 2 : nw;  // (short regions: one lane)
+    const std::size_t mid = s0 + half * 64;
+    Lane A{0, half, mid < mlimit ? mid : mlimit, lit, op, oend};
+    if (mt.side.size() < len + len / 255 + 64) mt.side.resize(len + len / 255 + 64);
+    Lane B{half * 64, nw, mlimit, mid, mt.side.data(), mt.side.data() + mt.side.size(), half < nw};
+    std::uint8_t* b_first = nullptr;  // end of B's first sequence in the side buffer
+    std::size_t b_m = 0, b_off = 0, b_e = 0;  // B's first match
+    auto step = [&](Lane& L) {
+      std::size_t w = L.cur / 64;
+      std::uint64_t x = w < L.wend ? mask[w] & (~std::uint64_t{0} << (L.cur % 64)) : 0;
       while (x == 0) {
-        if (++w >= nw) goto done;
+        if (++w >= L.wend) {
+          L.live = false;
+          return;
+        }
         x = mask[w];
       }
-      {
-        const std::size_t r = w * 64 + static_cast<std::size_t>(std::countr_zero(x));
-        std::size_t ip = s0 + r, c = cand[r >> kProbeShift];
-        std::size_t e = ip + 4, f = c + 4;
-        while (e + 8 <= mlimit) {
-          const std::uint64_t d = rd8(e) ^ rd8(f);
-          if (d != 0) {
-            e += static_cast<std::size_t>(std::countr_zero(d)) / 8;
-            goto extended;
-          }
-          e += 8;
-          f += 8;
-        }
-        while (e < mlimit && src[e] == src[f]) {
-          ++e;
-          ++f;
-        }
-      extended:
-        if (e > mlimit) e = mlimit;
-        // one byte back (a match may start between the probed positions)
-        const std::size_t back = ip > lt && c > 0 && src[ip - 1] == src[c - 1];
-        ip -= back;
-        const std::size_t off = ip - c + back, ll = ip - lt, ml = e - ip - 4;
-        if (ll < 15 && ml < 15 && lt + 16 <= len && oe - o >= 32) {
-          o[0] = static_cast<std::uint8_t>((ll << 4) | ml);
-          std::memcpy(o + 1, src + lt, 16);
-          o += 1 + ll;
-          o[0] = static_cast<std::uint8_t>(off);
-          o[1] = static_cast<std::uint8_t>(off >> 8);
-          o += 2;
-          lt = e;
-        } else {
-          op = o;
-          lit = lt;
-          sequence(ip, off, e - ip);
-          if (!ok) return;
-          o = op;
-          lt = lit;
-        }
-        cur = e - s0;
+      const std::size_t r = w * 64 + static_cast<std::size_t>(std::countr_zero(x));
+      std::size_t ip = s0 + r, c = cand[r >> kProbeShift];
+      if (ip + 4 > L.elimit) {  // (only at the midpoint: its first 4 bytes are past it)
+        L.live = false;
+        return;
       }
+      std::size_t e = ip + 4, f = c + 4;
+      while (e + 8 <= L.elimit) {
+        const std::uint64_t d = rd8(e) ^ rd8(f);
+        if (d != 0) {
+          e += static_cast<std::size_t>(std::countr_zero(d)) / 8;
+          goto extended;
+        }
+        e += 8;
+        f += 8;
+      }
+      while (e < L.elimit && src[e] == src[f]) {
+        ++e;
+        ++f;
+      }
+    extended:
+      if (e > L.elimit) e = L.elimit;
+      // one byte back (a match may start between the probed positions)
+      const std::size_t back = ip > L.lt && c > 0 && src[ip - 1] == src[c - 1];
+      ip -= back;
+      const std::size_t off = ip - c + back;
+      std::uint8_t* o = put_sequence(L.o, L.oe, src, len, L.lt, ip, off, e);
+      if (o == nullptr) {
+        ok = false;
+        L.live = false;
+        return;
+      }
+      if (&L == &B && b_first == nullptr) {
+        b_first = o;
+        b_m = ip;
+        b_off = off;
+        b_e = e;
+      }
+      L.o = o;
+      L.lt = e;
+      L.cur = e - s0;
+    };
+    while (A.live || B.live) {
+      if (A.live) step(A);
+      if (B.live) step(B);
     }
-  done:
-    op = o;
-    lit = lt;
+    if (!ok) return;
+    op = A.o;
+    lit = A.lt;
+    if (b_first != nullptr) {  // B's first match after A's literals, then the rest of B
+      std::uint8_t* o = put_sequence(op, oend, src, len, lit, b_m, b_off, b_e);
+      const auto rest = static_cast<std::size_t>(B.o - b_first);
+      if (o == nullptr || static_cast<std::size_t>(oend - o) < rest) {
+        ok = false;
+        return;
+      }
+      std::memcpy(o, b_first, rest);
+      op = o + rest;
+      lit = B.lt;
+    }
   }
 };
 
