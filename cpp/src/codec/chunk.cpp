@@ -110,7 +110,7 @@ struct CompressorState {
   ZSTD_CCtx* cctx = nullptr;
   ZSTD_DCtx* dctx = nullptr;
   std::vector<std::byte> block;  // one transposed / decoded block
-  std::vector<std::byte> tmp;    // LZ4 output of the plane encoder's middle regions
+  std::vector<std::byte> tmp;    // the plane encoder's bit masks
   codec_detail::MatchTable matches{};  // the plane encoder's match finder
 
   CompressorState() : lz4(std::aligned_alloc(64, (static_cast<std::size_t>(LZ4_sizeofState()) + 63) / 64 * 64)) {

@@ -97,14 +97,15 @@ struct MatchTable {
 
 /// Encodes one bit-transposed block (8*elem_size planes of `plane_bytes` each) as one valid
 /// LZ4 block: constant planes become offset-1 matches, noisy planes literals, the rest goes
-/// through LZ4. `lz4_state` is an LZ4_stream_t-sized scratch, `tmp` holds
+/// through the encoder's own match finder (`matches`). `lz4_state` is an LZ4_stream_t-sized
+/// scratch for blocks it does not plan (tiny, or over 64 KiB), `tmp` holds
 /// LZ4_compressBound(block bytes). Returns the LZ4 block's size, or 0 if `cap` is too small.
 std::size_t encode_planes_lz4(const std::byte* planes, std::size_t plane_bytes, std::size_t nplanes,
                               std::byte* out, std::size_t cap, void* lz4_state, std::byte* tmp,
                               std::size_t tmp_cap, MatchTable& matches);
 
 /// How encode_planes_lz4 would encode each plane of one block, added to `counts`: constant,
-/// runs of 0x00, runs of 0xFF, copy of an earlier plane, literals (noisy), liblz4.
+/// runs of 0x00, runs of 0xFF, copy of an earlier plane, literals (noisy), LZ4 matches.
 void plane_paths(const std::byte* planes, std::size_t plane_bytes, std::size_t nplanes, std::uint64_t counts[6]);
 
 /// Same for zstd: one zstd frame per bitshuffle block, or several concatenated frames (every

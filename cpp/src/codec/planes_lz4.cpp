@@ -185,8 +185,9 @@ bool plan_planes(const std::uint8_t* in, std::size_t nb, std::size_t nplanes, Pl
 
 /// For positions s0 + (j << shift) > 0, j < ceil(n >> shift): the latest earlier position with
 /// the same 4-byte hash (this one is then recorded) goes to cand[j], and bit (j << shift) of
-/// `mask` is set where its 4 bytes equal this position's. No branch: in the planes that reach
-/// it a match is a coin flip. src holds 4 bytes past s0 + n - 1.
+/// `mask` (ceil(n / 64) words, all written) is set where its 4 bytes equal this position's.
+/// No branch: in the planes that reach it a match is a coin flip. src holds 4 bytes past
+/// s0 + n - 1.
 void probe_matches(const std::uint8_t* src, std::size_t s0, std::size_t n, unsigned shift, std::uint16_t* table,
                    std::uint16_t* cand, std::uint64_t* mask) {
   const std::size_t stride = std::size_t{1} << shift;
@@ -204,7 +205,7 @@ void probe_matches(const std::uint8_t* src, std::size_t s0, std::size_t n, unsig
       std::memcpy(&x, src + c, 4);
       m |= std::uint64_t(x == v) << k;
     }
-    mask[w] |= m;
+    mask[w] = m;
   }
 }
 
@@ -378,8 +379,8 @@ struct Emitter {
     std::uint8_t* o = op;
     std::uint8_t* const oe = oend;
     std::size_t lt = lit, zp = rpos[c & 1], zl = rlen[c & 1];
-    // One sequence: the literals [lt, m), then a match over [m, e) at `off`; the common short
-    // one written in place, the rest by sequence(). False when the output is full.
+    // One sequence: the literals [lt, m), then a match over [m, e) at `off` (put_sequence).
+    // False when the output is full.
     auto emit = [&](std::size_t m, std::size_t off, std::size_t e) {
       std::uint8_t* end = put_sequence(o, oe, src, srclen, lt, m, off, e);
       if (end == nullptr) return ok = false;
@@ -481,7 +482,6 @@ struct Emitter {
       return v;
     };
     const std::size_t s0 = a == 0 ? 1 : a, n = ilimit - s0, nw = (n + 63) / 64;  // (position 0 would find itself)
-    std::memset(mask, 0, nw * 8);
     std::uint16_t* const cand = mt.cand.data();
     probe_matches(src, s0, n, kProbeShift, mt.slot, cand, mask);
     // Two greedy parses at once, over the halves of the region: each match depends on where the
