@@ -136,9 +136,9 @@ def _noop(batch: Any) -> tuple[float, int]:
     return time.time(), copies
 
 
-def _ours(batches: int) -> tuple[float, float, int]:
+def _ours(batches: int) -> tuple[float, float, int, float]:
     """events/s through ingest -> one no-op actor (steady-state window, and from the first
-    batch), and arrays that were copies."""
+    batch), arrays that were copies, and ms per ``ray.put`` (wall, in the ingest)."""
     from lclstream.ray import BatchStream, map_batches
 
     stream = BatchStream("tcp://127.0.0.1:0", timeout=60)
@@ -153,7 +153,8 @@ def _ours(batches: int) -> tuple[float, float, int]:
     copies = sum(c for _, c in res.outputs.values())
     steady = (len(done) - SKIP) * EVENTS_PER_BATCH / (t_end - done[SKIP - 1])
     cold = (res.events_processed - EVENTS_PER_BATCH) / (t_end - done[0])
-    return steady, cold, copies
+    put_ms = 1e3 * res.ingest["put_seconds"] / max(1, res.ingest["batches"])
+    return steady, cold, copies, put_ms
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
@@ -162,7 +163,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     except ImportError:
         return []
     batches = SKIP + (30 if quick else 180)
-    rounds = 2 if quick else 4
+    rounds = 2 if quick else 6  # this VM's neighbours move both by +-30% within a minute
     import os
 
     here = os.path.dirname(os.path.abspath(__file__))  # the actors unpickle _noop by name
@@ -180,8 +181,10 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         cold: list[float] = []
         base: list[float] = []
         copies = 0
+        put_ms: list[float] = []
         for _ in range(rounds):  # alternated, so drifting load hits both
-            rate, from_first, c = _ours(batches)
+            rate, from_first, c, put = _ours(batches)
+            put_ms.append(put)
             ours.append(rate)
             cold.append(from_first)
             copies += c
@@ -213,9 +216,13 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             baseline_events_per_s=statistics.median(base),
             copies_in_python=copies,
             events_per_s_from_first_batch=statistics.median(cold),
+            put_ms_per_batch=statistics.median(put_ms),
+            paired_ratios=[o / b for o, b in zip(ours, base, strict=True)],
             notes=f"events/s ours {', '.join(f'{x:.0f}' for x in ours)}; plain pyzmq "
-            f"{', '.join(f'{x:.0f}' for x in base)}; arrays reaching the actor that were not "
-            f"views of the object store: {copies}; one copy per batch by ray.put; from the "
+            f"{', '.join(f'{x:.0f}' for x in base)} (round by round: "
+            f"{', '.join(f'{o / b:.2f}' for o, b in zip(ours, base, strict=True))}); arrays reaching the actor that were not "
+            f"views of the object store: {copies}; one copy per batch by ray.put, "
+            f"{statistics.median(put_ms):.1f} ms a put (median, wall); from the "
             f"first batch (a new ingest's store pages faulted in): "
             f"{', '.join(f'{x:.0f}' for x in cold)}",
         )

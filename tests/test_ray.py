@@ -203,6 +203,33 @@ def test_a_consumer_that_dies_is_reported_never_silently_lost() -> None:
     )
 
 
+def dies_slowly_on_second(batch: RayBatch) -> int:
+    if batch.index == 1:
+        import time
+
+        time.sleep(1.0)  # long enough for the ingest to fill its queue behind this batch
+        os._exit(3)
+    return len(batch)
+
+
+def test_when_every_consumer_dies_the_rest_is_counted_unprocessed() -> None:
+    """The only actor dies on the second batch: the stream stops, the batches it held are
+    failed, what the ingest had already received is counted as received and unprocessed,
+    and nothing is missing from the sum."""
+    stream = BatchStream("tcp://127.0.0.1:0", timeout=30)
+    prod = Producer(stream.endpoints[0], 40, batch=4)
+    res = map_batches(stream, dies_slowly_on_second, actors=1, per_actor=1)
+    prod.join(60)  # its stream was cut short: it may end with an error; not this test's point
+    assert not res.complete and res.error == "every consumer actor died"
+    assert [f.index for f in res.failed] == [1] and "actor died" in res.failed[0].reason
+    assert res.events_processed == 4  # batch 0
+    # while the actor slept, the ingest queued max_queued (2) more, and maybe the one its put
+    # thread held: received, not processed
+    assert res.events_unprocessed in (8, 12)
+    assert res.events_received == 4 * res.batches == 4 + 4 + res.events_unprocessed
+    assert "stopped: every consumer actor died" in res.incomplete_reason()
+
+
 def raises(batch: RayBatch) -> int:
     if batch.index == 2:
         raise ValueError("bad frame")

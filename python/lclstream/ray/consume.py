@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lclstream.ray.batch import RayBatch
-from lclstream.ray.ingest import Ingest
+from lclstream.ray.ingest import Ingest, Outcome, first_line
 
 __all__ = ["BatchStream", "FailedBatch", "StreamResult", "map_batches"]
 
@@ -39,12 +39,17 @@ class StreamResult:
     batches: int = 0
     events_received: int = 0
     events_processed: int = 0
+    #: events received but never handed to user code (the consumption stopped first)
+    events_unprocessed: int = 0
     failed: list[FailedBatch] = field(default_factory=list)
     #: what user code returned, by batch index (``map_batches(keep_outputs=True)``)
     outputs: dict[int, Any] = field(default_factory=dict)
     #: why the consumption stopped early, else empty
     error: str = ""
     seconds: float = 0.0
+    #: the ingest's counters at the end (:meth:`BatchStream.stats`): batches put, seconds in
+    #: ``ray.put``, and how long each stage waited for the next (where backpressure held)
+    ingest: dict[str, Any] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -116,10 +121,16 @@ class BatchStream:
         self._t0 = time.perf_counter()
         self._done = False
         self._closed = False
+        self._iterating = False  # batches come to this driver (``next``)
+        self._dispatching = False  # the ingest feeds a pool (``dispatch``)
+        self._keep_outputs = False
 
     def _items(self) -> Iterator[tuple[Any, int, int]]:
         """(ref, events, index) per batch, until the receive ends."""
         ray = _ray()
+        if self._dispatching:
+            raise RuntimeError("this stream feeds a pool: its batches do not come here")
+        self._iterating = True
         # one request ahead: the ingest answers the next while this batch is dispatched
         pending = self._ingest.next.remote(0.5)
         while not self._done:
@@ -130,16 +141,60 @@ class BatchStream:
                 self.result.batches += 1
                 self.result.events_received += int(events)
                 yield value[0], int(events), int(index)
-            elif kind == "end":
-                self.result.receive = dict(value)
-                self._finish()
-            elif kind == "error":
-                self.result.error = str(value)
-                self._finish()
+            elif kind in ("end", "error"):
+                self._verdict(kind, value)
 
     def _finish(self) -> None:
         self._done = True
         self.result.seconds = time.perf_counter() - self._t0
+
+    def _dispatch(
+        self, pool: list[Any], per_actor: int, keep_outputs: bool = True
+    ) -> Iterator[Outcome]:
+        """Have the ingest feed ``pool`` itself; yield each batch's outcome as it is known,
+        until the verdict (which lands in ``result``)."""
+        if self._iterating or self._done:
+            raise RuntimeError("this stream is already being consumed")
+        self._dispatching = True
+        self._keep_outputs = keep_outputs
+        _ray().get(self._ingest.dispatch.remote(pool, per_actor, keep_outputs))
+        return self._dispatch_outcomes()
+
+    def _dispatch_outcomes(self) -> Iterator[Outcome]:
+        ray = _ray()
+        while not self._done:
+            try:
+                outcomes, final = ray.get(self._ingest.collect.remote(0.25))
+            except ray.exceptions.RayActorError as e:
+                self.result.error = f"the ingest actor died: {first_line(e)}"
+                self._finish()
+                return
+            for outcome in outcomes:
+                self._account(*outcome)
+                yield outcome
+            if final is not None:
+                self._verdict(*final)
+
+    def _account(self, index: int, events: int, state: str, value: Any) -> None:
+        """A dispatched batch's outcome, in the result (also when ``close`` drains them)."""
+        res = self.result
+        res.batches += 1
+        res.events_received += events
+        if state == "done":
+            res.events_processed += events
+            if self._keep_outputs:
+                res.outputs[index] = value
+        elif state == "failed":
+            res.failed.append(FailedBatch(index, events, str(value)))
+        else:
+            res.events_unprocessed += events
+
+    def _verdict(self, kind: str, value: Any) -> None:
+        if kind == "end":
+            self.result.receive = dict(value)
+        elif not self.result.error:  # the first reason given is the one that explains
+            self.result.error = str(value)
+        self._finish()
 
     def refs(self) -> Iterator[Any]:
         """Object references of the batches (each counted as processed when yielded)."""
@@ -167,8 +222,13 @@ class BatchStream:
         ray = _ray()
         if not self._done:
             ray.get(self._ingest.stop.remote())
-            for _ in self._items():  # what it had queued, then its verdict
+            drain = self._dispatch_outcomes() if self._dispatching else self._items()
+            for _ in drain:  # what it had queued, then its verdict
                 pass
+        try:
+            self.result.ingest = ray.get(self._ingest.stats.remote(), timeout=10)
+        except (ray.exceptions.RayError, TimeoutError):
+            pass  # a dead ingest has no counters left; its verdict already says why
         ray.kill(self._ingest)
 
     def __enter__(self) -> BatchStream:
@@ -205,9 +265,9 @@ def map_batches(
     ``fn`` is a function of a :class:`RayBatch` or a class (instantiated once per actor with
     ``fn_args``/``fn_kwargs``) with ``__call__(batch)``. The stream is closed on return. At
     most ``per_actor`` batches wait at each actor (default 2: one running and the next already
-    there, so an actor never waits for the driver's round trip); when all are busy the ingest
-    stops reading and the producer waits. A
-    batch whose actor dies, or whose call raises, is reported in ``result.failed`` (never
+    there, so an actor never waits for a round trip); when all are busy the ingest stops
+    reading and the producer waits. The ingest submits the batches itself (it owns them) and
+    the driver only collects outcomes, a few times a second. A batch whose actor dies, or whose call raises, is reported in ``result.failed`` (never
     silently lost); the others go on to the live actors. The stream is stopped (and the
     result incomplete) when no actor is left.
     """
@@ -215,61 +275,11 @@ def map_batches(
     stream = source if isinstance(source, BatchStream) else BatchStream(source, **stream_options)
     remote = ray.remote(_Worker).options(**{"num_cpus": 1, **(actor_options or {})})
     pool = [remote.remote(fn, fn_args, fn_kwargs or {}) for _ in range(max(1, actors))]
-    load = [0] * len(pool)
-    alive = [True] * len(pool)
-    inflight: dict[Any, tuple[int, int, int]] = {}  # task ref -> (actor, batch index, events)
-    result = stream.result
-    items = stream._items()
-    exhausted = False
-
-    def settle(task: Any) -> None:
-        slot, index, events = inflight.pop(task)
-        load[slot] -= 1
-        try:
-            out = ray.get(task)
-        except ray.exceptions.RayActorError as e:
-            alive[slot] = False
-            result.failed.append(FailedBatch(index, events, f"its actor died: {_first_line(e)}"))
-            return
-        except ray.exceptions.RayTaskError as e:
-            result.failed.append(FailedBatch(index, events, f"it raised: {_first_line(e)}"))
-            return
-        result.events_processed += events
-        if keep_outputs:
-            result.outputs[index] = out
-
     try:
-        while True:
-            capacity = [i for i in range(len(pool)) if alive[i] and load[i] < per_actor]
-            if not any(alive):
-                result.error = "every consumer actor died"
-                break
-            if capacity and not exhausted:
-                got = next(items, None)
-                if got is None:
-                    exhausted = True
-                    continue
-                ref, events, index = got
-                slot = min(capacity, key=lambda i: load[i])
-                inflight[pool[slot].run.remote(ref)] = (slot, index, events)
-                load[slot] += 1
-                continue
-            if not inflight:
-                if exhausted:
-                    break
-                continue
-            done, _ = ray.wait(list(inflight), num_returns=1)
-            for task in done:
-                settle(task)
+        for _ in stream._dispatch(pool, per_actor, keep_outputs):
+            pass  # the stream's result accounts for each outcome
     finally:
-        for task in list(inflight):
-            settle(task)
         stream.close()  # consumed (or given up): its ingest actor is no longer needed
         for actor in pool:
             ray.kill(actor)
-    return result
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[-1][:300] if text else type(e).__name__
+    return stream.result
