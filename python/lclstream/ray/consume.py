@@ -267,9 +267,10 @@ def map_batches(
     most ``per_actor`` batches wait at each actor (default 2: one running and the next already
     there, so an actor never waits for a round trip); when all are busy the ingest stops
     reading and the producer waits. The ingest submits the batches itself (it owns them) and
-    the driver only collects outcomes, a few times a second. A batch whose actor dies, or whose call raises, is reported in ``result.failed`` (never
-    silently lost); the others go on to the live actors. The stream is stopped (and the
-    result incomplete) when no actor is left.
+    the driver only collects outcomes, a few times a second. A batch whose actor dies, or
+    whose call raises, is reported in ``result.failed`` (never silently lost); the others go
+    on to the live actors. The stream is stopped (and the result incomplete) when no actor is
+    left; what the ingest had received by then is counted in ``result.events_unprocessed``.
     """
     ray = _ray()
     stream = source if isinstance(source, BatchStream) else BatchStream(source, **stream_options)
