@@ -148,9 +148,7 @@ class BatchStream:
         self._done = True
         self.result.seconds = time.perf_counter() - self._t0
 
-    def _dispatch(
-        self, pool: list[Any], per_actor: int, keep_outputs: bool = True
-    ) -> Iterator[Outcome]:
+    def _dispatch(self, pool: list[Any], per_actor: int, keep_outputs: bool) -> Iterator[Outcome]:
         """Have the ingest feed ``pool`` itself; yield each batch's outcome as it is known,
         until the verdict (which lands in ``result``)."""
         if self._iterating or self._done:
@@ -210,7 +208,7 @@ class BatchStream:
             self.result.events_processed += events  # the loop body came back for more
 
     def stats(self) -> dict[str, Any]:
-        """The ingest's counters (batches put, seconds in ``ray.put``)."""
+        """The ingest's counters (batches put, seconds in ``ray.put``, stage waits)."""
         stats: dict[str, Any] = _ray().get(self._ingest.stats.remote())
         return stats
 

@@ -202,7 +202,8 @@ class Ingest:
             self._collected.notify_all()
 
     def stats(self) -> dict[str, Any]:
-        """Batches put so far and the time spent in ``ray.put`` (the one copy per batch)."""
+        """Batches put so far, the time spent in ``ray.put`` (the one copy per batch), and
+        the seconds each stage waited for the next."""
         return {
             "batches": self._batches,
             "put_seconds": self._put_seconds,
