@@ -70,8 +70,12 @@ def _keep_freed_buffers() -> None:
     import ctypes
 
     libc = ctypes.CDLL("libc.so.6")
-    m_trim_threshold, m_mmap_max = -1, -4  # <malloc.h>; the same two calls as the core's
-    ok = libc.mallopt(m_mmap_max, 0) == 1 and libc.mallopt(m_trim_threshold, 1 << 30) == 1
+    m_trim_threshold, m_top_pad, m_mmap_max = -1, -2, -4  # <malloc.h>; the core's three calls
+    ok = (
+        libc.mallopt(m_mmap_max, 0) == 1
+        and libc.mallopt(m_trim_threshold, 1 << 30) == 1
+        and libc.mallopt(m_top_pad, 64 << 20) == 1
+    )
     if not ok:
         raise RuntimeError("mallopt refused the baseline's buffer tuning")
 

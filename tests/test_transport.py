@@ -150,6 +150,59 @@ def test_non_contiguous_buffer_is_rejected() -> None:
         s.send(np.zeros((4, 4))[:, ::2])
 
 
+_BUFFER_REUSE_PROBE = """
+import resource, sys, threading
+import numpy as np
+from lclstream.transport import Receiver, Sender
+
+n, keep, size = 24, 3, 32 << 20
+with Receiver("tcp://127.0.0.1:*", timeout=30, rcvhwm=2, reuse_buffers=True) as r:
+    payload = np.ones(size, np.uint8)
+
+    def send():
+        with Sender(r.endpoints[0], timeout=30) as s:
+            for _ in range(n):
+                s.send(payload)
+
+    t = threading.Thread(target=send)
+    t.start()
+    held = []
+    for i in range(n):
+        if i == n // 2:
+            f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        held = [*held, r.recv_frames()][-keep:]  # a pipeline holds a few messages at once
+    f1 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    t.join(30)
+print((f1 - f0) / (n - n // 2))
+"""
+
+
+@pytest.mark.parametrize("tuning", ["1", "0"])
+def test_reused_buffers_are_not_faulted_in_again(tuning: str) -> None:
+    """With ``reuse_buffers`` a received 32 MiB message lands in memory already faulted in,
+    even while a few messages are held at once (libzmq's I/O thread allocates from a glibc
+    arena of its own, whose extra heaps glibc unmapped when empty: ~1,400 faults a message
+    before the top pad); vetoed (LCLSTREAM_MALLOC_TUNING=0), every message costs its
+    8,192 pages. A process of its own: the tuning is process-wide."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LCLSTREAM_MALLOC_TUNING": tuning}
+    out = subprocess.run(
+        [sys.executable, "-c", _BUFFER_REUSE_PROBE],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    faults = float(out.stdout.strip().splitlines()[-1])
+    if tuning == "1":
+        assert faults < 100, f"{faults:.0f} page faults per received 32 MiB message"
+    else:  # the probe measures what it should: fresh pages are faults
+        assert faults > 4000, f"{faults:.0f} page faults per message without the tuning"
+
+
 # ---- pyzmq interop ---------------------------------------------------------------------------
 
 

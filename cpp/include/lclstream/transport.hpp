@@ -93,7 +93,11 @@ struct CurveOptions {
 /// blocks with fresh mmap()s that it unmaps again on free, so each message's pages are
 /// faulted in anew (~0.5 GB/s here; a 32 MiB stream collapses). This makes glibc serve
 /// them from its heaps and keep freed memory (no mmap for large blocks, a 1 GiB trim
-/// threshold), so received buffers are reused warm. Process-wide and idempotent: it
+/// threshold, and a 64 MiB top pad: libzmq's I/O thread allocates from an arena of its
+/// own, whose extra 64 MiB heaps glibc unmaps as soon as they are empty whatever the trim
+/// threshold, unless the pad is out of the previous heap's reach; without it, a receiver
+/// holding two or three 32 MiB messages faulted ~1,400-3,000 pages in per message), so
+/// received buffers are reused warm. Process-wide and idempotent: it
 /// also changes how every other allocation of the process behaves (measured here: it
 /// halves the two-thread speed of a codec call that allocates its output), so a Receiver
 /// calls it only when TransportOptions::reuse_buffers is set, as a process dedicated to

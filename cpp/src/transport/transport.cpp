@@ -59,8 +59,11 @@ bool reuse_message_buffers() {
     if (env != nullptr && std::string_view(env) == "0") return false;
 #if defined(__GLIBC__)
     // Large blocks from the heaps (arenas), not from mmap; freed memory kept for reuse.
+    // The top pad keeps a non-main arena's emptied heaps (glibc deletes such a heap only
+    // when the pad fits in the heap before it; 64 MiB, a heap's most, never does).
     // Blocks beyond an arena's reach still fall back to mmap inside glibc.
-    const bool ok = mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
+    const bool ok = mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1 &&
+                    mallopt(M_TOP_PAD, 64 << 20) == 1;
     return ok;
 #else
     return false;
