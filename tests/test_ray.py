@@ -212,21 +212,33 @@ def dies_slowly_on_second(batch: RayBatch) -> int:
     return len(batch)
 
 
-def test_when_every_consumer_dies_the_rest_is_counted_unprocessed() -> None:
+@pytest.mark.parametrize("bundle_bytes", [0, None], ids=["one-by-one", "bundled"])
+def test_when_every_consumer_dies_the_rest_is_counted_unprocessed(
+    bundle_bytes: int | None,
+) -> None:
     """The only actor dies on the second batch: the stream stops, the batches it held are
     failed, what the ingest had already received is counted as received and unprocessed,
     and nothing is missing from the sum."""
     stream = BatchStream("tcp://127.0.0.1:0", timeout=30)
     prod = Producer(stream.endpoints[0], 40, batch=4)
-    res = map_batches(stream, dies_slowly_on_second, actors=1, per_actor=1)
+    res = map_batches(
+        stream, dies_slowly_on_second, actors=1, per_actor=1, bundle_bytes=bundle_bytes
+    )
     prod.join(60)  # its stream was cut short: it may end with an error; not this test's point
     assert not res.complete and res.error == "every consumer actor died"
-    assert [f.index for f in res.failed] == [1] and "actor died" in res.failed[0].reason
+    failed = [f.index for f in res.failed]
+    assert all("actor died" in f.reason for f in res.failed)
     assert res.events_processed == 4  # batch 0
-    # while the actor slept, the ingest queued max_queued (2) more, and maybe the one its put
-    # thread held: received, not processed
-    assert res.events_unprocessed in (8, 12)
-    assert res.events_received == 4 * res.batches == 4 + 4 + res.events_unprocessed
+    if bundle_bytes == 0:
+        assert failed == [1]
+        # while the actor slept, the ingest queued max_queued (2) more, and maybe the one its
+        # put thread held: received, not processed
+        assert res.events_unprocessed in (8, 12)
+    else:  # batch 1, and the batches that waited with it and went in its bundle
+        assert failed == list(range(1, 1 + len(failed)))
+        assert res.events_unprocessed > 0
+    assert res.events_received == 4 * res.batches
+    assert res.events_received == 4 + 4 * len(failed) + res.events_unprocessed
     assert "stopped: every consumer actor died" in res.incomplete_reason()
 
 
@@ -243,6 +255,30 @@ def test_a_consumer_that_raises_fails_its_batch_only() -> None:
     prod.finish()
     assert [(f.index, f.events) for f in res.failed] == [(2, 4)]
     assert "bad frame" in res.failed[0].reason and res.events_processed == 16
+
+
+def slow_and_raises_on_fifth(batch: RayBatch) -> int:
+    import time
+
+    time.sleep(0.05)
+    if batch.index == 5:
+        raise ValueError("bad frame")
+    return int(batch.event_ids[0])
+
+
+def test_batches_that_wait_go_on_in_bundles_and_each_still_counts_alone() -> None:
+    """One event per message and a slow actor: batches wait at the ingest and go on
+    together (fewer Ray objects than batches), yet user code gets each batch on its own,
+    the one that raises fails alone, and every other one's output is there."""
+    stream = BatchStream("tcp://127.0.0.1:0", timeout=30)
+    prod = Producer(stream.endpoints[0], 40, batch=1)
+    res = map_batches(stream, slow_and_raises_on_fifth, actors=1, keep_outputs=True)
+    assert prod.finish().complete
+    assert res.ingest["batches"] == 40 and res.ingest["objects"] < 40  # bundles formed
+    assert [(f.index, f.events) for f in res.failed] == [(5, 1)]
+    assert "bad frame" in res.failed[0].reason
+    assert res.events_processed == 39 and sorted(res.outputs) == [i for i in range(40) if i != 5]
+    assert sorted(res.outputs.values()) == sorted(set(res.outputs.values()))  # one per event
 
 
 def test_an_incomplete_stream_is_not_complete() -> None:

@@ -18,7 +18,11 @@ from typing import Any
 from lclstream.ray.batch import RayBatch
 from lclstream.ray.ingest import Ingest, Outcome, first_line
 
-__all__ = ["BatchStream", "FailedBatch", "StreamResult", "map_batches"]
+__all__ = ["BUNDLE_BYTES", "BatchStream", "FailedBatch", "StreamResult", "map_batches"]
+
+#: the largest bundle by default (see :mod:`lclstream.ray.ingest`); smaller when the object
+#: store is small
+BUNDLE_BYTES = 64 << 20
 
 
 @dataclass
@@ -116,6 +120,7 @@ class BatchStream:
         self._ingest = actor.remote(
             url_list, bind=bind, max_queued=max_queued, rcvhwm=rcvhwm, options=options
         )
+        self._max_queued = max_queued
         self.endpoints: list[str] = ray.get(self._ingest.endpoints.remote())
         self.result = StreamResult()
         self._t0 = time.perf_counter()
@@ -148,14 +153,18 @@ class BatchStream:
         self._done = True
         self.result.seconds = time.perf_counter() - self._t0
 
-    def _dispatch(self, pool: list[Any], per_actor: int, keep_outputs: bool) -> Iterator[Outcome]:
+    def _dispatch(
+        self, pool: list[Any], per_actor: int, keep_outputs: bool, bundle_bytes: int | None
+    ) -> Iterator[Outcome]:
         """Have the ingest feed ``pool`` itself; yield each batch's outcome as it is known,
         until the verdict (which lands in ``result``)."""
         if self._iterating or self._done:
             raise RuntimeError("this stream is already being consumed")
         self._dispatching = True
         self._keep_outputs = keep_outputs
-        _ray().get(self._ingest.dispatch.remote(pool, per_actor, keep_outputs))
+        if bundle_bytes is None:
+            bundle_bytes = _bundle_bytes(self._max_queued, per_actor * len(pool))
+        _ray().get(self._ingest.dispatch.remote(pool, per_actor, keep_outputs, bundle_bytes))
         return self._dispatch_outcomes()
 
     def _dispatch_outcomes(self) -> Iterator[Outcome]:
@@ -245,6 +254,35 @@ class _Worker:
     def run(self, batch: RayBatch) -> Any:
         return self.fn(batch)
 
+    def run_bundle(self, batches: list[RayBatch], keep: bool) -> list[tuple[str, Any]]:
+        """Each batch of a bundle on its own: one that raises fails alone, as its own task
+        would have (``("failed", why)``); the others are ``("done", output or None)``."""
+        out: list[tuple[str, Any]] = []
+        for batch in batches:
+            try:
+                value = self.fn(batch)
+            except Exception as e:  # noqa: BLE001 - counted as this batch's failure
+                out.append(("failed", f"it raised: {first_line_of(e)}"))
+            else:
+                out.append(("done", value if keep else None))
+        return out
+
+
+def first_line_of(e: BaseException) -> str:
+    """``Type: message`` of an exception raised by user code, its first line, cut short."""
+    text = f"{type(e).__name__}: {e}".strip().splitlines()
+    return text[0][:300]
+
+
+def _bundle_bytes(max_queued: int, in_flight: int) -> int:
+    """The largest bundle such that every bundle the stream can hold at once (put, queued,
+    at the actors, being put) fits in half of Ray's object store: Ray spills beyond it."""
+    import ray
+
+    store = int(ray.cluster_resources().get("object_store_memory", 0))
+    slots = max_queued + in_flight + 2
+    return min(BUNDLE_BYTES, store // (2 * slots)) if store > 0 else 0
+
 
 def map_batches(
     source: BatchStream | str | Sequence[str],
@@ -256,6 +294,7 @@ def map_batches(
     fn_args: tuple[Any, ...] = (),
     fn_kwargs: dict[str, Any] | None = None,
     keep_outputs: bool = False,
+    bundle_bytes: int | None = None,
     **stream_options: Any,
 ) -> StreamResult:
     """Feed every batch of a stream to a pool of ``actors`` Ray actors, least-loaded first.
@@ -269,13 +308,19 @@ def map_batches(
     whose call raises, is reported in ``result.failed`` (never silently lost); the others go
     on to the live actors. The stream is stopped (and the result incomplete) when no actor is
     left; what the ingest had received by then is counted in ``result.events_unprocessed``.
+
+    Batches that wait at the ingest while every actor is busy go on together, as one Ray
+    object and one task (a *bundle*, up to ``bundle_bytes``; by default 64 MiB, or less so
+    that whatever the stream holds fits in half the object store; 0: never). Ray's cost per
+    object and task is then paid once per bundle; user code still gets one batch per call,
+    and a batch that raises fails alone. An actor that dies fails every batch it held.
     """
     ray = _ray()
     stream = source if isinstance(source, BatchStream) else BatchStream(source, **stream_options)
     remote = ray.remote(_Worker).options(**{"num_cpus": 1, **(actor_options or {})})
     pool = [remote.remote(fn, fn_args, fn_kwargs or {}) for _ in range(max(1, actors))]
     try:
-        for _ in stream._dispatch(pool, per_actor, keep_outputs):
+        for _ in stream._dispatch(pool, per_actor, keep_outputs, bundle_bytes):
             pass  # the stream's result accounts for each outcome
     finally:
         stream.close()  # consumed (or given up): its ingest actor is no longer needed
