@@ -38,7 +38,7 @@ import time
 import uuid
 from typing import Any
 
-from common import main, record
+from common import keep_freed_buffers, main, record
 
 SHAPE = (8, 512, 1024)  # Jungfrau 4M
 EVENTS_PER_BATCH = (4, 1)  # swept: events per message
@@ -73,22 +73,6 @@ def _produce(endpoint: str, batches: int, epb: int) -> None:
     tx.close()
 
 
-def _keep_freed_buffers() -> None:
-    """glibc: serve large blocks from the heap and keep freed ones (the tuning lclstream's
-    receivers use), so that each 33 MB message does not fault in fresh pages; plain ctypes."""
-    import ctypes
-
-    libc = ctypes.CDLL("libc.so.6")
-    m_trim_threshold, m_top_pad, m_mmap_max = -1, -2, -4  # <malloc.h>; the core's three calls
-    ok = (
-        libc.mallopt(m_mmap_max, 0) == 1
-        and libc.mallopt(m_trim_threshold, 1 << 30) == 1
-        and libc.mallopt(m_top_pad, 64 << 20) == 1
-    )
-    if not ok:
-        raise RuntimeError("mallopt refused the baseline's buffer tuning")
-
-
 def _baseline(batches: int, epb: int, one_copy: bool = False) -> float:
     """events/s of a plain pyzmq PULL loop into numpy, in a process of its own (as the
     ingest is an actor process of its own); ``one_copy``: the same loop copying each frame
@@ -108,7 +92,7 @@ def _baseline_consumer(batches: int, epb: int, q: Any, one_copy: bool) -> None:
     import numpy as np
     import zmq
 
-    _keep_freed_buffers()
+    keep_freed_buffers()
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.PULL)
     sock.rcvhwm = 2

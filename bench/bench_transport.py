@@ -7,7 +7,9 @@ the receiver only looks at each message's length (no copy, no touching the paylo
 Message sizes 64 KiB .. 32 MiB over tcp loopback and ipc. The baseline (pyzmq PUSH ->
 PULL, ``send(copy=False)`` / ``recv(copy=False)``) runs in the same run with the same
 process layout, hwm and sizes, alternating with ours (2-3 times each) so that load from
-other users of the machine hits both alike; each side's best block is compared.
+other users of the machine hits both alike; each side's best block is compared. Both
+receivers get the same glibc tuning (keep freed message buffers: ours by ``reuse_buffers``,
+pyzmq's by the same three ``mallopt`` calls), so large messages are not faulted in afresh.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import time
 from typing import Any
 
 import numpy as np
-from common import main, record
+from common import keep_freed_buffers, main, record
 
 SIZES = [64 << 10, 1 << 20, 8 << 20, 32 << 20]
 HWM = 16
@@ -46,6 +48,7 @@ def _receiver(lib: str, url: str, warm: int, n: int, blocks: int, q: Any) -> Non
     else:
         import zmq
 
+        keep_freed_buffers()  # the receivers' glibc tuning, as ours has (reuse_buffers)
         ctx = zmq.Context()
         s = ctx.socket(zmq.PULL)
         s.rcvhwm = HWM
@@ -78,6 +81,7 @@ def _send_all(lib: str, endpoint: str, buf: np.ndarray, count: int) -> None:
     else:
         import zmq
 
+        keep_freed_buffers()  # the receivers' glibc tuning, as ours has (reuse_buffers)
         ctx = zmq.Context()
         s = ctx.socket(zmq.PUSH)
         s.sndhwm = HWM

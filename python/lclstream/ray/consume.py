@@ -276,10 +276,16 @@ def first_line_of(e: BaseException) -> str:
 
 def _bundle_bytes(max_queued: int, in_flight: int) -> int:
     """The largest bundle such that every bundle the stream can hold at once (put, queued,
-    at the actors, being put) fits in half of Ray's object store: Ray spills beyond it."""
+    at the actors, being put) fits in half of Ray's object store (the smallest node's: the
+    ingest's may be any): Ray spills beyond it."""
     import ray
 
-    store = int(ray.cluster_resources().get("object_store_memory", 0))
+    stores = [
+        int(n.get("Resources", {}).get("object_store_memory", 0))
+        for n in ray.nodes()
+        if n.get("Alive")
+    ]
+    store = min((x for x in stores if x > 0), default=0)
     slots = max_queued + in_flight + 2
     return min(BUNDLE_BYTES, store // (2 * slots)) if store > 0 else 0
 
