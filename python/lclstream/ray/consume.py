@@ -262,14 +262,15 @@ class _Worker:
             try:
                 value = self.fn(batch)
             except Exception as e:  # noqa: BLE001 - counted as this batch's failure
-                out.append(("failed", f"it raised: {first_line_of(e)}"))
+                out.append(("failed", f"it raised: {_raised(e)}"))
             else:
                 out.append(("done", value if keep else None))
         return out
 
 
-def first_line_of(e: BaseException) -> str:
-    """``Type: message`` of an exception raised by user code, its first line, cut short."""
+def _raised(e: BaseException) -> str:
+    """``Type: message`` of an exception user code raised in a bundle, its first line, cut
+    short (what a task's own ``RayTaskError`` would have said, without the traceback)."""
     text = f"{type(e).__name__}: {e}".strip().splitlines()
     return text[0][:300]
 
