@@ -74,7 +74,7 @@ def test_bad_constants_and_batches_are_clear_errors() -> None:
         JungfrauOnDevice(c["pedestal"], c["gain"], output="photons")
     with pytest.raises(ValueError, match="array library"):
         JungfrauOnDevice(c["pedestal"], c["gain"], xp="json")
-    with pytest.raises(ValueError, match="uint16 or uint32"):
+    with pytest.raises(ValueError, match="uint16 or uint32"):  # the CPU path's own words
         JungfrauOnDevice(
             c["pedestal"], c["gain"], output="photons", photon_energy_keV=9.5, dtype=np.uint8
         )

@@ -21,11 +21,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lclstream import detectors
+from lclstream import calib, detectors
 
 __all__ = ["JungfrauOnDevice", "ToDevice"]
-
-_OUTPUTS = ("keV", "adu", "photons")
 
 
 def _namespace(xp: Any) -> tuple[str, Any]:
@@ -67,24 +65,22 @@ class JungfrauOnDevice:
         device: str | None = None,
     ) -> None:
         self._kind, self._xp = _namespace(xp)
-        if output not in _OUTPUTS:
-            raise ValueError(f"output {output!r}: expected one of {', '.join(_OUTPUTS)}")
-        if output == "photons" and not photon_energy_keV:
-            raise ValueError("output 'photons' needs photon_energy_keV")
-        ped = np.asarray(pedestal, dtype=np.float32)
+        # the CPU path's own checks, so both refuse the same inputs with the same words
+        self.dtype = calib._output_dtype(output, dtype, photon_energy_keV)
+        ped = np.asarray(pedestal)
         gains = detectors.JUNGFRAU.n_gains
         if ped.ndim < 2 or ped.shape[0] != gains:
-            raise ValueError(f"Jungfrau pedestal: shape {ped.shape}, expected ({gains}, *frame)")
-        g = np.asarray(gain, dtype=np.float32)
-        if g.shape != ped.shape:
-            raise ValueError(f"Jungfrau gain: shape {g.shape}, expected {ped.shape}")
-        poff = ped if offset is None else ped + np.asarray(offset, dtype=np.float32)
-        if poff.shape != ped.shape:
-            raise ValueError(f"Jungfrau offset: shape {poff.shape}, expected {ped.shape}")
-        self.frame_shape = tuple(int(s) for s in ped.shape[1:])
-        good = np.float32(1) if mask is None else (np.asarray(mask) != 0).astype(np.float32)
-        if mask is not None and np.shape(good) != self.frame_shape:
-            raise ValueError(f"Jungfrau mask: shape {np.shape(good)}, expected {self.frame_shape}")
+            raise ValueError(
+                f"Jungfrau pedestal: shape {calib._shape_text(ped.shape)}, expected "
+                f"({gains}, *frame)"
+            )
+        shape = tuple(int(x) for x in ped.shape)
+        self.frame_shape = shape[1:]
+        p = calib._constants("Jungfrau pedestal", ped, shape)
+        g = calib._constants("Jungfrau gain", gain, shape)
+        poff = p if offset is None else p + calib._constants("Jungfrau offset", offset, shape)
+        m = calib._mask(mask, self.frame_shape, "Jungfrau mask")
+        good = np.float32(1) if m is None else m.astype(np.float32)
         if output == "adu":
             factor = np.ones_like(g) * good
         else:  # 1/gain, 0 where the gain is 0 (psana's divide_protected), masked
@@ -93,10 +89,6 @@ class JungfrauOnDevice:
             factor = factor * good
         self.output = output
         self._energy = np.float32(photon_energy_keV or 0.0)
-        self.dtype = np.dtype(dtype or (np.uint16 if output == "photons" else np.float32))
-        allowed = ("uint16", "uint32") if output == "photons" else ("float32",)
-        if self.dtype.name not in allowed:  # as the CPU kernel
-            raise ValueError(f"{output} are {' or '.join(allowed)}; dtype={self.dtype} is not")
         self._device = device
         self._poff = [self._move(np.ascontiguousarray(poff[i])) for i in range(gains)]
         self._factor = [self._move(np.ascontiguousarray(factor[i])) for i in range(gains)]
@@ -111,7 +103,8 @@ class JungfrauOnDevice:
         xp = self._xp
         if tuple(raw.shape[1:]) != self.frame_shape:
             raise ValueError(
-                f"raw batch: shape {tuple(raw.shape)}, expected (events, {self.frame_shape})"
+                f"raw batch: shape {tuple(raw.shape)}, expected "
+                f"(events, {', '.join(str(x) for x in self.frame_shape)})"
             )
         if self._kind == "torch":
             word = raw.to(xp.int32) & 0xFFFF  # torch has no uint16 shifts; int16 views too
