@@ -295,20 +295,20 @@ def test_an_incomplete_stream_is_not_complete() -> None:
     assert res.receive["rejected"] == 1 and res.receive["timed_out"]
 
 
-def test_the_radial_profile_example_against_the_raw_stream_example(tmp_path: Path) -> None:
-    """examples/ray_radial_profile.py as a user runs it, fed by examples/stream_raw.yaml."""
+def run_example(script: str, out: Path, *args: str, events: int = 40) -> str:
+    """examples/<script> as a user runs it (binding port 0, one actor), fed ``events`` events
+    of examples/stream_raw.yaml; returns its stdout after it exited 0."""
     import subprocess
     import sys
 
-    import h5py
     import yaml
     from proc_helpers import cli_env
 
     root = Path(__file__).resolve().parents[1]
-    out = tmp_path / "profiles.h5"
     proc = subprocess.Popen(
-        [sys.executable, str(root / "examples" / "ray_radial_profile.py"), "--bind", "tcp://127.0.0.1:0",
-         "--out", str(out), "--actors", "1", "--object-store-mb", "256", "--timeout", "30"],
+        [sys.executable, str(root / "examples" / script), "--bind", "tcp://127.0.0.1:0",
+         "--out", str(out), "--actors", "1", "--object-store-mb", "256", "--timeout", "30",
+         *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
     )  # fmt: skip
     try:
@@ -319,7 +319,7 @@ def test_the_radial_profile_example_against_the_raw_stream_example(tmp_path: Pat
         # there could be taken in between by one of the processes Ray starts.
         url = line.split()[-1]
         cfg = yaml.safe_load((root / "examples" / "stream_raw.yaml").read_text())
-        cfg["event_source"]["number_of_events_to_generate"] = 40
+        cfg["event_source"]["number_of_events_to_generate"] = events
         cfg["data_handlers"][0]["urls"] = [url]
         assert Pipeline(cfg).run().complete
         rest, err = proc.communicate(timeout=120)
@@ -327,9 +327,43 @@ def test_the_radial_profile_example_against_the_raw_stream_example(tmp_path: Pat
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, (rest, err)
-    assert "40 of 40 events processed (complete)" in rest
+    assert f"{events} of {events} events processed (complete)" in rest
+    return rest
+
+
+def test_the_radial_profile_example_against_the_raw_stream_example(tmp_path: Path) -> None:
+    """examples/ray_radial_profile.py as a user runs it, fed by examples/stream_raw.yaml."""
+    import h5py
+
+    out = tmp_path / "profiles.h5"
+    run_example("ray_radial_profile.py", out)
     with h5py.File(out) as f:
         ids = f["/LCLS/eventNumber"][()]
         profiles = f["/entry_1/result_1/radialProfile"][()]
     assert len(set(ids.tolist())) == 40 and profiles.shape == (40, 512)
     assert np.isfinite(profiles).all() and profiles.max() > 0
+
+
+def test_the_peaks_to_cxi_example_against_the_raw_stream_example(tmp_path: Path) -> None:
+    """examples/ray_peaks_cxi.py: peakfinder8 per batch in the actors, one CXI file with every
+    event once, in order; the synthetic run's hits (80 spots each) are the events with
+    peaks, its misses have none, and each list is padded with zeros past nPeaks."""
+    import h5py
+
+    out = tmp_path / "peaks.cxi"
+    text = run_example("ray_peaks_cxi.py", out, "--max-peaks", "256")
+    with h5py.File(out) as f:
+        ids = f["/LCLS/eventNumber"][()]
+        n = f["/entry_1/result_1/nPeaks"][()]
+        x = f["/entry_1/result_1/peakXPosRaw"][()]
+        y = f["/entry_1/result_1/peakYPosRaw"][()]
+        hit = f["/entry_1/result_1/hit"][()].astype(bool)
+        seconds = f["/LCLS/machineTime"][()]
+    assert ids.tolist() == sorted(set(ids.tolist())) and len(ids) == 40
+    assert n.shape == (40,) and x.shape == y.shape == (40, 256) and (seconds > 0).all()
+    assert 0 < hit.sum() < 40 and f"{int(hit.sum())} hits" in text
+    assert (n[hit] >= 30).all() and (n[~hit] < 30).all()
+    for e in range(40):
+        k = min(int(n[e]), 256)
+        assert (x[e, k:] == 0).all() and (y[e, k:] == 0).all()
+        assert (x[e, :k] >= 0).all() and (x[e, :k] < 1024).all() and (y[e, :k] < 8 * 512).all()
