@@ -261,6 +261,14 @@ def test_demo_help_lists_contract_options() -> None:
         assert opt in r.output
 
 
+def test_demo_to_a_consumer_writes_no_files_of_its_own() -> None:
+    """--to sends to the user's consumer (tests/test_ray.py feeds a Ray example that way):
+    --out, the demo's own receiver's folder, makes no sense with it and is refused."""
+    r = run_cli("demo", "--to", "tcp://127.0.0.1:9", "--out", "somewhere")
+    assert r.returncode == 2 and "--out" in r.stderr and "Traceback" not in r.stderr
+    assert "--to" in invoke("demo", "--help").output
+
+
 def test_demo_rejects_unknown_format() -> None:
     r = run_cli("demo", "--format", "tiff")
     assert r.returncode == 2

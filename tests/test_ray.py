@@ -295,9 +295,12 @@ def test_an_incomplete_stream_is_not_complete() -> None:
     assert res.receive["rejected"] == 1 and res.receive["timed_out"]
 
 
-def run_example(script: str, out: Path, *args: str, events: int = 40) -> str:
+def run_example(
+    script: str, out: Path, *args: str, events: int = 40, feed: str = "stream_raw.yaml"
+) -> str:
     """examples/<script> as a user runs it (binding port 0, one actor), fed ``events`` events
-    of examples/stream_raw.yaml; returns its stdout after it exited 0."""
+    of examples/stream_raw.yaml, or (``feed="demo"``) by ``lclstream demo --format raw --to``
+    its address; returns its stdout after it exited 0."""
     import subprocess
     import sys
 
@@ -318,10 +321,21 @@ def run_example(script: str, out: Path, *args: str, events: int = 40) -> str:
         # The example binds port 0 and says which port it got: a port picked here and bound
         # there could be taken in between by one of the processes Ray starts.
         url = line.split()[-1]
-        cfg = yaml.safe_load((root / "examples" / "stream_raw.yaml").read_text())
-        cfg["event_source"]["number_of_events_to_generate"] = events
-        cfg["data_handlers"][0]["urls"] = [url]
-        assert Pipeline(cfg).run().complete
+        if feed == "demo":
+            demo = subprocess.run(
+                [sys.executable, "-m", "lclstream.cli", "demo", "--format", "raw",
+                 "--events", str(events),
+                 "--to", url, "--json"],
+                capture_output=True, text=True, env=cli_env(), timeout=180,
+            )  # fmt: skip
+            assert demo.returncode == 0, demo.stderr
+            sent = json.loads(demo.stdout)
+            assert sent["complete"] and sent["consumer"] == url and sent["received_events"] is None
+        else:
+            cfg = yaml.safe_load((root / "examples" / feed).read_text())
+            cfg["event_source"]["number_of_events_to_generate"] = events
+            cfg["data_handlers"][0]["urls"] = [url]
+            assert Pipeline(cfg).run().complete
         rest, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
@@ -345,13 +359,14 @@ def test_the_radial_profile_example_against_the_raw_stream_example(tmp_path: Pat
 
 
 def test_the_peaks_to_cxi_example_against_the_raw_stream_example(tmp_path: Path) -> None:
-    """examples/ray_peaks_cxi.py: peakfinder8 per batch in the actors, one CXI file with every
-    event once, in order; the synthetic run's hits (80 spots each) are the events with
-    peaks, its misses have none, and each list is padded with zeros past nPeaks."""
+    """examples/ray_peaks_cxi.py fed by ``lclstream demo --format raw --to`` (the README's
+    way): peakfinder8 per batch in the actors, one CXI file with every event once, in order;
+    the synthetic run's hits (80 spots each) are the events with peaks, its misses have
+    none, and each list is padded with zeros past nPeaks."""
     import h5py
 
     out = tmp_path / "peaks.cxi"
-    text = run_example("ray_peaks_cxi.py", out, "--max-peaks", "256")
+    text = run_example("ray_peaks_cxi.py", out, "--max-peaks", "256", feed="demo")
     with h5py.File(out) as f:
         ids = f["/LCLS/eventNumber"][()]
         n = f["/entry_1/result_1/nPeaks"][()]
