@@ -281,6 +281,59 @@ def test_batches_that_wait_go_on_in_bundles_and_each_still_counts_alone() -> Non
     assert sorted(res.outputs.values()) == sorted(set(res.outputs.values()))  # one per event
 
 
+class CalibrateHere:
+    """Consumer-side calibration: raw Jungfrau words in, photons out, with the device path's
+    code (numpy here; cupy or torch on a GPU run the same operations)."""
+
+    def __init__(self, constants: dict[str, np.ndarray], energy: float) -> None:
+        from lclstream.ray.gpu import JungfrauOnDevice
+
+        self.cal = JungfrauOnDevice(
+            constants["pedestal"], constants["gain"], mask=constants["mask"],
+            output="photons", photon_energy_keV=energy,
+        )  # fmt: skip
+
+    def __call__(self, batch: RayBatch) -> tuple[list[int], list[int], np.ndarray]:
+        sums = [int(f.sum(dtype=np.int64)) for f in batch.data]  # what came over the wire
+        return [int(i) for i in batch.event_ids], sums, self.cal(batch.data)
+
+
+def test_raw_words_calibrated_in_the_actors_equal_the_producers_kernel() -> None:
+    """The producer sends raw uint16 words (no calibration: 2 bytes a pixel, half of float32
+    keV); the actors calibrate them to photons; every event equals what lclstream's C++
+    kernel makes of the same raw frame, bit for bit."""
+    from lclstream.config import load_config
+    from lclstream.sources import open_source
+    from proc_helpers import photon_calibrator
+
+    stream = BatchStream("tcp://127.0.0.1:0", timeout=30)
+    cfg = producer_config(stream.endpoints[0], 12, batch=4)
+    del cfg["processing_pipeline"]["calibration"]  # raw words on the wire
+    src = open_source(load_config(cfg))
+    try:
+        consts = src.constants("detector_data")  # type: ignore[attr-defined]
+        kernel = photon_calibrator(consts, ENERGY)
+        raw = [ev.data["detector_data"] for _, ev in zip(range(12), src.events(), strict=False)]
+        want = {i: kernel(r) for i, r in enumerate(raw)}
+        raw_sums = {i: int(r.sum(dtype=np.int64)) for i, r in enumerate(raw)}
+    finally:
+        src.close()
+    prod = threading.Thread(target=lambda: Pipeline(cfg).run(), daemon=True)
+    prod.start()
+    res = map_batches(stream, CalibrateHere, fn_args=(consts, ENERGY), actors=2, keep_outputs=True)
+    prod.join(60)
+    assert res.complete, res.incomplete_reason()
+    got, sums = {}, {}
+    for ids, wire, photons in res.outputs.values():
+        got.update(zip(ids, photons, strict=True))
+        sums.update(zip(ids, wire, strict=True))
+    assert sorted(got) == list(range(12))
+    assert sums == raw_sums  # the raw words travelled, not photons
+    for i in range(12):
+        assert got[i].dtype == want[i].dtype and got[i].tobytes() == want[i].tobytes()
+    assert sum(int(p.sum()) for p in got.values()) > 0  # photons were there
+
+
 def test_an_incomplete_stream_is_not_complete() -> None:
     """Only a hostile message and no end message: rejected, counted, and the verdict says
     the stream did not end."""
