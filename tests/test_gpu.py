@@ -64,6 +64,16 @@ def test_numpy_path_equals_the_cpu_kernel_bit_for_bit(
         assert (got == np.iinfo(np.uint16).max).any()  # the clip is exercised
 
 
+def test_words_viewed_as_int16_calibrate_the_same() -> None:
+    """ToDevice hands uint16 words on as int16 tensors (same bits): gain stages 2 and 3 are
+    then negative numbers, and must still read as their words."""
+    c = constants()
+    raw = raw_batch()
+    cal = JungfrauOnDevice(**c)
+    assert (raw.view(np.int16) < 0).any()  # stages 2 and 3 are there
+    assert same_bits(cal(raw.view(np.int16)), cal(raw))
+
+
 def test_bad_constants_and_batches_are_clear_errors() -> None:
     c = constants()
     with pytest.raises(ValueError, match="pedestal"):
@@ -126,7 +136,8 @@ def test_to_device_reuses_pinned_buffers_and_overlaps_copies_with_compute() -> N
     for b in batches:
         t = feed(b)
         assert t.is_cuda and tuple(t.shape) == b.shape
-        sums.append(int(t.to(torch.int64).sum().item()))  # compute on the caller's stream
+        assert t.dtype == torch.int16  # the words' bits, in a type torch computes with
+        sums.append(int((t.to(torch.int64) & 0xFFFF).sum().item()))  # on the caller's stream
     assert feed.allocations == 2
     assert sums == [int(b.astype(np.int64).sum()) for b in batches]
     assert feed._stream != torch.cuda.current_stream()

@@ -106,8 +106,8 @@ class JungfrauOnDevice:
                 f"raw batch: shape {tuple(raw.shape)}, expected "
                 f"(events, {', '.join(str(x) for x in self.frame_shape)})"
             )
-        if self._kind == "torch":
-            word = raw.to(xp.int32) & 0xFFFF  # torch has no uint16 shifts; int16 views too
+        if self._kind == "torch":  # words as int16 (ToDevice's view) or uint16 tensors
+            word = raw.to(xp.int32) & 0xFFFF
             data = (word & 0x3FFF).to(xp.float32)
         else:
             word = raw.astype(xp.int32) & 0xFFFF
@@ -140,6 +140,8 @@ class ToDevice:
     then to the device asynchronously on a stream of its own; the caller's stream waits for
     that copy before using the tensor, so the copy of batch N+1 runs while the caller
     computes on batch N. ``cupy.from_dlpack(tensor)`` hands the result to cupy without a copy.
+    Unsigned words arrive as the signed tensor of their width holding the same bits (torch's
+    uint16/uint32 lack most kernels); :class:`JungfrauOnDevice` reads them as words.
     """
 
     def __init__(self, device: str = "cuda", depth: int = 2) -> None:
@@ -162,6 +164,8 @@ class ToDevice:
         self._next = (i + 1) % len(self._buffers)
         if self._events[i] is not None:
             self._events[i].synchronize()  # the copy out of this buffer is done
+        words = {np.dtype(np.uint16): np.int16, np.dtype(np.uint32): np.int32}
+        array = array.view(words.get(array.dtype, array.dtype))
         host = self._buffers[i]
         if host is None or tuple(host.shape) != array.shape or host.numpy().dtype != array.dtype:
             host = torch.from_numpy(np.empty(array.shape, array.dtype)).pin_memory()
