@@ -93,6 +93,51 @@ def test_bad_constants_and_batches_are_clear_errors() -> None:
         cal(np.zeros((2, 8, 8), np.uint16))
 
 
+def test_the_reference_file_for_gpu_nodes_is_the_cpu_kernels_output() -> None:
+    """scripts/gpu_check.py compares the device path with this file where the compiled core
+    is not built; it must say what the kernel says today."""
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent / "data" / "gpu"
+    sys.path.insert(0, str(here))
+    try:
+        import make_reference
+    finally:
+        sys.path.remove(str(here))
+    ref = np.load(make_reference.PATH)
+    data = make_reference.inputs()
+    for k, v in data.items():
+        assert same_bits(ref[k], v), k
+    for name, out in make_reference.outputs(data).items():
+        assert same_bits(ref[f"out_{name}"], out), name
+
+
+def test_the_gpu_check_script_runs_here_with_what_there_is(tmp_path: Any) -> None:
+    """The device check as it will run on a GPU node: here numpy passes against the
+    reference and every CUDA check says it was skipped and why."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from proc_helpers import cli_env
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "gpu.json"
+    r = subprocess.run(
+        [sys.executable, str(root / "scripts" / "gpu_check.py"), "--json", str(out)],
+        capture_output=True, text=True, env=cli_env(), timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = json.loads(out.read_text())
+    assert got["numpy"] == {"status": "passed", "differ": []}
+    for key in ("torch_cuda", "cupy", "to_device", "timing"):
+        assert got[key]["status"] in ("passed", "measured") or got[key]["status"].startswith(
+            "skipped: no"
+        ), got[key]
+
+
 def cuda_torch() -> Any:
     torch = pytest.importorskip("torch", reason="torch (the GPU path needs it)")
     if not torch.cuda.is_available():

@@ -18,6 +18,10 @@ import numpy as np
 import numpy.typing as npt
 
 from lclstream import _core, detectors
+from lclstream.calib_inputs import constants_array as _constants
+from lclstream.calib_inputs import mask_array as _mask
+from lclstream.calib_inputs import output_dtype as _output_dtype
+from lclstream.calib_inputs import shape_text as _shape_text
 
 __all__ = [
     "Epix10ka",
@@ -32,7 +36,6 @@ __all__ = [
     "zero_below",
 ]
 
-OUTPUTS = ("keV", "adu", "photons")
 # Geometry and gain stages of the kernels' detectors: the detector table's.
 JUNGFRAU_MODULE = detectors.JUNGFRAU.module_shape or (0, 0)
 EPIX10KA_PANEL = detectors.EPIX10KA.module_shape or (0, 0)
@@ -40,54 +43,10 @@ JUNGFRAU_GAINS = detectors.JUNGFRAU.n_gains
 EPIX10KA_RANGES = detectors.EPIX10KA.n_gains
 
 
-def _shape_text(shape: tuple[int, ...]) -> str:
-    return "(" + ", ".join(str(s) for s in shape) + ")"
-
-
 def _constants_text(kind: detectors.DetectorKind, modules: str) -> str:
     """The constants shape a kind's kernel expects, e.g. ``(3, modules, 512, 1024)``."""
     ny, nx = kind.module_shape or (0, 0)
     return f"({kind.n_gains}, {modules}, {ny}, {nx})"
-
-
-def _output_dtype(
-    output: str, dtype: npt.DTypeLike | None, photon_energy_keV: float | None
-) -> np.dtype[Any]:
-    if output not in OUTPUTS:
-        raise ValueError(f"output must be one of {', '.join(OUTPUTS)}; got {output!r}")
-    if output == "photons":
-        if photon_energy_keV is None or not photon_energy_keV > 0:
-            raise ValueError(
-                f"output='photons' needs photon_energy_keV > 0; got {photon_energy_keV!r}"
-            )
-        dt = np.dtype(np.uint16 if dtype is None else dtype)
-        if dt not in (np.dtype(np.uint16), np.dtype(np.uint32)):
-            raise ValueError(f"photon counts are uint16 or uint32; dtype={dt} is not supported")
-        return dt
-    dt = np.dtype(np.float32 if dtype is None else dtype)
-    if dt != np.dtype(np.float32):
-        raise ValueError(f"output={output!r} is float32; dtype={dt} is not supported")
-    return dt
-
-
-def _constants(name: str, a: npt.ArrayLike, shape: tuple[int, ...]) -> np.ndarray:
-    arr = np.asarray(a)
-    if arr.dtype.kind not in "uif":
-        raise ValueError(f"{name}: expected real numbers, got dtype {arr.dtype}")
-    if arr.shape != shape:
-        raise ValueError(f"{name}: shape {_shape_text(arr.shape)}, expected {_shape_text(shape)}")
-    return np.ascontiguousarray(arr, dtype=np.float32)
-
-
-def _mask(
-    mask: npt.ArrayLike | None, shape: tuple[int, ...], name: str = "mask"
-) -> np.ndarray | None:
-    if mask is None:
-        return None
-    m = np.asarray(mask)
-    if m.shape != shape:
-        raise ValueError(f"{name}: shape {_shape_text(m.shape)}, expected {_shape_text(shape)}")
-    return np.ascontiguousarray(m != 0, dtype=np.uint8)  # psana: nonzero = good pixel
 
 
 #: Common-mode defaults per detector (ADU): Jungfrau per row within 64-column banks (G0

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lclstream import calib, detectors
+from lclstream import calib_inputs, detectors
 
 __all__ = ["JungfrauOnDevice", "ToDevice"]
 
@@ -66,20 +66,24 @@ class JungfrauOnDevice:
     ) -> None:
         self._kind, self._xp = _namespace(xp)
         # the CPU path's own checks, so both refuse the same inputs with the same words
-        self.dtype = calib._output_dtype(output, dtype, photon_energy_keV)
+        self.dtype = calib_inputs.output_dtype(output, dtype, photon_energy_keV)
         ped = np.asarray(pedestal)
         gains = detectors.JUNGFRAU.n_gains
         if ped.ndim < 2 or ped.shape[0] != gains:
             raise ValueError(
-                f"Jungfrau pedestal: shape {calib._shape_text(ped.shape)}, expected "
+                f"Jungfrau pedestal: shape {calib_inputs.shape_text(ped.shape)}, expected "
                 f"({gains}, *frame)"
             )
         shape = tuple(int(x) for x in ped.shape)
         self.frame_shape = shape[1:]
-        p = calib._constants("Jungfrau pedestal", ped, shape)
-        g = calib._constants("Jungfrau gain", gain, shape)
-        poff = p if offset is None else p + calib._constants("Jungfrau offset", offset, shape)
-        m = calib._mask(mask, self.frame_shape, "Jungfrau mask")
+        p = calib_inputs.constants_array("Jungfrau pedestal", ped, shape)
+        g = calib_inputs.constants_array("Jungfrau gain", gain, shape)
+        poff = (
+            p
+            if offset is None
+            else p + calib_inputs.constants_array("Jungfrau offset", offset, shape)
+        )
+        m = calib_inputs.mask_array(mask, self.frame_shape, "Jungfrau mask")
         good = np.float32(1) if m is None else m.astype(np.float32)
         if output == "adu":
             factor = np.ones_like(g) * good
