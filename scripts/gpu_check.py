@@ -161,13 +161,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)
     ref = np.load(REFERENCE)
-    results = {
-        "numpy": check_numpy(ref),
-        "torch_cuda": check_torch(ref),
-        "cupy": check_cupy(ref),
-        "to_device": check_feeder(),
-        "timing": timing(),
+    checks = {
+        "numpy": lambda: check_numpy(ref),
+        "torch_cuda": lambda: check_torch(ref),
+        "cupy": lambda: check_cupy(ref),
+        "to_device": check_feeder,
+        "timing": timing,
     }
+    results: dict[str, dict[str, Any]] = {}
+    for name, check in checks.items():  # one run says everything: a raise fails one check
+        try:
+            results[name] = check()
+        except Exception as e:  # noqa: BLE001 - reported as this check's failure
+            results[name] = {"status": "failed", "error": f"{type(e).__name__}: {e}"}
     text = json.dumps(results, indent=2)
     print(text)
     if args.json is not None:

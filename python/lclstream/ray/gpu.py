@@ -128,7 +128,7 @@ class JungfrauOnDevice:
         top = float(np.iinfo(self.dtype).max) if self.dtype.kind in "iu" else None
         if self._kind == "torch":  # torch.round rounds half to even, as rint does
             q = xp.round(out / self._scalar(self._energy)).clamp(min=0.0, max=top)
-            return q.to(getattr(xp, str(self.dtype)))
+            return q.to(xp.int64).to(getattr(xp, str(self.dtype)))  # exact integers first
         q = xp.maximum(xp.rint(out / self._energy), 0.0)
         return (q if top is None else xp.minimum(q, top)).astype(self.dtype)
 
