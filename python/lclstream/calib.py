@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from lclstream import _core, detectors
 from lclstream.calib_inputs import constants_array as _constants
+from lclstream.calib_inputs import jungfrau_constants, stage_constants
 from lclstream.calib_inputs import mask_array as _mask
 from lclstream.calib_inputs import output_dtype as _output_dtype
 from lclstream.calib_inputs import shape_text as _shape_text
@@ -36,17 +37,9 @@ __all__ = [
     "zero_below",
 ]
 
-# Geometry and gain stages of the kernels' detectors: the detector table's.
+# Geometry of the kernels' detectors: the detector table's.
 JUNGFRAU_MODULE = detectors.JUNGFRAU.module_shape or (0, 0)
 EPIX10KA_PANEL = detectors.EPIX10KA.module_shape or (0, 0)
-JUNGFRAU_GAINS = detectors.JUNGFRAU.n_gains
-EPIX10KA_RANGES = detectors.EPIX10KA.n_gains
-
-
-def _constants_text(kind: detectors.DetectorKind, modules: str) -> str:
-    """The constants shape a kind's kernel expects, e.g. ``(3, modules, 512, 1024)``."""
-    ny, nx = kind.module_shape or (0, 0)
-    return f"({kind.n_gains}, {modules}, {ny}, {nx})"
 
 
 #: Common-mode defaults per detector (ADU): Jungfrau per row within 64-column banks (G0
@@ -207,18 +200,7 @@ class Jungfrau(_Calibration):
         common_mode: bool | Mapping[str, Any] | None = None,
     ) -> None:
         out_dtype = _output_dtype(output, dtype, photon_energy_keV)
-        ped = np.asarray(pedestal)
-        if ped.ndim < 2 or ped.shape[0] != JUNGFRAU_GAINS:
-            raise ValueError(
-                f"Jungfrau pedestal: shape {_shape_text(ped.shape)}, expected "
-                f"{_constants_text(detectors.JUNGFRAU, 'modules')}"
-            )
-        shape = tuple(int(s) for s in ped.shape)
-        frame = shape[1:]
-        p = _constants("Jungfrau pedestal", ped, shape)
-        g = _constants("Jungfrau gain", gain, shape)
-        o = None if offset is None else _constants("Jungfrau offset", offset, shape)
-        m = _mask(mask, frame, "Jungfrau mask")
+        frame, p, g, o, m = jungfrau_constants(pedestal, gain, offset, mask)
         n = int(np.prod(frame))
         core = _core.Calibrator.jungfrau(p, g, o, m, n, output, float(photon_energy_keV or 0.0))
         _set_common_mode(core, common_mode, frame, "jungfrau")
@@ -247,16 +229,7 @@ class Epix10ka(_Calibration):
         common_mode: bool | Mapping[str, Any] | None = None,
     ) -> None:
         out_dtype = _output_dtype(output, dtype, photon_energy_keV)
-        ped = np.asarray(pedestal)
-        if ped.ndim < 2 or ped.shape[0] != EPIX10KA_RANGES:
-            raise ValueError(
-                f"Epix10ka pedestal: shape {_shape_text(ped.shape)}, expected "
-                f"{_constants_text(detectors.EPIX10KA, 'panels')}"
-            )
-        shape = tuple(int(s) for s in ped.shape)
-        frame = shape[1:]
-        p = _constants("Epix10ka pedestal", ped, shape)
-        g = _constants("Epix10ka gain", gain, shape)
+        frame, p, g = stage_constants(detectors.EPIX10KA, "Epix10ka", "panels", pedestal, gain)
         cb = np.asarray(config_bits)
         if cb.shape != frame or cb.dtype.kind not in "ui":
             raise ValueError(

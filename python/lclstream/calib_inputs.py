@@ -12,7 +12,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["OUTPUTS", "constants_array", "mask_array", "output_dtype", "shape_text"]
+from lclstream import detectors
+
+__all__ = [
+    "OUTPUTS",
+    "constants_array",
+    "constants_text",
+    "jungfrau_constants",
+    "mask_array",
+    "output_dtype",
+    "shape_text",
+    "stage_constants",
+]
 
 OUTPUTS = ("keV", "adu", "photons")
 
@@ -65,3 +76,44 @@ def mask_array(
     if m.shape != shape:
         raise ValueError(f"{name}: shape {shape_text(m.shape)}, expected {shape_text(shape)}")
     return np.ascontiguousarray(m != 0, dtype=np.uint8)  # psana: nonzero = good pixel
+
+
+def constants_text(kind: detectors.DetectorKind, modules: str) -> str:
+    """The constants shape a kind's kernel expects, e.g. ``(3, modules, 512, 1024)``."""
+    ny, nx = kind.module_shape or (0, 0)
+    return f"({kind.n_gains}, {modules}, {ny}, {nx})"
+
+
+def stage_constants(
+    kind: detectors.DetectorKind,
+    name: str,
+    units: str,
+    pedestal: npt.ArrayLike,
+    gain: npt.ArrayLike,
+) -> tuple[tuple[int, ...], np.ndarray, np.ndarray]:
+    """(frame shape, pedestal, gain) of a gain-switching detector, checked and laid out as its
+    kernel reads them: float32 ``(n_gains, *frame)``; ``name`` and ``units`` ("modules",
+    "panels") word the error."""
+    ped = np.asarray(pedestal)
+    if ped.ndim < 2 or ped.shape[0] != kind.n_gains:
+        raise ValueError(
+            f"{name} pedestal: shape {shape_text(ped.shape)}, expected "
+            f"{constants_text(kind, units)}"
+        )
+    shape = tuple(int(s) for s in ped.shape)
+    p = constants_array(f"{name} pedestal", ped, shape)
+    return shape[1:], p, constants_array(f"{name} gain", gain, shape)
+
+
+def jungfrau_constants(
+    pedestal: npt.ArrayLike,
+    gain: npt.ArrayLike,
+    offset: npt.ArrayLike | None,
+    mask: npt.ArrayLike | None,
+) -> tuple[tuple[int, ...], np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(frame shape, pedestal, gain, offset or None, mask or None) checked and laid out as the
+    Jungfrau kernels read them: constants ``(3, *frame)`` float32, the mask frame-shaped."""
+    frame, p, g = stage_constants(detectors.JUNGFRAU, "Jungfrau", "modules", pedestal, gain)
+    shape = (len(p), *frame)
+    o = None if offset is None else constants_array("Jungfrau offset", offset, shape)
+    return frame, p, g, o, mask_array(mask, frame, "Jungfrau mask")

@@ -21,9 +21,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lclstream import calib_inputs, detectors
+from lclstream import calib_inputs
 
 __all__ = ["JungfrauOnDevice", "ToDevice"]
+
+#: unsigned words -> the signed type of their width, which torch computes with
+_WORDS = {np.dtype(np.uint16): np.int16, np.dtype(np.uint32): np.int32}
 
 
 def _namespace(xp: Any) -> tuple[str, Any]:
@@ -67,23 +70,8 @@ class JungfrauOnDevice:
         self._kind, self._xp = _namespace(xp)
         # the CPU path's own checks, so both refuse the same inputs with the same words
         self.dtype = calib_inputs.output_dtype(output, dtype, photon_energy_keV)
-        ped = np.asarray(pedestal)
-        gains = detectors.JUNGFRAU.n_gains
-        if ped.ndim < 2 or ped.shape[0] != gains:
-            raise ValueError(
-                f"Jungfrau pedestal: shape {calib_inputs.shape_text(ped.shape)}, expected "
-                f"({gains}, *frame)"
-            )
-        shape = tuple(int(x) for x in ped.shape)
-        self.frame_shape = shape[1:]
-        p = calib_inputs.constants_array("Jungfrau pedestal", ped, shape)
-        g = calib_inputs.constants_array("Jungfrau gain", gain, shape)
-        poff = (
-            p
-            if offset is None
-            else p + calib_inputs.constants_array("Jungfrau offset", offset, shape)
-        )
-        m = calib_inputs.mask_array(mask, self.frame_shape, "Jungfrau mask")
+        self.frame_shape, p, g, o, m = calib_inputs.jungfrau_constants(pedestal, gain, offset, mask)
+        poff = p if o is None else p + o
         good = np.float32(1) if m is None else m.astype(np.float32)
         if output == "adu":
             factor = np.ones_like(g) * good
@@ -94,8 +82,8 @@ class JungfrauOnDevice:
         self.output = output
         self._energy = np.float32(photon_energy_keV or 0.0)
         self._device = device
-        self._poff = [self._move(np.ascontiguousarray(poff[i])) for i in range(gains)]
-        self._factor = [self._move(np.ascontiguousarray(factor[i])) for i in range(gains)]
+        self._poff = [self._move(np.ascontiguousarray(poff[i])) for i in range(len(p))]
+        self._factor = [self._move(np.ascontiguousarray(factor[i])) for i in range(len(p))]
 
     def _move(self, a: np.ndarray) -> Any:
         if self._kind == "torch":
@@ -168,8 +156,7 @@ class ToDevice:
         self._next = (i + 1) % len(self._buffers)
         if self._events[i] is not None:
             self._events[i].synchronize()  # the copy out of this buffer is done
-        words = {np.dtype(np.uint16): np.int16, np.dtype(np.uint32): np.int32}
-        array = array.view(words.get(array.dtype, array.dtype))
+        array = array.view(_WORDS.get(array.dtype, array.dtype))
         host = self._buffers[i]
         if host is None or tuple(host.shape) != array.shape or host.numpy().dtype != array.dtype:
             host = torch.from_numpy(np.empty(array.shape, array.dtype)).pin_memory()
