@@ -68,9 +68,19 @@ def check_torch(ref: Any) -> dict[str, Any]:
 
     feed = ToDevice("cuda")
     raw = feed(ref["raw"])
-    cals = calibrators(ref, xp=torch, device="cuda")
-    bad = [n for n, c in cals.items() if not same_bits(c(raw).cpu().numpy(), ref[f"out_{n}"])]
-    return {"status": "failed" if bad else "passed", "differ": bad, "torch": torch.__version__}
+    bad, off = [], []
+    for name, cal in calibrators(ref, xp=torch, device="cuda").items():
+        out = cal(raw)
+        if out.device.type != "cuda":
+            off.append(name)
+        if not same_bits(out.cpu().numpy(), ref[f"out_{name}"]):
+            bad.append(name)
+    return {
+        "status": "failed" if bad or off else "passed",
+        "differ": bad,
+        "not_on_device": off,
+        "torch": torch.__version__,
+    }
 
 
 def check_cupy(ref: Any) -> dict[str, Any]:
@@ -96,16 +106,19 @@ def check_feeder() -> dict[str, Any]:
     feed = ToDevice("cuda", depth=2)
     batches = [rng.integers(0, 1 << 16, (4, 2, 64, 96), dtype=np.uint16) for _ in range(8)]
     sums = []
+    laid_out = True  # on the device, the batch's shape, the words' bits as int16
     for b in batches:
         t = feed(b)
-        sums.append(int((t.to(torch.int64) & 0xFFFF).sum().item()))
+        laid_out &= t.is_cuda and tuple(t.shape) == b.shape and t.dtype == torch.int16
+        sums.append(int((t.to(torch.int64) & 0xFFFF).sum().item()))  # on the caller's stream
     intact = sums == [int(b.astype(np.int64).sum()) for b in batches]
     own_stream = feed._stream != torch.cuda.current_stream()
-    ok = intact and own_stream and feed.allocations == 2
+    ok = intact and laid_out and own_stream and feed.allocations == 2
     return {
         "status": "passed" if ok else "failed",
         "allocations": feed.allocations,
         "intact": intact,
+        "laid_out": laid_out,
         "own_stream": own_stream,
     }
 

@@ -93,7 +93,7 @@ class _Waiting:
                 item, nbytes = self._items.popleft()
                 out.append(item)
                 size += nbytes
-            self._bytes = sum(n for _, n in self._items)
+            self._bytes -= size
             self._cv.notify_all()
             return out
 
